@@ -1,0 +1,1 @@
+"""Evidence label payloads, QR encoding/decoding and printable label layouts."""

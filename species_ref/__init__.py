@@ -1,0 +1,1 @@
+"""Reference libraries, query reading and QC, matching and species decisions (DNA barcodes)."""
