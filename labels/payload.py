@@ -118,7 +118,9 @@ class LabelPayload:
         object.__setattr__(self, "record_hash", _normalise_hash(self.record_hash))
         object.__setattr__(self, "key_fingerprint", _normalise_fingerprint(self.key_fingerprint))
         if isinstance(self.reprint, bool) or not isinstance(self.reprint, int):
-            raise PayloadError(f"Reprint {self.reprint!r} is not an integer; pass 0 for a first print.")
+            raise PayloadError(
+                f"Reprint {self.reprint!r} is not an integer; pass 0 for a first print."
+            )
         if not 0 <= self.reprint <= MAX_REPRINT:
             raise PayloadError(
                 f"Reprint {self.reprint} is outside 0..{MAX_REPRINT}; "
@@ -350,8 +352,7 @@ def _check_text(what: str, value: object, *, low: int, high: int) -> None:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise PayloadError(
-            f"The {what} {value!r} holds characters that cannot be encoded as UTF-8; "
-            "remove them."
+            f"The {what} {value!r} holds characters that cannot be encoded as UTF-8; remove them."
         ) from None
     if not low <= size <= high:
         wanted = "must not be empty" if size < low else f"is {size} bytes, over {high}"

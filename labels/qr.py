@@ -1,0 +1,250 @@
+"""QR codes for labels: building the module matrix and image, and decoding scans.
+
+Encoding uses the `qrcode` library. Label text (``CL1:`` + base45) is entirely in
+the QR alphanumeric set, so it is encoded in alphanumeric mode; any other text
+falls back to the library's automatic mode choice.
+
+Decoding uses zxing-cpp. `decode_file` accepts raster images (PNG, JPEG, TIFF,
+GIF, WebP, BMP, ...; every frame) and PDFs (every page rendered at
+`PDF_RENDER_DPI`). A first pass decodes the image as it is; only if it finds
+nothing are harder variants tried (grayscale with contrast stretch, upscaling,
+global binarization at several thresholds, sharpening), so a slightly rotated,
+blurred, low-contrast or JPEG-compressed photo still decodes while clean scans
+stay fast.
+
+Invariants: results are returned in reading order (top to bottom, then left to
+right, page by page) with one entry per printed code, so two copies of the same
+label on a sheet give two entries; every failure to read a file raises
+`DecodeError` with the file name in the message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pypdfium2 as pdfium
+import qrcode
+import zxingcpp
+from PIL import Image, ImageFilter, ImageOps, ImageSequence, UnidentifiedImageError
+from qrcode.util import MODE_ALPHA_NUM, QRData
+
+from labels.errors import DecodeError, LabelError
+
+PDF_RENDER_DPI = 300
+QUIET_ZONE = 4
+_ERROR_LEVELS = {
+    "L": qrcode.constants.ERROR_CORRECT_L,
+    "M": qrcode.constants.ERROR_CORRECT_M,
+    "Q": qrcode.constants.ERROR_CORRECT_Q,
+    "H": qrcode.constants.ERROR_CORRECT_H,
+}
+_QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+_ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
+
+
+@dataclass(frozen=True)
+class QrMatrix:
+    """The dark/light modules of a QR symbol, without quiet zone; rows top to bottom."""
+
+    version: int
+    error: str
+    rows: tuple[tuple[bool, ...], ...]
+
+    @property
+    def size(self) -> int:
+        """Modules per side, without quiet zone (21 for version 1, +4 per version)."""
+        return len(self.rows)
+
+
+@lru_cache(maxsize=4096)
+def qr_matrix(text: str, *, error: str = "M") -> QrMatrix:
+    """Build (and cache) the smallest QR symbol for `text` at error correction `error`."""
+    level = _ERROR_LEVELS.get(error)
+    if level is None:
+        raise LabelError(
+            f"QR error correction level {error!r} is unknown; use one of "
+            f"{', '.join(_ERROR_LEVELS)}."
+        )
+    code = qrcode.QRCode(error_correction=level, border=0)
+    if text and set(text) <= _ALPHANUMERIC:
+        code.add_data(QRData(text.encode("ascii"), mode=MODE_ALPHA_NUM))
+    else:
+        code.add_data(text)
+    try:
+        code.make(fit=True)
+    except qrcode.exceptions.DataOverflowError:
+        raise LabelError(
+            f"Text of {len(text)} characters does not fit in any QR code at error "
+            f"correction {error}; shorten it."
+        ) from None
+    rows = tuple(tuple(bool(cell) for cell in row) for row in code.get_matrix())
+    return QrMatrix(version=int(code.version or 0), error=error, rows=rows)
+
+
+def qr_image(text: str, *, error: str = "M", scale: int = 10) -> Image.Image:
+    """Return a black-on-white QR image of `text`, `scale` pixels per module, quiet zone 4."""
+    matrix = qr_matrix(text, error=error)
+    side = matrix.size + 2 * QUIET_ZONE
+    image = Image.new("L", (side, side), 255)
+    pixels = image.load()
+    assert pixels is not None
+    for y, row in enumerate(matrix.rows):
+        for x, dark in enumerate(row):
+            if dark:
+                pixels[x + QUIET_ZONE, y + QUIET_ZONE] = 0
+    return image.resize((side * scale, side * scale), Image.Resampling.NEAREST)
+
+
+def decode_image(image: Image.Image) -> list[str]:
+    """Decode every QR code in one image, trying harder variants if the first pass fails."""
+    found = _read(image, factor=1.0)
+    if found:
+        return _in_reading_order(found)
+    for variant, factor in _harder_variants(image):
+        for hit in _read(variant, factor=factor):
+            if not any(_same_code(hit, other) for other in found):
+                found.append(hit)
+    return _in_reading_order(found)
+
+
+def decode_file(path: Path | str) -> list[str]:
+    """Decode every QR code in an image or PDF file, in reading order.
+
+    Raises DecodeError if the file is missing, is neither an image nor a PDF, or holds
+    no QR code that can be read.
+    """
+    path = Path(path)
+    texts: list[str] = []
+    for page in _pages(path):
+        texts.extend(decode_image(page))
+    if not texts:
+        raise DecodeError(
+            f"No QR code found in {path}; rescan at higher resolution or check the label."
+        )
+    return texts
+
+
+@dataclass(frozen=True)
+class _Hit:
+    text: str
+    x: float
+    y: float
+    span: float
+
+
+def _read(image: Image.Image, *, factor: float) -> list[_Hit]:
+    if image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    hits: list[_Hit] = []
+    for code in zxingcpp.read_barcodes(image, formats=_QR_ONLY):
+        corners = (
+            code.position.top_left,
+            code.position.top_right,
+            code.position.bottom_right,
+            code.position.bottom_left,
+        )
+        xs = [point.x / factor for point in corners]
+        ys = [point.y / factor for point in corners]
+        hits.append(
+            _Hit(
+                text=code.text,
+                x=sum(xs) / 4,
+                y=sum(ys) / 4,
+                span=max(max(xs) - min(xs), max(ys) - min(ys), 1.0),
+            )
+        )
+    return hits
+
+
+def _same_code(a: _Hit, b: _Hit) -> bool:
+    near = max(a.span, b.span) / 2
+    return a.text == b.text and abs(a.x - b.x) < near and abs(a.y - b.y) < near
+
+
+def _in_reading_order(hits: list[_Hit]) -> list[str]:
+    if not hits:
+        return []
+    # Codes in one printed row differ in y by a little; band rows by half a code height.
+    band = max(min(hit.span for hit in hits) / 2, 1.0)
+    return [hit.text for hit in sorted(hits, key=lambda hit: (round(hit.y / band), hit.x))]
+
+
+def _harder_variants(image: Image.Image) -> Iterator[tuple[Image.Image, float]]:
+    gray = image if image.mode == "L" else image.convert("L")
+    stretched = ImageOps.autocontrast(gray, cutoff=1)
+    yield stretched, 1.0
+    longest = max(stretched.size)
+    if longest < 4000:
+        factor = 2.0 if longest >= 1000 else 3.0
+        size = (round(stretched.width * factor), round(stretched.height * factor))
+        upscaled = stretched.resize(size, Image.Resampling.LANCZOS)
+        yield upscaled, factor
+    else:
+        upscaled, factor = stretched, 1.0
+    sharpened = upscaled.filter(ImageFilter.UnsharpMask(radius=2, percent=200, threshold=0))
+    yield sharpened, factor
+    threshold = _otsu(stretched)
+    for offset in (0, -25, 25):
+        level = min(max(threshold + offset, 1), 254)
+        yield upscaled.point(lambda value, level=level: 255 if value > level else 0), factor
+
+
+def _otsu(gray: Image.Image) -> int:
+    histogram = gray.histogram()[:256]
+    total = sum(histogram)
+    weighted_total = sum(value * count for value, count in enumerate(histogram))
+    best, best_threshold = -1.0, 128
+    below = weighted_below = 0
+    for value, count in enumerate(histogram):
+        below += count
+        if below == 0 or below == total:
+            continue
+        weighted_below += value * count
+        above = total - below
+        mean_below = weighted_below / below
+        mean_above = (weighted_total - weighted_below) / above
+        spread = below * above * (mean_below - mean_above) ** 2
+        if spread > best:
+            best, best_threshold = spread, value
+    return best_threshold
+
+
+def _pages(path: Path) -> Iterator[Image.Image]:
+    if not path.is_file():
+        raise DecodeError(f"File {path} does not exist or is not a file; check the path.")
+    with path.open("rb") as handle:
+        head = handle.read(1024)
+    if b"%PDF-" in head:
+        yield from _pdf_pages(path)
+        return
+    try:
+        with Image.open(path) as opened:
+            for frame in ImageSequence.Iterator(opened):
+                yield ImageOps.exif_transpose(frame.copy())
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise DecodeError(
+            f"File {path} is not an image or PDF that can be read ({exc.__class__.__name__}); "
+            "export the scan as PNG, JPEG or PDF."
+        ) from None
+
+
+def _pdf_pages(path: Path) -> Iterator[Image.Image]:
+    try:
+        document = pdfium.PdfDocument(path)
+    except pdfium.PdfiumError as exc:
+        raise DecodeError(
+            f"File {path} is not a PDF that can be read ({exc}); export it again as PDF."
+        ) from None
+    try:
+        for index in range(len(document)):
+            page = document[index]
+            try:
+                bitmap = page.render(scale=PDF_RENDER_DPI / 72, grayscale=True)
+                yield bitmap.to_pil()
+            finally:
+                page.close()
+    finally:
+        document.close()
