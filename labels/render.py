@@ -1,0 +1,522 @@
+"""Rendering evidence labels to a PDF print job with reportlab.
+
+This module owns what a label says and where each piece of text goes. `plan_label`
+computes the placement of the QR code and of every text line for one label on a
+layout; `render_labels` draws the plans of a whole print job into one PDF.
+
+Text fitting: the font size starts at the layout's maximum and shrinks (binary
+search in 0.25 pt steps) until every field fits. If nothing fits at the layout's
+minimum size, fields are added in priority order (item ID, reprint mark, case and
+bag, seal, seizure time, species, quantity, description, officer, place, agency,
+other IDs) while they fit, multi-line fields dropping to one line first; what does
+not fit is left out and named in `LabelPlan.dropped`. Long words break inside the
+word and a field that still runs long ends in an ellipsis. Widths come from
+reportlab's font metrics, so the plan is exactly what the PDF shows.
+
+Speed: a QR code is built once per distinct payload text and drawn as a PDF form
+XObject (one filled path of merged horizontal runs), so copies cost a reference
+and 1,000 distinct labels render in well under the 5 s budget (bench/labels_bench.py).
+
+Invariants:
+
+- No text line leaves the label's padded box and none overlaps the QR box, which
+  includes its 4-module quiet zone.
+- A label with `reprint > 0` shows a visible inverted "REPRINT n" mark.
+- Text is drawn in the standard Helvetica fonts (WinAnsi): characters outside that
+  set are reduced to their base letter where Unicode allows, otherwise shown as "?".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfgen.canvas import Canvas
+
+from labels.errors import LayoutError
+from labels.layouts import Layout, get_layout
+from labels.qr import QUIET_ZONE, QrMatrix, qr_matrix
+
+REGULAR = "Helvetica"
+BOLD = "Helvetica-Bold"
+ELLIPSIS = "\u2026"
+_LEADING = 1.2
+_BASELINE = 0.95
+_QR_GAP = 0.5 * mm
+
+
+@dataclass
+class LabelContent:
+    """Everything printed on one label; `qr_text` is the signed payload (`sign_label`)."""
+
+    agency: str
+    case_no: str
+    item_id: str
+    bag: str
+    description: str
+    species: str
+    quantity: str
+    seal: str
+    seized_at_utc: str
+    seized_at_local: str
+    officer: str
+    place: str
+    other_ids: str
+    reprint: int
+    qr_text: str
+
+
+@dataclass(frozen=True)
+class RenderReport:
+    """What `render_labels` wrote."""
+
+    pages: int
+    labels: int
+    layout: str
+    path: Path
+    qr_version_max: int
+    module_mm_min: float
+    dropped: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlacedLine:
+    """One line of text; x and baseline y in points from the label's bottom-left corner."""
+
+    field: str
+    x: float
+    y: float
+    size: float
+    prefix: str
+    text: str
+    font: str
+    width: float
+    inverted: bool = False
+
+    @property
+    def top(self) -> float:
+        """Upper edge of the line's box (ascender and inverted-mark padding included)."""
+        return self.y + (0.85 if self.inverted else 0.75) * self.size
+
+    @property
+    def bottom(self) -> float:
+        """Lower edge of the line's box (descender and inverted-mark padding included)."""
+        return self.y - (0.25 if self.inverted else 0.21) * self.size
+
+
+@dataclass(frozen=True)
+class LabelPlan:
+    """Placement of the QR code and text on one label, in label coordinates."""
+
+    qr_x: float
+    qr_y: float
+    qr_side: float
+    module: float
+    matrix: QrMatrix
+    font_size: float
+    lines: tuple[PlacedLine, ...]
+    dropped: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    prefix: str
+    text: str
+    priority: int
+    max_lines: int
+    font: str = REGULAR
+    scale: float = 1.0
+    inverted: bool = False
+
+
+def plan_label(content: LabelContent, layout: Layout) -> LabelPlan:
+    """Place the QR code and fit the text of one label on `layout`."""
+    if not content.qr_text:
+        raise LayoutError(f"Label for item {content.item_id!r} has no QR text; sign it first.")
+    matrix = qr_matrix(content.qr_text)
+    module = layout.module_size(matrix.size)
+    side = (matrix.size + 2 * QUIET_ZONE) * module
+    qr_y = layout.label_height - layout.edge - side
+    if layout.text_beside_qr:
+        qr_x = layout.edge
+        flow = _Flow(
+            layout=layout,
+            qr_right=qr_x + side + _QR_GAP,
+            qr_bottom=qr_y,
+            top=layout.label_height - layout.padding,
+        )
+    else:
+        qr_x = (layout.label_width - side) / 2
+        flow = _Flow(layout=layout, qr_right=layout.padding, qr_bottom=qr_y, top=qr_y)
+    fields = _fields(content)
+    size, lines = _fit(flow, fields)
+    shown = {line.field for line in lines}
+    dropped = tuple(f.name for f in fields if f.name not in shown)
+    return LabelPlan(
+        qr_x=qr_x,
+        qr_y=qr_y,
+        qr_side=side,
+        module=module,
+        matrix=matrix,
+        font_size=size,
+        lines=tuple(lines),
+        dropped=dropped,
+    )
+
+
+def render_labels(
+    contents: Sequence[LabelContent],
+    *,
+    layout: str,
+    out: Path,
+    start: int = 1,
+    copies: int = 1,
+    outlines: bool = False,
+) -> RenderReport:
+    """Render a print job: each label `copies` times in a row, from slot `start` on.
+
+    `start` (1-based) skips used labels on a partly used sheet; `outlines` draws
+    each label's border (for proofs on plain paper). Writes one PDF to `out`.
+    """
+    spec = get_layout(layout)
+    if not contents:
+        raise LayoutError("The print job has no labels; pass at least one LabelContent.")
+    if copies < 1:
+        raise LayoutError(f"Copies must be at least 1, not {copies}; pass copies=1 or more.")
+    if not 1 <= start <= spec.per_page:
+        valid = "1" if spec.per_page == 1 else f"1 to {spec.per_page}"
+        raise LayoutError(
+            f"Start position {start} is not on a {spec.name} page; use {valid} "
+            f"({spec.description})."
+        )
+    plans = [plan_label(content, spec) for content in contents]
+    out = Path(out)
+    canvas = Canvas(str(out), pagesize=(spec.page_width, spec.page_height), pageCompression=1)
+    canvas.setTitle("Evidence labels")
+    canvas.setCreator("custody labels")
+    forms: dict[str, str] = {}
+    slot = start - 1
+    pages = 1
+    placed = 0
+    for content, plan in zip(contents, plans, strict=True):
+        form = forms.get(content.qr_text)
+        if form is None:
+            form = forms[content.qr_text] = _define_qr_form(canvas, plan.matrix, content.qr_text)
+        for _ in range(copies):
+            if slot == spec.per_page:
+                canvas.showPage()
+                pages += 1
+                slot = 0
+            x, y = spec.slot_origin(slot)
+            _draw_label(canvas, plan=plan, form=form, origin=(x, y), spec=spec, outline=outlines)
+            slot += 1
+            placed += 1
+    canvas.showPage()
+    canvas.save()
+    return RenderReport(
+        pages=pages,
+        labels=placed,
+        layout=spec.name,
+        path=out,
+        qr_version_max=max(plan.matrix.version for plan in plans),
+        module_mm_min=min(plan.module for plan in plans) / mm,
+        dropped={
+            content.item_id: plan.dropped
+            for content, plan in zip(contents, plans, strict=True)
+            if plan.dropped
+        },
+    )
+
+
+def printable(text: str) -> str:
+    """Collapse whitespace and map text onto what the standard PDF fonts can show."""
+    text = " ".join(text.split())
+    try:
+        text.encode("cp1252")
+        return text
+    except UnicodeEncodeError:
+        pass
+    out: list[str] = []
+    for char in text:
+        try:
+            char.encode("cp1252")
+            out.append(char)
+            continue
+        except UnicodeEncodeError:
+            pass
+        base = "".join(
+            part
+            for part in unicodedata.normalize("NFKD", char)
+            if not unicodedata.combining(part) and part.isprintable()
+        )
+        try:
+            base.encode("cp1252")
+        except UnicodeEncodeError:
+            base = ""
+        out.append(base or "?")
+    return "".join(out)
+
+
+def _fields(content: LabelContent) -> list[_Field]:
+    case = content.case_no + (f"  \u00b7  {content.bag}" if content.bag else "")
+    seized = content.seized_at_utc
+    if content.seized_at_local:
+        seized += f" ({content.seized_at_local})"
+    candidates = [
+        _Field("agency", "", content.agency, 10, 1, font=BOLD, scale=0.9),
+        _Field("item_id", "", content.item_id, 0, 2, font=BOLD, scale=1.25),
+        _Field(
+            "reprint",
+            "",
+            f"REPRINT {content.reprint}" if content.reprint > 0 else "",
+            1,
+            1,
+            font=BOLD,
+            inverted=True,
+        ),
+        _Field("case", "Case ", case, 2, 2),
+        _Field("seal", "Seal ", content.seal or "none", 3, 2),
+        _Field("seized", "Seized ", seized, 4, 2),
+        _Field(
+            "species", "Species ", f"{content.species} (claimed)" if content.species else "", 5, 3
+        ),
+        _Field("quantity", "Qty ", content.quantity, 6, 2),
+        _Field("description", "", content.description, 7, 4),
+        _Field("officer", "Officer ", content.officer, 8, 2),
+        _Field("place", "Place ", content.place, 9, 2),
+        _Field("other_ids", "IDs ", content.other_ids, 11, 2),
+    ]
+    return [
+        _Field(
+            f.name,
+            f.prefix,
+            printable(f.text),
+            f.priority,
+            f.max_lines,
+            f.font,
+            f.scale,
+            f.inverted,
+        )
+        for f in candidates
+        if f.text.strip()
+    ]
+
+
+@dataclass(frozen=True)
+class _Flow:
+    layout: Layout
+    qr_right: float
+    qr_bottom: float
+    top: float
+
+    def span(self, *, top: float) -> tuple[float, float]:
+        """Left x and usable width for a line whose box reaches up to `top`."""
+        pad = self.layout.padding
+        # A line that reaches above the QR box's bottom edge sits beside it.
+        left = self.qr_right if top > self.qr_bottom else pad
+        return left, self.layout.label_width - pad - left
+
+    def place(
+        self, fields: Sequence[_Field], size: float, *, strict: bool = False
+    ) -> list[PlacedLine] | None:
+        """Lay the fields out top to bottom at font size `size`; None if they do not fit.
+
+        With `strict`, a field that would need a word split or an ellipsis does not fit.
+        """
+        pad = self.layout.padding
+        cursor = self.top
+        lines: list[PlacedLine] = []
+        for f in fields:
+            fsize = size * f.scale
+            lead = fsize * (_LEADING + (0.15 if f.inverted else 0.0))
+            prefix_width = stringWidth(f.prefix, BOLD, fsize)
+            words = f.text.split(" ")
+            for number in range(f.max_lines):
+                if cursor - lead < pad - 0.01:
+                    return None
+                left, width = self.span(top=cursor)
+                prefix = f.prefix if number == 0 else ""
+                room = width - (prefix_width if number == 0 else 0.0)
+                if f.inverted:
+                    room -= 0.6 * fsize
+                last = number == f.max_lines - 1
+                text, words, clipped = _take_line(
+                    words, font=f.font, size=fsize, room=room, last=last
+                )
+                if text is None or (strict and clipped):
+                    return None
+                drawn = (prefix_width if prefix else 0.0) + stringWidth(text, f.font, fsize)
+                lines.append(
+                    PlacedLine(
+                        field=f.name,
+                        x=left,
+                        y=cursor - _BASELINE * fsize,
+                        size=fsize,
+                        prefix=prefix,
+                        text=text,
+                        font=f.font,
+                        width=drawn + (0.6 * fsize if f.inverted else 0.0),
+                        inverted=f.inverted,
+                    )
+                )
+                cursor -= lead
+                if not words:
+                    break
+        return lines
+
+
+def _take_line(
+    words: list[str], *, font: str, size: float, room: float, last: bool
+) -> tuple[str | None, list[str], bool]:
+    """Fill one line greedily from `words`.
+
+    Returns the line (None if there is no room at all), the words left over, and
+    whether a word had to be split or the text ellipsized.
+    """
+    if room <= size:
+        return None, words, True
+    taken: list[str] = []
+    rest = list(words)
+    clipped = False
+    while rest:
+        candidate = " ".join([*taken, rest[0]])
+        if stringWidth(candidate, font, size) <= room:
+            taken.append(rest.pop(0))
+            continue
+        if not taken:
+            head, tail = _split_word(rest[0], font=font, size=size, room=room)
+            taken.append(head)
+            rest[0] = tail
+            clipped = True
+        break
+    text = " ".join(taken)
+    if rest and last:
+        return _ellipsize(" ".join([text, *rest]), font=font, size=size, room=room), [], True
+    return text, rest, clipped
+
+
+def _split_word(word: str, *, font: str, size: float, room: float) -> tuple[str, str]:
+    cut = 1
+    while cut < len(word) and stringWidth(word[: cut + 1], font, size) <= room:
+        cut += 1
+    return word[:cut], word[cut:]
+
+
+def _ellipsize(text: str, *, font: str, size: float, room: float) -> str:
+    if stringWidth(text, font, size) <= room:
+        return text
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if stringWidth(text[:middle].rstrip() + ELLIPSIS, font, size) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low].rstrip() + ELLIPSIS
+
+
+def _fit(flow: _Flow, fields: list[_Field]) -> tuple[float, list[PlacedLine]]:
+    """Largest font size at which every field fits whole; else the fallbacks above."""
+    layout = flow.layout
+    best: list[PlacedLine] | None = None
+    best_size = layout.min_font
+    low, high = 0, round((layout.max_font - layout.min_font) * 4)
+    while low <= high:
+        middle = (low + high) // 2
+        size = layout.min_font + middle / 4
+        attempt = flow.place(fields, size, strict=True)
+        if attempt is None:
+            high = middle - 1
+        else:
+            best, best_size = attempt, size
+            low = middle + 1
+    if best is not None:
+        return best_size, best
+    size = layout.min_font
+    loose = flow.place(fields, size)
+    if loose is not None:
+        return size, loose
+    # Tiny labels: first as many fields as fit on one line each, in priority order,
+    # then give multi-line fields their extra lines while they still fit.
+    order = {f.name: index for index, f in enumerate(fields)}
+    chosen: dict[str, _Field] = {}
+    lines: list[PlacedLine] = []
+    by_priority = sorted(fields, key=lambda f: f.priority)
+    for stage in (_one_line, lambda f: f):
+        for f in by_priority:
+            if stage is not _one_line and f.name not in chosen:
+                continue
+            trial = sorted({**chosen, f.name: stage(f)}.values(), key=lambda f: order[f.name])
+            placed = flow.place(trial, size)
+            if placed is not None:
+                chosen[f.name] = stage(f)
+                lines = placed
+    return size, lines
+
+
+def _one_line(f: _Field) -> _Field:
+    return _Field(f.name, f.prefix, f.text, f.priority, 1, f.font, f.scale, f.inverted)
+
+
+def _define_qr_form(canvas: Canvas, matrix: QrMatrix, text: str) -> str:
+    name = "qr" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    size = matrix.size
+    ops = ["0 g"]
+    for row_number, row in enumerate(matrix.rows):
+        y = size - 1 - row_number
+        start = -1
+        for x, dark in enumerate((*row, False)):
+            if dark and start < 0:
+                start = x
+            elif not dark and start >= 0:
+                ops.append(f"{start} {y} {x - start} 1 re")
+                start = -1
+    ops.append("f")
+    canvas.beginForm(name, 0, 0, size, size)
+    canvas.addLiteral("\n".join(ops))
+    canvas.endForm()
+    return name
+
+
+def _draw_label(
+    canvas: Canvas,
+    *,
+    plan: LabelPlan,
+    form: str,
+    origin: tuple[float, float],
+    spec: Layout,
+    outline: bool,
+) -> None:
+    x0, y0 = origin
+    if outline:
+        canvas.setLineWidth(0.25)
+        canvas.setStrokeGray(0.6)
+        canvas.rect(x0, y0, spec.label_width, spec.label_height, stroke=1, fill=0)
+    quiet = QUIET_ZONE * plan.module
+    canvas.saveState()
+    canvas.translate(x0 + plan.qr_x + quiet, y0 + plan.qr_y + quiet)
+    canvas.scale(plan.module, plan.module)
+    canvas.doForm(form)
+    canvas.restoreState()
+    for line in plan.lines:
+        x, y = x0 + line.x, y0 + line.y
+        if line.inverted:
+            canvas.setFillGray(0)
+            canvas.rect(x, y0 + line.bottom, line.width, line.top - line.bottom, stroke=0, fill=1)
+            canvas.setFillGray(1)
+            canvas.setFont(line.font, line.size)
+            canvas.drawString(x + 0.3 * line.size, y, line.text)
+            canvas.setFillGray(0)
+            continue
+        if line.prefix:
+            canvas.setFont(BOLD, line.size)
+            canvas.drawString(x, y, line.prefix)
+            x += stringWidth(line.prefix, BOLD, line.size)
+        canvas.setFont(line.font, line.size)
+        canvas.drawString(x, y, line.text)
