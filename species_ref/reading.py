@@ -357,7 +357,7 @@ def _finish(
             "sequence the sample again."
         )
     length = len(seq)
-    ambiguous = sum(1 for c in seq if c not in UNAMBIGUOUS) / length
+    ambiguous = (length - sum(seq.count(b) for b in "ACGT")) / length
     mean_q = round(sum(quals) / len(quals), 1) if quals else None
 
     notes: list[str] = []

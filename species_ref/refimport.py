@@ -269,12 +269,12 @@ class _Cleaner:
         if len(seq) < self.min_length:
             self._reject(seq_id, f"too short: {len(seq)} bp (minimum {self.min_length})")
             return
-        ambiguous = sum(1 for c in seq if c not in "ACGT") / len(seq)
+        ambiguous = (len(seq) - sum(seq.count(b) for b in "ACGT")) / len(seq)
         if ambiguous > self.max_ambiguous:
             self._reject(
                 seq_id,
-                f"too many ambiguous bases: {ambiguous * 100:.1f} % "
-                f"(limit {self.max_ambiguous * 100:.1f} %)",
+                f"too many ambiguous bases: {ambiguous * 100:.2f} % "
+                f"(limit {self.max_ambiguous * 100:.2f} %)",
             )
             return
         key = (seq_id, rec_marker)

@@ -38,7 +38,7 @@ def test_pipe_headers_accept_good_records_and_reject_bad_ones_with_reasons() -> 
     assert rej["X0001"].startswith("no species-level name") and "Manis sp." in rej["X0001"]
     assert rej["X0002"].startswith("no species-level name")
     assert rej["X0003"].startswith("too short: 10 bp")
-    assert rej["X0004"].startswith("too many ambiguous bases: 9.1 %")
+    assert rej["X0004"].startswith("too many ambiguous bases: 9.09 %")
     assert rej["X0005"].startswith("non-DNA characters")
     # every record is accounted for
     assert len(result.records) + len(result.rejected) == 8

@@ -1,0 +1,497 @@
+"""Versioned reference libraries on disk, and the canonical library hash.
+
+This module owns the on-disk layout of reference libraries and the one
+definition of a library's content hash (`canonical_library_hash`).
+
+Layout under the store root::
+
+    <root>/<name>/v0001/manifest.json        hash, counts, note, sources, rejections
+    <root>/<name>/v0001/records.jsonl.gz     one JSON array per record
+    <root>/<name>/v0001/rejected.jsonl.gz    the records the import refused, with reasons
+    <root>/<name>/v0001/attachments/<key>.json   derived results (e.g. validation rates)
+    <root>/<name>/.cache/v0001/              matcher caches (k-mer index); safe to delete
+
+Invariants:
+
+- A version holds exactly the records of the files given to the one
+  `import_version` call that made it (not the previous version plus the new
+  files): a version is reproducible from its listed source files alone.
+- Versions are numbered 1, 2, 3 ... and frozen: `manifest.json`,
+  `records.jsonl.gz` and `rejected.jsonl.gz` are written once, into a temporary
+  directory that is renamed into place, so a failed import leaves nothing.
+  Only `attachments/` may change later, and the hash does not cover it.
+- Importing content whose hash equals the latest version's creates nothing and
+  returns that latest version (imports are idempotent).
+- `load` re-verifies both the SHA-256 of `records.jsonl.gz` recorded in the
+  manifest and the canonical content hash, and raises `SpeciesRefError` if the
+  snapshot on disk was altered.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from species_ref.errors import InputFormatError, LibraryNotFound, SpeciesRefError
+from species_ref.refimport import read_reference_file, rejection_counts
+from species_ref.types import ImportResult, LibraryVersion, RefRecord, Rejection
+
+MANIFEST = "manifest.json"
+RECORDS = "records.jsonl.gz"
+REJECTED = "rejected.jsonl.gz"
+ATTACHMENTS = "attachments"
+FORMAT_TAG = "species-ref-library/1"
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_VERSION_DIR = re.compile(r"^v(\d+)$")
+
+Progress = Callable[[int, int], None]
+
+# The one encoder behind the canonical hash: sorted keys, compact, UTF-8 as-is.
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _canonical_key(r: RefRecord) -> tuple[str, str, str, str]:
+    return (r.species, r.seq_id, r.marker, r.sequence)
+
+
+def canonical_library_hash(records: Iterable[RefRecord]) -> str:
+    """Return "sha256:<hex>" over the canonical form of a set of reference records.
+
+    The canonical form, which anyone can recompute from an exported FASTA:
+
+    1. Take each record's four content fields: seq_id, species ("Genus
+       species"), marker and sequence (upper-case IUPAC DNA, no gaps). The
+       `source` field (file name, original label) is NOT part of it, so the
+       hash does not depend on the file format or the file the record came from.
+    2. Sort the records by (species, seq_id, marker, sequence), comparing
+       strings by Unicode code point.
+    3. Encode each as one line of JSON: an object with exactly those four keys,
+       keys sorted, separators "," and ":" with no spaces, non-ASCII characters
+       written as-is, followed by "\\n". Example::
+
+           {"marker":"COI-5P","seq_id":"KC690307","sequence":"GTGG...","species":"Manis pentadactyla"}
+
+    4. SHA-256 over the UTF-8 bytes of all lines concatenated; write as
+       "sha256:" + lowercase hex.
+
+    Equivalent Python: ``hashlib.sha256("".join(json.dumps({...}, sort_keys=True,
+    separators=(",", ":"), ensure_ascii=False) + "\\n" for r in sorted(...)).encode())``.
+    """
+    encode = _CANONICAL_ENCODER.encode
+    text = "".join(
+        encode(
+            {"marker": r.marker, "seq_id": r.seq_id, "sequence": r.sequence, "species": r.species}
+        )
+        + "\n"
+        for r in sorted(records, key=_canonical_key)
+    )
+    h = hashlib.sha256(text.encode("utf-8"))
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass(frozen=True)
+class LibrarySummary:
+    """One version of a library as described by its manifest (records not loaded)."""
+
+    name: str
+    version: int
+    record_count: int
+    species_count: int
+    markers: tuple[str, ...]
+    content_hash: str
+    created_at: str
+    note: str = ""
+    rejected_count: int = 0
+
+
+def check_library_name(name: str) -> str:
+    """Return `name` if it is a valid library name, else raise `SpeciesRefError`."""
+    if not _NAME.match(name) or name.startswith("."):
+        raise SpeciesRefError(
+            f"Library name '{name}' is not allowed; use letters, digits, '_', '.' and '-' only, "
+            "not starting with '.'."
+        )
+    return name
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _write_jsonl_gz(path: Path, rows: Iterable[list[str]]) -> None:
+    payload = "".join(
+        json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows
+    ).encode("utf-8")
+    # mtime=0 keeps the bytes a pure function of the content.
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz,
+    ):
+        gz.write(payload)
+
+
+class LibraryStore:
+    """Named, versioned reference libraries kept under one root directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # -- paths ---------------------------------------------------------------
+
+    def version_dir(self, name: str, version: int) -> Path:
+        """Return the directory of one version (it may not exist)."""
+        return self.root / check_library_name(name) / f"v{version:04d}"
+
+    def cache_dir(self, name: str, version: int) -> Path:
+        """Return (creating it) the cache directory for derived data of one version."""
+        self._require(name, version)
+        path = self.root / name / ".cache" / f"v{version:04d}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- reading ------------------------------------------------------------
+
+    def _version_numbers(self, name: str) -> list[int]:
+        base = self.root / check_library_name(name)
+        if not base.is_dir():
+            return []
+        numbers = []
+        for child in base.iterdir():
+            m = _VERSION_DIR.match(child.name)
+            if m and (child / MANIFEST).is_file():
+                numbers.append(int(m.group(1)))
+        return sorted(numbers)
+
+    def library_names(self) -> list[str]:
+        """Return the names of every library with at least one version, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            child.name
+            for child in self.root.iterdir()
+            if child.is_dir() and _NAME.match(child.name) and self._version_numbers(child.name)
+        )
+
+    def _require(self, name: str, version: int | None) -> int:
+        numbers = self._version_numbers(name)
+        if not numbers:
+            names = self.library_names()
+            available = ", ".join(names) if names else "none yet"
+            raise LibraryNotFound(
+                f"Reference library '{name}' does not exist (available: {available}); "
+                "import one first."
+            )
+        if version is None:
+            return numbers[-1]
+        if version not in numbers:
+            listed = ", ".join(str(n) for n in numbers)
+            raise LibraryNotFound(
+                f"Reference library '{name}' has no version {version} (versions: {listed}); "
+                "pick one of those."
+            )
+        return version
+
+    def _manifest(self, name: str, version: int) -> dict[str, Any]:
+        path = self.version_dir(name, version) / MANIFEST
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise SpeciesRefError(
+                f"The manifest of library '{name}' version {version} ({path}) is unreadable "
+                f"({e}); restore the version directory from a backup."
+            ) from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT_TAG:
+            raise SpeciesRefError(
+                f"The manifest of library '{name}' version {version} ({path}) is not a "
+                f"{FORMAT_TAG} manifest; restore the version directory from a backup."
+            )
+        return data
+
+    @staticmethod
+    def _summary(m: dict[str, Any]) -> LibrarySummary:
+        return LibrarySummary(
+            name=m["name"],
+            version=int(m["version"]),
+            record_count=int(m["record_count"]),
+            species_count=int(m["species_count"]),
+            markers=tuple(sorted(m.get("markers", {}))),
+            content_hash=m["content_hash"],
+            created_at=m["created_at"],
+            note=m.get("note", ""),
+            rejected_count=sum(m.get("rejected", {}).values()),
+        )
+
+    def list_libraries(self) -> list[LibrarySummary]:
+        """Return the latest version of every library, sorted by name."""
+        return [
+            self._summary(self._manifest(name, self._version_numbers(name)[-1]))
+            for name in self.library_names()
+        ]
+
+    def versions(self, name: str) -> list[LibrarySummary]:
+        """Return every version of a library, oldest first; `LibraryNotFound` if none."""
+        self._require(name, None)
+        return [self._summary(self._manifest(name, v)) for v in self._version_numbers(name)]
+
+    def manifest(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """Return the manifest of a version (latest when `version` is None) as a dict."""
+        return self._manifest(name, self._require(name, version))
+
+    def load(self, name: str, version: int | None = None) -> LibraryVersion:
+        """Load a version (latest when None), re-verifying its file hash and content hash."""
+        v = self._require(name, version)
+        m = self._manifest(name, v)
+        path = self.version_dir(name, v) / RECORDS
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            raise SpeciesRefError(
+                f"Library '{name}' version {v} has lost its records file {path}; "
+                "restore the version directory from a backup."
+            ) from None
+        file_hash = "sha256:" + hashlib.sha256(blob).hexdigest()
+        if file_hash != m.get("records_sha256"):
+            raise SpeciesRefError(
+                f"Library '{name}' version {v} was altered on disk: {RECORDS} has hash "
+                f"{file_hash}, the manifest records {m.get('records_sha256')}; "
+                "restore the version directory from a backup or re-import it."
+            )
+        try:
+            lines = gzip.decompress(blob).decode("utf-8").splitlines()
+            # One JSON parse for the whole file is several times faster than one per line.
+            rows = json.loads("[" + ",".join(lines) + "]")
+            records = tuple(RefRecord(*row) for row in rows)
+        except (OSError, ValueError, TypeError, EOFError) as e:
+            raise SpeciesRefError(
+                f"Library '{name}' version {v} has an unreadable records file ({e}); "
+                "restore the version directory from a backup."
+            ) from None
+        content_hash = canonical_library_hash(records)
+        if content_hash != m["content_hash"]:
+            raise SpeciesRefError(
+                f"Library '{name}' version {v} was altered on disk: its records hash to "
+                f"{content_hash}, the manifest records {m['content_hash']}; "
+                "restore the version directory from a backup or re-import it."
+            )
+        return LibraryVersion(
+            name=name,
+            version=v,
+            content_hash=content_hash,
+            created_at=m["created_at"],
+            records=records,
+            note=m.get("note", ""),
+        )
+
+    def rejected(self, name: str, version: int | None = None) -> list[Rejection]:
+        """Return the records refused when a version was imported, with their reasons."""
+        v = self._require(name, version)
+        path = self.version_dir(name, v) / REJECTED
+        if not path.is_file():
+            return []
+        lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+        return [Rejection(*json.loads(line)) for line in lines]
+
+    # -- writing -----------------------------------------------------------
+
+    def import_version(
+        self,
+        name: str,
+        paths: Iterable[str | Path],
+        *,
+        fmt: str = "auto",
+        marker: str | None = None,
+        note: str = "",
+        progress: Progress | None = None,
+    ) -> tuple[LibraryVersion, ImportResult]:
+        """Create the next version of `name` from exactly the records of `paths`.
+
+        Every file is parsed first; if any fails (or a file yields no usable
+        record) nothing is written. A record whose (seq_id, marker) already came
+        from an earlier file is rejected as a duplicate. When the combined
+        content hash equals the latest version's, no version is created and the
+        latest one is returned. `progress(done, total)` is called once per file
+        parsed and once when the version is written.
+        """
+        check_library_name(name)
+        files = [Path(p) for p in paths]
+        if not files:
+            raise InputFormatError(
+                f"No reference files were given for library '{name}'; name at least one file."
+            )
+        total = len(files) + 1
+        records: list[RefRecord] = []
+        rejected: list[Rejection] = []
+        sources: list[dict[str, Any]] = []
+        seen: dict[tuple[str, str], str] = {}
+        for i, path in enumerate(files):
+            result = read_reference_file(path, fmt=fmt, marker=marker)
+            kept = 0
+            for rec in result.records:
+                key = (rec.seq_id, rec.marker)
+                if key in seen:
+                    rejected.append(
+                        Rejection(
+                            seq_id=rec.seq_id,
+                            reason=f"duplicate ID: {rec.seq_id} ({rec.marker}) also in {seen[key]}",
+                            source=path.name,
+                        )
+                    )
+                    continue
+                seen[key] = path.name
+                records.append(rec)
+                kept += 1
+            rejected.extend(result.rejected)
+            sources.append(
+                {
+                    "file": path.name,
+                    "sha256": _sha256_file(path),
+                    "records": kept,
+                    "rejected": len(result.records) - kept + len(result.rejected),
+                }
+            )
+            if progress is not None:
+                progress(i + 1, total)
+
+        content_hash = canonical_library_hash(records)
+        combined = ImportResult(records=tuple(records), rejected=tuple(rejected))
+        numbers = self._version_numbers(name)
+        if numbers:
+            latest = self._manifest(name, numbers[-1])
+            if latest["content_hash"] == content_hash:
+                if progress is not None:
+                    progress(total, total)
+                return self.load(name, numbers[-1]), combined
+
+        version = (numbers[-1] + 1) if numbers else 1
+        created_at = _now()
+        base = self.root / name
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=base))
+        try:
+            # Canonical order on disk makes the re-sort on every load nearly free.
+            _write_jsonl_gz(
+                tmp / RECORDS,
+                (
+                    [r.seq_id, r.species, r.marker, r.sequence, r.source]
+                    for r in sorted(records, key=_canonical_key)
+                ),
+            )
+            _write_jsonl_gz(tmp / REJECTED, ([r.seq_id, r.reason, r.source] for r in rejected))
+            species = {r.species for r in records}
+            manifest = {
+                "format": FORMAT_TAG,
+                "name": name,
+                "version": version,
+                "content_hash": content_hash,
+                "hash_definition": "species_ref.library.canonical_library_hash",
+                "records_file": RECORDS,
+                "records_sha256": _sha256_file(tmp / RECORDS),
+                "created_at": created_at,
+                "note": note,
+                "record_count": len(records),
+                "species_count": len(species),
+                "markers": dict(sorted(Counter(r.marker for r in records).items())),
+                "sources": sources,
+                "import_options": {"format": fmt, "marker": marker},
+                "rejected": dict(sorted(rejection_counts(rejected).items())),
+            }
+            (tmp / MANIFEST).write_text(
+                json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+            target = self.version_dir(name, version)
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                raise SpeciesRefError(
+                    f"Library '{name}' version {version} was created by another import at the "
+                    "same time; run the import again."
+                ) from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        if progress is not None:
+            progress(total, total)
+        lib = LibraryVersion(
+            name=name,
+            version=version,
+            content_hash=content_hash,
+            created_at=created_at,
+            records=tuple(records),
+            note=note,
+        )
+        return lib, combined
+
+    def export_fasta(self, name: str, out_path: str | Path, *, version: int | None = None) -> Path:
+        """Write a version as FASTA with `>ID|Genus species|marker` headers; return the path.
+
+        Records come out in canonical order, so the export re-imports to the
+        same content hash.
+        """
+        lib = self.load(name, version)
+        out = Path(out_path)
+        ordered = sorted(lib.records, key=_canonical_key)
+        tmp = out.with_name(out.name + ".tmp")
+        with tmp.open("w", encoding="utf-8", newline="\n") as f:
+            for r in ordered:
+                f.write(f">{r.seq_id}|{r.species}|{r.marker}\n{r.sequence}\n")
+        os.replace(tmp, out)
+        return out
+
+    # -- attachments -----------------------------------------------------------
+
+    def attach(self, name: str, version: int, key: str, data: dict[str, Any]) -> Path:
+        """Store a JSON document under `key` next to a version (replacing an older one)."""
+        v = self._require(name, version)
+        check_attachment_key(key)
+        folder = self.version_dir(name, v) / ATTACHMENTS
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{key}.json"
+        tmp = folder / f".{key}.json.tmp"
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+        return target
+
+    def attachment(self, name: str, version: int, key: str) -> dict[str, Any] | None:
+        """Return the JSON document stored under `key` for a version, or None."""
+        v = self._require(name, version)
+        check_attachment_key(key)
+        path = self.version_dir(name, v) / ATTACHMENTS / f"{key}.json"
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise SpeciesRefError(
+                f"Attachment '{key}' of library '{name}' version {v} is not valid JSON; "
+                "delete it and compute it again."
+            ) from None
+        return data if isinstance(data, dict) else None
+
+
+def check_attachment_key(key: str) -> str:
+    """Return `key` if usable as an attachment name, else raise `SpeciesRefError`."""
+    if not _NAME.match(key) or key.startswith("."):
+        raise SpeciesRefError(
+            f"Attachment key '{key}' is not allowed; use letters, digits, '_', '.' and '-' only."
+        )
+    return key
