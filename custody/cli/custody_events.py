@@ -1,0 +1,272 @@
+"""Custody event commands: seal, unseal, transfer, receive, store, sample, dispose,
+note, correct, and the history of an item."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from custody.cli.common import AS_HELP, AT_HELP, done, open_store, out, print_id, print_json, signer
+
+AS = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP)
+AT = typer.Option(None, "--at", help=AT_HELP)
+ITEM = typer.Argument(..., help="Item ID, e.g. KWS-2026-0042/3.")
+
+
+def _report(recorded: object) -> None:
+    for ev in recorded.events:  # type: ignore[attr-defined]
+        done(f"Recorded {ev.type} (event {ev.id}) on {ev.chain}.")
+
+
+def seal(
+    item: str = ITEM,
+    seal: str = typer.Option(..., "--seal", help="Seal number."),
+    at: str | None = AT,
+    actor: str | None = AS,
+) -> None:
+    """Seal an item with a numbered tamper-evident seal."""
+    from custody.events import record_seal
+
+    store = open_store()
+    _report(record_seal(store, item_id=item, signer=signer(store, actor), seal=seal, at=at))
+
+
+def unseal(
+    item: str = ITEM,
+    seal: str = typer.Option(..., "--seal", help="Number of the seal being broken."),
+    reason: str = typer.Option(..., help="Why the seal is broken."),
+    at: str | None = AT,
+    actor: str | None = AS,
+) -> None:
+    """Break an item's seal (must name the seal it breaks)."""
+    from custody.events import record_unseal
+
+    store = open_store()
+    _report(
+        record_unseal(
+            store, item_id=item, signer=signer(store, actor), seal=seal, reason=reason, at=at
+        )
+    )
+
+
+def transfer(
+    item: str = ITEM,
+    to: str = typer.Option(..., "--to", help="Handle of the receiver (signs too)."),
+    purpose: str = typer.Option("", help="Purpose of the transfer."),
+    location: str = typer.Option("", help="Where the hand-over happens."),
+    witness: str | None = typer.Option(None, help="Handle of a witness (signs too)."),
+    at: str | None = AT,
+    actor: str | None = AS,
+) -> None:
+    """Hand an item over: releaser and receiver (and witness) all sign."""
+    from custody.events import record_transfer
+
+    store = open_store()
+    _report(
+        record_transfer(
+            store,
+            item_id=item,
+            signer=signer(store, actor),
+            receiver=signer(store, to),
+            witness=signer(store, witness) if witness else None,
+            purpose=purpose,
+            location=location,
+            at=at,
+        )
+    )
+
+
+def receive(
+    item: str = ITEM,
+    condition: str = typer.Option(..., help="Condition on receipt, e.g. 'seal intact'."),
+    at: str | None = AT,
+    actor: str | None = AS,
+) -> None:
+    """Confirm receipt of a transferred item and record its condition."""
+    from custody.events import record_receive
+
+    store = open_store()
+    _report(
+        record_receive(store, item_id=item, signer=signer(store, actor), condition=condition, at=at)
+    )
+
+
+def store_cmd(
+    item: str = ITEM,
+    location: str = typer.Option(..., help="Storage location, e.g. 'Vault B, shelf 3'."),
+    at: str | None = AT,
+    actor: str | None = AS,
+) -> None:
+    """Put an item in a storage location."""
+    from custody.events import record_store
+
+    store = open_store()
+    _report(
+        record_store(store, item_id=item, signer=signer(store, actor), location=location, at=at)
+    )
+
+
+def sample(
+    item: str = ITEM,
+    description: str = typer.Option(..., help="What the sample is, e.g. 'scale, 20 mg tissue'."),
+    reason: str = typer.Option("", help="Sampling plan: why this part was sampled."),
+    at: str | None = AT,
+    actor: str | None = AS,
+) -> None:
+    """Take a sub-sample (creates a child item); prints the new item ID."""
+    from custody.records import record_sample
+
+    store = open_store()
+    child = record_sample(
+        store,
+        item_id=item,
+        signer=signer(store, actor),
+        description=description,
+        reason=reason,
+        at=at,
+    )
+    print_id(child.id)
+
+
+def dispose(
+    item: str = ITEM,
+    method: str = typer.Option(..., help="destroyed, returned or released (to court)."),
+    authority: str = typer.Option(..., help="Order or authority for the disposal."),
+    at: str | None = AT,
+    actor: str | None = AS,
+) -> None:
+    """Close an item's custody: destroyed, returned or released to court."""
+    from custody.events import record_dispose
+
+    store = open_store()
+    _report(
+        record_dispose(
+            store,
+            item_id=item,
+            signer=signer(store, actor),
+            method=method,
+            authority=authority,
+            at=at,
+        )
+    )
+
+
+def note(
+    item: str = ITEM,
+    text: str = typer.Option(..., help="The note."),
+    photo: list[Path] = typer.Option([], "--photo", help="Photo or file to attach; repeatable."),
+    at: str | None = AT,
+    actor: str | None = AS,
+) -> None:
+    """Add a signed note (and attachments) to an item."""
+    from custody.events import record_note
+
+    store = open_store()
+    _report(
+        record_note(store, item_id=item, signer=signer(store, actor), text=text, files=photo, at=at)
+    )
+
+
+def correct(
+    event_id: int = typer.Argument(..., help="ID of the event being corrected."),
+    reason: str = typer.Option(..., help="What was wrong and what is right."),
+    at: str | None = AT,
+    actor: str | None = AS,
+) -> None:
+    """Record a correction pointing at an earlier event (the original stays)."""
+    from custody.events import record_correction
+
+    store = open_store()
+    _report(
+        record_correction(
+            store, event_id=event_id, signer=signer(store, actor), reason=reason, at=at
+        )
+    )
+
+
+def _summary(ev_type: str, data: dict[str, object], counterparty: str | None) -> str:
+    if ev_type == "seize":
+        item = data.get("item", {})
+        assert isinstance(item, dict)
+        return f"seized: {item.get('description')}" + (
+            f"; seal {item['seal_at_seizure']}" if item.get("seal_at_seizure") else ""
+        )
+    if ev_type == "transfer":
+        return (
+            f"to {counterparty}"
+            + (f" for {data['purpose']}" if data.get("purpose") else "")
+            + (f" at {data['location']}" if data.get("location") else "")
+        )
+    if ev_type == "sample":
+        return (
+            f"sample {data['child']}: {data.get('description', '')}"
+            if "child" in data
+            else f"taken from {data.get('parent')}"
+        )
+    if ev_type == "analyse":
+        return str(data.get("statement") or data.get("summary") or "analysis recorded")
+    if ev_type == "label-print":
+        return (
+            f"{data.get('copies')} x {data.get('layout')}"
+            + (f", reprint {data['reprint']}" if data.get("reprint") else "")
+            + (f" ({data['reason']})" if data.get("reason") else "")
+        )
+    if ev_type == "correct":
+        return f"corrects event {data.get('corrects')}: {data.get('reason')}"
+    keys = ("seal", "reason", "condition", "location", "method", "authority", "text")
+    return "; ".join(f"{k} {data[k]}" for k in keys if data.get(k))
+
+
+def history(
+    item: str = ITEM, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")
+) -> None:
+    """Show an item's full custody timeline."""
+    from custody.events import event_data, item_history
+
+    _, events, state = item_history(open_store(), item)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": ev.id,
+                    "seq": ev.seq,
+                    "type": ev.type,
+                    "at": ev.at,
+                    "recorded_at": ev.recorded_at,
+                    "actor": ev.actor,
+                    "counterparty": ev.counterparty,
+                    "witness": ev.witness,
+                    "data": event_data(ev),
+                    "hash": ev.hash,
+                    "prev_hash": ev.prev_hash,
+                    "signatures": json.loads(ev.signatures),
+                    "corrected_by": state.corrected.get(ev.id, []),
+                }
+                for ev in events
+            ]
+        )
+        return
+    table = Table("event", "time (UTC)", "type", "actor", "details")
+    for ev in events:
+        detail = _summary(ev.type, event_data(ev), ev.counterparty)
+        if ev.id in state.corrected:
+            detail += f"  [yellow](corrected by {', '.join(map(str, state.corrected[ev.id]))})[/]"
+        table.add_row(str(ev.id), ev.at.replace("T", " ")[:19], ev.type, ev.actor, detail)
+    out.print(table)
+    out.print(f"custodian {state.custodian}  seal {state.seal or '-'}  status {state.status}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("seal")(seal)
+    app.command("unseal")(unseal)
+    app.command("transfer")(transfer)
+    app.command("receive")(receive)
+    app.command("store")(store_cmd)
+    app.command("sample")(sample)
+    app.command("dispose")(dispose)
+    app.command("note")(note)
+    app.command("correct")(correct)
+    app.command("history")(history)

@@ -1,0 +1,143 @@
+"""`custody item ...`: log seized items, import them from CSV, list and show them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from custody.cli.common import AS_HELP, open_store, out, print_id, print_json, signer
+
+app = typer.Typer(help="Log and inspect seized items and sub-samples.", no_args_is_help=True)
+
+
+@app.command("add")
+def item_add(
+    case_no: str = typer.Argument(..., help="Case number the item belongs to."),
+    description: str = typer.Option(..., help="What was seized."),
+    species: str = typer.Option("", help="Claimed or suspected species."),
+    count: int | None = typer.Option(None, help="Number of pieces."),
+    weight: float | None = typer.Option(None, help="Weight (with --unit)."),
+    unit: str = typer.Option("", help="Unit of the weight: g, kg ..."),
+    packaging: str = typer.Option("", help="Packaging, e.g. 'sealed evidence bag'."),
+    bag: str = typer.Option("", help="Bag n of N, written n/N, e.g. 2/5."),
+    seal: str = typer.Option("", help="Number of the seal applied at seizure."),
+    other_id: list[str] = typer.Option(
+        [], "--other-id", help="Other ID KIND=VALUE (ring, microchip, cites_permit); repeatable."
+    ),
+    place: str = typer.Option("", help="Place name of the seizure."),
+    lat: float | None = typer.Option(None, help="Latitude (WGS84)."),
+    lon: float | None = typer.Option(None, help="Longitude (WGS84)."),
+    seized_at: str | None = typer.Option(
+        None, help="Seizure time, ISO-8601 with zone (default: now)."
+    ),
+    photo: list[Path] = typer.Option(
+        [], "--photo", help="Photo to attach (hashed at capture); repeatable."
+    ),
+    parent: str | None = typer.Option(None, help="Parent item, to log a sub-item."),
+    actor: str | None = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP),
+) -> None:
+    """Log a seized item (a `seize` event); prints the new item ID."""
+    from custody.models import ItemCreate
+    from custody.records import add_item, parse_bag, parse_other_ids
+
+    bag_no, bag_total = parse_bag(bag)
+    spec = ItemCreate(
+        description=description,
+        species=species,
+        count=count,
+        weight=weight,
+        unit=unit,
+        packaging=packaging,
+        bag_no=bag_no,
+        bag_total=bag_total,
+        other_ids=json.dumps(parse_other_ids(other_id), sort_keys=True),
+        place=place,
+        lat=lat,
+        lon=lon,
+        seized_at=seized_at,
+        seal=seal,
+        parent_id=parent,
+    )
+    store = open_store()
+    item = add_item(store, case_no=case_no, spec=spec, signer=signer(store, actor), photos=photo)
+    print_id(item.id)
+
+
+@app.command("import")
+def item_import(
+    case_no: str = typer.Argument(..., help="Case number."),
+    csv_file: Path = typer.Argument(
+        ...,
+        help="CSV with a header row (description, species, count, weight, unit, packaging, bag, seal, place, lat, lon, seized_at, ring, microchip, cites_permit, other_ids, photos, parent).",
+    ),
+    actor: str | None = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP),
+) -> None:
+    """Import seized items from CSV: all rows or none; prints the new item IDs."""
+    from custody.records import import_items
+
+    store = open_store()
+    for item in import_items(
+        store, case_no=case_no, csv_path=csv_file, signer=signer(store, actor)
+    ):
+        print_id(item.id)
+
+
+def _item_dict(view: object) -> dict[str, object]:
+    item = view.item  # type: ignore[attr-defined]
+    data = item.model_dump()
+    data["other_ids"] = json.loads(item.other_ids or "{}")
+    data["state"] = view.state.to_dict()  # type: ignore[attr-defined]
+    return data
+
+
+@app.command("list")
+def item_list(
+    case: str | None = typer.Option(None, "--case", help="Only items of this case."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List items with their current custodian, seal and status."""
+    from custody.records import list_items
+
+    views = list_items(open_store(), case_no=case)
+    if as_json:
+        print_json([_item_dict(v) for v in views])
+        return
+    table = Table("item", "description", "species", "custodian", "seal", "location", "status")
+    for v in views:
+        table.add_row(
+            v.item.id,
+            v.item.description,
+            v.item.species,
+            v.state.custodian or "",
+            v.state.seal or "",
+            v.state.location,
+            v.state.status,
+        )
+    out.print(table)
+
+
+@app.command("show")
+def item_show(
+    item_id: str = typer.Argument(..., help="Item ID, e.g. KWS-2026-0042/3."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show one item: its seizure record and current state."""
+    from custody.events import item_history
+    from custody.records import ItemView
+
+    item, events, state = item_history(open_store(), item_id)
+    data = _item_dict(ItemView(item=item, state=state))
+    if as_json:
+        print_json(data)
+        return
+    for key, value in data.items():
+        if key == "state":
+            continue
+        if value not in (None, "", {}):
+            out.print(f"[bold]{key:16}[/] {value}")
+    for key, value in state.to_dict().items():
+        if value not in (None, "", {}):
+            out.print(f"[bold]{key:16}[/] {value}")

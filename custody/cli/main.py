@@ -1,0 +1,60 @@
+"""The `custody` command: a thin layer over the library.
+
+Heavy libraries (SQLAlchemy, cryptography, Biopython, reportlab) are imported
+inside the commands that need them, so `custody --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from custody import __version__
+from custody.cli import cases, custody_events, items, setup
+from custody.cli import verify as verify_cli
+from custody.cli.common import SETTINGS, ErrorMappingGroup
+
+app = typer.Typer(
+    cls=ErrorMappingGroup,
+    help="custody: wildlife forensic evidence, signed chain of custody, species ID, labels and dossiers.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"custody {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    db: str | None = typer.Option(
+        None,
+        "--db",
+        envvar="CUSTODY_DB",
+        help="Store: a SQLite path or SQLAlchemy URL (default: CUSTODY_HOME/custody.db).",
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    """Wildlife forensic evidence and chain-of-custody tracker."""
+    SETTINGS.db = db
+
+
+app.command("init")(setup.init)
+app.add_typer(setup.app, name="actor")
+app.add_typer(cases.app, name="case")
+app.add_typer(items.app, name="item")
+custody_events.register(app)
+app.command("verify")(verify_cli.verify)
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,90 @@
+"""`custody init` and `custody actor ...`."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+from rich.table import Table
+
+from custody.cli.common import SETTINGS, done, open_store, out, print_json
+
+app = typer.Typer(
+    help="Register actors (officers, custodians, analysts, prosecutors, admins).",
+    no_args_is_help=True,
+)
+
+
+def init(
+    agency_code: str | None = typer.Option(None, help="Code of the home agency, e.g. KWS."),
+    agency_name: str | None = typer.Option(None, help="Full name of the agency."),
+    country: str = typer.Option("", help="ISO 3166 country code of the agency, e.g. KE."),
+) -> None:
+    """Create the store (or upgrade an old one) and register the home agency."""
+    from custody.records import init_store
+
+    store = init_store(
+        SETTINGS.db, agency_code=agency_code, agency_name=agency_name, country=country
+    )
+    where = store.sqlite_path or store.url
+    if store.backup_path:
+        done(f"Backed up the old store to {store.backup_path} before upgrading.")
+    done(f"Store ready at {where}")
+
+
+@app.command("add")
+def actor_add(
+    handle: str = typer.Argument(..., help="Short unique handle, e.g. 'aotieno'."),
+    name: str = typer.Option(..., help="Full name."),
+    role: str = typer.Option(..., help="officer, custodian, analyst, prosecutor or admin."),
+    badge: str = typer.Option("", help="Badge or staff number."),
+    agency: str | None = typer.Option(None, help="Agency code."),
+) -> None:
+    """Register an actor and create their Ed25519 key pair (private key kept in CUSTODY_HOME/keys)."""
+    from custody.keys import PASSPHRASE_ENV
+    from custody.records import add_actor
+
+    store = open_store()
+    actor = add_actor(
+        store,
+        handle=handle,
+        name=name,
+        role=role,
+        badge=badge,
+        agency_code=agency,
+        passphrase=os.environ.get(PASSPHRASE_ENV) or None,
+    )
+    out.print(f"{actor.handle}  {actor.role}  key {actor.key_fingerprint[:16]}")
+
+
+@app.command("list")
+def actor_list(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List actors with their roles and key fingerprints."""
+    from custody.records import list_actors
+
+    actors = list_actors(open_store())
+    if as_json:
+        print_json(
+            [
+                {
+                    "handle": a.handle,
+                    "name": a.name,
+                    "role": a.role,
+                    "badge": a.badge,
+                    "agency": a.agency_code,
+                    "key_fingerprint": a.key_fingerprint,
+                    "public_key": a.public_key,
+                    "created_at": a.created_at,
+                }
+                for a in actors
+            ]
+        )
+        return
+    table = Table("handle", "name", "role", "badge", "agency", "key fingerprint")
+    for a in actors:
+        table.add_row(
+            a.handle, a.name, a.role, a.badge, a.agency_code or "", a.key_fingerprint[:16] + "…"
+        )
+    out.print(table)

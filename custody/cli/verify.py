@@ -1,0 +1,40 @@
+"""`custody verify`: re-check every hash, link and signature; exit 1 on findings."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from custody.cli.common import err, open_store, out, print_json
+
+
+def verify(
+    item: str | None = typer.Argument(None, help="Only this item's chain."),
+    case: str | None = typer.Option(None, "--case", help="Only this case's chains."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Verify custody chains and signatures (exit 0 intact, 1 with findings)."""
+    from custody.verify import verify as run_verify
+
+    if item and case:
+        err.print("[bold red]error:[/] give an ITEM or --case, not both.")
+        raise typer.Exit(2)
+    report = run_verify(open_store(), item_id=item, case_no=case)
+    if as_json:
+        print_json(report.to_dict())
+    elif report.intact:
+        out.print(
+            f"[green]INTACT[/]: {report.scope}: {report.events_checked} events in {report.chains_checked} chains verified; store log head {report.log_head.get('seq')}."
+        )
+    else:
+        table = Table(
+            "subject",
+            "event",
+            "finding",
+            "detail",
+            title=f"{len(report.findings)} finding(s) in {report.scope}",
+        )
+        for f in report.findings:
+            table.add_row(f.subject, str(f.event or ""), f.kind, f.message)
+        out.print(table)
+    raise typer.Exit(0 if report.intact else 1)

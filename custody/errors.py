@@ -1,0 +1,38 @@
+"""The custody exception hierarchy.
+
+The core raises these and never prints or exits; the CLI maps them to
+`error: ...` on stderr and exit 1 in one place. Every message is one complete
+sentence naming the object and, where possible, the fix.
+"""
+
+
+class CustodyError(Exception):
+    """Root of every expected custody failure."""
+
+
+class NotFound(CustodyError):
+    """An agency, actor, case, item, event or file does not exist."""
+
+
+class AlreadyExists(CustodyError):
+    """A record with that identifier exists already."""
+
+
+class InvalidInput(CustodyError):
+    """A value given by the user is malformed (time, coordinates, CSV row ...)."""
+
+
+class IllegalTransition(CustodyError):
+    """A custody event is not allowed in the item's current state."""
+
+
+class PermissionDenied(CustodyError):
+    """The acting actor's role does not allow this action."""
+
+
+class KeyProblem(CustodyError):
+    """A private key is missing, unreadable or does not match the store."""
+
+
+class StoreProblem(CustodyError):
+    """The store cannot be opened, migrated or written."""

@@ -1,0 +1,170 @@
+"""SQLModel tables of the custody store and their Create/Public shapes.
+
+Invariants:
+- Natural keys are the primary keys (agency code, actor handle, case number,
+  item ID), so every column of a row is meaningful and covered by a hash.
+- Item and case rows never change after creation; their contents are repeated in
+  the data of the event that created them, and verification compares the two.
+  Current state (custodian, seal, location, status) is derived from events.
+- Events are append-only. `id` is the store-wide log sequence number.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+ROLES = ("officer", "custodian", "analyst", "prosecutor", "admin")
+
+
+class StoreMeta(SQLModel, table=True):
+    __tablename__ = "store_meta"
+
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class Agency(SQLModel, table=True):
+    __tablename__ = "agencies"
+
+    code: str = Field(primary_key=True)
+    name: str
+    country: str = ""
+
+
+class ActorBase(SQLModel):
+    handle: str = Field(primary_key=True)
+    name: str
+    role: str
+    badge: str = ""
+    agency_code: str | None = Field(default=None, foreign_key="agencies.code")
+
+
+class ActorCreate(ActorBase):
+    pass
+
+
+class Actor(ActorBase, table=True):
+    __tablename__ = "actors"
+
+    public_key: str  # raw Ed25519 public key, hex
+    key_fingerprint: str = Field(index=True)
+    created_at: str
+    registration_signature: str  # self-signature over the registration record
+
+
+class ActorPublic(ActorBase):
+    key_fingerprint: str
+    created_at: str
+
+
+class CaseBase(SQLModel):
+    case_no: str = Field(primary_key=True)
+    title: str
+    agency_code: str | None = Field(default=None, foreign_key="agencies.code")
+    jurisdiction: str = ""
+    legal_basis: str = ""
+
+
+class CaseCreate(CaseBase):
+    pass
+
+
+class Case(CaseBase, table=True):
+    __tablename__ = "cases"
+
+    opened_at: str
+    opened_by: str = Field(foreign_key="actors.handle")
+
+
+class CasePublic(CaseBase):
+    opened_at: str
+    opened_by: str
+
+
+class ItemBase(SQLModel):
+    description: str
+    species: str = ""
+    count: int | None = None
+    weight: float | None = None
+    unit: str = ""
+    packaging: str = ""
+    bag_no: int | None = None
+    bag_total: int | None = None
+    other_ids: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON object
+    place: str = ""
+    lat: float | None = None
+    lon: float | None = None
+
+
+class ItemCreate(ItemBase):
+    seized_at: str | None = None  # ISO-8601 with zone; default now
+    seal: str = ""
+    parent_id: str | None = None
+
+
+class Item(ItemBase, table=True):
+    __tablename__ = "items"
+    __table_args__ = (Index("ix_items_case", "case_no"),)
+
+    id: str = Field(primary_key=True)  # <CASE>/<n>, sub-samples <CASE>/<n>.<m>
+    case_no: str = Field(foreign_key="cases.case_no")
+    parent_id: str | None = Field(default=None, foreign_key="items.id")
+    seized_at: str  # UTC
+    seized_at_local: str  # as given, with its zone offset
+    seizing_officer: str = Field(foreign_key="actors.handle")
+    seal_at_seizure: str = ""
+    created_at: str
+
+
+class ItemPublic(ItemBase):
+    id: str
+    case_no: str
+    parent_id: str | None
+    seized_at: str
+    seized_at_local: str
+    seizing_officer: str
+    seal_at_seizure: str
+    created_at: str
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("chain", "seq", name="uq_events_chain_seq"),
+        Index("ix_events_item", "item_id"),
+        Index("ix_events_case", "case_no"),
+    )
+
+    id: int = Field(primary_key=True)  # store-wide log sequence number, from 1
+    chain: str  # item ID, or "case:<CASE_NO>" for case-level events
+    seq: int  # position in its chain, from 1
+    item_id: str | None = Field(default=None, foreign_key="items.id")
+    case_no: str = Field(foreign_key="cases.case_no")
+    type: str
+    at: str  # when it happened (UTC)
+    recorded_at: str  # when it was written (UTC)
+    actor: str = Field(foreign_key="actors.handle")
+    actor_key: str  # fingerprint of the key that signed as actor
+    counterparty: str | None = Field(default=None, foreign_key="actors.handle")
+    witness: str | None = Field(default=None, foreign_key="actors.handle")
+    data: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
+    prev_hash: str | None = None
+    hash: str
+    signatures: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    log_prev: str | None = None
+    log_hash: str
+
+
+class StoreHead(SQLModel, table=True):
+    """The signed head of the store-wide log: detects removal of the newest events."""
+
+    __tablename__ = "store_head"
+
+    id: int = Field(default=1, primary_key=True)
+    log_seq: int
+    log_hash: str
+    actor: str
+    actor_key: str
+    signature: str
+    updated_at: str

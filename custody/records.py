@@ -1,0 +1,630 @@
+"""Agencies, actors, cases and items: creating and reading them.
+
+Invariants:
+- Case and item rows are written together with the event that creates them
+  (`case-open`, `seize`, `sample`), whose signed data repeats the whole row; the
+  rows are never updated afterwards.
+- Item IDs are `<CASE>/<n>`; sub-items and samples `<PARENT>.<m>` at any depth,
+  numbered in order of creation within their parent.
+- Imports validate every row before writing any: all rows or none.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from custody import attachments as cas
+from custody.chain import actor_message, actor_record
+from custody.errors import AlreadyExists, InvalidInput, NotFound, StoreProblem
+from custody.events import (
+    FUTURE_TOLERANCE,
+    Signer,
+    Writer,
+    check_permission,
+    check_transition,
+    event_time,
+    get_item,
+)
+from custody.keys import create_key
+from custody.models import (
+    ROLES,
+    Actor,
+    Agency,
+    Case,
+    Event,
+    Item,
+    ItemCreate,
+    StoreMeta,
+)
+from custody.state import ItemState, replay
+from custody.store import Store, open_store
+from custody.timeutil import now_utc, parse_time, to_utc_text
+
+CASE_NO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+AGENCY_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,15}$")
+
+
+def init_store(
+    url_or_path: str | None,
+    *,
+    agency_code: str | None = None,
+    agency_name: str | None = None,
+    country: str = "",
+    home: Path | None = None,
+) -> Store:
+    """Create (or upgrade) the store and optionally register the home agency."""
+    store = open_store(url_or_path, create=True, home=home)
+    with store.write() as session:
+        if session.get(StoreMeta, "store_id") is None:
+            session.add(StoreMeta(key="store_id", value=str(uuid.uuid4())))
+            session.add(StoreMeta(key="created_at", value=to_utc_text(now_utc())))
+        if agency_code:
+            _add_agency(session, code=agency_code, name=agency_name or agency_code, country=country)
+    return store
+
+
+def _add_agency(session: Session, *, code: str, name: str, country: str) -> Agency:
+    if not AGENCY_RE.match(code):
+        raise InvalidInput(
+            f"Agency code '{code}' is not valid; use upper-case letters, digits, '-' or '_' (e.g. KWS)."
+        )
+    existing = session.get(Agency, code)
+    if existing is not None:
+        if existing.name != name or existing.country != country.upper():
+            raise AlreadyExists(
+                f"Agency {code} exists already as '{existing.name}' ({existing.country}); "
+                f"agency records are not changed after creation."
+            )
+        return existing
+    agency = Agency(code=code, name=name, country=country.upper())
+    session.add(agency)
+    return agency
+
+
+def add_agency(store: Store, *, code: str, name: str, country: str = "") -> Agency:
+    with store.write() as session:
+        agency = _add_agency(session, code=code, name=name, country=country)
+        session.flush()
+        session.expunge(agency)
+    return agency
+
+
+def add_actor(
+    store: Store,
+    *,
+    handle: str,
+    name: str,
+    role: str,
+    badge: str = "",
+    agency_code: str | None = None,
+    passphrase: str | None = None,
+) -> Actor:
+    """Register an actor and create their Ed25519 key pair (private key in home/keys)."""
+    if not HANDLE_RE.match(handle):
+        raise InvalidInput(
+            f"Handle '{handle}' is not valid; use lower-case letters, digits, '.', '-' or '_'."
+        )
+    if role not in ROLES:
+        raise InvalidInput(f"Role '{role}' does not exist; use one of {', '.join(ROLES)}.")
+    if not name.strip():
+        raise InvalidInput("An actor needs a name; pass --name.")
+    with store.read() as session:
+        if session.get(Actor, handle) is not None:
+            raise AlreadyExists(f"Actor '{handle}' exists already; choose another handle.")
+        if agency_code and session.get(Agency, agency_code) is None:
+            raise NotFound(
+                f"Agency {agency_code} does not exist; create it with 'custody init --agency-code'."
+            )
+        if session.get(StoreMeta, "store_id") is None:
+            raise StoreProblem("The store was not initialised; run 'custody init' first.")
+    key = create_key(store.home, handle, passphrase=passphrase)
+    created = to_utc_text(now_utc())
+    record = actor_record(
+        handle=handle,
+        name=name.strip(),
+        role=role,
+        badge=badge,
+        agency_code=agency_code,
+        public_key=key.public_hex,
+        created_at=created,
+    )
+    actor = Actor(
+        handle=handle,
+        name=name.strip(),
+        role=role,
+        badge=badge,
+        agency_code=agency_code,
+        public_key=key.public_hex,
+        key_fingerprint=key.fingerprint,
+        created_at=created,
+        registration_signature=key.sign(actor_message(record)),
+    )
+    with store.write() as session:
+        session.add(actor)
+        session.flush()
+        session.expunge(actor)
+    return actor
+
+
+def list_actors(store: Store) -> list[Actor]:
+    with store.read() as session:
+        rows = list(session.exec(select(Actor).order_by(col(Actor.handle))).all())
+        for row in rows:
+            session.expunge(row)
+    return rows
+
+
+def case_record(case: Case) -> dict[str, Any]:
+    return case.model_dump()
+
+
+def item_record(item: Item) -> dict[str, Any]:
+    return item.model_dump()
+
+
+def open_case(
+    store: Store,
+    *,
+    case_no: str,
+    title: str,
+    signer: Signer,
+    agency_code: str | None = None,
+    jurisdiction: str = "",
+    legal_basis: str = "",
+    at: str | None = None,
+) -> Case:
+    if not CASE_NO_RE.match(case_no):
+        raise InvalidInput(
+            f"Case number '{case_no}' is not valid; use letters, digits, '.', '-' or '_' "
+            f"(no '/'), e.g. KWS-2026-0042."
+        )
+    if not title.strip():
+        raise InvalidInput("A case needs a title; pass --title.")
+    check_permission(signer.actor, "case-open")
+    when = event_time(at)
+    agency_code = agency_code or signer.actor.agency_code
+    with store.write() as session:
+        if session.get(Case, case_no) is not None:
+            raise AlreadyExists(f"Case {case_no} exists already; choose another case number.")
+        agency = session.get(Agency, agency_code) if agency_code else None
+        if agency_code and agency is None:
+            raise NotFound(f"Agency {agency_code} does not exist; register it with 'custody init'.")
+        case = Case(
+            case_no=case_no,
+            title=title.strip(),
+            agency_code=agency_code,
+            jurisdiction=jurisdiction,
+            legal_basis=legal_basis,
+            opened_at=when,
+            opened_by=signer.actor.handle,
+        )
+        session.add(case)
+        session.flush()
+        writer = Writer(session)
+        writer.append(
+            chain=f"case:{case_no}",
+            item_id=None,
+            case_no=case_no,
+            type="case-open",
+            at=when,
+            signer=signer,
+            data={"case": case_record(case), "agency": agency.model_dump() if agency else None},
+        )
+        writer.finish()
+        session.expunge(case)
+    return case
+
+
+def get_case(store: Store, case_no: str) -> Case:
+    with store.read() as session:
+        case = session.get(Case, case_no)
+        if case is None:
+            raise NotFound(f"Case {case_no} does not exist; list cases with 'custody case list'.")
+        session.expunge(case)
+    return case
+
+
+def list_cases(store: Store) -> list[Case]:
+    with store.read() as session:
+        rows = list(session.exec(select(Case).order_by(col(Case.case_no))).all())
+        for row in rows:
+            session.expunge(row)
+    return rows
+
+
+def _child_number(ids: Sequence[str], prefix: str) -> int:
+    numbers = []
+    for value in ids:
+        rest = value[len(prefix) :]
+        if rest.isdigit():
+            numbers.append(int(rest))
+    return max(numbers, default=0) + 1
+
+
+def next_item_id(session: Session, case_no: str, parent_id: str | None) -> str:
+    if parent_id is None:
+        prefix = f"{case_no}/"
+        ids = session.exec(
+            select(Item.id).where(Item.case_no == case_no, col(Item.parent_id).is_(None))
+        ).all()
+    else:
+        prefix = f"{parent_id}."
+        ids = session.exec(select(Item.id).where(Item.parent_id == parent_id)).all()
+    return f"{prefix}{_child_number(list(ids), prefix)}"
+
+
+def _validated(spec: ItemCreate, *, where: str = "") -> tuple[ItemCreate, str, str]:
+    """Check an item's fields; returns the spec and its seizure time (UTC, local)."""
+    at = f" ({where})" if where else ""
+    if not spec.description.strip():
+        raise InvalidInput(f"An item needs a description{at}; pass --description.")
+    if spec.count is not None and spec.count < 0:
+        raise InvalidInput(f"The count {spec.count}{at} is negative; give a count of 0 or more.")
+    if spec.weight is not None:
+        if spec.weight < 0:
+            raise InvalidInput(f"The weight {spec.weight}{at} is negative; give a positive weight.")
+        if not spec.unit:
+            raise InvalidInput(
+                f"The weight {spec.weight}{at} has no unit; pass --unit (g, kg ...)."
+            )
+    if (spec.lat is None) != (spec.lon is None):
+        raise InvalidInput(
+            f"Coordinates need both latitude and longitude{at}; pass --lat and --lon."
+        )
+    if spec.lat is not None and not -90 <= spec.lat <= 90:
+        raise InvalidInput(f"Latitude {spec.lat}{at} is outside -90..90; check the coordinates.")
+    if spec.lon is not None and not -180 <= spec.lon <= 180:
+        raise InvalidInput(f"Longitude {spec.lon}{at} is outside -180..180; check the coordinates.")
+    if (spec.bag_no is None) != (spec.bag_total is None):
+        raise InvalidInput(f"A bag number needs both n and N{at}, e.g. --bag 2/5.")
+    if spec.bag_no is not None and spec.bag_total is not None:
+        if not 1 <= spec.bag_no <= spec.bag_total:
+            raise InvalidInput(
+                f"Bag {spec.bag_no} of {spec.bag_total}{at} is impossible; check it."
+            )
+    try:
+        other = json.loads(spec.other_ids or "{}")
+    except json.JSONDecodeError:
+        raise InvalidInput(
+            f"The other IDs{at} are not a JSON object; use --other-id KIND=VALUE."
+        ) from None
+    if not isinstance(other, dict):
+        raise InvalidInput(f"The other IDs{at} are not a set of KIND=VALUE pairs.")
+    if spec.seized_at:
+        when = parse_time(spec.seized_at, what="seizure time")
+        local = when.isoformat()
+    else:
+        when = now_utc()
+        local = when.isoformat()
+    if when - now_utc() > FUTURE_TOLERANCE:
+        raise InvalidInput(f"The seizure time {spec.seized_at}{at} lies in the future; check it.")
+    spec = spec.model_copy(update={"other_ids": json.dumps(other, sort_keys=True)})
+    return spec, to_utc_text(when), local
+
+
+def _insert_item(
+    session: Session,
+    writer: Writer,
+    *,
+    case_no: str,
+    spec: ItemCreate,
+    seized_utc: str,
+    seized_local: str,
+    signer: Signer,
+    photos: list[dict[str, Any]],
+) -> Item:
+    if spec.parent_id:
+        parent = get_item(session, spec.parent_id)
+        if parent.case_no != case_no:
+            raise InvalidInput(
+                f"Parent item {spec.parent_id} belongs to case {parent.case_no}, not {case_no}."
+            )
+        pstate = writer.item_state(spec.parent_id)
+        if pstate.disposed:
+            raise InvalidInput(
+                f"Parent item {spec.parent_id} was disposed of; it cannot get sub-items."
+            )
+    item_id = next_item_id(session, case_no, spec.parent_id)
+    item = Item(
+        id=item_id,
+        case_no=case_no,
+        parent_id=spec.parent_id,
+        description=spec.description.strip(),
+        species=spec.species.strip(),
+        count=spec.count,
+        weight=spec.weight,
+        unit=spec.unit,
+        packaging=spec.packaging,
+        bag_no=spec.bag_no,
+        bag_total=spec.bag_total,
+        other_ids=spec.other_ids,
+        place=spec.place,
+        lat=spec.lat,
+        lon=spec.lon,
+        seized_at=seized_utc,
+        seized_at_local=seized_local,
+        seizing_officer=signer.actor.handle,
+        seal_at_seizure=spec.seal.strip(),
+        created_at=to_utc_text(now_utc()),
+    )
+    session.add(item)
+    session.flush()
+    writer.append(
+        chain=item_id,
+        item_id=item_id,
+        case_no=case_no,
+        type="seize",
+        at=seized_utc,
+        signer=signer,
+        data={"item": item_record(item), "attachments": photos},
+    )
+    return item
+
+
+def add_items(
+    store: Store,
+    *,
+    case_no: str,
+    specs: Sequence[tuple[ItemCreate, Sequence[Path]]],
+    signer: Signer,
+) -> list[Item]:
+    """Log seized items (with photos) in one transaction: all or none."""
+    check_permission(signer.actor, "seize")
+    prepared = []
+    for index, (spec, photos) in enumerate(specs, start=1):
+        where = f"row {index}" if len(specs) > 1 else ""
+        checked, utc, local = _validated(spec, where=where)
+        prepared.append((checked, utc, local, [cas.describe(Path(p)) for p in photos], photos))
+    items: list[Item] = []
+    with store.write() as session:
+        if session.get(Case, case_no) is None:
+            raise NotFound(f"Case {case_no} does not exist; open it with 'custody case open'.")
+        writer = Writer(session)
+        for checked, utc, local, manifest, _ in prepared:
+            items.append(
+                _insert_item(
+                    session,
+                    writer,
+                    case_no=case_no,
+                    spec=checked,
+                    seized_utc=utc,
+                    seized_local=local,
+                    signer=signer,
+                    photos=manifest,
+                )
+            )
+        writer.finish()
+        for _, _, _, manifest, photos in prepared:
+            for path, entry in zip(photos, manifest, strict=True):
+                cas.store_file(store.attachments_dir, Path(path), entry["sha256"])
+        for item in items:
+            session.expunge(item)
+    return items
+
+
+def add_item(
+    store: Store,
+    *,
+    case_no: str,
+    spec: ItemCreate,
+    signer: Signer,
+    photos: Sequence[Path] = (),
+) -> Item:
+    return add_items(store, case_no=case_no, specs=[(spec, photos)], signer=signer)[0]
+
+
+CSV_COLUMNS = (
+    "description",
+    "species",
+    "count",
+    "weight",
+    "unit",
+    "packaging",
+    "bag",
+    "seal",
+    "place",
+    "lat",
+    "lon",
+    "seized_at",
+    "ring",
+    "microchip",
+    "cites_permit",
+    "other_ids",
+    "photos",
+    "parent",
+)
+
+
+def parse_bag(text: str, *, where: str = "") -> tuple[int | None, int | None]:
+    text = text.strip()
+    if not text:
+        return None, None
+    match = re.fullmatch(r"(\d+)\s*(?:/|of)\s*(\d+)", text)
+    if not match:
+        at = f" ({where})" if where else ""
+        raise InvalidInput(f"Bag '{text}'{at} is not of the form n/N, e.g. 2/5.")
+    return int(match.group(1)), int(match.group(2))
+
+
+def parse_other_ids(pairs: Sequence[str], *, where: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    at = f" ({where})" if where else ""
+    for pair in pairs:
+        if not pair.strip():
+            continue
+        if "=" not in pair:
+            raise InvalidInput(f"Other ID '{pair}'{at} is not KIND=VALUE, e.g. microchip=9851200.")
+        kind, value = pair.split("=", 1)
+        out[kind.strip()] = value.strip()
+    return out
+
+
+def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) -> list[Item]:
+    """Import items from CSV (header row; see CSV_COLUMNS). All rows or none."""
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise NotFound(f"The CSV file {csv_path} does not exist; check the path.") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"The CSV file {csv_path} is not UTF-8 text; save it as UTF-8 CSV."
+        ) from None
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if "description" not in header:
+        raise InvalidInput(
+            f"The CSV file {csv_path} has no 'description' column; the header must name columns "
+            f"from: {', '.join(CSV_COLUMNS)}."
+        )
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if unknown:
+        raise InvalidInput(
+            f"The CSV file {csv_path} has unknown columns {', '.join(unknown)}; "
+            f"allowed: {', '.join(CSV_COLUMNS)}."
+        )
+    specs: list[tuple[ItemCreate, list[Path]]] = []
+    for number, raw in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        where = f"{csv_path.name} line {number}"
+        try:
+            bag_no, bag_total = parse_bag(row.get("bag", ""), where=where)
+            other = parse_other_ids(row.get("other_ids", "").split(";"), where=where)
+            for kind in ("ring", "microchip", "cites_permit"):
+                if row.get(kind):
+                    other[kind] = row[kind]
+            spec = ItemCreate(
+                description=row.get("description", ""),
+                species=row.get("species", ""),
+                count=int(row["count"]) if row.get("count") else None,
+                weight=float(row["weight"]) if row.get("weight") else None,
+                unit=row.get("unit", ""),
+                packaging=row.get("packaging", ""),
+                bag_no=bag_no,
+                bag_total=bag_total,
+                other_ids=json.dumps(other, sort_keys=True),
+                place=row.get("place", ""),
+                lat=float(row["lat"]) if row.get("lat") else None,
+                lon=float(row["lon"]) if row.get("lon") else None,
+                seized_at=row.get("seized_at") or None,
+                seal=row.get("seal", ""),
+                parent_id=row.get("parent") or None,
+            )
+        except ValueError as exc:
+            raise InvalidInput(f"{where}: a number is malformed ({exc}); fix the row.") from None
+        photos = [
+            (csv_path.parent / p.strip()) for p in row.get("photos", "").split(";") if p.strip()
+        ]
+        specs.append((spec, photos))
+    if not specs:
+        raise InvalidInput(f"The CSV file {csv_path} has no rows; nothing was imported.")
+    return add_items(store, case_no=case_no, specs=specs, signer=signer)
+
+
+def record_sample(
+    store: Store,
+    *,
+    item_id: str,
+    signer: Signer,
+    description: str,
+    reason: str = "",
+    at: str | None = None,
+) -> Item:
+    """Take a sub-sample: a `sample` event on the parent and a new child item."""
+    if not description.strip():
+        raise InvalidInput("A sample needs a description; pass --description.")
+    when = event_time(at)
+    with store.write() as session:
+        writer = Writer(session)
+        parent = get_item(session, item_id)
+        state = writer.item_state(item_id)
+        check_transition(state, "sample", signer.actor, {})
+        child_id = next_item_id(session, parent.case_no, item_id)
+        writer.append(
+            chain=item_id,
+            item_id=item_id,
+            case_no=parent.case_no,
+            type="sample",
+            at=when,
+            signer=signer,
+            data={"child": child_id, "description": description.strip(), "reason": reason},
+        )
+        child = Item(
+            id=child_id,
+            case_no=parent.case_no,
+            parent_id=item_id,
+            description=description.strip(),
+            species=parent.species,
+            other_ids="{}",
+            place=state.location,
+            seized_at=parent.seized_at,
+            seized_at_local=parent.seized_at_local,
+            seizing_officer=parent.seizing_officer,
+            seal_at_seizure="",
+            created_at=to_utc_text(now_utc()),
+        )
+        session.add(child)
+        session.flush()
+        parent_hash = writer.tail(item_id)[1]
+        writer.append(
+            chain=child_id,
+            item_id=child_id,
+            case_no=parent.case_no,
+            type="sample",
+            at=when,
+            signer=signer,
+            data={
+                "item": item_record(child),
+                "parent": item_id,
+                "parent_event": parent_hash,
+                "reason": reason,
+                "location": state.location,
+            },
+        )
+        writer.finish()
+        session.expunge(child)
+    return child
+
+
+@dataclass(frozen=True)
+class ItemView:
+    item: Item
+    state: ItemState
+
+
+def list_items(store: Store, *, case_no: str | None = None) -> list[ItemView]:
+    with store.read() as session:
+        query = select(Item)
+        if case_no:
+            if session.get(Case, case_no) is None:
+                raise NotFound(
+                    f"Case {case_no} does not exist; list cases with 'custody case list'."
+                )
+            query = query.where(Item.case_no == case_no)
+        items = list(session.exec(query).all())
+        ev_query = select(Event).where(col(Event.item_id).is_not(None))
+        if case_no:
+            ev_query = ev_query.where(Event.case_no == case_no)
+        events: dict[str, list[Event]] = {}
+        for ev in session.exec(ev_query.order_by(col(Event.chain), col(Event.seq))).all():
+            if ev.chain == ev.item_id:
+                events.setdefault(ev.chain, []).append(ev)
+        views = [ItemView(item=i, state=replay(i.id, events.get(i.id, []))) for i in items]
+        for obj in items:
+            session.expunge(obj)
+    views.sort(key=lambda v: item_sort_key(v.item.id))
+    return views
+
+
+def item_sort_key(item_id: str) -> tuple[Any, ...]:
+    case, _, rest = item_id.partition("/")
+    return (case, tuple(int(p) if p.isdigit() else 0 for p in rest.split(".")))

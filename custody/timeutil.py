@@ -1,0 +1,41 @@
+"""Parsing and rendering of times: everything stored is UTC, inputs must carry a zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from custody.errors import InvalidInput
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_time(text: str, *, what: str = "time") -> datetime:
+    """Parse an ISO-8601 time that carries a zone offset (or Z); refuse naive times."""
+    raw = text.strip()
+    try:
+        value = datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError:
+        raise InvalidInput(
+            f"The {what} '{text}' is not an ISO-8601 time; write it like 2026-03-01T14:30+03:00."
+        ) from None
+    if value.tzinfo is None:
+        raise InvalidInput(
+            f"The {what} '{text}' has no time zone; add one, e.g. {raw}+03:00 or {raw}Z."
+        )
+    return value
+
+
+def to_utc_text(value: datetime) -> str:
+    """The stored form: UTC ISO-8601 with microseconds and Z."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_utc_text(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def display(text: str) -> str:
+    """A short human form of a stored UTC time: 2026-03-01 11:30:00 UTC."""
+    return from_utc_text(text).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,593 @@
+"""Verification of custody chains: returns findings, never prints.
+
+What is checked, for the chosen scope (whole store, one item, or one case):
+- every event's hash is recomputed from its columns (altered), its data column
+  must be in canonical form, and its signatures (actor, receiver, witness) are
+  checked against the registered public keys (bad signature, unknown key);
+- every chain runs seq 1..n with each event linking to the previous hash
+  (missing, inserted, reordered);
+- item and case rows equal the record in the event that created them (altered);
+- actor rows carry a valid self-signature over their registration (altered);
+and, whatever the scope, the store-wide log: ids run 1..N, each log hash links
+to the previous one, and the signed head names the last event (so removing a
+whole item, or the newest events, is detected).
+
+Signature checks run on both cores for large stores (process pool); the
+result is the same list of findings either way, sorted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import text
+
+from custody.canonical import canonical_json, hash_record
+from custody.chain import (
+    actor_message,
+    actor_record,
+    event_body,
+    event_message,
+    head_message,
+    log_hash,
+)
+from custody.keys import unb64, verify_signature
+from custody.store import Store
+
+KINDS = ("altered", "missing", "inserted", "reordered", "bad signature", "unknown key")
+PARALLEL_THRESHOLD = 4000
+EVENT_COLUMNS = (
+    "id, chain, seq, item_id, case_no, type, at, recorded_at, actor, actor_key, "
+    "counterparty, witness, data, prev_hash, hash, signatures, log_prev, log_hash"
+)
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One problem: which item (or chain), which event, what is wrong."""
+
+    subject: str  # item ID, "case:<no>", "actor:<handle>" or "store"
+    event: int | None
+    kind: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "event": self.event,
+            "kind": self.kind,
+            "message": self.message,
+        }
+
+
+@dataclass
+class VerifyReport:
+    scope: str
+    events_checked: int = 0
+    chains_checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    heads: dict[str, str] = field(default_factory=dict)  # chain -> last event hash
+    signers: dict[str, str] = field(default_factory=dict)  # handle -> key fingerprint
+    log_head: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def intact(self) -> bool:
+        return not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope,
+            "intact": self.intact,
+            "events_checked": self.events_checked,
+            "chains_checked": self.chains_checked,
+            "findings": [f.to_dict() for f in self.findings],
+            "heads": self.heads,
+            "signers": self.signers,
+            "log_head": self.log_head,
+        }
+
+
+Row = tuple[Any, ...]
+KeyMap = dict[str, tuple[str, str]]  # handle -> (fingerprint, public key hex)
+
+_WORKER_KEYS: KeyMap = {}
+
+
+@lru_cache(maxsize=4096)
+def _public_key(public_hex: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
+
+
+def _sig_ok(public_hex: str, sig_b64: str, message: bytes) -> bool:
+    try:
+        _public_key(public_hex).verify(unb64(sig_b64), message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def check_event_row(row: Row, keys: KeyMap) -> list[Finding]:
+    """Hash, canonical form and signatures of one event row (no chain context)."""
+    (eid, chain, seq, item_id, case_no, kind, at, recorded_at, actor, actor_key,
+     counterparty, witness, data_text, prev_hash, stored_hash, sigs_text, _lp, _lh) = row  # fmt: skip
+    subject = item_id or chain
+    out: list[Finding] = []
+    try:
+        data = json.loads(data_text)
+    except (TypeError, ValueError):
+        return [Finding(subject, eid, "altered", f"Event {eid} has unreadable data (not JSON).")]
+    if canonical_json(data).decode("utf-8") != data_text:
+        out.append(
+            Finding(
+                subject, eid, "altered", f"Event {eid}'s data is not in its signed canonical form."
+            )
+        )
+    body = event_body(
+        id=eid, chain=chain, seq=seq, item_id=item_id, case_no=case_no, type=kind, at=at,
+        recorded_at=recorded_at, actor=actor, actor_key=actor_key, counterparty=counterparty,
+        witness=witness, data=data, prev_hash=prev_hash,
+    )  # fmt: skip
+    if hash_record(body) != stored_hash:
+        out.append(
+            Finding(
+                subject,
+                eid,
+                "altered",
+                f"Event {eid} ({kind}) does not match its hash: a column was changed after signing.",
+            )
+        )
+    try:
+        sigs = json.loads(sigs_text)
+        assert isinstance(sigs, list)
+    except (TypeError, ValueError, AssertionError):
+        return [
+            *out,
+            Finding(subject, eid, "bad signature", f"Event {eid} has unreadable signatures."),
+        ]
+    message = event_message(stored_hash)
+    required = {"actor": actor}
+    if counterparty:
+        required["receiver"] = counterparty
+    if witness:
+        required["witness"] = witness
+    seen: set[str] = set()
+    for sig in sigs:
+        role, handle, fpr, value = (
+            sig.get("role"),
+            sig.get("handle"),
+            sig.get("key"),
+            sig.get("sig", ""),
+        )
+        registered = keys.get(handle or "")
+        if registered is None or registered[0] != fpr:
+            out.append(
+                Finding(
+                    subject,
+                    eid,
+                    "unknown key",
+                    f"Event {eid} is signed as {role} '{handle}' by key {str(fpr)[:16]}…, which is not that actor's registered key.",
+                )
+            )
+            continue
+        if role == "actor" and fpr != actor_key:
+            out.append(
+                Finding(
+                    subject,
+                    eid,
+                    "unknown key",
+                    f"Event {eid} names actor key {actor_key[:16]}… but was signed by {fpr[:16]}….",
+                )
+            )
+        if not _sig_ok(registered[1], value, message):
+            out.append(
+                Finding(
+                    subject,
+                    eid,
+                    "bad signature",
+                    f"Event {eid}'s {role} signature by '{handle}' does not verify.",
+                )
+            )
+            continue
+        if required.get(role) == handle:
+            seen.add(role)
+    for role, handle in required.items():
+        if role not in seen and not any(f.event == eid and f.kind != "altered" for f in out):
+            out.append(
+                Finding(
+                    subject,
+                    eid,
+                    "bad signature",
+                    f"Event {eid} lacks a valid {role} signature by '{handle}'.",
+                )
+            )
+    return out
+
+
+def _init_worker(keys: KeyMap) -> None:
+    global _WORKER_KEYS
+    _WORKER_KEYS = keys
+
+
+def _check_chunk(rows: Sequence[Row]) -> list[Finding]:
+    out: list[Finding] = []
+    for row in rows:
+        out.extend(check_event_row(row, _WORKER_KEYS))
+    return out
+
+
+def check_rows(rows: Sequence[Row], keys: KeyMap, *, workers: int = 0) -> list[Finding]:
+    """Per-event checks, spread over the machine's cores when there are many rows."""
+    if workers <= 0:
+        workers = os.cpu_count() or 1
+    if workers == 1 or len(rows) < PARALLEL_THRESHOLD:
+        return [f for row in rows for f in check_event_row(row, keys)]
+    import multiprocessing
+
+    size = max(1000, len(rows) // (workers * 4))
+    chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(keys,)
+    ) as pool:
+        results = pool.map(_check_chunk, chunks)
+        return [f for part in results for f in part]
+
+
+def _link_chain(chain: str, rows: Sequence[Row]) -> list[Finding]:
+    """Sequence and hash-link checks of one chain (rows sorted by seq)."""
+    out: list[Finding] = []
+    hashes = {r[14]: r for r in rows}
+    expected_seq = 1
+    prev_hash: str | None = None
+    subject = rows[0][3] or chain if rows else chain
+    for row in rows:
+        eid, seq, prev_link, own_hash = row[0], row[2], row[13], row[14]
+        if seq < expected_seq:
+            out.append(
+                Finding(
+                    subject,
+                    eid,
+                    "inserted",
+                    f"Event {eid} repeats position {seq} of {chain}: an extra event was inserted.",
+                )
+            )
+        elif seq > expected_seq:
+            out.append(
+                Finding(
+                    subject,
+                    eid,
+                    "missing",
+                    f"Events at positions {expected_seq}..{seq - 1} of {chain} are missing before event {eid}.",
+                )
+            )
+        if prev_link != prev_hash and seq >= expected_seq:
+            linked = hashes.get(prev_link) if prev_link else None
+            if linked is not None and linked[2] > seq:
+                out.append(
+                    Finding(
+                        subject,
+                        eid,
+                        "reordered",
+                        f"Event {eid} of {chain} links to a later event: the chain was reordered.",
+                    )
+                )
+            elif seq == expected_seq:
+                out.append(
+                    Finding(
+                        subject,
+                        eid,
+                        "inserted",
+                        f"Event {eid} of {chain} does not link to the event before it: it was inserted or its predecessor replaced.",
+                    )
+                )
+        expected_seq = max(expected_seq, seq + 1)
+        prev_hash = own_hash
+    return out
+
+
+def _check_log(
+    rows: Sequence[Row], head: Row | None, keys: KeyMap, store_id: str
+) -> tuple[list[Finding], dict[str, Any]]:
+    out: list[Finding] = []
+    expected = 1
+    prev: str | None = None
+    for row in rows:
+        eid, ev_hash, log_prev, stored_log = row[0], row[14], row[16], row[17]
+        subject = row[3] or row[1]
+        if eid > expected:
+            out.append(
+                Finding(
+                    "store",
+                    eid,
+                    "missing",
+                    f"Store log entries {expected}..{eid - 1} are missing: events (or a whole item) were deleted.",
+                )
+            )
+        if log_prev != prev and eid >= expected:
+            out.append(
+                Finding(
+                    subject,
+                    eid,
+                    "inserted",
+                    f"Event {eid} does not link to the previous entry of the store log: it was inserted, or the log was rewritten.",
+                )
+            )
+        if log_hash(seq=eid, event_hash_=ev_hash, prev=log_prev) != stored_log:
+            out.append(
+                Finding(
+                    subject,
+                    eid,
+                    "altered",
+                    f"Event {eid}'s store log entry does not match its contents.",
+                )
+            )
+        expected = max(expected, eid + 1)
+        prev = stored_log
+    last_id = rows[-1][0] if rows else 0
+    info: dict[str, Any] = {"seq": last_id, "hash": prev}
+    if head is None:
+        if rows:
+            out.append(
+                Finding("store", None, "missing", "The signed head of the store log is missing.")
+            )
+        return out, info
+    h_seq, h_hash, h_actor, h_key, h_sig = head
+    info.update({"signed_by": h_actor, "key": h_key})
+    registered = keys.get(h_actor)
+    if registered is None or registered[0] != h_key:
+        out.append(
+            Finding(
+                "store",
+                None,
+                "unknown key",
+                f"The store head is signed by '{h_actor}' with a key that is not registered.",
+            )
+        )
+    elif not verify_signature(
+        registered[1], h_sig, head_message(store_id=store_id, seq=h_seq, hash_=h_hash)
+    ):
+        out.append(
+            Finding("store", None, "bad signature", "The store head's signature does not verify.")
+        )
+    if h_seq > last_id:
+        out.append(
+            Finding(
+                "store",
+                h_seq,
+                "missing",
+                f"The signed head names event {h_seq} but the log ends at {last_id}: the newest events were deleted.",
+            )
+        )
+    elif h_seq < last_id:
+        out.append(
+            Finding(
+                "store",
+                last_id,
+                "inserted",
+                f"Events {h_seq + 1}..{last_id} lie beyond the signed head of the log: they were inserted outside custody.",
+            )
+        )
+    elif h_hash != prev:
+        out.append(
+            Finding(
+                "store",
+                h_seq,
+                "altered",
+                f"The last log entry ({h_seq}) differs from the signed head.",
+            )
+        )
+    return out, info
+
+
+def _record_diff(row: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(row) | set(recorded) if row.get(k) != recorded.get(k))
+
+
+def verify(
+    store: Store,
+    *,
+    item_id: str | None = None,
+    case_no: str | None = None,
+    workers: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> VerifyReport:
+    """Verify the whole store, one item's chain, or one case; returns the findings."""
+    from custody.errors import NotFound
+
+    scope = f"item {item_id}" if item_id else f"case {case_no}" if case_no else "store"
+    report = VerifyReport(scope=scope)
+    with store.engine.connect() as conn, conn.begin():
+        q = conn.exec_driver_sql
+        actors = q(
+            "SELECT handle, name, role, badge, agency_code, public_key, key_fingerprint, created_at, registration_signature FROM actors"
+        ).all()
+        meta = dict(q("SELECT key, value FROM store_meta").all())
+        head = q(
+            "SELECT log_seq, log_hash, actor, actor_key, signature FROM store_head WHERE id = 1"
+        ).first()
+        rows: list[Row] = [
+            tuple(r) for r in q(f"SELECT {EVENT_COLUMNS} FROM events ORDER BY id").all()
+        ]
+        if item_id:
+            if conn.execute(
+                text("SELECT 1 FROM items WHERE id = :i"), {"i": item_id}
+            ).first() is None and not any(r[1] == item_id for r in rows):
+                raise NotFound(
+                    f"Item {item_id} does not exist; list items with 'custody item list'."
+                )
+            item_rows = (
+                conn.execute(text("SELECT * FROM items WHERE id = :i"), {"i": item_id})
+                .mappings()
+                .all()
+            )
+            case_rows: list[Any] = []
+        elif case_no:
+            if conn.execute(
+                text("SELECT 1 FROM cases WHERE case_no = :c"), {"c": case_no}
+            ).first() is None and not any(r[4] == case_no for r in rows):
+                raise NotFound(
+                    f"Case {case_no} does not exist; list cases with 'custody case list'."
+                )
+            item_rows = (
+                conn.execute(text("SELECT * FROM items WHERE case_no = :c"), {"c": case_no})
+                .mappings()
+                .all()
+            )
+            case_rows = (
+                conn.execute(text("SELECT * FROM cases WHERE case_no = :c"), {"c": case_no})
+                .mappings()
+                .all()
+            )
+        else:
+            item_rows = conn.execute(text("SELECT * FROM items")).mappings().all()
+            case_rows = conn.execute(text("SELECT * FROM cases")).mappings().all()
+        agencies = {
+            r["code"]: dict(r)
+            for r in conn.execute(text("SELECT * FROM agencies")).mappings().all()
+        }
+
+    keys: KeyMap = {}
+    for a in actors:
+        record = actor_record(
+            handle=a[0],
+            name=a[1],
+            role=a[2],
+            badge=a[3],
+            agency_code=a[4],
+            public_key=a[5],
+            created_at=a[7],
+        )
+        from custody.keys import fingerprint
+
+        if fingerprint(bytes.fromhex(a[5])) != a[6] or not verify_signature(
+            a[5], a[8], actor_message(record)
+        ):
+            report.findings.append(
+                Finding(
+                    f"actor:{a[0]}",
+                    None,
+                    "altered",
+                    f"Actor '{a[0]}''s record or key does not match its signed registration.",
+                )
+            )
+            continue
+        keys[a[0]] = (a[6], a[5])
+    report.signers = {h: v[0] for h, v in sorted(keys.items())}
+
+    if progress:
+        progress("store log")
+    log_findings, report.log_head = _check_log(rows, head, keys, meta.get("store_id", ""))
+    report.findings.extend(log_findings)
+
+    if item_id:
+        in_scope = [r for r in rows if r[1] == item_id]
+    elif case_no:
+        in_scope = [r for r in rows if r[4] == case_no]
+    else:
+        in_scope = rows
+    if progress:
+        progress(f"{len(in_scope)} events")
+    report.findings.extend(check_rows(in_scope, keys, workers=workers))
+    report.events_checked = len(in_scope)
+
+    chains: dict[str, list[Row]] = {}
+    for r in in_scope:
+        chains.setdefault(r[1], []).append(r)
+    for chain, chain_rows in chains.items():
+        chain_rows.sort(key=lambda r: (r[2], r[0]))
+        report.findings.extend(_link_chain(chain, chain_rows))
+        report.heads[chain] = chain_rows[-1][14]
+    report.chains_checked = len(chains)
+
+    report.findings.extend(_check_rows_against_genesis(item_rows, case_rows, chains, agencies))
+    if not item_id:
+        present = {r["id"] for r in item_rows}
+        for chain, chain_rows in chains.items():
+            if not chain.startswith("case:") and chain not in present:
+                report.findings.append(
+                    Finding(
+                        chain,
+                        chain_rows[0][0],
+                        "missing",
+                        f"Item {chain} has custody events but its item row was deleted.",
+                    )
+                )
+    report.findings.sort(key=lambda f: (f.subject, f.event or 0, f.kind, f.message))
+    return report
+
+
+def _check_rows_against_genesis(
+    item_rows: Iterable[Any],
+    case_rows: Iterable[Any],
+    chains: dict[str, list[Row]],
+    agencies: dict[str, Any],
+) -> list[Finding]:
+    out: list[Finding] = []
+    for item in item_rows:
+        row = dict(item)
+        chain = chains.get(row["id"])
+        genesis = chain[0] if chain and chain[0][2] == 1 else None
+        if genesis is None:
+            out.append(
+                Finding(
+                    row["id"],
+                    None,
+                    "inserted",
+                    f"Item {row['id']} has no creating event: the item row was inserted outside custody.",
+                )
+            )
+            continue
+        recorded = json.loads(genesis[12]).get("item", {})
+        diff = _record_diff(row, recorded)
+        if diff:
+            out.append(
+                Finding(
+                    row["id"],
+                    genesis[0],
+                    "altered",
+                    f"Item {row['id']}'s row differs from its signed record in {', '.join(diff)}.",
+                )
+            )
+    for case in case_rows:
+        row = dict(case)
+        chain = chains.get(f"case:{row['case_no']}")
+        if not chain or chain[0][2] != 1:
+            out.append(
+                Finding(
+                    f"case:{row['case_no']}",
+                    None,
+                    "inserted",
+                    f"Case {row['case_no']} has no case-open event: the case row was inserted outside custody.",
+                )
+            )
+            continue
+        data = json.loads(chain[0][12])
+        diff = _record_diff(row, data.get("case", {}))
+        if diff:
+            out.append(
+                Finding(
+                    f"case:{row['case_no']}",
+                    chain[0][0],
+                    "altered",
+                    f"Case {row['case_no']}'s row differs from its signed record in {', '.join(diff)}.",
+                )
+            )
+        agency = data.get("agency")
+        if agency and agencies.get(agency["code"]) != agency:
+            out.append(
+                Finding(
+                    f"case:{row['case_no']}",
+                    chain[0][0],
+                    "altered",
+                    f"Agency {agency['code']}'s row differs from the record signed when case {row['case_no']} was opened.",
+                )
+            )
+    return out
