@@ -1,0 +1,451 @@
+"""Alignment of a query against its best candidate references.
+
+Owns the second stage of a search: for the references the k-mer index ranks
+best, an alignment giving identity, aligned length, query coverage, gaps and
+strand.
+
+How an alignment is made:
+- The dominant diagonal (offset between query and reference) is found from
+  shared k-mers, and the query is compared base by base along it; the best-
+  scoring ungapped segment (match +2, mismatch -3, as blastn) is the hit. Most
+  barcode alignments (COI, cytb, rbcL) have no indels and need nothing more.
+- When the k-mers show a second diagonal (an indel) or the segment leaves a
+  large part of the overlap unexplained, Biopython's `PairwiseAligner` makes a
+  local alignment (match 2, mismatch -3, gap open -5, extend -2) of the query
+  against the window of the reference around that diagonal.
+
+Invariants and definitions:
+- identity (%) = compatible columns / alignment columns (gaps included), as in
+  BLAST. An IUPAC ambiguity code counts as a match to every base it stands for
+  (R matches A and G), so an ambiguous base costs nothing when it is compatible
+  and counts as one mismatch otherwise; N matches anything. Query QC limits the
+  share of ambiguous bases; an all-N query has no k-mers and no hits.
+- query coverage (%) = aligned query bases / query length. Coverage of the
+  reference is irrelevant: a 100 bp mini-barcode fully inside a whole-gene
+  reference has 100 % coverage; a whole-gene query against a 100 bp reference
+  has low coverage and is judged on its aligned length.
+- strand "-" means the reverse complement of the query matched the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from Bio.Align import PairwiseAligner, substitution_matrices
+
+from species_ref.index import (
+    MASK_TO_CODE,
+    ByteArray,
+    IntArray,
+    KmerIndex,
+    encode_mask,
+    kmer_codes,
+    revcomp_mask,
+)
+
+MATCH = 2
+MISMATCH = -3
+GAP_OPEN = -5
+GAP_EXTEND = -2
+_IUPAC = "ACGTRYSWKMBDHVN"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One query-to-reference alignment."""
+
+    ref_index: int
+    seq_id: str
+    species: str
+    marker: str
+    identity: float  # percent, compatible columns / alignment columns
+    aligned_length: int  # alignment columns, gaps included
+    query_coverage: float  # percent of the query aligned
+    mismatches: int
+    gaps: int  # gap columns
+    strand: str  # "+" or "-" (query reverse complemented)
+    query_start: int  # on the query as given, 0-based half open
+    query_end: int
+    ref_start: int
+    ref_end: int
+    shared_kmers: int
+    method: str  # "ungapped" or "aligned"
+
+    @property
+    def genus(self) -> str:
+        return self.species.split(" ", 1)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["identity"] = round(self.identity, 3)
+        out["query_coverage"] = round(self.query_coverage, 2)
+        return out
+
+
+def _aligner() -> PairwiseAligner:
+    matrix = substitution_matrices.Array(alphabet=_IUPAC, dims=2)
+    masks = {ch: int(encode_mask(ch)[0]) for ch in _IUPAC}
+    for a in _IUPAC:
+        for b in _IUPAC:
+            matrix[a, b] = MATCH if masks[a] & masks[b] else MISMATCH
+    aligner = PairwiseAligner()
+    aligner.mode = "local"
+    aligner.substitution_matrix = matrix
+    aligner.open_gap_score = GAP_OPEN
+    aligner.extend_gap_score = GAP_EXTEND
+    return aligner
+
+
+_MASK_TO_LETTER = np.frombuffer(b"?ACMGRSVTWYHKDBN", dtype=np.uint8)
+
+
+def _letters(mask: ByteArray) -> str:
+    return _MASK_TO_LETTER[mask].tobytes().decode("ascii").replace("?", "N")
+
+
+@dataclass
+class _Oriented:
+    mask: ByteArray
+    sorted_codes: IntArray
+    sorted_pos: IntArray
+
+
+def _orient(mask: ByteArray, k: int) -> _Oriented:
+    fwd, _rev, valid = kmer_codes(MASK_TO_CODE[mask], k)
+    pos = np.flatnonzero(valid)
+    codes = fwd[valid]
+    order = np.argsort(codes, kind="stable")
+    return _Oriented(mask, codes[order], pos[order])
+
+
+@dataclass(frozen=True, slots=True)
+class _Raw:
+    identity: float
+    columns: int
+    matches: int
+    gaps: int
+    q_start: int
+    q_end: int
+    r_start: int
+    r_end: int
+    method: str
+
+
+class Matcher:
+    """Aligns queries to the references of one `KmerIndex`."""
+
+    def __init__(
+        self, index: KmerIndex, *, top_n: int = 30, per_species: int = 5, max_gapped: int = 10
+    ) -> None:
+        self.index = index
+        self.max_gapped = max_gapped
+        self.top_n = top_n
+        self.per_species = per_species
+        self._aligner = _aligner()
+
+    def match(
+        self,
+        seq: str,
+        *,
+        exclude: npt.NDArray[np.bool_] | None = None,
+        top_n: int | None = None,
+    ) -> list[Hit]:
+        """Hits of `seq` against its best candidates, best identity first."""
+        mask = encode_mask(seq)
+        cands = self.index.candidates(
+            mask, top_n or self.top_n, per_species=self.per_species, exclude=exclude
+        )
+        if cands.refs.shape[0] == 0:
+            return []
+        qlen = int(mask.shape[0])
+        raws = self.align_many(mask, cands.refs, cands.strands, shared=cands.shared)
+        hits: list[Hit] = []
+        for ref, strand, shared, raw in zip(
+            cands.refs.tolist(), cands.strands.tolist(), cands.shared.tolist(), raws, strict=True
+        ):
+            if raw is None or raw.columns == 0:
+                continue
+            if strand == 1:
+                qs, qe = raw.q_start, raw.q_end
+            else:
+                qs, qe = qlen - raw.q_end, qlen - raw.q_start
+            hits.append(
+                Hit(
+                    ref_index=ref,
+                    seq_id=self.index.seq_ids[ref],
+                    species=self.index.species_names[int(self.index.species_ids[ref])],
+                    marker=self.index.markers[ref],
+                    identity=raw.identity,
+                    aligned_length=raw.columns,
+                    query_coverage=100.0 * (raw.q_end - raw.q_start) / max(qlen, 1),
+                    mismatches=raw.columns - raw.matches - raw.gaps,
+                    gaps=raw.gaps,
+                    strand="+" if strand == 1 else "-",
+                    query_start=qs,
+                    query_end=qe,
+                    ref_start=raw.r_start,
+                    ref_end=raw.r_end,
+                    shared_kmers=shared,
+                    method=raw.method,
+                )
+            )
+        hits.sort(key=lambda h: (-h.identity, -h.aligned_length, h.ref_index))
+        return hits
+
+    def align_many(
+        self,
+        qmask: ByteArray,
+        refs: IntArray,
+        strands: IntArray,
+        *,
+        shared: IntArray | None = None,
+    ) -> list[_Raw | None]:
+        """Align a query (bit masks, as given) to many references at once.
+
+        `strands` says per reference whether the query (+1) or its reverse
+        complement (-1) is aligned. Diagonal finding and the ungapped segments
+        are computed for all references in a handful of NumPy operations; a
+        gapped alignment is added only where the k-mers show an indel, at most
+        `max_gapped` times per call and only for references sharing at least
+        half as many k-mers as the best one.
+        """
+        n_c = int(refs.shape[0])
+        out: list[_Raw | None] = [None] * n_c
+        k = self.index.k
+        qlen = int(qmask.shape[0])
+        if n_c == 0 or qlen < k:
+            return out
+        index = self.index
+        oriented = {1: _orient(qmask, k), -1: _orient(revcomp_mask(qmask), k)}
+        lens = index.lengths[refs]
+        n_kmer = np.maximum(lens - k + 1, 0)
+        stride = np.where(lens < 400, 1, 3)
+        m = (n_kmer + stride - 1) // stride
+        total = int(m.sum())
+        if total == 0:
+            return out
+        seg = np.repeat(np.arange(n_c), m)
+        first = np.cumsum(m) - m
+        local = (np.arange(total) - np.repeat(first, m)) * np.repeat(stride, m)
+        gpos = local + np.repeat(index.seq_offsets[refs], m)
+        codes = index.seq_codes
+        fwd = np.zeros(total, dtype=np.int64)
+        bad = np.zeros(total, dtype=bool)
+        for j in range(k):
+            col = codes[gpos + j]
+            bad |= col == 4
+            fwd = (fwd << 2) | (col & 3).astype(np.int64)
+        width = qlen + int(lens.max()) + 1
+        votes_flat = np.zeros(n_c * width, dtype=np.int64)
+        seg_strand = strands[seg]
+        for strand, ori in oriented.items():
+            sel = (~bad) & (seg_strand == strand)
+            if not sel.any() or ori.sorted_codes.shape[0] == 0:
+                continue
+            rc = fwd[sel]
+            idx = np.searchsorted(ori.sorted_codes, rc)
+            idx[idx >= ori.sorted_codes.shape[0]] = 0
+            hit = ori.sorted_codes[idx] == rc
+            diag = local[sel][hit] - ori.sorted_pos[idx[hit]] + qlen
+            key = seg[sel][hit] * width + diag
+            votes_flat += np.bincount(key, minlength=n_c * width)
+        votes = votes_flat.reshape(n_c, width)
+        best = votes.argmax(axis=1)
+        best_votes = votes[np.arange(n_c), best]
+        for off in range(-2, 3):
+            col_i = np.clip(best + off, 0, width - 1)
+            votes[np.arange(n_c), col_i] = 0
+        second = votes.max(axis=1)
+        d = best - qlen
+        q0 = np.maximum(0, -d)
+        q1 = np.minimum(qlen, lens - d)
+        length = np.where(best_votes > 0, np.maximum(q1 - q0, 0), 0)
+        ok = length > 0
+        if not ok.any():
+            return out
+        ci = np.flatnonzero(ok)
+        length_ok = length[ci]
+        n_el = int(length_ok.sum())
+        seg_first = np.cumsum(length_ok) - length_ok
+        within = np.arange(n_el) - np.repeat(seg_first, length_ok)
+        qidx = np.repeat(q0[ci], length_ok) + within
+        # The two orientations of the query sit side by side: [as given | reverse complement].
+        both = np.concatenate((oriented[1].mask, oriented[-1].mask))
+        qsel = qidx + np.repeat(np.where(strands[ci] == 1, 0, qlen), length_ok)
+        ridx = qidx + np.repeat(d[ci] + index.seq_offsets[refs[ci]], length_ok)
+        same = (both[qsel] & index.seq_masks[ridx]) != 0
+        score = np.where(same, MATCH, MISMATCH).astype(np.int64)
+        cs = np.cumsum(score)
+        before = np.concatenate(([0], cs))[seg_first]
+        rel = cs - np.repeat(before, length_ok)
+        big = 6 * (int(length_ok.max()) + 2)
+        shift = np.repeat(np.arange(ci.shape[0], dtype=np.int64) * big, length_ok)
+        runmin = np.minimum.accumulate(rel - shift) + shift
+        low = np.minimum(runmin, 0)
+        gain = rel - low
+        seg_max = np.maximum.reduceat(gain, seg_first)
+        at_max = np.flatnonzero(gain == np.repeat(seg_max, length_ok))
+        end_el = at_max[np.searchsorted(at_max, seg_first)]
+        low_end = low[end_el]
+        cum_same = np.concatenate(([0], np.cumsum(same)))
+        # Start of the best segment: first prefix (virtual 0 before the segment,
+        # or an element) whose relative sum equals the running minimum at the end.
+        cand_start = np.flatnonzero(rel == np.repeat(low_end, length_ok))
+        pos_s = np.searchsorted(cand_start, seg_first)
+        pos_s = np.minimum(pos_s, max(cand_start.shape[0] - 1, 0))
+        start_el = np.where(
+            (low_end < 0) & (cand_start.shape[0] > 0),
+            (cand_start[pos_s] + 1) if cand_start.shape[0] else seg_first,
+            seg_first,
+        )
+        cols = np.where(seg_max > 0, end_el + 1 - start_el, 0)
+        matches = cum_same[end_el + 1] - cum_same[start_el]
+        q_start = q0[ci] + (start_el - seg_first)
+        top_shared = int(shared.max()) if shared is not None and shared.shape[0] else 0
+        gapped_left = self.max_gapped
+        for j, c in enumerate(ci.tolist()):
+            n_cols = int(cols[j])
+            qs_ = int(q_start[j])
+            dd = int(d[c])
+            raw = _Raw(
+                100.0 * int(matches[j]) / n_cols if n_cols else 0.0,
+                n_cols,
+                int(matches[j]) if n_cols else 0,
+                0,
+                qs_,
+                qs_ + n_cols,
+                qs_ + dd,
+                qs_ + dd + n_cols,
+                "ungapped",
+            )
+            indel = int(second[c]) >= max(2, int(best_votes[c]) // 8)
+            short = n_cols < 0.9 * int(length[c])
+            worth = shared is None or int(shared[c]) * 2 >= top_shared
+            if (indel or short) and worth and gapped_left > 0:
+                gapped_left -= 1
+                qm = oriented[int(strands[c])].mask
+                full = self._gapped(qm, index.ref_mask(int(refs[c])), dd)
+                if full is not None and full.identity * full.columns > raw.identity * raw.columns:
+                    raw = full
+            out[c] = raw
+        return out
+
+    def pair_identity(self, a: int, b: int) -> tuple[float, int] | None:
+        """Identity (%) and aligned length of reference `a` against reference `b`."""
+        oa = _orient(self.index.ref_mask(a), self.index.k)
+        rb = self.index.ref_mask(b)
+        raw = self.align_pair(oa, rb)
+        if raw is None or raw.columns < 1:
+            ob = _orient(revcomp_mask(oa.mask), self.index.k)
+            raw = self.align_pair(ob, rb)
+        if raw is None:
+            return None
+        return raw.identity, raw.columns
+
+    def align_pair(
+        self, q: _Oriented, rmask: ByteArray, *, allow_gapped: bool = True
+    ) -> _Raw | None:
+        """Align an oriented query to a reference; None when they share no diagonal.
+
+        With ``allow_gapped=False`` only the ungapped segment is computed (used
+        for distant candidates whose exact identity cannot change a decision).
+        """
+        k = self.index.k
+        qlen = int(q.mask.shape[0])
+        rlen = int(rmask.shape[0])
+        # Long references are sampled every third position: enough votes to find
+        # the diagonal at a third of the cost.
+        stride = 1 if rlen < 400 else 3
+        n = rlen - k + 1
+        if n <= 0 or q.sorted_codes.shape[0] == 0:
+            return None
+        codes = MASK_TO_CODE[rmask].astype(np.int64)
+        rpos = np.arange(0, n, stride)
+        fwd = np.zeros(rpos.shape[0], dtype=np.int64)
+        bad = np.zeros(rpos.shape[0], dtype=bool)
+        for j in range(k):
+            col = codes[rpos + j]
+            bad |= col == 4
+            fwd = (fwd << 2) | (col & 3)
+        rpos = rpos[~bad]
+        rcodes = fwd[~bad]
+        if rcodes.shape[0] == 0:
+            return None
+        idx = np.searchsorted(q.sorted_codes, rcodes)
+        idx[idx >= q.sorted_codes.shape[0]] = 0
+        found = q.sorted_codes[idx] == rcodes
+        if not found.any():
+            return None
+        diags = rpos[found] - q.sorted_pos[idx[found]]
+        votes = np.bincount(diags + qlen)
+        best = int(votes.argmax())
+        best_votes = int(votes[best])
+        d = best - qlen
+        votes[max(best - 2, 0) : best + 3] = 0
+        second = int(votes.max()) if votes.shape[0] else 0
+        raw = self._ungapped(q.mask, rmask, d)
+        overlap = min(qlen, rlen - d) - max(0, -d)
+        indel = second >= max(2, best_votes // 8)
+        if not allow_gapped or (not indel and raw.columns >= 0.9 * overlap):
+            return raw
+        full = self._gapped(q.mask, rmask, d)
+        if full is not None and full.identity * full.columns > raw.identity * raw.columns:
+            return full
+        return raw
+
+    @staticmethod
+    def _ungapped(qmask: ByteArray, rmask: ByteArray, d: int) -> _Raw:
+        q0 = max(0, -d)
+        q1 = min(qmask.shape[0], rmask.shape[0] - d)
+        same = (qmask[q0:q1] & rmask[q0 + d : q1 + d]) != 0
+        score = np.where(same, MATCH, MISMATCH)
+        cs = np.concatenate(([0], np.cumsum(score)))
+        low = np.minimum.accumulate(cs)
+        gain = cs - low
+        end = int(gain.argmax())
+        start = int(np.flatnonzero(cs[: end + 1] == low[end])[0])
+        cols = end - start
+        matches = int(same[start:end].sum())
+        ident = 100.0 * matches / cols if cols else 0.0
+        return _Raw(
+            ident, cols, matches, 0, q0 + start, q0 + end, q0 + d + start, q0 + d + end, "ungapped"
+        )
+
+    def _gapped(self, qmask: ByteArray, rmask: ByteArray, d: int) -> _Raw | None:
+        qlen = int(qmask.shape[0])
+        pad = 60
+        w0 = max(0, d - pad)
+        w1 = min(int(rmask.shape[0]), d + qlen + pad)
+        window = rmask[w0:w1]
+        if window.shape[0] == 0:
+            return None
+        try:
+            aln = self._aligner.align(_letters(window), _letters(qmask))[0]
+        except (IndexError, ValueError, OverflowError):
+            return None
+        blocks_t, blocks_q = aln.aligned
+        if len(blocks_t) == 0:
+            return None
+        matches = 0
+        aligned = 0
+        for (t0, t1), (a0, a1) in zip(blocks_t, blocks_q, strict=True):
+            matches += int(((window[t0:t1] & qmask[a0:a1]) != 0).sum())
+            aligned += int(t1 - t0)
+        t_start, t_end = int(blocks_t[0][0]), int(blocks_t[-1][1])
+        q_start, q_end = int(blocks_q[0][0]), int(blocks_q[-1][1])
+        gaps = (t_end - t_start - aligned) + (q_end - q_start - aligned)
+        cols = aligned + gaps
+        return _Raw(
+            100.0 * matches / cols,
+            cols,
+            matches,
+            gaps,
+            q_start,
+            q_end,
+            w0 + t_start,
+            w0 + t_end,
+            "aligned",
+        )
