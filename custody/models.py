@@ -105,7 +105,7 @@ class ItemCreate(ItemBase):
 
 class Item(ItemBase, table=True):
     __tablename__ = "items"
-    __table_args__ = (Index("ix_items_case", "case_no"),)
+    __table_args__ = (Index("ix_items_case", "case_no"), Index("ix_items_parent", "parent_id"))
 
     id: str = Field(primary_key=True)  # <CASE>/<n>, sub-samples <CASE>/<n>.<m>
     case_no: str = Field(foreign_key="cases.case_no")
@@ -134,6 +134,7 @@ class Event(SQLModel, table=True):
         UniqueConstraint("chain", "seq", name="uq_events_chain_seq"),
         Index("ix_events_item", "item_id"),
         Index("ix_events_case", "case_no"),
+        Index("ix_events_type", "type"),
     )
 
     id: int = Field(primary_key=True)  # store-wide log sequence number, from 1

@@ -508,6 +508,7 @@ def verify(
     report.chains_checked = len(chains)
 
     report.findings.extend(_check_rows_against_genesis(item_rows, case_rows, chains, agencies))
+    report.findings.extend(_check_attachments(store, in_scope))
     if not item_id:
         present = {r["id"] for r in item_rows}
         for chain, chain_rows in chains.items():
@@ -522,6 +523,43 @@ def verify(
                 )
     report.findings.sort(key=lambda f: (f.subject, f.event or 0, f.kind, f.message))
     return report
+
+
+def _check_attachments(store: Store, rows: Iterable[Row]) -> list[Finding]:
+    """Every attached file must still be in the content store with its recorded hash."""
+    from custody.attachments import blob_path, file_sha256
+
+    out: list[Finding] = []
+    for row in rows:
+        if '"attachments"' not in row[12]:
+            continue
+        try:
+            entries = json.loads(row[12]).get("attachments") or []
+        except ValueError:
+            continue  # already reported as altered
+        for entry in entries:
+            sha = str(entry.get("sha256", ""))
+            path = blob_path(store.attachments_dir, sha)
+            subject = row[3] or row[1]
+            if not path.exists():
+                out.append(
+                    Finding(
+                        subject,
+                        row[0],
+                        "missing",
+                        f"Attachment {entry.get('name')} ({sha[:19]}…) of event {row[0]} is missing from the attachment store.",
+                    )
+                )
+            elif file_sha256(path) != sha:
+                out.append(
+                    Finding(
+                        subject,
+                        row[0],
+                        "altered",
+                        f"Attachment {entry.get('name')} of event {row[0]} no longer matches its recorded SHA-256.",
+                    )
+                )
+    return out
 
 
 def _check_rows_against_genesis(
