@@ -1,0 +1,201 @@
+"""CITES listing look-up for an identified species, from bundled snapshots.
+
+This module owns the answer to "is this species on a CITES Appendix, and which
+snapshot says so". Data: species_ref/data/cites_listings.csv.gz, built by
+bench/make_cites_bundle.py from the CITES Checklist / Species+ "Index of CITES
+Species" export of 2017-04-21 and the Species+ reptile listings of July 2023.
+
+Look-up rules (the "walk"):
+
+1. Reptiles: a species or subspecies row of the 2023 reptile export answers
+   first (snapshot "2023-07"); reptile listings changed after 2017.
+2. An exact row for the name in the 2017 checklist (any rank).
+3. A 2017 row that lists the name among its synonyms.
+4. Otherwise walk up: the genus row, then the family row, then the order row,
+   learning the family and order of the genus from any row of that genus.
+   Rows with an empty appendix are skipped.
+
+A row whose appendix is "NC" (explicitly not covered, e.g. the budgerigar under
+the parrot order listing, or the domestic cat under Felidae) stops the walk and
+answers "not listed". No row at all gives None. Every answer names the
+snapshot it came from: listings change at each Conference of the Parties, and
+taxa listed after the snapshot (e.g. mako sharks, 2019) are missing.
+
+Invariants: the bundle is read lazily, once per process; this module never
+prints and never touches the network.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from species_ref.errors import SpeciesRefError
+
+BUNDLE = "cites_listings.csv.gz"
+SNAPSHOT_SOURCES = {
+    "2017-04-21": "CITES Checklist / Species+ Index of CITES Species, export of 2017-04-21",
+    "2023-07": "Species+ listings export for Reptilia, July 2023",
+}
+NOT_LISTED = "not listed"
+
+_BINOMIAL = re.compile(r"\b([A-Z][a-z]+) ([a-z][a-z-]+)\b")
+
+
+@dataclass(frozen=True)
+class CitesListing:
+    """The CITES status of a queried name, with where the answer came from."""
+
+    query: str  # the name asked about, normalised
+    taxon: str  # the taxon whose row answered (the species, a synonym's taxon, genus ...)
+    rank: str  # rank of that row: species, subspecies, genus, family, order ...
+    appendix: str  # "I", "II", "III", "I/II" ... or "not listed" for an NC row
+    matched_by: str  # "name", "synonym", "genus", "family" or "order"
+    snapshot: str  # "2017-04-21" or "2023-07"
+    source: str  # description of the snapshot
+    annotation: str = ""
+    hash_annotation: str = ""
+    english_name: str = ""
+    listed_under: str = ""  # the listing entry, e.g. "Trochilidae spp." or "Manis javanica"
+    family: str = ""  # taxonomy of the answering row, as the snapshot gives it
+    order: str = ""
+
+    @property
+    def listed(self) -> bool:
+        """True when the answer is an Appendix (I, II or III), False for "not listed"."""
+        return self.appendix != NOT_LISTED
+
+    def summary(self) -> str:
+        """One plain sentence for reports."""
+        if not self.listed:
+            head = f"{self.query} is explicitly not covered by CITES (NC)"
+        else:
+            head = f"{self.query} is listed in CITES Appendix {self.appendix}"
+        if self.matched_by == "synonym":
+            head += f" as {self.taxon}"
+        elif self.matched_by in {"genus", "family", "order"}:
+            head += f" through the listing of {self.matched_by} {self.taxon}"
+        return f"{head} (snapshot {self.snapshot})."
+
+
+def _norm(name: str) -> str:
+    words = name.replace("_", " ").split()
+    if not words:
+        return ""
+    return " ".join([words[0].capitalize()] + [w.lower() for w in words[1:]])
+
+
+class CitesIndex:
+    """In-memory index over CITES snapshot rows; build with `from_rows` or `load`."""
+
+    def __init__(self, rows: Iterable[dict[str, str]]) -> None:
+        self._reptile_2023: dict[str, dict[str, str]] = {}
+        self._by_name: dict[str, dict[str, str]] = {}
+        self._by_synonym: dict[str, dict[str, str]] = {}
+        self._genus_taxonomy: dict[str, tuple[str, str]] = {}
+        for row in rows:
+            name = row.get("taxon_name", "").strip()
+            if not name:
+                continue
+            genus = row.get("genus", "").strip()
+            if genus and row.get("family") and genus not in self._genus_taxonomy:
+                self._genus_taxonomy[genus] = (row.get("family", ""), row.get("order", ""))
+            if row.get("snapshot") == "2023-07":
+                self._reptile_2023.setdefault(name, row)
+                continue
+            self._by_name.setdefault(name, row)
+            for genus_syn, epithet in _BINOMIAL.findall(row.get("synonyms", "")):
+                self._by_synonym.setdefault(f"{genus_syn} {epithet}", row)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> CitesIndex:
+        """Read a bundle (gzipped CSV); the bundled one when `path` is None."""
+        try:
+            if path is None:
+                blob = resources.files("species_ref").joinpath("data", BUNDLE).read_bytes()
+            else:
+                blob = Path(path).read_bytes()
+            text = gzip.decompress(blob).decode("utf-8")
+        except (OSError, EOFError, UnicodeDecodeError) as e:
+            where = path or f"species_ref/data/{BUNDLE}"
+            raise SpeciesRefError(
+                f"The CITES bundle {where} cannot be read ({e}); rebuild it with "
+                "bench/make_cites_bundle.py."
+            ) from None
+        return cls(csv.DictReader(io.StringIO(text)))
+
+    def lookup(self, species: str) -> CitesListing | None:
+        """Return the CITES status of a species name, or None when no listing covers it."""
+        query = _norm(species)
+        if not query:
+            return None
+        words = query.split()
+        candidates = [query] if len(words) <= 2 else [query, " ".join(words[:2])]
+        for name in candidates:
+            row = self._reptile_2023.get(name)
+            if row is not None:
+                older = self._by_name.get(name)
+                fallback = older.get("english_names", "") if older else ""
+                return _answer(query, row, "name", english_names=fallback)
+            row = self._by_name.get(name)
+            if row is not None and row.get("appendix"):
+                return _answer(query, row, "name")
+            row = self._by_synonym.get(name)
+            if row is not None and row.get("appendix"):
+                return _answer(query, row, "synonym")
+
+        genus = words[0]
+        if len(words) > 1:
+            row = self._by_name.get(genus)
+            if row is not None and row.get("rank") == "GENUS" and row.get("appendix"):
+                return _answer(query, row, "genus")
+        family, order = self._genus_taxonomy.get(genus, ("", ""))
+        for rank, taxon in (("family", family), ("order", order)):
+            row = self._by_name.get(taxon) if taxon else None
+            if row is not None and row.get("appendix"):
+                return _answer(query, row, rank)
+        return None
+
+
+def _answer(
+    query: str, row: dict[str, str], matched_by: str, *, english_names: str = ""
+) -> CitesListing:
+    appendix = row.get("appendix", "")
+    snapshot = row.get("snapshot", "")
+    names = row.get("english_names", "") or english_names
+    return CitesListing(
+        query=query,
+        taxon=row["taxon_name"],
+        rank=row.get("rank", "").lower(),
+        appendix=NOT_LISTED if appendix == "NC" else appendix,
+        matched_by=matched_by,
+        snapshot=snapshot,
+        source=SNAPSHOT_SOURCES.get(snapshot, snapshot),
+        annotation=row.get("annotation", ""),
+        hash_annotation=row.get("hash_annotation", ""),
+        english_name=names.split(",")[0].strip() if names else "",
+        listed_under=row.get("listed_under", ""),
+        family=row.get("family", ""),
+        order=row.get("order", ""),
+    )
+
+
+@lru_cache(maxsize=1)
+def bundled_index() -> CitesIndex:
+    """Return the index over the bundled snapshots, loaded on first use and cached."""
+    return CitesIndex.load()
+
+
+def lookup_cites(species: str) -> CitesListing | None:
+    """Return the CITES listing that covers `species` ("Genus species"), or None.
+
+    See the module docstring for the matching walk and the snapshots used.
+    """
+    return bundled_index().lookup(species)
