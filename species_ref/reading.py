@@ -51,6 +51,7 @@ _GAP_OR_SPACE = re.compile(r"[\s\-.]+")
 _ABIF_MAGIC = b"ABIF"
 _SCF_MAGIC = b".scf"
 _ZTR_MAGIC = b"\xaeZTR"
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,10 +126,8 @@ def read_queries(
     fmt = detect_query_format(data, name=p.name)
     if fmt == "abi":
         reads = [_parse_abif(data, p)]
-    elif fmt == "fasta":
-        reads = _parse_text(data, p, "fasta")
     else:
-        reads = _parse_text(data, p, "fastq")
+        reads = _parse_text(data.removeprefix(_UTF8_BOM), p, fmt)
     if not reads:
         raise InputFormatError(
             f"Query file {p} contains no sequence records; check that it is the right file."
@@ -178,7 +177,7 @@ def detect_query_format(data: bytes, *, name: str) -> str:
             f"{name} is a binary file, not FASTA, FASTQ or an .ab1 trace; "
             "check that it is the right file."
         )
-    first = data.lstrip()[:1]
+    first = data.removeprefix(_UTF8_BOM).lstrip()[:1]
     if first == b">":
         return "fasta"
     if first == b"@":

@@ -27,9 +27,11 @@ FASTA header conventions, detected per record:
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import re
 import warnings
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,14 +114,21 @@ def read_reference_file(
         ) from None
     except OSError as e:
         raise InputFormatError(f"Reference file {p} cannot be read ({e.strerror}).") from None
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            raise InputFormatError(
+                f"Reference file {p.name} is a damaged gzip file; download or compress it again."
+            ) from None
     if not data.strip():
         raise InputFormatError(
             f"Reference file {p.name} is empty; check that it is the right file."
         )
     if b"\x00" in data:
         raise InputFormatError(
-            f"Reference file {p.name} is binary, not FASTA, GenBank or BOLD TSV text; "
-            "decompress it or check that it is the right file."
+            f"Reference file {p.name} is binary, not FASTA, GenBank or BOLD TSV text "
+            "(plain or gzipped); check that it is the right file."
         )
     text = _decode(data)
     if fmt == "auto":

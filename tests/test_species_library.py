@@ -262,3 +262,41 @@ def test_cache_dir_is_per_version_and_outside_the_snapshot(store: LibraryStore) 
     shutil.rmtree(cache)
     store.load("lib")
     assert [s.version for s in store.versions("lib")] == [1]
+
+
+# --- bundled demo data -------------------------------------------------------------------
+
+DATA = Path(__file__).parent.parent / "species_ref" / "data"
+
+
+def test_bundled_demo_library_imports_cleanly_with_provenance(store: LibraryStore) -> None:
+    lib, result = store.import_version("demo", [DATA / "demo_library.fasta"])
+    assert 200 <= len(lib.records) <= 500
+    assert result.rejected == ()
+    genera = {r.genus for r in lib.records}
+    for group in ("Manis", "Loxodonta", "Diceros", "Panthera", "Sphyrna", "Psittacus", "Chelonia"):
+        assert group in genera
+    for domestic in ("Sus scrofa", "Bos taurus", "Capra hircus", "Canis lupus"):
+        assert domestic in lib.species
+    with (DATA / "demo_library_SOURCES.tsv").open(encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:]
+    assert {(r[1], r[3]) for r in rows} == {(r.seq_id, r.marker) for r in lib.records}
+
+
+def test_demo_queries_are_held_out_but_their_species_are_in_the_library() -> None:
+    from species_ref.reading import read_queries
+
+    library = read_reference_file(DATA / "demo_library.fasta").records
+    queries = read_queries(DATA / "demo_queries.fasta")
+    assert 2 <= len(queries) <= 4
+    species = {r.species for r in library}
+    ids = {r.seq_id for r in library}
+    sequences = {r.sequence for r in library}
+    for q in queries:
+        # header: "<name> <copy of|reverse complement of> refdata record ID|Genus species|marker"
+        record = q.extra["description"].split("refdata record ")[1].split()[0:2]
+        seq_id, genus_species = record[0].split("|")[0], " ".join(q.name.split("_")[1:3])
+        assert seq_id not in ids
+        assert genus_species in species
+        assert q.sequence not in sequences
+    assert any("reverse complement" in q.extra["description"] for q in queries)

@@ -173,7 +173,8 @@ def test_zero_usable_records_names_file_and_counts_per_reason(tmp_path: Path) ->
     ("content", "pattern"),
     [
         (b"", "is empty"),
-        (b"\x1f\x8b\x08\x00\x00\x00", "binary"),
+        (b"\x1f\x8b\x08\x00\x00\x00", "damaged gzip"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary"),
         (b"species,sequence\nManis javanica,ACGT\n", "not FASTA"),
     ],
 )
@@ -182,6 +183,18 @@ def test_unreadable_files_are_rejected(tmp_path: Path, content: bytes, pattern: 
     f.write_bytes(content)
     with pytest.raises(InputFormatError, match=pattern):
         read_reference_file(f)
+
+
+def test_gzipped_reference_file_is_read(tmp_path: Path) -> None:
+    import gzip
+
+    gz = tmp_path / "ref_pipe.fasta.gz"
+    gz.write_bytes(gzip.compress((IO / "ref_pipe.fasta").read_bytes()))
+    plain = read_reference_file(IO / "ref_pipe.fasta")
+    packed = read_reference_file(gz)
+    assert [(r.seq_id, r.sequence) for r in packed.records] == [
+        (r.seq_id, r.sequence) for r in plain.records
+    ]
 
 
 def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
