@@ -69,7 +69,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "sample": frozenset({"analyst", "custodian"}),
     "analyse": frozenset({"analyst"}),
     "label-print": HANDLERS,
-    "dispose": frozenset({"officer", "custodian", "admin"}),
+    "dispose": HANDLERS,  # analysts destroy samples consumed in analysis
     "note": ALL_ROLES,
     "correct": ALL_ROLES,
     "dossier-issue": frozenset({"prosecutor", "analyst", "admin"}),
@@ -265,7 +265,7 @@ def check_permission(actor: Actor, kind: str) -> None:
     if actor.role not in allowed:
         roles = ", ".join(sorted(allowed))
         raise PermissionDenied(
-            f"Actor '{actor.handle}' is a {actor.role}; recording '{kind}' needs the role {roles}."
+            f"Actor '{actor.handle}' has the role {actor.role}; recording '{kind}' needs one of: {roles}."
         )
 
 

@@ -57,12 +57,12 @@ ILLEGAL = {
     "analyse by an officer": (
         lambda w, i: ev.record_analysis(w.store, item_id=i, signer=w.officer, result={"x": 1}),
         PermissionDenied,
-        "needs the role analyst",
+        "needs one of: analyst",
     ),
     "sample by a prosecutor": (
         lambda w, i: record_sample(w.store, item_id=i, signer=w.prosecutor, description="x"),
         PermissionDenied,
-        "needs the role",
+        "needs one of",
     ),
     "time going backwards": (
         lambda w, i: ev.record_store(
