@@ -22,9 +22,12 @@ Invariants:
   Only `attachments/` may change later, and the hash does not cover it.
 - Importing content whose hash equals the latest version's creates nothing and
   returns that latest version (imports are idempotent).
-- `load` re-verifies both the SHA-256 of `records.jsonl.gz` recorded in the
-  manifest and the canonical content hash, and raises `SpeciesRefError` if the
-  snapshot on disk was altered.
+- `load` re-verifies the SHA-256 of `records.jsonl.gz` and `rejected.jsonl.gz`
+  recorded in the manifest and the canonical content hash, and raises
+  `SpeciesRefError` if the snapshot on disk was altered; `verify` returns the
+  same checks as a list of findings (empty when intact).
+- Records are stored, loaded and returned in canonical order (see
+  `canonical_library_hash`).
 """
 
 from __future__ import annotations
@@ -258,23 +261,61 @@ class LibraryStore:
         return self._manifest(name, self._require(name, version))
 
     def load(self, name: str, version: int | None = None) -> LibraryVersion:
-        """Load a version (latest when None), re-verifying its file hash and content hash."""
+        """Load a version (latest when None), re-verifying its file hashes and content hash.
+
+        Raises `SpeciesRefError` naming the first problem when the snapshot on
+        disk does not match its manifest.
+        """
         v = self._require(name, version)
-        m = self._manifest(name, v)
-        path = self.version_dir(name, v) / RECORDS
+        lib, findings = self._read_checked(name, v)
+        if findings or lib is None:
+            raise SpeciesRefError(findings[0])
+        return lib
+
+    def verify(self, name: str, version: int | None = None) -> list[str]:
+        """Check every version of `name` (or just `version`); return findings, [] if intact.
+
+        Each finding is one sentence naming the version and file that do not
+        match the manifest.
+        """
+        numbers = (
+            [self._require(name, version)] if version is not None else self._version_numbers(name)
+        )
+        if not numbers:
+            self._require(name, None)
+        findings: list[str] = []
+        for v in numbers:
+            findings.extend(self._read_checked(name, v)[1])
+        return findings
+
+    def _read_checked(self, name: str, v: int) -> tuple[LibraryVersion | None, list[str]]:
         try:
-            blob = path.read_bytes()
+            m = self._manifest(name, v)
+        except SpeciesRefError as e:
+            return None, [str(e)]
+        vdir = self.version_dir(name, v)
+        fix = "restore the version directory from a backup or re-import it"
+        findings: list[str] = []
+        rejected_path = vdir / REJECTED
+        if "rejected_sha256" in m:
+            if not rejected_path.is_file():
+                findings.append(f"Library '{name}' version {v} has lost {REJECTED}; {fix}.")
+            elif _sha256_file(rejected_path) != m["rejected_sha256"]:
+                findings.append(
+                    f"Library '{name}' version {v} was altered on disk: {REJECTED} does not "
+                    f"match the hash in the manifest; {fix}."
+                )
+        try:
+            blob = (vdir / RECORDS).read_bytes()
         except OSError:
-            raise SpeciesRefError(
-                f"Library '{name}' version {v} has lost its records file {path}; "
-                "restore the version directory from a backup."
-            ) from None
+            findings.append(f"Library '{name}' version {v} has lost its records file; {fix}.")
+            return None, findings
         file_hash = "sha256:" + hashlib.sha256(blob).hexdigest()
         if file_hash != m.get("records_sha256"):
-            raise SpeciesRefError(
+            findings.insert(
+                0,
                 f"Library '{name}' version {v} was altered on disk: {RECORDS} has hash "
-                f"{file_hash}, the manifest records {m.get('records_sha256')}; "
-                "restore the version directory from a backup or re-import it."
+                f"{file_hash}, the manifest records {m.get('records_sha256')}; {fix}.",
             )
         try:
             lines = gzip.decompress(blob).decode("utf-8").splitlines()
@@ -282,18 +323,20 @@ class LibraryStore:
             rows = json.loads("[" + ",".join(lines) + "]")
             records = tuple(RefRecord(*row) for row in rows)
         except (OSError, ValueError, TypeError, EOFError) as e:
-            raise SpeciesRefError(
-                f"Library '{name}' version {v} has an unreadable records file ({e}); "
-                "restore the version directory from a backup."
-            ) from None
+            findings.append(
+                f"Library '{name}' version {v} has an unreadable records file ({e}); {fix}."
+            )
+            return None, findings
         content_hash = canonical_library_hash(records)
         if content_hash != m["content_hash"]:
-            raise SpeciesRefError(
+            findings.insert(
+                0,
                 f"Library '{name}' version {v} was altered on disk: its records hash to "
-                f"{content_hash}, the manifest records {m['content_hash']}; "
-                "restore the version directory from a backup or re-import it."
+                f"{content_hash}, the manifest records {m['content_hash']}; {fix}.",
             )
-        return LibraryVersion(
+        if findings:
+            return None, findings
+        lib = LibraryVersion(
             name=name,
             version=v,
             content_hash=content_hash,
@@ -301,6 +344,7 @@ class LibraryStore:
             records=records,
             note=m.get("note", ""),
         )
+        return lib, []
 
     def rejected(self, name: str, version: int | None = None) -> list[Rejection]:
         """Return the records refused when a version was imported, with their reasons."""
@@ -372,6 +416,7 @@ class LibraryStore:
             if progress is not None:
                 progress(i + 1, total)
 
+        records.sort(key=_canonical_key)
         content_hash = canonical_library_hash(records)
         combined = ImportResult(records=tuple(records), rejected=tuple(rejected))
         numbers = self._version_numbers(name)
@@ -388,13 +433,10 @@ class LibraryStore:
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=base))
         try:
-            # Canonical order on disk makes the re-sort on every load nearly free.
+            # Records are in canonical order, which makes the re-sort on every load nearly free.
             _write_jsonl_gz(
                 tmp / RECORDS,
-                (
-                    [r.seq_id, r.species, r.marker, r.sequence, r.source]
-                    for r in sorted(records, key=_canonical_key)
-                ),
+                ([r.seq_id, r.species, r.marker, r.sequence, r.source] for r in records),
             )
             _write_jsonl_gz(tmp / REJECTED, ([r.seq_id, r.reason, r.source] for r in rejected))
             species = {r.species for r in records}
@@ -406,6 +448,8 @@ class LibraryStore:
                 "hash_definition": "species_ref.library.canonical_library_hash",
                 "records_file": RECORDS,
                 "records_sha256": _sha256_file(tmp / RECORDS),
+                "rejected_file": REJECTED,
+                "rejected_sha256": _sha256_file(tmp / REJECTED),
                 "created_at": created_at,
                 "note": note,
                 "record_count": len(records),

@@ -300,3 +300,27 @@ def test_demo_queries_are_held_out_but_their_species_are_in_the_library() -> Non
         assert genus_species in species
         assert q.sequence not in sequences
     assert any("reverse complement" in q.extra["description"] for q in queries)
+
+
+def test_verify_reports_findings_per_version(store: LibraryStore) -> None:
+    store.import_version("lib", [IO / "ref_pipe.fasta"])
+    store.import_version("lib", [IO / "ref_bold.fasta"])
+    assert store.verify("lib") == []
+    rejected = store.version_dir("lib", 1) / "rejected.jsonl.gz"
+    rejected.write_bytes(gzip.compress(b'["X0001","accepted after all",""]\n'))
+    records = store.version_dir("lib", 2) / "records.jsonl.gz"
+    records.write_bytes(records.read_bytes()[:-4])
+    findings = store.verify("lib")
+    assert len(findings) >= 2
+    assert any("version 1" in f and "rejected.jsonl.gz" in f for f in findings)
+    assert any("version 2" in f and "records.jsonl.gz" in f for f in findings)
+    assert all(f.endswith(".") for f in findings)
+    assert store.verify("lib", 1) and all("version 1" in f for f in store.verify("lib", 1))
+    with pytest.raises(LibraryNotFound):
+        store.verify("other")
+
+
+def test_import_returns_records_in_the_order_load_gives(store: LibraryStore) -> None:
+    lib, _ = store.import_version("lib", [IO / "ref_pipe.fasta", IO / "ref_bold.tsv"])
+    assert lib.records == store.load("lib").records
+    assert [r.species for r in lib.records] == sorted(r.species for r in lib.records)
