@@ -429,6 +429,55 @@ class LibraryStore:
 
         version = (numbers[-1] + 1) if numbers else 1
         created_at = _now()
+        try:
+            self._write_version(
+                name=name,
+                version=version,
+                records=records,
+                rejected=rejected,
+                manifest={
+                    "format": FORMAT_TAG,
+                    "name": name,
+                    "version": version,
+                    "content_hash": content_hash,
+                    "hash_definition": "species_ref.library.canonical_library_hash",
+                    "created_at": created_at,
+                    "note": note,
+                    "record_count": len(records),
+                    "species_count": len({r.species for r in records}),
+                    "markers": dict(sorted(Counter(r.marker for r in records).items())),
+                    "sources": sources,
+                    "import_options": {"format": fmt, "marker": marker},
+                    "rejected": dict(sorted(rejection_counts(rejected).items())),
+                },
+            )
+        except OSError as e:
+            raise SpeciesRefError(
+                f"Library '{name}' version {version} could not be written under {self.root} "
+                f"({e.strerror or e}); check that the directory is writable. Nothing was imported."
+            ) from None
+        if progress is not None:
+            progress(total, total)
+        lib = LibraryVersion(
+            name=name,
+            version=version,
+            content_hash=content_hash,
+            created_at=created_at,
+            records=tuple(records),
+            note=note,
+        )
+        return lib, combined
+
+    def _write_version(
+        self,
+        *,
+        name: str,
+        version: int,
+        records: list[RefRecord],
+        rejected: list[Rejection],
+        manifest: dict[str, Any],
+    ) -> None:
+        """Write a version into a temporary directory, then rename it into place."""
         base = self.root / name
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=base))
@@ -439,25 +488,12 @@ class LibraryStore:
                 ([r.seq_id, r.species, r.marker, r.sequence, r.source] for r in records),
             )
             _write_jsonl_gz(tmp / REJECTED, ([r.seq_id, r.reason, r.source] for r in rejected))
-            species = {r.species for r in records}
             manifest = {
-                "format": FORMAT_TAG,
-                "name": name,
-                "version": version,
-                "content_hash": content_hash,
-                "hash_definition": "species_ref.library.canonical_library_hash",
+                **manifest,
                 "records_file": RECORDS,
                 "records_sha256": _sha256_file(tmp / RECORDS),
                 "rejected_file": REJECTED,
                 "rejected_sha256": _sha256_file(tmp / REJECTED),
-                "created_at": created_at,
-                "note": note,
-                "record_count": len(records),
-                "species_count": len(species),
-                "markers": dict(sorted(Counter(r.marker for r in records).items())),
-                "sources": sources,
-                "import_options": {"format": fmt, "marker": marker},
-                "rejected": dict(sorted(rejection_counts(rejected).items())),
             }
             (tmp / MANIFEST).write_text(
                 json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -473,17 +509,6 @@ class LibraryStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        if progress is not None:
-            progress(total, total)
-        lib = LibraryVersion(
-            name=name,
-            version=version,
-            content_hash=content_hash,
-            created_at=created_at,
-            records=tuple(records),
-            note=note,
-        )
-        return lib, combined
 
     def export_fasta(self, name: str, out_path: str | Path, *, version: int | None = None) -> Path:
         """Write a version as FASTA with `>ID|Genus species|marker` headers; return the path.

@@ -324,3 +324,11 @@ def test_import_returns_records_in_the_order_load_gives(store: LibraryStore) -> 
     lib, _ = store.import_version("lib", [IO / "ref_pipe.fasta", IO / "ref_bold.tsv"])
     assert lib.records == store.load("lib").records
     assert [r.species for r in lib.records] == sorted(r.species for r in lib.records)
+
+
+def test_unwritable_root_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x")
+    store = LibraryStore(blocker)
+    with pytest.raises(SpeciesRefError, match="could not be written.*Nothing was imported"):
+        store.import_version("lib", [IO / "ref_pipe.fasta"])
