@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from custody.cli.common import AS_HELP, AT_HELP, open_store, out, print_id, print_json, signer
 
@@ -48,6 +47,8 @@ def case_list(
     if as_json:
         print_json([c.model_dump() for c in cases])
         return
+    from rich.table import Table
+
     table = Table("case", "title", "agency", "opened at", "opened by")
     for c in cases:
         table.add_row(c.case_no, c.title, c.agency_code or "", c.opened_at, c.opened_by)
@@ -78,6 +79,8 @@ def case_show(
         f"agency {case.agency_code or '-'}  jurisdiction {case.jurisdiction or '-'}  legal basis {case.legal_basis or '-'}"
     )
     out.print(f"opened {case.opened_at} by {case.opened_by}")
+    from rich.table import Table
+
     table = Table("item", "description", "species", "custodian", "seal", "status")
     for v in views:
         table.add_row(

@@ -11,7 +11,6 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
 from custody.errors import CustodyError
@@ -24,8 +23,24 @@ if TYPE_CHECKING:
 
 EXPECTED = (CustodyError, SpeciesRefError, LabelError)
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich Console created on first use, so `--help` never pays for importing rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+out: Any = _LazyConsole(highlight=False, soft_wrap=True)
+err: Any = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)
 
 AS_HELP = "Acting actor's handle (or set CUSTODY_ACTOR)."
 AT_HELP = "When it happened, ISO-8601 with zone (default: now)."

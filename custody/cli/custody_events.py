@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from custody.cli.common import AS_HELP, AT_HELP, done, open_store, out, print_id, print_json, signer
 
@@ -249,6 +248,8 @@ def history(
             ]
         )
         return
+    from rich.table import Table
+
     table = Table("event", "time (UTC)", "type", "actor", "details")
     for ev in events:
         detail = _summary(ev.type, event_data(ev), ev.counterparty)

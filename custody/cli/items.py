@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from custody.cli.common import AS_HELP, open_store, out, print_id, print_json, signer
 
@@ -105,6 +104,8 @@ def item_list(
     if as_json:
         print_json([_item_dict(v) for v in views])
         return
+    from rich.table import Table
+
     table = Table("item", "description", "species", "custodian", "seal", "location", "status")
     for v in views:
         table.add_row(

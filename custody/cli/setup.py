@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import typer
-from rich.table import Table
 
 from custody.cli.common import SETTINGS, done, open_store, out, print_json
 
@@ -82,6 +81,8 @@ def actor_list(
             ]
         )
         return
+    from rich.table import Table
+
     table = Table("handle", "name", "role", "badge", "agency", "key fingerprint")
     for a in actors:
         table.add_row(

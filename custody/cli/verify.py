@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from custody.cli.common import err, open_store, out, print_json
 
