@@ -26,6 +26,8 @@ def verify(
             f"[green]INTACT[/]: {report.scope}: {report.events_checked} events in {report.chains_checked} chains verified; store log head {report.log_head.get('seq')}."
         )
     else:
+        from rich.table import Table
+
         table = Table(
             "subject",
             "event",
