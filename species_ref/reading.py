@@ -4,7 +4,8 @@ This module owns the path from a file a lab hands over to `Query` objects ready
 for matching. Invariants:
 
 - The format is detected from the file's bytes (ABIF magic "ABIF", SCF ".scf",
-  ZTR "\\xaeZTR", FASTA ">", FASTQ "@"), never from the extension alone.
+  ZTR "\\xaeZTR", FASTA ">", FASTQ "@", or a bare IUPAC sequence as sent in
+  .seq files, read as FASTA named after the file), never from the extension alone.
 - Either every record of a file is returned, or an `InputFormatError` /
   `QueryRejected` is raised naming the file (and record) and the fix; nothing
   partial is returned.
@@ -52,6 +53,7 @@ _ABIF_MAGIC = b"ABIF"
 _SCF_MAGIC = b".scf"
 _ZTR_MAGIC = b"\xaeZTR"
 _UTF8_BOM = b"\xef\xbb\xbf"
+_PLAIN_SEQUENCE = re.compile(rb"[\sACGTRYSWKMBDHVNacgtryswkmbdhvn\-.]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,10 @@ def read_queries(
     fmt = detect_query_format(data, name=p.name)
     if fmt == "abi":
         reads = [_parse_abif(data, p)]
+    elif fmt == "plain":
+        fmt = "fasta"
+        text = data.removeprefix(_UTF8_BOM).decode("ascii")
+        reads = [_Read(p.stem, text, None, {"note": "plain sequence file without a header"})]
     else:
         reads = _parse_text(data.removeprefix(_UTF8_BOM), p, fmt)
     if not reads:
@@ -149,7 +155,11 @@ def read_queries(
 
 
 def detect_query_format(data: bytes, *, name: str) -> str:
-    """Return "abi", "fasta" or "fastq" from a file's bytes, or raise `InputFormatError`."""
+    """Return "abi", "fasta", "fastq" or "plain" from a file's bytes, or raise `InputFormatError`.
+
+    "plain" is a bare sequence without a header (the .seq files Sanger services
+    send): only IUPAC letters, gaps and whitespace.
+    """
     if not data.strip():
         raise InputFormatError(
             f"Query file {name} is empty; export the read again from the sequencer software."
@@ -182,6 +192,8 @@ def detect_query_format(data: bytes, *, name: str) -> str:
         return "fasta"
     if first == b"@":
         return "fastq"
+    if _PLAIN_SEQUENCE.fullmatch(data.removeprefix(_UTF8_BOM)):
+        return "plain"
     raise InputFormatError(
         f"{name} is not FASTA (starts with '>'), FASTQ (starts with '@') or an .ab1 trace; "
         "give the read in one of those formats."

@@ -249,3 +249,11 @@ def test_arbitrary_bytes_give_queries_or_a_species_ref_error(
     assert queries
     for q in queries:
         assert q.sequence and set(q.sequence) <= set("ACGTRYSWKMBDHVN")
+
+
+def test_plain_seq_file_without_header_is_read_as_one_query(tmp_path: Path) -> None:
+    f = tmp_path / "C-12_3_COI.seq"
+    f.write_text("acgtacgtac\nGGTTNACGT\n")
+    (q,) = read_queries(f)
+    assert (q.name, q.sequence, q.source_format) == ("C-12_3_COI", "ACGTACGTACGGTTNACGT", "fasta")
+    assert "without a header" in q.extra["note"]
