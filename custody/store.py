@@ -94,6 +94,11 @@ class Store:
     _head_cache: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def references_dir(self) -> Path:
+        """Where versioned reference libraries live: beside the attachments."""
+        return self.attachments_dir.parent / "references"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
