@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from custody import __version__
-from custody.cli import cases, custody_events, demo, items, setup
+from custody.cli import cases, custody_events, demo, items, setup, species
 from custody.cli import verify as verify_cli
 from custody.cli.common import SETTINGS, ErrorMappingGroup
 
@@ -51,6 +51,8 @@ app.add_typer(cases.app, name="case")
 app.add_typer(items.app, name="item")
 custody_events.register(app)
 app.command("verify")(verify_cli.verify)
+app.add_typer(species.app, name="ref")
+app.command("identify")(species.identify)
 app.command("demo")(demo.demo)
 
 

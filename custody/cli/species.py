@@ -1,0 +1,215 @@
+"""`custody ref ...` (reference libraries) and `custody identify` (DNA barcodes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from custody.cli.common import AS_HELP, done, err, open_store, out, print_json, signer
+
+app = typer.Typer(
+    help="Reference libraries of DNA barcodes: import, list, show, export, validate.",
+    no_args_is_help=True,
+)
+
+
+def _progress_bar(description: str):  # type: ignore[no-untyped-def]
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=err._get(),
+    )  # type: ignore[call-arg]
+
+
+@app.command("import")
+def ref_import(
+    name: str = typer.Argument(..., help="Library name, e.g. 'coi-mammals'."),
+    files: list[Path] = typer.Argument(
+        ..., help="Reference files (FASTA, GenBank, BOLD TSV; .gz allowed)."
+    ),
+    marker: str | None = typer.Option(
+        None, help="Marker for records whose header does not name one (COI-5P, cytb, 12S ...)."
+    ),
+    fmt: str = typer.Option("auto", "--format", help="auto, fasta, genbank or bold-tsv."),
+    note: str = typer.Option(
+        "", help="A note stored with the version (source, date of download ...)."
+    ),
+) -> None:
+    """Import reference files as the next frozen version of a library; prints version and hash."""
+    from custody.species import reference_store
+
+    refs = reference_store(open_store())
+    with _progress_bar(f"importing {name}") as bar:
+        task = bar.add_task("import", total=len(files) + 1)
+        version, result = refs.import_version(
+            name,
+            files,
+            fmt=fmt,
+            marker=marker,
+            note=note,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
+    from collections import Counter
+
+    reasons = Counter(r.reason.split(":", 1)[0] for r in result.rejected)
+    out.print(
+        f"{version.name} version {version.version}  {len(version.records)} sequences, {len(version.species)} species"
+    )
+    out.print(f"content hash {version.content_hash}")
+    if reasons:
+        out.print("rejected: " + "; ".join(f"{n} {why}" for why, n in reasons.most_common()))
+
+
+@app.command("list")
+def ref_list(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List reference libraries with their latest version."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from custody.species import reference_store
+
+    libs = reference_store(open_store()).list_libraries()
+    if as_json:
+        print_json([asdict(s) for s in libs])
+        return
+    table = Table(
+        "library", "version", "sequences", "species", "markers", "content hash", "created"
+    )
+    for s in libs:
+        table.add_row(
+            s.name,
+            str(s.version),
+            str(s.record_count),
+            str(s.species_count),
+            ", ".join(s.markers),
+            s.content_hash[:23] + "…",
+            s.created_at[:19],
+        )
+    out.print(table)
+
+
+@app.command("show")
+def ref_show(
+    name: str = typer.Argument(..., help="Library name."),
+    version: int | None = typer.Option(None, help="Version number (default: latest)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show one library version: hash, sources, markers, rejected records and measured error rates."""
+    from custody.species import reference_store
+
+    refs = reference_store(open_store())
+    manifest = refs.manifest(name, version)
+    number = manifest["version"]
+    validations = {}
+    for rule in ("default", "strict", "mini-barcode"):
+        data = refs.attachment(name, number, f"validation-{rule}")
+        if data:
+            validations[rule] = data
+    problems = refs.verify(name, number)
+    if as_json:
+        print_json({**manifest, "integrity": problems or "intact", "validation": validations})
+        return
+    out.print(f"[bold]{name}[/] version {number}  created {manifest.get('created_at')}")
+    out.print(
+        f"content hash {manifest.get('content_hash')}  ({'intact' if not problems else '; '.join(problems)})"
+    )
+    out.print(
+        f"{manifest.get('record_count')} sequences, {manifest.get('species_count')} species; markers {manifest.get('markers')}"
+    )
+    for src in manifest.get("sources", []):
+        out.print(
+            f"  source {src.get('file')}  {src.get('sha256', '')[:23]}…  {src.get('records')} kept, {src.get('rejected')} rejected"
+        )
+    if manifest.get("rejected"):
+        out.print(f"rejected: {manifest['rejected']}")
+    if manifest.get("note"):
+        out.print(f"note: {manifest['note']}")
+    for rule, data in validations.items():
+        rates = data.get("rates", data)
+        out.print(
+            f"validation ({rule}): "
+            + ", ".join(f"{k} {v}" for k, v in rates.items() if not isinstance(v, dict | list))
+        )
+
+
+@app.command("export")
+def ref_export(
+    name: str = typer.Argument(..., help="Library name."),
+    output: Path = typer.Option(..., "-o", "--output", help="FASTA file to write."),
+    version: int | None = typer.Option(None, help="Version number (default: latest)."),
+) -> None:
+    """Export a library version as FASTA (>ID|Genus species|marker)."""
+    from custody.species import reference_store
+
+    path = reference_store(open_store()).export_fasta(name, output, version=version)
+    done(f"Wrote {path}")
+
+
+def identify(
+    query_files: list[Path] = typer.Argument(
+        ..., help="Query files: FASTA, FASTQ or Sanger .ab1 traces."
+    ),
+    library: str = typer.Option(..., help="Reference library name."),
+    version: int | None = typer.Option(None, help="Library version (default: latest)."),
+    rule: str = typer.Option(
+        "default", help="Decision rule set (default, strict, mini-barcode ...)."
+    ),
+    item: str | None = typer.Option(
+        None, help="Record the result on this item (an `analyse` event)."
+    ),
+    actor: str | None = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per query, one per line."),
+) -> None:
+    """Identify the species of DNA barcode queries; with --item, record the result on the item."""
+    import json
+    import sys
+
+    from custody.species import identify_files, record_identifications
+
+    store = open_store()
+    who = signer(store, actor) if item else None
+    if who is not None:
+        from custody.events import check_permission
+
+        check_permission(who.actor, "analyse")
+    with _progress_bar("identifying") as bar:
+        task = bar.add_task("identify", total=None)
+        results = identify_files(
+            store, files=query_files, library=library, version=version, rule=rule,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )  # fmt: skip
+    if item and who is not None:
+        recorded = record_identifications(store, item_id=item, signer=who, results=results)
+        for ev in recorded.events:
+            done(f"Recorded analyse (event {ev.id}) on {item}.")
+    if as_json:
+        for r in results:
+            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
+        return
+    for r in results:
+        level_colour = {"species": "green", "ambiguous": "yellow", "genus": "yellow"}.get(
+            r["level"], "red"
+        )
+        out.print(
+            f"[bold]{r['query']}[/]  [{level_colour}]{r['level'].upper()}[/]  {r['statement']}"
+        )
+        if r.get("identity") is not None:
+            out.print(
+                f"  identity {r['identity']} %  coverage {r.get('coverage')} %  next species {r.get('next_species_distance')}"
+            )
+        for flag in r.get("flags", []):
+            out.print(f"  [yellow]flag:[/] {flag}")
+        if r.get("cites"):
+            out.print(f"  CITES: {r['cites']}")
+        out.print(
+            f"  library {r['library_name']} v{r['library_version_number']} {r['library_version'][:23]}…  rule {r['rule'].get('name')}"
+        )
