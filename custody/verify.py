@@ -211,6 +211,74 @@ def check_event_row(row: Row, keys: KeyMap) -> list[Finding]:
     return out
 
 
+ACTOR_FIELDS = (
+    "handle", "name", "role", "badge", "agency_code", "public_key", "key_fingerprint", "created_at",
+    "registration_signature",
+)  # fmt: skip
+EVENT_FIELDS = tuple(c.strip() for c in EVENT_COLUMNS.split(","))
+
+
+def actor_keys(actors: Iterable[Sequence[Any]]) -> tuple[KeyMap, list[Finding]]:
+    """Registered keys of actors whose rows carry a valid self-signed registration.
+
+    Rows are in ACTOR_FIELDS order. An actor whose row was altered is reported,
+    and its key is not trusted (events it signed then show as unknown key).
+    """
+    from custody.keys import fingerprint
+
+    keys: KeyMap = {}
+    findings: list[Finding] = []
+    for a in actors:
+        record = actor_record(
+            handle=a[0],
+            name=a[1],
+            role=a[2],
+            badge=a[3],
+            agency_code=a[4],
+            public_key=a[5],
+            created_at=a[7],
+        )
+        try:
+            key_ok = fingerprint(bytes.fromhex(a[5])) == a[6]
+        except ValueError:
+            key_ok = False
+        if not key_ok or not verify_signature(a[5], a[8], actor_message(record)):
+            findings.append(
+                Finding(
+                    f"actor:{a[0]}",
+                    None,
+                    "altered",
+                    f"Actor '{a[0]}''s record or key does not match its signed registration.",
+                )
+            )
+            continue
+        keys[a[0]] = (a[6], a[5])
+    return keys, findings
+
+
+def verify_chains(
+    rows: Sequence[Row],
+    keys: KeyMap,
+    *,
+    item_rows: Iterable[Any] = (),
+    case_rows: Iterable[Any] = (),
+    agencies: dict[str, Any] | None = None,
+    workers: int = 0,
+) -> tuple[list[Finding], dict[str, str]]:
+    """Per-event, per-chain and genesis checks of a set of chains; returns findings and heads."""
+    findings = check_rows(rows, keys, workers=workers)
+    chains: dict[str, list[Row]] = {}
+    for r in rows:
+        chains.setdefault(r[1], []).append(r)
+    heads: dict[str, str] = {}
+    for chain, chain_rows in chains.items():
+        chain_rows.sort(key=lambda r: (r[2], r[0]))
+        findings.extend(_link_chain(chain, chain_rows))
+        heads[chain] = chain_rows[-1][14]
+    findings.extend(_check_rows_against_genesis(item_rows, case_rows, chains, agencies or {}))
+    return findings, heads
+
+
 def _init_worker(keys: KeyMap) -> None:
     global _WORKER_KEYS
     _WORKER_KEYS = keys
@@ -454,32 +522,8 @@ def verify(
             for r in conn.execute(text("SELECT * FROM agencies")).mappings().all()
         }
 
-    keys: KeyMap = {}
-    for a in actors:
-        record = actor_record(
-            handle=a[0],
-            name=a[1],
-            role=a[2],
-            badge=a[3],
-            agency_code=a[4],
-            public_key=a[5],
-            created_at=a[7],
-        )
-        from custody.keys import fingerprint
-
-        if fingerprint(bytes.fromhex(a[5])) != a[6] or not verify_signature(
-            a[5], a[8], actor_message(record)
-        ):
-            report.findings.append(
-                Finding(
-                    f"actor:{a[0]}",
-                    None,
-                    "altered",
-                    f"Actor '{a[0]}''s record or key does not match its signed registration.",
-                )
-            )
-            continue
-        keys[a[0]] = (a[6], a[5])
+    keys, actor_findings = actor_keys(actors)
+    report.findings.extend(actor_findings)
     report.signers = {h: v[0] for h, v in sorted(keys.items())}
 
     if progress:
@@ -495,28 +539,23 @@ def verify(
         in_scope = rows
     if progress:
         progress(f"{len(in_scope)} events")
-    report.findings.extend(check_rows(in_scope, keys, workers=workers))
+    chain_findings, report.heads = verify_chains(
+        in_scope, keys, item_rows=item_rows, case_rows=case_rows, agencies=agencies, workers=workers
+    )
+    report.findings.extend(chain_findings)
     report.events_checked = len(in_scope)
-
-    chains: dict[str, list[Row]] = {}
-    for r in in_scope:
-        chains.setdefault(r[1], []).append(r)
-    for chain, chain_rows in chains.items():
-        chain_rows.sort(key=lambda r: (r[2], r[0]))
-        report.findings.extend(_link_chain(chain, chain_rows))
-        report.heads[chain] = chain_rows[-1][14]
-    report.chains_checked = len(chains)
-
-    report.findings.extend(_check_rows_against_genesis(item_rows, case_rows, chains, agencies))
+    report.chains_checked = len(report.heads)
+    chains = {r[1] for r in in_scope}
     report.findings.extend(_check_attachments(store, in_scope))
     if not item_id:
         present = {r["id"] for r in item_rows}
-        for chain, chain_rows in chains.items():
+        for chain in sorted(chains):
             if not chain.startswith("case:") and chain not in present:
+                first = min(r[0] for r in in_scope if r[1] == chain)
                 report.findings.append(
                     Finding(
                         chain,
-                        chain_rows[0][0],
+                        first,
                         "missing",
                         f"Item {chain} has custody events but its item row was deleted.",
                     )
