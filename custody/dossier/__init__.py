@@ -1,0 +1,1 @@
+"""Court-ready evidence dossiers: case bundle, PDF rendering, PDF signature and offline verification."""

@@ -1,0 +1,417 @@
+"""Build, issue and verify court dossiers.
+
+Invariants:
+- A dossier is built only from a freshly verified case; findings refuse the
+  build unless explicitly allowed, and then they are printed prominently.
+- The PDF embeds the canonical case bundle (and every attachment) as files, is
+  signed (PAdES) by the issuing actor's key, and its issue is recorded as a
+  `dossier-issue` event on the case chain (report ID, bundle hash, PDF hash).
+- A later dossier of the same case is "Amendment N to report <first ID>"; it
+  lists the events recorded since the previous issue and references it.
+- `verify_dossier` needs only the PDF: no store, no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from custody.attachments import blob_path
+from custody.dossier.bundle import build_bundle, collect_case, encode_bundle, verify_bundle
+from custody.dossier.render import DossierContent, render_dossier
+from custody.errors import CustodyError
+from custody.events import Signer, Writer, check_permission, event_time
+from custody.records import item_sort_key
+from custody.state import replay
+from custody.store import Store
+from custody.timeutil import now_utc, to_utc_text
+from custody.verify import Finding, verify
+
+BUNDLE_NAME = "case-bundle.json"
+QR_PREFIX = "CUSTODY-DOSSIER/1"
+
+
+class DossierRefused(CustodyError):
+    """Verification found problems and the build was not told to go ahead."""
+
+
+@dataclass
+class DossierResult:
+    report_id: str
+    path: Path
+    bundle_hash: str
+    pdf_sha256: str
+    pages: int
+    amendment: int
+    supersedes: str | None
+    findings: list[Finding] = field(default_factory=list)
+
+
+class _Row:
+    """Attribute access over an event dict, for the state replay."""
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+
+
+def _event_view(ev: dict[str, Any]) -> dict[str, Any]:
+    return {**ev, "data": json.loads(ev["data"]), "signatures": json.loads(ev["signatures"])}
+
+
+def prepare_content(
+    store: Store,
+    rows: dict[str, Any],
+    *,
+    report: dict[str, Any],
+    verification: dict[str, Any],
+    findings: list[Finding],
+    bundle: dict[str, Any],
+    bundle_hash: str,
+) -> DossierContent:
+    events_by_chain: dict[str, list[dict[str, Any]]] = {}
+    for ev in rows["events"]:
+        events_by_chain.setdefault(ev["chain"], []).append(ev)
+    items = []
+    for item in sorted(rows["items"], key=lambda i: item_sort_key(i["id"])):
+        chain = sorted(events_by_chain.get(item["id"], []), key=lambda e: e["seq"])
+        state = replay(item["id"], [_Row(e) for e in chain])
+        depth = item["id"].split("/", 1)[1].count(".") if "/" in item["id"] else 0
+        items.append(
+            {
+                "item": item,
+                "state": state.to_dict(),
+                "events": [_event_view(e) for e in chain],
+                "depth": depth,
+            }
+        )
+    problems: dict[int, list[str]] = {}
+    for f in findings:
+        if f.event is not None:
+            problems.setdefault(f.event, []).append(f.kind)
+    agency = next((a for a in rows["agencies"] if a["code"] == rows["case"].get("agency_code")), {})
+
+    def photo_path(sha: str) -> Path | None:
+        path = blob_path(store.attachments_dir, sha)
+        return path if path.exists() else None
+
+    return DossierContent(
+        report=report,
+        agency=agency,
+        case=rows["case"],
+        items=items,
+        actors={a["handle"]: a for a in rows["actors"]},
+        findings=[f.to_dict() for f in findings],
+        verification=verification,
+        attachments=bundle["attachments"],
+        bundle_hash=bundle_hash,
+        qr_text=f"{QR_PREFIX} {report['report_id']} {bundle_hash}",
+        photo_path=photo_path,
+        event_problems=problems,
+    )
+
+
+def _places(rows: dict[str, Any]) -> list[str]:
+    seen: list[str] = []
+    for item in rows["items"]:
+        if item.get("place") and item["place"] not in seen:
+            seen.append(item["place"])
+    for ev in rows["events"]:
+        loc = json.loads(ev["data"]).get("location")
+        if loc and loc not in seen:
+            seen.append(loc)
+    return seen
+
+
+def _changes(rows: dict[str, Any], since_event: int) -> list[str]:
+    lines = []
+    for ev in rows["events"]:
+        if ev["id"] > since_event and ev["type"] != "dossier-issue":
+            what = ev["item_id"] or ev["chain"]
+            lines.append(
+                f"event {ev['id']} ({_short(ev['at'])}): {ev['type']} on {what} by {ev['actor']}"
+            )
+    return lines or [
+        "no custody events since the previous issue; reissued without changes to the record"
+    ]
+
+
+def _short(utc: str) -> str:
+    return utc.replace("T", " ")[:16] + " UTC"
+
+
+def embed_files(
+    pdf_in: Path, pdf_out: Path, files: dict[str, bytes], metadata: dict[str, str]
+) -> None:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(clone_from=str(pdf_in))
+    for name, data in files.items():
+        writer.add_attachment(name, data)
+    writer.add_metadata(metadata)
+    with pdf_out.open("wb") as fh:
+        writer.write(fh)
+
+
+def build_dossier(
+    store: Store,
+    *,
+    case_no: str,
+    out: Path,
+    signer: Signer,
+    prepared_for: str = "",
+    allow_findings: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> DossierResult:
+    """Verify, render, embed, sign and record a dossier for `case_no`."""
+    say = progress or (lambda _m: None)
+    check_permission(signer.actor, "dossier-issue")
+    say("verifying the case")
+    report = verify(store, case_no=case_no)
+    if report.findings and not allow_findings:
+        first = report.findings[0]
+        raise DossierRefused(
+            f"Verification of case {case_no} found {len(report.findings)} problem(s), the first: "
+            f"{first.message} Fix them, or pass --allow-findings to print them in the dossier."
+        )
+    rows = collect_case(store, case_no, also_actors=(signer.actor.handle,))
+    issues = [e for e in rows["events"] if e["type"] == "dossier-issue"]
+    number = len(issues) + 1
+    first_id = json.loads(issues[0]["data"])["report_id"] if issues else None
+    previous = json.loads(issues[-1]["data"]) if issues else None
+    report_id = f"{case_no}-R{number}"
+    meta = {
+        "report_id": report_id,
+        "version": number,
+        "amendment": number - 1,
+        "supersedes": previous["report_id"] if previous else None,
+        "original": first_id,
+        "issued_at": to_utc_text(now_utc()),
+        "issued_by": signer.actor.handle,
+        "prepared_for": prepared_for,
+        "places": _places(rows),
+        "changes": _changes(rows, previous["last_event"]) if previous else [],
+    }
+    verification = report.to_dict()
+    bundle = build_bundle(rows, report=meta, verification=verification)
+    data, bundle_hash = encode_bundle(bundle)
+    say("rendering the PDF")
+    content = prepare_content(
+        store,
+        rows,
+        report=meta,
+        verification=verification,
+        findings=report.findings,
+        bundle=bundle,
+        bundle_hash=bundle_hash,
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        draft = Path(tmp) / "draft.pdf"
+        pages = render_dossier(content, draft)
+        files = {BUNDLE_NAME: data}
+        for entry in bundle["attachments"]:
+            path = blob_path(store.attachments_dir, entry["sha256"])
+            if path.exists():
+                files[
+                    f"attachment-{entry['sha256'].removeprefix('sha256:')[:16]}-{entry['name']}"
+                ] = path.read_bytes()
+        embedded = Path(tmp) / "embedded.pdf"
+        embed_files(
+            draft,
+            embedded,
+            files,
+            {"/CustodyReportID": report_id, "/CustodyBundleSHA256": bundle_hash},
+        )
+        say("signing the PDF")
+        from custody.dossier.signing import actor_certificate, sign_pdf
+
+        agency = content.agency
+        cert = actor_certificate(
+            private_key=signer.key.private,
+            name=signer.actor.name,
+            handle=signer.actor.handle,
+            role=signer.actor.role,
+            agency=agency.get("name") or (signer.actor.agency_code or "custody"),
+            country=agency.get("country", ""),
+            badge=signer.actor.badge,
+        )
+        signed = Path(tmp) / "signed.pdf"
+        sign_pdf(
+            pdf_in=embedded,
+            pdf_out=signed,
+            private_key=signer.key.private,
+            certificate=cert,
+            reason=f"Issue of evidence dossier {report_id}",
+            location=agency.get("name", ""),
+        )
+        os.replace(signed, out)
+    pdf_sha = "sha256:" + hashlib.sha256(out.read_bytes()).hexdigest()
+    _record_issue(
+        store,
+        case_no=case_no,
+        signer=signer,
+        data={
+            "report_id": report_id,
+            "amendment": number - 1,
+            "supersedes": meta["supersedes"],
+            "bundle_hash": bundle_hash,
+            "pdf_sha256": pdf_sha,
+            "pages": pages,
+            "prepared_for": prepared_for,
+            "last_event": max((e["id"] for e in rows["events"]), default=0),
+            "findings": len(report.findings),
+        },
+    )
+    return DossierResult(
+        report_id=report_id,
+        path=out,
+        bundle_hash=bundle_hash,
+        pdf_sha256=pdf_sha,
+        pages=pages,
+        amendment=number - 1,
+        supersedes=meta["supersedes"],
+        findings=report.findings,
+    )
+
+
+def _record_issue(store: Store, *, case_no: str, signer: Signer, data: dict[str, Any]) -> None:
+    when = event_time(None)
+    with store.write() as session:
+        writer = Writer(session)
+        writer.append(
+            chain=f"case:{case_no}",
+            item_id=None,
+            case_no=case_no,
+            type="dossier-issue",
+            at=when,
+            signer=signer,
+            data=data,
+        )
+        writer.finish()
+
+
+@dataclass
+class DossierCheck:
+    path: Path
+    report_id: str | None = None
+    bundle_hash: str | None = None
+    events: int = 0
+    problems: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    signature: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems and not self.findings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "valid": self.valid,
+            "report_id": self.report_id,
+            "bundle_hash": self.bundle_hash,
+            "events_verified": self.events,
+            "problems": self.problems,
+            "findings": [f.to_dict() for f in self.findings],
+            "signature": self.signature,
+        }
+
+
+def verify_dossier(path: Path) -> DossierCheck:
+    """Check a dossier PDF offline: bundle, chains, signatures, printed hash, PDF signature."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    check = DossierCheck(path=Path(path))
+    if not check.path.is_file():
+        from custody.errors import NotFound
+
+        raise NotFound(f"The dossier {path} does not exist; check the path.")
+    try:
+        reader = PdfReader(str(path))
+        attachments = {name: parts[0] for name, parts in reader.attachments.items()}
+        meta = reader.metadata or {}
+        first_page = reader.pages[0].extract_text() or ""
+        all_text = first_page + "".join((p.extract_text() or "") for p in reader.pages[-2:])
+    except (PyPdfError, ValueError, KeyError, IndexError, OSError) as exc:
+        check.problems.append(
+            f"The file is not a readable PDF ({exc.__class__.__name__}); it may be truncated or corrupt."
+        )
+        return check
+    check.report_id = str(meta.get("/CustodyReportID") or "") or None
+    data = attachments.get(BUNDLE_NAME)
+    if data is None:
+        check.problems.append(
+            f"The PDF carries no embedded {BUNDLE_NAME}; it is not a custody dossier or the bundle was removed."
+        )
+        return check
+    check.bundle_hash = "sha256:" + hashlib.sha256(data).hexdigest()
+    printed = str(meta.get("/CustodyBundleSHA256") or "")
+    if printed != check.bundle_hash:
+        check.problems.append(
+            "The embedded bundle's SHA-256 differs from the hash recorded in the PDF: the bundle was changed."
+        )
+    flat = "".join(first_page.split())
+    if check.bundle_hash.removeprefix("sha256:") not in flat:
+        check.problems.append(
+            "The bundle hash printed on the first page does not match the embedded bundle."
+        )
+    if check.report_id and check.report_id not in all_text:
+        check.problems.append(
+            f"The report ID {check.report_id} is not printed on the report's pages."
+        )
+    try:
+        bundle = json.loads(data)
+    except ValueError:
+        check.problems.append("The embedded bundle is not valid JSON.")
+        return check
+    result = verify_bundle(bundle)
+    check.findings = result.findings
+    check.events = result.events
+    for entry in bundle.get("attachments", []):
+        name = f"attachment-{entry['sha256'].removeprefix('sha256:')[:16]}-{entry['name']}"
+        blob = attachments.get(name)
+        if blob is None:
+            check.problems.append(
+                f"Attachment {entry['name']} listed in the bundle is not embedded in the PDF."
+            )
+        elif "sha256:" + hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+            check.problems.append(
+                f"Embedded attachment {entry['name']} does not match its recorded SHA-256."
+            )
+    from custody.dossier.signing import verify_pdf_signature
+
+    sig = verify_pdf_signature(check.path)
+    check.signature = {
+        "signed": sig.signed,
+        "intact": sig.intact,
+        "covers_whole_file": sig.covers_whole_file,
+        "signer": sig.signer_name,
+        "signer_fingerprint": sig.signer_fingerprint,
+        "signing_time": sig.signing_time,
+    }
+    check.problems.extend(sig.problems)
+    if sig.signed and not sig.intact and not sig.problems:
+        check.problems.append(
+            "The PDF signature does not verify: the file was changed after signing."
+        )
+    if sig.signed and not sig.covers_whole_file and not sig.problems:
+        check.problems.append(
+            "The PDF signature does not cover the whole file: bytes were added after signing."
+        )
+    if not sig.signed and not sig.problems:
+        check.problems.append("The PDF carries no digital signature.")
+    issuer = (bundle.get("report") or {}).get("issued_by")
+    keys = {a["handle"]: a["key_fingerprint"] for a in bundle.get("actors", [])}
+    if sig.signer_fingerprint and keys.get(issuer or "") != sig.signer_fingerprint:
+        check.problems.append(
+            f"The PDF was signed by key {sig.signer_fingerprint[:16]}…, not by the issuing actor '{issuer}''s registered key."
+        )
+    return check
