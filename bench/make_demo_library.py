@@ -92,6 +92,7 @@ MAX_AMBIGUOUS = 0.01
 # Held out of the library and written as demo queries: (ID, marker, reverse-complement?).
 QUERIES = (
     ("KC690307", "COI-5P", False),  # Manis pentadactyla (Chinese pangolin)
+    ("MH423734", "12S-V5", False),  # Manis pentadactyla, 12S mini-barcode (degraded scale)
     ("KJ862199", "COI-5P", True),  # Panthera tigris, given as the reverse strand
     ("MN737004", "COI-5P", False),  # Psittacus erithacus (grey parrot)
     ("KP177233", "COI-5P", False),  # Sphyrna lewini (scalloped hammerhead)

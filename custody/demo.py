@@ -204,4 +204,45 @@ def _demo_extensions(
     at: Callable[[float], str],
     say: Callable[[str], None],
 ) -> None:
-    """Species identification, labels and the dossier, as they are available."""
+    """Species identification of the sample, then the court dossier."""
+    from custody.dossier.build import build_dossier
+    from custody.species import (
+        BUNDLED_LIBRARY,
+        bundled_data,
+        identify_files,
+        record_identifications,
+        reference_store,
+    )
+
+    say("importing the bundled reference library")
+    refs = reference_store(store)
+    version, _ = refs.import_version(
+        BUNDLED_LIBRARY,
+        [bundled_data("demo_library.fasta")],
+        note="Bundled demo library: real public COI, cytb and 12S records of traded species and look-alikes",
+    )
+    result.facts.append(
+        f"reference library {version.name} v{version.version} {version.content_hash[:23]}…"
+    )
+    say("identifying the sample's DNA barcode")
+    query = result.folder / "sample_query.fasta"
+    records = bundled_data("demo_queries.fasta").read_text().split(">")
+    # The scale was sequenced at COI and, as keratin DNA is degraded, at the 12S mini-barcode.
+    query.write_text("".join(">" + r for r in records if r.startswith("demo_Manis")))
+    results = identify_files(store, files=[query], library=BUNDLED_LIBRARY)
+    sample_id = result.items[-1]
+    record_identifications(store, item_id=sample_id, signer=s["wkamau"], results=results, at=at(30))
+    for r in results:
+        result.facts.append(f"species ID of {sample_id}: {r['level']}: {r['statement']}")
+    say("building the court dossier")
+    dossier = build_dossier(
+        store,
+        case_no=result.case_no,
+        out=result.folder / "dossier.pdf",
+        signer=s["pnjeri"],
+        prepared_for="Chief Magistrate's Court, Milimani (prosecution and defence)",
+    )
+    result.files["dossier"] = dossier.path
+    result.facts.append(
+        f"dossier {dossier.report_id}: {dossier.pages} pages, bundle {dossier.bundle_hash[:23]}…"
+    )

@@ -36,3 +36,7 @@ class KeyProblem(CustodyError):
 
 class StoreProblem(CustodyError):
     """The store cannot be opened, migrated or written."""
+
+
+class SignatureProblem(CustodyError):
+    """A PDF signature cannot be made (field taken, signer refused, output unwritable)."""
