@@ -428,7 +428,8 @@ def _container_is_canonical(embedded: EmbeddedPdfSignature, data: bytes) -> bool
     The hole is the one part of the file the byte range cannot cover, and a PDF reader
     ignores hex case, whitespace and what follows the DER value; so a changed byte there
     would pass the cryptographic check. The CMS digestAlgorithms list is not signed either,
-    so it must name exactly the signer's digest. Requiring one canonical spelling makes a
+    so it must name exactly the signer's digest, and the signer identifier must repeat the
+    certificate's issuer bytes. Requiring one canonical spelling makes a
     changed byte anywhere in the file visible.
     """
     try:
@@ -439,6 +440,7 @@ def _container_is_canonical(embedded: EmbeddedPdfSignature, data: bytes) -> bool
         _cls, _method, _tag, header, body, trailer = asn1_parser.parse(content, strict=False)
         signer_digest = embedded.signer_info["digest_algorithm"].dump()
         listed_digests = [algo.dump() for algo in embedded.signed_data["digest_algorithms"]]
+        sid_matches = _sid_names_exactly(embedded)
         spelled_once = inner in (inner.upper(), inner.lower()) and inner.strip() == inner
         decoded = bytes.fromhex(inner) if spelled_once and len(inner) % 2 == 0 else None
     except (*_DAMAGED, UnicodeDecodeError):
@@ -450,7 +452,22 @@ def _container_is_canonical(embedded: EmbeddedPdfSignature, data: bytes) -> bool
         and decoded == content
         and not content[used:].strip(b"\x00")
         and listed_digests == [signer_digest]
+        and sid_matches
     )
+
+
+def _sid_names_exactly(embedded: EmbeddedPdfSignature) -> bool:
+    # Name matching in certificate lookup ignores case and spacing, so the unsigned signer
+    # identifier must repeat the certificate's own bytes.
+    sid = embedded.signer_info["sid"]
+    cert = embedded.signer_cert
+    if sid.name == "issuer_and_serial_number":
+        ias = sid.chosen
+        return bool(
+            ias["issuer"].dump() == cert.issuer.dump()
+            and ias["serial_number"].native == cert.serial_number
+        )
+    return bool(sid.chosen.native == cert.key_identifier)
 
 
 def _coverage_problem(status: PdfSignatureStatus, file_name: str) -> str:
