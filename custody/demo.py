@@ -129,6 +129,14 @@ def run_demo(out: Path, *, progress: Callable[[str], None] | None = None) -> Dem
         specs.append((spec, [photo]))
     items = [i.id for i in add_items(store, case_no=CASE, specs=specs, signer=s["aotieno"])]
     result.items.extend(items)
+    from custody.labelling import print_labels
+
+    say("printing signed labels for the bags")
+    job = print_labels(
+        store, signer=s["aotieno"], out=out / "labels-seizure.pdf", case_no=CASE, layout="a4-3x8", copies=2,
+        reason="initial labelling at seizure (inside and outside each bag)", at=at(1.5),
+    )  # fmt: skip
+    result.files["labels"] = job.path
     say("hand-over to the evidence store, then to the laboratory")
     for item in items:
         ev.record_transfer(
@@ -186,6 +194,11 @@ def run_demo(out: Path, *, progress: Callable[[str], None] | None = None) -> Dem
     )
     result.items.append(sample.id)
     ev.record_seal(store, item_id=lab_item, signer=s["wkamau"], seal="KWS-S-004480", at=at(27.5))
+    lab_job = print_labels(
+        store, signer=s["wkamau"], out=out / "labels-lab.pdf", item_ids=[lab_item, sample.id],
+        layout="thermal-2x1", reason="bag resealed with KWS-S-004480 after sampling; sample tube", at=at(27.6),
+    )  # fmt: skip
+    result.files["lab labels"] = lab_job.path
     result.facts.append(f"sample {sample.id} taken from {lab_item}")
     _demo_extensions(store, result, s, at, say)
     report = verify(store)

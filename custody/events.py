@@ -536,9 +536,10 @@ def record_label_print(
     reason: str,
     reprints: dict[str, int],
     job: str,
+    at: str | None = None,
 ) -> Recorded:
     """One `label-print` event per item of a print job, all in one transaction."""
-    when = event_time(None)
+    when = event_time(at)
     rows: list[Event] = []
     with store.write() as session:
         writer = Writer(session)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from custody import __version__
-from custody.cli import cases, custody_events, demo, dossier, items, setup, species
+from custody.cli import cases, custody_events, demo, dossier, items, labels, setup, species
 from custody.cli import verify as verify_cli
 from custody.cli.common import SETTINGS, ErrorMappingGroup
 
@@ -53,6 +53,8 @@ custody_events.register(app)
 app.command("verify")(verify_cli.verify)
 app.add_typer(species.app, name="ref")
 app.command("identify")(species.identify)
+app.add_typer(labels.app, name="label")
+app.command("scan")(labels.scan)
 app.add_typer(dossier.app, name="dossier")
 app.command("demo")(demo.demo)
 

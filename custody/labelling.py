@@ -1,0 +1,320 @@
+"""Evidence labels in custody: print jobs recorded as `label-print` events, and scans
+checked against the signed payload and the current record.
+
+Invariants:
+- A label's payload is signed by the printing actor's key and carries the
+  item's current seal and the hash of its (immutable) seizure record.
+- Every print job records one `label-print` event per item (layout, copies,
+  reason, reprint generation) in one transaction; the PDF is written only when
+  that succeeds. A reprint needs a reason and says REPRINT on the label.
+- A scan is GENUINE only when the signature verifies with a registered key and
+  the label still matches the record (same record hash, same seal, not disposed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import col, select
+
+from custody.canonical import canonical_json
+from custody.errors import InvalidInput, NotFound
+from custody.events import Signer, record_label_print
+from custody.models import Actor, Agency, Case, Event, Item
+from custody.records import item_record, item_sort_key
+from custody.state import ItemState, replay
+from custody.store import Store
+from custody.timeutil import from_utc_text
+
+GENUINE, NOT_GENUINE, MISMATCH = "GENUINE", "NOT GENUINE", "MISMATCH"
+
+
+def record_hash(item: Item) -> bytes:
+    """SHA-256 of the item's seizure record in canonical form (what the label vouches for)."""
+    return hashlib.sha256(canonical_json(item_record(item))).digest()
+
+
+@dataclass
+class PrintJob:
+    job: str
+    path: Path
+    layout: str
+    items: list[str]
+    copies: int
+    pages: int
+    reprints: dict[str, int]
+
+
+def _states(session: Any, item_ids: Sequence[str]) -> dict[str, ItemState]:
+    rows = session.exec(
+        select(Event)
+        .where(col(Event.chain).in_(list(item_ids)))
+        .order_by(col(Event.chain), col(Event.seq))
+    ).all()
+    grouped: dict[str, list[Event]] = {}
+    for ev in rows:
+        grouped.setdefault(ev.chain, []).append(ev)
+    return {i: replay(i, grouped.get(i, [])) for i in item_ids}
+
+
+def _content(
+    item: Item, state: ItemState, *, agency: str, officer: Actor | None, reprint: int, qr_text: str
+) -> Any:
+    from labels.render import LabelContent
+
+    quantity = []
+    if item.count is not None:
+        quantity.append(f"{item.count} pcs")
+    if item.weight is not None:
+        quantity.append(f"{item.weight:g} {item.unit}".strip())
+    other = json.loads(item.other_ids or "{}")
+    seized = from_utc_text(item.seized_at)
+    coords = (
+        f" ({item.lat:.4f}, {item.lon:.4f})"
+        if item.lat is not None and item.lon is not None
+        else ""
+    )
+    return LabelContent(
+        agency=agency,
+        case_no=item.case_no,
+        item_id=item.id,
+        bag=f"Bag {item.bag_no} of {item.bag_total}" if item.bag_no else "",
+        description=item.description,
+        species=item.species,
+        quantity=", ".join(quantity),
+        seal=state.seal or "",
+        seized_at_utc=seized.strftime("%Y-%m-%d %H:%M UTC"),
+        seized_at_local=item.seized_at_local[:16].replace("T", " ") + item.seized_at_local[-6:]
+        if len(item.seized_at_local) > 19
+        else item.seized_at_local,
+        officer=f"{officer.name}, {officer.badge}".strip(", ") if officer else item.seizing_officer,
+        place=f"{item.place}{coords}",
+        other_ids="; ".join(f"{k}: {v}" for k, v in sorted(other.items())),
+        reprint=reprint,
+        qr_text=qr_text,
+    )
+
+
+def print_labels(
+    store: Store,
+    *,
+    signer: Signer,
+    out: Path,
+    item_ids: Sequence[str] = (),
+    case_no: str | None = None,
+    layout: str = "a4-3x8",
+    start: int = 1,
+    copies: int = 1,
+    reason: str = "",
+    at: str | None = None,
+) -> PrintJob:
+    """Render signed labels for items (or a whole case) and record the print job."""
+    from labels.layouts import get_layout
+    from labels.payload import LabelPayload, sign_label
+    from labels.render import render_labels
+
+    get_layout(layout)  # unknown layout: clear error before anything else
+    if copies < 1:
+        raise InvalidInput(f"Copies must be 1 or more, not {copies}.")
+    if bool(item_ids) == bool(case_no):
+        raise InvalidInput("Name the items to label, or --case for all items of a case (not both).")
+    with store.read() as session:
+        if case_no:
+            if session.get(Case, case_no) is None:
+                raise NotFound(
+                    f"Case {case_no} does not exist; list cases with 'custody case list'."
+                )
+            items = list(session.exec(select(Item).where(Item.case_no == case_no)).all())
+            items.sort(key=lambda i: item_sort_key(i.id))
+        else:
+            items = []
+            for item_id in item_ids:
+                item = session.get(Item, item_id)
+                if item is None:
+                    raise NotFound(
+                        f"Item {item_id} does not exist; list items with 'custody item list'."
+                    )
+                items.append(item)
+        states = _states(session, [i.id for i in items])
+        prints = {
+            i.id: sum(
+                1
+                for ev in session.exec(
+                    select(Event).where(Event.chain == i.id, Event.type == "label-print")
+                ).all()
+            )
+            for i in items
+        }
+        actors = {a.handle: a for a in session.exec(select(Actor)).all()}
+        cases = {c.case_no: c for c in session.exec(select(Case)).all()}
+        agencies = {a.code: a for a in session.exec(select(Agency)).all()}
+        for obj in [*items, *actors.values(), *cases.values(), *agencies.values()]:
+            session.expunge(obj)
+    if not items:
+        raise InvalidInput(f"Case {case_no} has no items to label.")
+    reprinted = [i.id for i in items if prints[i.id]]
+    if reprinted and not reason.strip():
+        raise InvalidInput(
+            f"Item {reprinted[0]} already has a printed label; a reprint needs a reason (pass --reason)."
+        )
+    contents = []
+    for item in items:
+        state = states[item.id]
+        case = cases[item.case_no]
+        agency = agencies.get(case.agency_code or "")
+        payload = LabelPayload(
+            item_id=item.id,
+            case_no=item.case_no,
+            seal=state.seal or "",
+            seized_at=from_utc_text(item.seized_at),
+            record_hash=record_hash(item),
+            key_fingerprint=signer.key.fingerprint,
+            reprint=prints[item.id],
+        )
+        contents.append(
+            _content(
+                item,
+                state,
+                agency=agency.name if agency else (case.agency_code or ""),
+                officer=actors.get(item.seizing_officer),
+                reprint=prints[item.id],
+                qr_text=sign_label(payload, signer.key.private),
+            )
+        )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    job = uuid.uuid4().hex[:12]
+    try:
+        report = render_labels(contents, layout=layout, out=tmp, start=start, copies=copies)
+        record_label_print(
+            store,
+            item_ids=[i.id for i in items],
+            signer=signer,
+            layout=layout,
+            copies=copies,
+            reason=reason.strip(),
+            reprints={i.id: prints[i.id] for i in items},
+            job=job,
+            at=at,
+        )
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return PrintJob(
+        job=job, path=out, layout=layout, items=[i.id for i in items], copies=copies, pages=report.pages,
+        reprints={i.id: prints[i.id] for i in items if prints[i.id]},
+    )  # fmt: skip
+
+
+@dataclass
+class ScanResult:
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+    item_id: str | None = None
+    case_no: str | None = None
+    seal: str | None = None
+    signer: str | None = None
+    reprint: int | None = None
+    custodian: str | None = None
+    status: str | None = None
+    current_seal: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def scan_texts(
+    store: Store | None, texts: Sequence[str], *, public_keys: Sequence[str] = ()
+) -> list[ScanResult]:
+    """Check decoded label texts: signature first, then agreement with the current record."""
+    from labels.payload import verify_label
+
+    registered: dict[str, tuple[str, str]] = {}  # fingerprint -> (handle, public hex)
+    if store is not None:
+        with store.read() as session:
+            for a in session.exec(select(Actor)).all():
+                registered[a.key_fingerprint] = (a.handle, a.public_key)
+    for hexkey in public_keys:
+        from custody.keys import fingerprint
+
+        try:
+            raw = bytes.fromhex(hexkey)
+        except ValueError:
+            raise InvalidInput(
+                f"The public key '{hexkey[:20]}' is not hex; give the 64-hex-digit Ed25519 key."
+            ) from None
+        registered[fingerprint(raw)] = ("(given key)", hexkey)
+
+    def lookup(prefix: str) -> list[bytes]:
+        return [
+            bytes.fromhex(pub) for fpr, (_, pub) in registered.items() if fpr.startswith(prefix)
+        ]
+
+    results = []
+    for text in texts:
+        check = verify_label(text, lookup)
+        payload = check.payload
+        result = ScanResult(verdict=GENUINE if check.genuine else NOT_GENUINE)
+        if payload is not None:
+            result.item_id, result.case_no, result.seal, result.reprint = (
+                payload.item_id,
+                payload.case_no,
+                payload.seal,
+                payload.reprint,
+            )
+        if not check.genuine:
+            result.reasons.append(check.reason)
+            results.append(result)
+            continue
+        result.signer = registered.get(check.signer_fingerprint or "", ("?", ""))[0]
+        if store is not None and payload is not None:
+            _compare_with_record(store, payload, result)
+        results.append(result)
+    return results
+
+
+def _compare_with_record(store: Store, payload: Any, result: ScanResult) -> None:
+    with store.read() as session:
+        item = session.get(Item, payload.item_id)
+        if item is None:
+            result.verdict = MISMATCH
+            result.reasons.append(f"Item {payload.item_id} is not in this store.")
+            return
+        events = session.exec(
+            select(Event).where(Event.chain == item.id).order_by(col(Event.seq))
+        ).all()
+        state = replay(item.id, events)
+        prints = [json.loads(e.data) for e in events if e.type == "label-print"]
+    result.custodian, result.status, result.current_seal = (
+        state.custodian,
+        state.status,
+        state.seal or "",
+    )
+    if not payload.matches_record(record_hash(item)):
+        result.verdict = MISMATCH
+        result.reasons.append(
+            f"The label's record hash does not match item {item.id}'s seizure record."
+        )
+    if (state.seal or "") != payload.seal:
+        result.verdict = MISMATCH
+        result.reasons.append(
+            f"The label names seal {payload.seal or '(none)'} but the item is now {'sealed with ' + state.seal if state.seal else 'unsealed'}; reseal or print a new label."
+        )
+    if state.disposed:
+        result.verdict = MISMATCH
+        result.reasons.append(
+            f"Item {item.id} was {(state.disposal or {}).get('method', 'disposed of')}; its custody is closed."
+        )
+    if payload.reprint and payload.reprint > max((p.get("reprint", 0) for p in prints), default=0):
+        result.verdict = MISMATCH
+        result.reasons.append(
+            f"No print job of reprint {payload.reprint} is recorded for item {item.id}."
+        )
