@@ -322,12 +322,23 @@ class KmerIndex:
         return np.flatnonzero(self.species_ids == species_id)
 
     # ---------------------------------------------------------------- search
-    def query_kmers(self, seq: str | ByteArray) -> tuple[IntArray, IntArray]:
-        """Distinct canonical k-mer codes of a query and their orientation (1 = reverse)."""
+    def query_kmers(
+        self, seq: str | ByteArray, *, max_kmers: int | None = None
+    ) -> tuple[IntArray, IntArray]:
+        """Distinct canonical k-mer codes of a query and their orientation (1 = reverse).
+
+        With `max_kmers`, k-mers are taken at evenly spaced positions so that at
+        most that many are used (long queries rank candidates just as well from a
+        sample, at a fraction of the cost).
+        """
         mask = encode_mask(seq) if isinstance(seq, str) else seq
         fwd, rev, valid = kmer_codes(MASK_TO_CODE[mask], self.k)
-        canon = np.minimum(fwd, rev)[valid]
-        orient = (rev < fwd)[valid].astype(np.int64)
+        pos = np.flatnonzero(valid)
+        if max_kmers is not None and pos.shape[0] > max_kmers:
+            pos = pos[np.linspace(0, pos.shape[0] - 1, max_kmers).round().astype(np.int64)]
+        fwd, rev = fwd[pos], rev[pos]
+        canon = np.minimum(fwd, rev)
+        orient = (rev < fwd).astype(np.int64)
         key = _sorted_unique(canon * 2 + orient)
         codes = key >> 1
         # A k-mer seen on both strands of the query keeps one orientation.
@@ -344,6 +355,7 @@ class KmerIndex:
         exclude: npt.NDArray[np.bool_] | None = None,
         min_shared: int = 2,
         max_postings: int | None = None,
+        max_kmers: int | None = 200,
     ) -> CandidateSet:
         """Rank references by shared canonical k-mers with `seq`, on the better strand.
 
@@ -352,9 +364,10 @@ class KmerIndex:
         over references) hides references, as when a sequence or a whole species
         is held out for validation. K-mers found in more than `max_postings`
         references (default: the larger of 2,000 and 5 % of the library) are
-        skipped unless too few rarer ones remain.
+        skipped unless too few rarer ones remain. At most `max_kmers` query
+        k-mers, evenly spaced, are looked up.
         """
-        codes, qorient = self.query_kmers(seq)
+        codes, qorient = self.query_kmers(seq, max_kmers=max_kmers)
         n_kmers = int(codes.shape[0])
         empty = np.zeros(0, dtype=np.int64)
         if n_kmers == 0:

@@ -222,7 +222,9 @@ class Matcher:
         oriented = {1: _orient(qmask, k), -1: _orient(revcomp_mask(qmask), k)}
         lens = index.lengths[refs]
         n_kmer = np.maximum(lens - k + 1, 0)
-        stride = np.where(lens < 400, 1, 3)
+        # Long references are sampled (about 150 k-mers each): plenty of votes
+        # to find the diagonal at a fraction of the cost.
+        stride = np.maximum(1, n_kmer // 150)
         m = (n_kmer + stride - 1) // stride
         total = int(m.sum())
         if total == 0:
@@ -321,7 +323,7 @@ class Matcher:
                 qs_ + dd + n_cols,
                 "ungapped",
             )
-            indel = int(second[c]) >= max(2, int(best_votes[c]) // 8)
+            indel = int(second[c]) >= max(2, int(best_votes[c]) // 12)
             short = n_cols < 0.9 * int(length[c])
             worth = shared is None or int(shared[c]) * 2 >= top_shared
             if (indel or short) and worth and gapped_left > 0:

@@ -1,0 +1,735 @@
+"""Species decisions: named rule sets, library statistics and the call itself.
+
+Owns three things:
+- `Rule` and the registry `RULES`: every threshold a call depends on, by name,
+  so a result records exactly how it was reached.
+- `LibraryProfile`: what the library itself shows about each species, computed
+  once per library version and cached next to the k-mer index — how variable
+  the species is (distances among its own references), how far it sits from
+  the nearest other species, and how many references support it.
+- `decide`: from the hits of one query to a level (species, ambiguous, genus,
+  none), the candidates, and flags in plain words.
+
+Why library statistics: a fixed 98.5 % threshold calls a query from a species
+absent from the library as its nearest relative whenever the two are closer
+than 1.5 %. A species call therefore also requires that the query sits inside
+the variation the library shows for that species and clearly closer to it than
+the species is to its nearest neighbour; otherwise the call is downgraded.
+
+Invariants:
+- Distances are percent (100 - identity) over the aligned overlap; pairs of
+  references that overlap less than 80 % of the shorter one are ignored, so
+  whole-gene and mini-barcode records of a species do not inflate its spread.
+- Statistics can be computed with references or species excluded (validation
+  holds them out) without recomputing any alignment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from species_ref.errors import SpeciesRefError
+from species_ref.index import IntArray, KmerIndex
+from species_ref.matching import Hit, Matcher
+from species_ref.types import QueryQC
+
+Progress = Callable[[int, int], None]
+PROFILE_FORMAT = 1
+
+
+class UnknownRule(SpeciesRefError):
+    """A decision rule set name is not registered."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Thresholds of a species decision (identities and distances in percent)."""
+
+    name: str
+    #: identity needed for a species-level call (lab practice 98-99 %).
+    species_identity: float = 98.5
+    #: the next species must be at least this much less identical ("barcode gap").
+    species_gap: float = 1.0
+    #: a hit counts if its alignment is at least this long ...
+    min_overlap_bp: int = 300
+    #: ... or covers at least this share of the query (coverage of the query).
+    min_coverage: float = 85.0
+    #: below this identity: no identification; between it and species_identity: genus.
+    genus_floor: float = 95.0
+    #: queries shorter than this are reported as short / mini-barcode.
+    short_query_bp: int = 300
+    #: use the library's own per-species statistics (False = fixed-threshold rule).
+    use_library_stats: bool = True
+    #: the query-to-species distance must not exceed this share of the species'
+    #: distance to its nearest other species in the library.
+    nn_fraction: float = 0.5
+    #: ... nor the species' own maximum spread times this factor plus spread_margin.
+    spread_factor: float = 1.5
+    spread_margin: float = 0.5
+    #: for species with a single usable reference (spread unknown): largest distance.
+    singleton_max_distance: float = 1.0
+    #: short queries: a species call also needs this many distinguishing bases
+    #: between the best and the next species (0 disables).
+    min_gap_bases: int = 2
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Tuned with bench/validate_refdata.py over the real refdata markers
+# (leave-one-out and hold-whole-species-out, with and without perturbed queries);
+# see the comments at each value for the evidence.
+RULES: dict[str, Rule] = {
+    "default": Rule(
+        name="default",
+        description=(
+            "98.5 % identity, 1 % gap to the next species, hit counted when >= 300 nt "
+            "or >= 85 % of the query is aligned; a species call must also fall inside "
+            "the species' observed variation and well inside its distance to the "
+            "nearest other species in the library."
+        ),
+    ),
+    "strict": Rule(
+        name="strict",
+        species_identity=99.0,
+        species_gap=1.5,
+        nn_fraction=0.33,
+        spread_factor=1.2,
+        spread_margin=0.3,
+        singleton_max_distance=0.7,
+        min_gap_bases=3,
+        description="Stricter thresholds for contested cases: 99 % identity, 1.5 % gap.",
+    ),
+    "mini-barcode": Rule(
+        name="mini-barcode",
+        species_identity=98.0,
+        species_gap=1.0,
+        min_overlap_bp=60,
+        min_coverage=90.0,
+        short_query_bp=300,
+        min_gap_bases=2,
+        description=(
+            "For 60-250 bp mini-barcodes (12S-V5, cytb-mini): hits need 90 % query "
+            "coverage, and at least two bases must separate the best species from "
+            "the next."
+        ),
+    ),
+    "fixed-98.5": Rule(
+        name="fixed-98.5",
+        use_library_stats=False,
+        min_gap_bases=0,
+        description="The common lab rule alone (98.5 %, one species, 1 % gap), no library statistics.",
+    ),
+}
+
+
+def get_rule(name: str | Rule) -> Rule:
+    """The registered rule set called `name` (a `Rule` is returned unchanged)."""
+    if isinstance(name, Rule):
+        return name
+    try:
+        return RULES[name]
+    except KeyError:
+        known = ", ".join(sorted(RULES))
+        raise UnknownRule(f"Rule set {name!r} is not defined; use one of: {known}.") from None
+
+
+# --------------------------------------------------------------------------- profile
+@dataclass(frozen=True)
+class SpeciesStats:
+    """What the library shows about one species (distances in percent)."""
+
+    species: str
+    n_refs: int
+    n_pairs: int  # usable pairs among its references
+    intra_max: float | None
+    intra_mean: float | None
+    nn_distance: float | None  # to the nearest other species seen
+    nn_species: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("intra_max", "intra_mean", "nn_distance"):
+            if out[key] is not None:
+                out[key] = round(float(out[key]), 3)
+        return out
+
+
+class LibraryProfile:
+    """Per-species statistics of one library version, held as flat NumPy arrays.
+
+    `pair_*` rows are distances between two references of the same species
+    (at most `max_intra_refs` references per species are compared). `nb_*` rows
+    are, for up to `max_probes` references of each species, the nearest
+    reference of each of the closest other species.
+    """
+
+    def __init__(
+        self,
+        *,
+        content_hash: str,
+        pair_a: IntArray,
+        pair_b: IntArray,
+        pair_dist: npt.NDArray[np.float64],
+        nb_probe: IntArray,
+        nb_ref: IntArray,
+        nb_dist: npt.NDArray[np.float64],
+        species_ids: npt.NDArray[np.int32],
+        species_names: Sequence[str],
+    ) -> None:
+        self.content_hash = content_hash
+        self.pair_a = pair_a
+        self.pair_b = pair_b
+        self.pair_dist = pair_dist
+        self.nb_probe = nb_probe
+        self.nb_ref = nb_ref
+        self.nb_dist = nb_dist
+        self.species_ids = species_ids
+        self.species_names = list(species_names)
+        self.n_refs_per_species = np.bincount(species_ids, minlength=len(self.species_names))
+        pair_sp = species_ids[pair_a] if pair_a.shape[0] else np.zeros(0, dtype=np.int32)
+        self._pair_order = np.argsort(pair_sp, kind="stable")
+        self._pair_sp_sorted = pair_sp[self._pair_order]
+        probe_sp = species_ids[nb_probe] if nb_probe.shape[0] else np.zeros(0, dtype=np.int32)
+        self._nb_order = np.argsort(probe_sp, kind="stable")
+        self._nb_sp_sorted = probe_sp[self._nb_order]
+
+    def stats(
+        self,
+        species_id: int,
+        *,
+        excluded_refs: npt.NDArray[np.bool_] | None = None,
+    ) -> SpeciesStats:
+        """Statistics of a species, ignoring references flagged in `excluded_refs`."""
+        lo, hi = np.searchsorted(self._pair_sp_sorted, [species_id, species_id + 1])
+        rows = self._pair_order[lo:hi]
+        nlo, nhi = np.searchsorted(self._nb_sp_sorted, [species_id, species_id + 1])
+        nrows = self._nb_order[nlo:nhi]
+        n_refs = int(self.n_refs_per_species[species_id])
+        if excluded_refs is not None:
+            rows = rows[~(excluded_refs[self.pair_a[rows]] | excluded_refs[self.pair_b[rows]])]
+            nrows = nrows[
+                ~(excluded_refs[self.nb_probe[nrows]] | excluded_refs[self.nb_ref[nrows]])
+            ]
+            n_refs -= int(excluded_refs[self.species_ids == species_id].sum())
+        dists = self.pair_dist[rows]
+        nn: float | None = None
+        nn_sp: str | None = None
+        if nrows.shape[0]:
+            j = nrows[int(self.nb_dist[nrows].argmin())]
+            nn = float(self.nb_dist[j])
+            nn_sp = self.species_names[int(self.species_ids[self.nb_ref[j]])]
+        return SpeciesStats(
+            species=self.species_names[species_id],
+            n_refs=n_refs,
+            n_pairs=int(dists.shape[0]),
+            intra_max=float(dists.max()) if dists.shape[0] else None,
+            intra_mean=float(dists.mean()) if dists.shape[0] else None,
+            nn_distance=nn,
+            nn_species=nn_sp,
+        )
+
+    # ------------------------------------------------------------- build
+    @classmethod
+    def build(
+        cls,
+        index: KmerIndex,
+        *,
+        matcher: Matcher | None = None,
+        progress: Progress | None = None,
+        workers: int = 0,
+    ) -> LibraryProfile:
+        """Compute the statistics of every species of an index (`workers=0`: every core).
+
+        Spread: distances from one reference of the species to up to 30 others,
+        then from the farthest of those to the same set (two "stars" bound the
+        largest pairwise distance within a factor of two at a fraction of the
+        cost of all pairs). Neighbours: for up to three references per species,
+        the nearest reference of each of the closest six other species.
+        """
+        m = matcher or Matcher(index)
+        n_sp = len(index.species_names)
+        order = np.argsort(index.species_ids, kind="stable")
+        bounds = np.searchsorted(index.species_ids[order], np.arange(n_sp + 1))
+        groups = [order[bounds[s] : bounds[s + 1]] for s in range(n_sp)]
+        n_workers = _profile_workers(workers, n_sp)
+        parts: list[_ProfileRows] = []
+        if n_workers <= 1:
+            excl = np.zeros(index.n_refs, dtype=bool)
+            rows = _ProfileRows()
+            for s, members in enumerate(groups):
+                _species_rows(m, index, members, excl, rows)
+                if progress is not None and (s % 50 == 49 or s + 1 == n_sp):
+                    progress(s + 1, n_sp)
+            parts.append(rows)
+        else:
+            import multiprocessing
+
+            chunks = [list(range(i, n_sp, n_workers * 8)) for i in range(n_workers * 8)]
+            _PROFILE_JOB.update(matcher=m, index=index, groups=groups)
+            try:
+                with multiprocessing.get_context("fork").Pool(n_workers) as pool:
+                    done = 0
+                    for rows_part, n_done in pool.imap_unordered(_profile_chunk, chunks):
+                        parts.append(rows_part)
+                        done += n_done
+                        if progress is not None:
+                            progress(done, n_sp)
+            finally:
+                _PROFILE_JOB.clear()
+
+        def cat(name: str, dtype: Any) -> Any:
+            arrays = [np.array(getattr(p, name), dtype=dtype) for p in parts]
+            return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
+
+        return cls(
+            content_hash=index.content_hash,
+            pair_a=cat("pa", np.int64),
+            pair_b=cat("pb", np.int64),
+            pair_dist=cat("pd", np.float64),
+            nb_probe=cat("na", np.int64),
+            nb_ref=cat("nr", np.int64),
+            nb_dist=cat("nd", np.float64),
+            species_ids=index.species_ids,
+            species_names=index.species_names,
+        )
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        os.close(fd)
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(
+                    fh,
+                    format=np.array(PROFILE_FORMAT),
+                    content_hash=np.array(self.content_hash),
+                    pair_a=self.pair_a,
+                    pair_b=self.pair_b,
+                    pair_dist=self.pair_dist,
+                    nb_probe=self.nb_probe,
+                    nb_ref=self.nb_ref,
+                    nb_dist=self.nb_dist,
+                    species_ids=self.species_ids,
+                    species_names=np.array(self.species_names, dtype=object).astype(str),
+                )
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @classmethod
+    def load(cls, path: Path) -> LibraryProfile:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if int(data["format"]) != PROFILE_FORMAT:
+                    raise ProfileError(f"Profile file {path} has an old format; delete it.")
+                return cls(
+                    content_hash=str(data["content_hash"]),
+                    pair_a=data["pair_a"],
+                    pair_b=data["pair_b"],
+                    pair_dist=data["pair_dist"],
+                    nb_probe=data["nb_probe"],
+                    nb_ref=data["nb_ref"],
+                    nb_dist=data["nb_dist"],
+                    species_ids=data["species_ids"],
+                    species_names=[str(x) for x in data["species_names"]],
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise ProfileError(f"Profile file {path} cannot be read ({exc}); delete it.") from exc
+
+    @classmethod
+    def load_or_build(
+        cls,
+        index: KmerIndex,
+        cache_dir: Path | None,
+        *,
+        matcher: Matcher | None = None,
+        progress: Progress | None = None,
+    ) -> LibraryProfile:
+        """The cached profile of the index's library version, built and cached when missing."""
+        if cache_dir is None:
+            return cls.build(index, matcher=matcher, progress=progress)
+        digest = hashlib.sha256(index.content_hash.encode()).hexdigest()[:24]
+        path = Path(cache_dir) / f"species_profile_{digest}_k{index.k}_v{PROFILE_FORMAT}.npz"
+        if path.exists():
+            try:
+                prof = cls.load(path)
+                if prof.content_hash == index.content_hash:
+                    return prof
+            except ProfileError:
+                pass
+        prof = cls.build(index, matcher=matcher, progress=progress)
+        prof.save(path)
+        return prof
+
+
+class ProfileError(SpeciesRefError):
+    """Library statistics cannot be loaded."""
+
+
+@dataclass
+class _ProfileRows:
+    pa: list[int] = field(default_factory=list)
+    pb: list[int] = field(default_factory=list)
+    pd: list[float] = field(default_factory=list)
+    na: list[int] = field(default_factory=list)
+    nr: list[int] = field(default_factory=list)
+    nd: list[float] = field(default_factory=list)
+
+
+_PROFILE_JOB: dict[str, Any] = {}
+
+
+def _profile_workers(workers: int, n_items: int) -> int:
+    import multiprocessing
+
+    if workers <= 0:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if "fork" not in multiprocessing.get_all_start_methods() or n_items < 200:
+        return 1
+    return workers
+
+
+def _profile_chunk(species: list[int]) -> tuple[_ProfileRows, int]:
+    m: Matcher = _PROFILE_JOB["matcher"]
+    index: KmerIndex = _PROFILE_JOB["index"]
+    groups: list[IntArray] = _PROFILE_JOB["groups"]
+    excl = np.zeros(index.n_refs, dtype=bool)
+    rows = _ProfileRows()
+    for s in species:
+        _species_rows(m, index, groups[s], excl, rows)
+    return rows, len(species)
+
+
+def _species_rows(
+    m: Matcher,
+    index: KmerIndex,
+    members: IntArray,
+    excl: npt.NDArray[np.bool_],
+    rows: _ProfileRows,
+    *,
+    max_star: int = 30,
+    max_probes: int = 3,
+    neighbours: int = 6,
+) -> None:
+    if members.shape[0] > max_star + 1:
+        pick = np.linspace(0, members.shape[0] - 1, max_star + 1).round().astype(int)
+        sample = members[pick]
+    else:
+        sample = members
+    probes = [int(sample[0])]
+    if sample.shape[0] > 1:
+        centre = int(sample[0])
+        dists = _distances(m, index, centre, sample[1:])
+        for b, dist in dists:
+            rows.pa.append(centre)
+            rows.pb.append(b)
+            rows.pd.append(dist)
+        if dists:
+            far = max(dists, key=lambda x: x[1])[0]
+            probes.append(far)
+            rest = sample[(sample != far) & (sample != centre)]
+            for b, dist in _distances(m, index, far, rest):
+                rows.pa.append(far)
+                rows.pb.append(b)
+                rows.pd.append(dist)
+        for extra in sample[1:].tolist():
+            if len(probes) >= max_probes:
+                break
+            if int(extra) not in probes:
+                probes.append(int(extra))
+    excl[members] = True
+    for a in probes:
+        _probe_neighbours(m, index, a, excl, neighbours, rows)
+    excl[members] = False
+
+
+def _usable(columns: int, len_a: int, len_b: int) -> bool:
+    return columns >= 0.8 * min(len_a, len_b)
+
+
+def _distances(m: Matcher, index: KmerIndex, a: int, others: IntArray) -> list[tuple[int, float]]:
+    """Distances from reference `a` to `others` (same orientation), usable overlaps only."""
+    if others.shape[0] == 0:
+        return []
+    strands = np.ones(others.shape[0], dtype=np.int64)
+    raws = m.align_many(index.ref_mask(a), others, strands)
+    out: list[tuple[int, float]] = []
+    la = int(index.lengths[a])
+    for b, raw in zip(others.tolist(), raws, strict=True):
+        if raw is not None and _usable(raw.columns, la, int(index.lengths[b])):
+            out.append((int(b), 100.0 - raw.identity))
+    return out
+
+
+def _probe_neighbours(
+    m: Matcher,
+    index: KmerIndex,
+    a: int,
+    excl: npt.NDArray[np.bool_],
+    neighbours: int,
+    rows: _ProfileRows,
+) -> None:
+    mask = index.ref_mask(a)
+    cands = index.candidates(mask, 24, per_species=2, exclude=excl)
+    if cands.refs.shape[0] == 0:
+        return
+    raws = m.align_many(mask, cands.refs, cands.strands, shared=cands.shared)
+    best: dict[int, tuple[float, int]] = {}
+    la = int(index.lengths[a])
+    for ref, raw in zip(cands.refs.tolist(), raws, strict=True):
+        if raw is None or not _usable(raw.columns, la, int(index.lengths[ref])):
+            continue
+        sp = int(index.species_ids[ref])
+        dist = 100.0 - raw.identity
+        if sp not in best or dist < best[sp][0]:
+            best[sp] = (dist, ref)
+    for dist, ref in sorted(best.values())[:neighbours]:
+        rows.na.append(a)
+        rows.nr.append(ref)
+        rows.nd.append(dist)
+
+
+# --------------------------------------------------------------------------- decision
+@dataclass(frozen=True)
+class SpeciesHits:
+    """The hits of one species for one query."""
+
+    species: str
+    best_identity: float
+    aligned_length: int
+    coverage: float
+    gaps: int
+    n_refs: int  # usable hits of this species
+    n_supporting: int  # of which reach the species threshold
+    accessions: tuple[str, ...]
+    strand: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "species": self.species,
+            "best_identity": round(self.best_identity, 3),
+            "aligned_length": self.aligned_length,
+            "coverage": round(self.coverage, 2),
+            "gaps": self.gaps,
+            "n_refs": self.n_refs,
+            "n_supporting": self.n_supporting,
+            "accessions": list(self.accessions),
+            "strand": self.strand,
+        }
+
+
+@dataclass
+class Decision:
+    """Outcome of `decide` for one query."""
+
+    level: str  # species | ambiguous | genus | none
+    taxon: str | None
+    rank: str | None  # rank of `taxon`, or "family or above" when candidates span genera
+    candidates: list[SpeciesHits]
+    species_hits: list[SpeciesHits]
+    identity: float | None
+    coverage: float | None
+    next_species_distance: float | None
+    flags: list[str] = field(default_factory=list)
+    statement: str = ""
+    stats: SpeciesStats | None = None
+    cites: dict[str, str] = field(default_factory=dict)
+
+
+def group_hits(hits: Sequence[Hit], *, rule: Rule, query_length: int) -> list[SpeciesHits]:
+    """Usable hits grouped by species, best species first."""
+    by: dict[str, list[Hit]] = {}
+    for h in hits:
+        if h.aligned_length >= rule.min_overlap_bp or h.query_coverage >= rule.min_coverage:
+            by.setdefault(h.species, []).append(h)
+    out: list[SpeciesHits] = []
+    for sp, hs in by.items():
+        hs.sort(key=lambda h: (-h.identity, -h.aligned_length))
+        top = hs[0]
+        out.append(
+            SpeciesHits(
+                species=sp,
+                best_identity=top.identity,
+                aligned_length=top.aligned_length,
+                coverage=top.query_coverage,
+                gaps=top.gaps,
+                n_refs=len(hs),
+                n_supporting=sum(1 for h in hs if h.identity >= rule.species_identity),
+                accessions=tuple(h.seq_id for h in hs[:5]),
+                strand=top.strand,
+            )
+        )
+    out.sort(key=lambda s: (-s.best_identity, -s.aligned_length, s.species))
+    return out
+
+
+def _genus(species: str) -> str:
+    return species.split(" ", 1)[0]
+
+
+def _join(names: Sequence[str]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def decide(
+    hits: Sequence[Hit],
+    *,
+    query_length: int,
+    rule: Rule,
+    profile: LibraryProfile | None = None,
+    index: KmerIndex | None = None,
+    qc: QueryQC | None = None,
+    cites: Callable[[str], object | None] | None = None,
+    excluded_refs: npt.NDArray[np.bool_] | None = None,
+) -> Decision:
+    """Turn the hits of one query into a species decision under `rule`."""
+    flags: list[str] = []
+    if query_length < rule.short_query_bp:
+        flags.append(f"short query ({query_length} bp): mini-barcode, fewer sites separate species")
+    if qc is not None:
+        for w in qc.warnings:
+            flags.append(f"low quality: {w}")
+    groups = group_hits(hits, rule=rule, query_length=query_length)
+    if not groups:
+        if hits:
+            flags.append("no reference overlaps enough of the query to count")
+        return Decision("none", None, None, [], [], None, None, None, flags, "no identification")
+    best = groups[0]
+    if best.strand == "-":
+        flags.append("reverse strand: the query matched as its reverse complement")
+    i1 = best.best_identity
+    second = groups[1] if len(groups) > 1 else None
+    next_dist = round(i1 - second.best_identity, 3) if second is not None else None
+    ties = [g for g in groups if g.best_identity >= i1 - rule.species_gap]
+    if rule.min_gap_bases and query_length < rule.short_query_bp and second is not None:
+        # On a 100 bp query one base is 1 %: require whole bases of separation.
+        gap_bases = (i1 - second.best_identity) / 100.0 * best.aligned_length
+        if gap_bases < rule.min_gap_bases - 1e-9 and second not in ties:
+            ties.append(second)
+    decision = Decision(
+        level="none",
+        taxon=None,
+        rank=None,
+        candidates=ties,
+        species_hits=groups,
+        identity=i1,
+        coverage=best.coverage,
+        next_species_distance=next_dist,
+        flags=flags,
+    )
+    if cites is not None:
+        for g in ties:
+            listing = cites(g.species)
+            if listing is not None:
+                appendix = str(getattr(listing, "appendix", listing))
+                decision.cites[g.species] = appendix
+    if i1 < rule.genus_floor:
+        decision.candidates = []
+        decision.statement = (
+            f"no identification (best match {best.species} at {i1:.1f} %, "
+            f"below the {rule.genus_floor:g} % genus floor)"
+        )
+        return decision
+    if second is not None and second in ties:
+        closest = [g.species for g in ties[1:]]
+        flags.append(
+            f"closest other species within the {rule.species_gap:g} % gap: {_join(closest)}"
+        )
+    genera = sorted({_genus(g.species) for g in ties})
+    if i1 >= rule.species_identity and len(ties) > 1:
+        decision.level = "ambiguous"
+        names = [g.species for g in ties]
+        if len(genera) == 1:
+            decision.taxon, decision.rank = genera[0], "genus"
+            decision.statement = (
+                f"ambiguous between {_join(names)}; reported at genus level {genera[0]}"
+            )
+        else:
+            decision.rank = "family or above"
+            decision.statement = (
+                f"ambiguous between {_join(names)}; candidates span genera, no genus reported"
+            )
+        _cites_flag(decision)
+        return decision
+    if i1 >= rule.species_identity:
+        reason = None
+        if rule.use_library_stats and profile is not None and index is not None:
+            sid = index.species_id(best.species)
+            if sid is not None:
+                st = profile.stats(sid, excluded_refs=excluded_refs)
+                decision.stats = st
+                reason = _outside_library_variation(100.0 - i1, st, rule)
+                if st.n_refs <= 1:
+                    flags.append(f"single reference sequence for {best.species}")
+        elif best.n_refs <= 1:
+            flags.append(f"single reference sequence for {best.species}")
+        if reason is None:
+            decision.level, decision.taxon, decision.rank = "species", best.species, "species"
+            decision.candidates = [best]
+            decision.statement = f"consistent with {best.species}"
+            _cites_flag(decision)
+            return decision
+        flags.append(reason)
+    # Genus level: best identity between the genus floor and the species threshold,
+    # or a species call the library statistics do not support.
+    if len(genera) == 1:
+        decision.level, decision.taxon, decision.rank = "genus", genera[0], "genus"
+        decision.statement = f"consistent with genus {genera[0]}; species not determined"
+        if i1 >= rule.species_identity:
+            decision.statement += f" (nearest species {best.species})"
+    else:
+        decision.level = "none"
+        decision.rank = "family or above"
+        decision.statement = (
+            f"no identification at genus level: closest species {_join([g.species for g in ties])} "
+            "belong to different genera"
+        )
+    _cites_flag(decision)
+    return decision
+
+
+def _outside_library_variation(dist: float, st: SpeciesStats, rule: Rule) -> str | None:
+    """Why a within-threshold match is still not a species call, or None if it is."""
+    if st.nn_distance is not None and dist > rule.nn_fraction * st.nn_distance:
+        return (
+            f"query is {dist:.2f} % from {st.species}, too close to the "
+            f"{st.nn_distance:.2f} % separating it from {st.nn_species} in the library: "
+            "it may be a species missing from the library"
+        )
+    if st.intra_max is not None:
+        allowed = st.intra_max * rule.spread_factor + rule.spread_margin
+        if dist > allowed:
+            return (
+                f"query is {dist:.2f} % from {st.species}, outside the variation seen among "
+                f"its {st.n_refs} references (at most {st.intra_max:.2f} %)"
+            )
+    elif dist > rule.singleton_max_distance:
+        return (
+            f"query is {dist:.2f} % from {st.species}, which has no measured variation "
+            f"in the library (allowed {rule.singleton_max_distance:g} %)"
+        )
+    return None
+
+
+def _cites_flag(decision: Decision) -> None:
+    if not decision.cites:
+        return
+    listed = [f"{sp} (Appendix {app})" for sp, app in decision.cites.items()]
+    if decision.level == "species":
+        decision.flags.append(f"CITES-listed species: {_join(listed)}")
+    else:
+        decision.flags.append(f"CITES-listed candidate among ties: {_join(listed)}")

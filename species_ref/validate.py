@@ -1,0 +1,277 @@
+"""Measured accuracy of a reference library under a decision rule.
+
+Owns `validate_library`, which runs two experiments against one library
+version, reusing its k-mer index and statistics with exclusion masks (nothing
+is rebuilt per query):
+
+- leave-one-out (present species): each sampled reference of a species with at
+  least two references is held out and identified against the rest. A species
+  call is correct when it names the reference's own species, wrong otherwise.
+- hold-whole-species-out (absent species): every reference of a sampled
+  species that has a congener in the library is removed and up to two of its
+  sequences are identified; any species-level call is a false call.
+
+Invariants:
+- Library statistics used for a held-out query are recomputed without the
+  held-out references, so a removed species never informs its own decision.
+- With `max_queries`, references and species are sampled with `seed`; the
+  report says so. Rates are fractions of the queries in their experiment.
+- An optional `perturb(seq, rng) -> seq` modifies each query (cut, reverse,
+  add errors) to measure robustness; the report names it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from species_ref.decision import Rule, get_rule
+from species_ref.identify import Engine, resolve_workers
+from species_ref.types import LibraryVersion
+
+Progress = Callable[[int, int], None]
+Perturb = Callable[[str, random.Random], str]
+
+
+@dataclass
+class Outcomes:
+    """Counts of decisions for one experiment (or one marker within it)."""
+
+    n: int = 0
+    correct_species: int = 0
+    wrong_species: int = 0
+    ambiguous: int = 0
+    ambiguous_with_true: int = 0
+    genus: int = 0
+    genus_correct: int = 0
+    none: int = 0
+
+    def add(self, *, level: str, taxon: str | None, truth: str, candidates: list[str]) -> None:
+        self.n += 1
+        if level == "species":
+            if taxon == truth:
+                self.correct_species += 1
+            else:
+                self.wrong_species += 1
+        elif level == "ambiguous":
+            self.ambiguous += 1
+            if truth in candidates:
+                self.ambiguous_with_true += 1
+        elif level == "genus":
+            self.genus += 1
+            if taxon == truth.split(" ", 1)[0]:
+                self.genus_correct += 1
+        else:
+            self.none += 1
+
+    def to_dict(self, *, absent: bool = False) -> dict[str, Any]:
+        def rate(x: int) -> float | None:
+            return round(x / self.n, 4) if self.n else None
+
+        out: dict[str, Any] = {"n": self.n}
+        if absent:
+            out["false_species"] = self.correct_species + self.wrong_species
+            out["false_species_rate"] = rate(self.correct_species + self.wrong_species)
+        else:
+            out["correct_species"] = self.correct_species
+            out["wrong_species"] = self.wrong_species
+            out["correct_species_rate"] = rate(self.correct_species)
+            out["wrong_species_rate"] = rate(self.wrong_species)
+            out["ambiguous_with_true"] = self.ambiguous_with_true
+        out.update(
+            ambiguous=self.ambiguous,
+            genus=self.genus,
+            genus_correct=self.genus_correct,
+            none=self.none,
+            ambiguous_rate=rate(self.ambiguous),
+            genus_rate=rate(self.genus),
+            none_rate=rate(self.none),
+        )
+        return out
+
+
+@dataclass
+class Experiment:
+    overall: Outcomes = field(default_factory=Outcomes)
+    by_marker: dict[str, Outcomes] = field(default_factory=dict)
+
+    def add(self, marker: str, **kw: Any) -> None:
+        self.overall.add(**kw)
+        self.by_marker.setdefault(marker, Outcomes()).add(**kw)
+
+    def to_dict(self, *, absent: bool = False) -> dict[str, Any]:
+        return {
+            "overall": self.overall.to_dict(absent=absent),
+            "by_marker": {m: o.to_dict(absent=absent) for m, o in sorted(self.by_marker.items())},
+        }
+
+
+@dataclass
+class ValidationReport:
+    """Rates measured on one library version under one rule."""
+
+    library_name: str
+    library_version_number: int
+    library_version: str
+    rule: Rule
+    n_references: int
+    n_species: int
+    sampled: bool
+    max_queries: int | None
+    seed: int
+    perturbation: str | None
+    present: Experiment  # leave-one-out, species still in the library
+    absent: Experiment  # held-out species
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.present.overall
+        a = self.absent.overall
+        return {
+            "library_name": self.library_name,
+            "library_version_number": self.library_version_number,
+            "library_version": self.library_version,
+            "rule": self.rule.to_dict(),
+            "n_references": self.n_references,
+            "n_species": self.n_species,
+            "sampled": self.sampled,
+            "max_queries": self.max_queries,
+            "seed": self.seed,
+            "perturbation": self.perturbation,
+            "method": (
+                "leave-one-out for references of species with other references; "
+                "hold-whole-species-out for species with a congener in the library"
+            ),
+            "summary": {
+                "correct_species_rate": p.to_dict()["correct_species_rate"],
+                "wrong_species_rate": p.to_dict()["wrong_species_rate"],
+                "false_species_rate_absent": a.to_dict(absent=True)["false_species_rate"],
+                "n_present": p.n,
+                "n_absent": a.n,
+            },
+            "present": self.present.to_dict(),
+            "absent": self.absent.to_dict(absent=True),
+        }
+
+
+# Task: (ref index, excluded species id or -1, perturbation seed)
+_JOB: dict[str, Any] = {}
+
+
+def _run_task(task: tuple[int, int, int]) -> tuple[str, str, str, str | None, list[str]]:
+    eng: Engine = _JOB["engine"]
+    rule: Rule = _JOB["rule"]
+    perturb: Perturb | None = _JOB["perturb"]
+    ref, sp_out, pseed = task
+    index = eng.index
+    exclude = np.zeros(index.n_refs, dtype=bool)
+    exclude[ref] = True
+    if sp_out >= 0:
+        exclude[index.species_ids == sp_out] = True
+    seq = eng.version.records[ref].sequence
+    if perturb is not None:
+        seq = perturb(seq, random.Random(pseed))
+    dec, _hits = eng.decide_sequence(seq, rule=rule, exclude=exclude)
+    truth = index.species_names[int(index.species_ids[ref])]
+    kind = "absent" if sp_out >= 0 else "loo"
+    return (
+        kind,
+        index.markers[ref],
+        truth,
+        dec.taxon if dec.level != "none" else None,
+        [
+            dec.level,
+            *[c.species for c in dec.candidates],
+        ],
+    )
+
+
+def validate_library(
+    version: LibraryVersion,
+    *,
+    rule: Rule | str = "default",
+    progress: Progress | None = None,
+    max_queries: int | None = None,
+    seed: int = 0,
+    engine: Engine | None = None,
+    perturb: Perturb | None = None,
+    perturbation_name: str | None = None,
+    workers: int = 0,
+) -> ValidationReport:
+    """Leave-one-out and hold-whole-species-out validation of `version` under `rule`.
+
+    `max_queries` caps each experiment (sampled with `seed`); `engine` reuses a
+    prebuilt index and profile; `perturb` modifies every query.
+    """
+    r = get_rule(rule)
+    eng = engine or Engine(version)
+    index = eng.index
+    rng = random.Random(seed)
+    n_refs = index.n_refs
+    counts = np.bincount(index.species_ids, minlength=len(index.species_names))
+    # Present: references of species that keep at least one other reference.
+    loo_refs = [i for i in range(n_refs) if counts[index.species_ids[i]] > 1]
+    sampled = False
+    if max_queries is not None and len(loo_refs) > max_queries:
+        loo_refs = sorted(rng.sample(loo_refs, max_queries))
+        sampled = True
+    # Absent: species with a congener in the library (the hard case), all removed.
+    genus_of = list(index.genus_names)
+    genus_species: dict[str, int] = {}
+    for g in genus_of:
+        genus_species[g] = genus_species.get(g, 0) + 1
+    out_species = [s for s in range(len(genus_of)) if genus_species[genus_of[s]] > 1]
+    per_species = 2
+    n_out = sum(min(int(counts[s]), per_species) for s in out_species)
+    if max_queries is not None and n_out > max_queries:
+        out_species = sorted(rng.sample(out_species, max(1, max_queries * 2 // 3)))
+        sampled = True
+    tasks: list[tuple[int, int, int]] = [(ref, -1, rng.randrange(2**31)) for ref in loo_refs]
+    order = np.argsort(index.species_ids, kind="stable")
+    bounds = np.searchsorted(index.species_ids[order], np.arange(len(genus_of) + 1))
+    for s in out_species:
+        members = order[bounds[s] : bounds[s + 1]].tolist()
+        pick = members if len(members) <= per_species else rng.sample(members, per_species)
+        tasks.extend((int(ref), s, rng.randrange(2**31)) for ref in pick)
+    present = Experiment()
+    absent = Experiment()
+    _JOB.update(engine=eng, rule=r, perturb=perturb)
+    try:
+        n_workers = resolve_workers(workers, len(tasks))
+        if n_workers <= 1:
+            results = []
+            for i, t in enumerate(tasks):
+                results.append(_run_task(t))
+                if progress is not None:
+                    progress(i + 1, len(tasks))
+        else:
+            results = []
+            with multiprocessing.get_context("fork").Pool(n_workers) as pool:
+                for res in pool.imap(_run_task, tasks, chunksize=16):
+                    results.append(res)
+                    if progress is not None:
+                        progress(len(results), len(tasks))
+    finally:
+        _JOB.clear()
+    for kind, marker, truth, taxon, lv in results:
+        level, cands = lv[0], lv[1:]
+        target = present if kind == "loo" else absent
+        target.add(marker, level=level, taxon=taxon, truth=truth, candidates=cands)
+    return ValidationReport(
+        library_name=version.name,
+        library_version_number=version.version,
+        library_version=version.content_hash,
+        rule=r,
+        n_references=n_refs,
+        n_species=len(index.species_names),
+        sampled=sampled,
+        max_queries=max_queries,
+        seed=seed,
+        perturbation=perturbation_name,
+        present=present,
+        absent=absent,
+    )

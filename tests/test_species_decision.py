@@ -1,0 +1,200 @@
+"""Species decisions on real Panthera/Felis fixtures: calls, ambiguity, flags, rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from Bio import SeqIO
+
+from species_ref.decision import RULES, Rule, get_rule
+from species_ref.errors import SpeciesRefError
+from species_ref.identify import Identification, identify
+from species_ref.types import LibraryVersion, Query, QueryQC, RefRecord
+
+DATA = Path(__file__).parent / "data" / "species_match"
+_COMP = str.maketrans("ACGTRYSWKMBDHVN", "TGCAYRSWMKVHDBN")
+
+
+def _records(name: str) -> list[RefRecord]:
+    out = []
+    for rec in SeqIO.parse(str(DATA / name), "fasta"):
+        seq_id, species, marker = rec.description.split("|")
+        out.append(RefRecord(seq_id, species, marker, str(rec.seq).upper()))
+    return out
+
+
+def _version(records: list[RefRecord], tag: str) -> LibraryVersion:
+    return LibraryVersion(f"lib-{tag}", 3, f"sha256:{tag}-{len(records)}", "", tuple(records))
+
+
+def _query(seq: str, name: str = "q1", warnings: tuple[str, ...] = ()) -> Query:
+    qc = QueryQC(len(seq), len(seq), None, 0.0, False, warnings)
+    return Query(name, seq, "fasta", "sha256:00", "q.fasta", qc)
+
+
+def _one(seq: str, version: LibraryVersion, **kw: object) -> Identification:
+    return identify([_query(seq)], version, workers=1, **kw)[0]  # type: ignore[arg-type]
+
+
+def _revcomp(seq: str) -> str:
+    return seq.translate(_COMP)[::-1]
+
+
+def test_exact_match_is_a_species_call() -> None:
+    recs = _records("coi_panthera.fasta")
+    version = _version(recs, "coi")
+    leo = next(r for r in recs if r.species == "Panthera leo")
+    res = _one(leo.sequence, version)
+    assert res.level == "species"
+    assert res.taxon == "Panthera leo"
+    assert res.statement == "consistent with Panthera leo"
+    d = res.to_dict()
+    assert d["identity"] == 100.0
+    assert d["library_version"] == version.content_hash
+    assert d["library_name"] == "lib-coi" and d["library_version_number"] == 3
+    assert d["candidates"][0]["species"] == "Panthera leo"
+    assert leo.seq_id in d["candidates"][0]["accessions"]
+
+
+def test_reverse_complement_query_is_called_and_flagged() -> None:
+    recs = _records("coi_panthera.fasta")
+    leo = next(r for r in recs if r.species == "Panthera leo")
+    res = _one(_revcomp(leo.sequence), _version(recs, "coi"))
+    assert res.taxon == "Panthera leo"
+    assert any(f.startswith("reverse strand") for f in res.flags)
+
+
+def test_removed_species_is_not_called_as_its_congener() -> None:
+    recs = _records("coi_panthera.fasta")
+    for removed in ("Panthera uncia", "Panthera pardus", "Panthera leo"):
+        library = [r for r in recs if r.species != removed]
+        queries = [r for r in recs if r.species == removed]
+        results = identify(
+            [_query(r.sequence, r.seq_id) for r in queries],
+            _version(library, "without-" + removed.split()[1]),
+            workers=1,
+        )
+        assert all(res.level != "species" for res in results), removed
+
+
+def test_identical_congener_sequences_are_ambiguous_at_genus() -> None:
+    recs = _records("12s_v5_zebrasoma_ursus.fasta") + _records("12s_v5_felidae.fasta")
+    version = _version(recs, "12s")
+    # Zebrasoma scopas AF055606 (98 bp) lies wholly inside Z. flavescens AP006032.
+    scopas = next(r for r in recs if r.seq_id == "AF055606")
+    for rule in ("default", "mini-barcode", "strict"):
+        res = _one(scopas.sequence, version, rule=rule)
+        assert res.level == "ambiguous", rule
+        names = {c.species for c in res.candidates}
+        assert {"Zebrasoma scopas", "Zebrasoma flavescens"} <= names
+        assert res.taxon == "Zebrasoma"
+        assert res.rank == "genus"
+        assert res.statement.startswith("ambiguous between ")
+        assert res.statement.endswith("reported at genus level Zebrasoma")
+        assert any(f.startswith("short query (98 bp)") for f in res.flags)
+
+
+def test_short_markers_never_guess_a_species_among_congeners() -> None:
+    recs = _records("12s_v5_felidae.fasta")
+    version = _version(recs, "12s-all")
+    results = identify([_query(r.sequence, r.seq_id) for r in recs], version, workers=1)
+    for rec, res in zip(recs, results, strict=True):
+        if res.level == "species":
+            assert res.taxon == rec.species
+
+
+def test_short_query_is_flagged() -> None:
+    recs = _records("coi_panthera.fasta")
+    tig = next(r for r in recs if r.species == "Panthera tigris")
+    res = _one(tig.sequence[100:250], _version(recs, "coi"))
+    assert any(f.startswith("short query (150 bp)") for f in res.flags)
+    assert res.to_dict()["coverage"] == 100.0
+
+
+def test_iupac_query_is_tolerated() -> None:
+    recs = _records("coi_panthera.fasta")
+    seq = list(next(r for r in recs if r.species == "Panthera uncia").sequence)
+    seq[40], seq[200], seq[400] = "N", "R", "Y"
+    res = _one("".join(seq), _version(recs, "coi"))
+    assert res.level in {"species", "ambiguous", "genus"}
+    assert res.identity is not None and res.identity > 99.0
+
+
+def test_low_quality_warning_becomes_a_flag() -> None:
+    recs = _records("coi_panthera.fasta")
+    q = _query(recs[0].sequence, warnings=("mean phred 18 below 20",))
+    res = identify([q], _version(recs, "coi"), workers=1)[0]
+    assert "low quality: mean phred 18 below 20" in res.flags
+
+
+def test_rule_values_and_required_keys_are_in_the_result() -> None:
+    recs = _records("coi_panthera.fasta")
+    res = _one(recs[0].sequence, _version(recs, "coi"), rule="strict")
+    d = res.to_dict()
+    assert d["rule"] == get_rule("strict").to_dict()
+    assert d["rule"]["species_identity"] == 99.0
+    for key in (
+        "query",
+        "level",
+        "taxon",
+        "candidates",
+        "identity",
+        "coverage",
+        "flags",
+        "library_version",
+        "library_name",
+        "library_version_number",
+        "rule",
+        "hits",
+        "next_species_distance",
+        "qc",
+        "query_sha256",
+        "cites",
+        "statement",
+        "validation",
+    ):
+        assert key in d
+
+
+def test_custom_rule_and_unknown_rule_name() -> None:
+    recs = _records("coi_panthera.fasta")
+    rule = Rule(name="lab", species_identity=99.5)
+    res = _one(recs[0].sequence, _version(recs, "coi"), rule=rule)
+    assert res.to_dict()["rule"]["species_identity"] == 99.5
+    with pytest.raises(SpeciesRefError, match="default"):
+        get_rule("nope")
+    assert {"default", "strict", "mini-barcode"} <= set(RULES)
+
+
+def test_cites_lookup_flags_listed_candidates() -> None:
+    recs = _records("coi_panthera.fasta")
+    tig = next(r for r in recs if r.species == "Panthera tigris")
+
+    class Listing:
+        appendix = "I"
+
+    def lookup(species: str) -> object | None:
+        return Listing() if species.startswith("Panthera") else None
+
+    res = _one(tig.sequence, _version(recs, "coi"), cites=lookup)
+    assert res.to_dict()["cites"] == {"Panthera tigris": "I"}
+    assert any("CITES-listed" in f and "Appendix I" in f for f in res.flags)
+
+
+def test_distant_query_is_no_identification() -> None:
+    recs = _records("coi_panthera.fasta")
+    library = [r for r in recs if r.species.startswith("Panthera")]
+    felis = next(r for r in recs if r.species == "Felis catus")
+    res = _one(felis.sequence, _version(library, "panthera-only"))
+    assert res.level == "none"
+    assert res.taxon is None
+    assert res.statement.startswith("no identification")
+
+
+def test_batch_with_two_workers_keeps_order() -> None:
+    recs = _records("coi_panthera.fasta")
+    version = _version(recs, "coi")
+    queries = [_query(r.sequence, r.seq_id) for r in recs] * 2
+    results = identify(queries, version, workers=2)
+    assert [r.query for r in results] == [q.name for q in queries]

@@ -1,0 +1,108 @@
+"""K-mer index and alignment: exact, reverse-complement, partial and IUPAC queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from Bio import SeqIO
+
+from species_ref.index import KmerIndex
+from species_ref.matching import Matcher
+from species_ref.types import LibraryVersion, RefRecord
+
+DATA = Path(__file__).parent / "data" / "species_match"
+_COMP = str.maketrans("ACGTRYSWKMBDHVN", "TGCAYRSWMKVHDBN")
+
+
+def _records(name: str) -> list[RefRecord]:
+    out = []
+    for rec in SeqIO.parse(str(DATA / name), "fasta"):
+        seq_id, species, marker = rec.description.split("|")
+        out.append(RefRecord(seq_id, species, marker, str(rec.seq).upper()))
+    return out
+
+
+def _version(records: list[RefRecord]) -> LibraryVersion:
+    return LibraryVersion("match-test", 1, "sha256:test-" + str(len(records)), "", tuple(records))
+
+
+def _revcomp(seq: str) -> str:
+    return seq.translate(_COMP)[::-1]
+
+
+def test_exact_query_hits_itself_at_full_identity() -> None:
+    recs = _records("coi_panthera.fasta")
+    matcher = Matcher(KmerIndex.from_records(recs))
+    hits = matcher.match(recs[0].sequence)
+    assert hits[0].identity == 100.0
+    assert hits[0].query_coverage == 100.0
+    assert hits[0].strand == "+"
+    assert any(h.seq_id == recs[0].seq_id for h in hits if h.identity == 100.0)
+
+
+def test_reverse_complement_is_found_on_minus_strand() -> None:
+    recs = _records("coi_panthera.fasta")
+    matcher = Matcher(KmerIndex.from_records(recs))
+    hits = matcher.match(_revcomp(recs[3].sequence))
+    assert hits[0].identity == 100.0
+    assert hits[0].strand == "-"
+    assert hits[0].species == recs[3].species
+    assert (hits[0].query_start, hits[0].query_end) == (0, len(recs[3].sequence))
+
+
+def test_partial_query_is_covered_fully_even_if_reference_is_not() -> None:
+    recs = _records("coi_panthera.fasta")
+    matcher = Matcher(KmerIndex.from_records(recs))
+    part = recs[5].sequence[200:320]
+    hit = matcher.match(part)[0]
+    assert hit.identity == 100.0
+    assert hit.query_coverage == 100.0
+    assert hit.aligned_length == 120
+
+
+def test_iupac_codes_do_not_crash_and_count_as_compatible() -> None:
+    recs = _records("coi_panthera.fasta")
+    matcher = Matcher(KmerIndex.from_records(recs))
+    seq = list(recs[2].sequence)
+    for i in (50, 150, 250, 350):
+        seq[i] = "N"
+    seq[100] = {"A": "R", "G": "R", "C": "Y", "T": "Y"}[seq[100]]
+    hits = matcher.match("".join(seq))
+    assert hits[0].identity == 100.0
+    assert matcher.match("NNNNNNNNNNNNNNNNNNNNNNNNNNNNNN") == []
+    assert matcher.match("ACGTRYKM") == []
+
+
+def test_indel_query_gets_a_gapped_alignment() -> None:
+    recs = _records("coi_panthera.fasta")
+    matcher = Matcher(KmerIndex.from_records(recs))
+    seq = recs[1].sequence
+    mutant = seq[:300] + seq[303:]
+    hit = matcher.match(mutant)[0]
+    assert hit.gaps == 3
+    assert hit.identity > 99.0
+    assert hit.method == "aligned"
+
+
+def test_index_cache_round_trip(tmp_path: Path) -> None:
+    recs = _records("coi_panthera.fasta")
+    version = _version(recs)
+    built = KmerIndex.load_or_build(version, tmp_path)
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1
+    loaded = KmerIndex.load_or_build(version, tmp_path)
+    assert loaded.content_hash == version.content_hash
+    assert np.array_equal(built.postings, loaded.postings)
+    a = built.candidates(recs[4].sequence, 5)
+    b = loaded.candidates(recs[4].sequence, 5)
+    assert a.refs.tolist() == b.refs.tolist()
+
+
+def test_candidates_respect_exclusion_mask() -> None:
+    recs = _records("coi_panthera.fasta")
+    index = KmerIndex.from_records(recs)
+    exclude = np.zeros(index.n_refs, dtype=bool)
+    exclude[0] = True
+    cands = index.candidates(recs[0].sequence, 30, exclude=exclude)
+    assert 0 not in cands.refs.tolist()
