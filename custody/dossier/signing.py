@@ -428,9 +428,10 @@ def _container_is_canonical(embedded: EmbeddedPdfSignature, data: bytes) -> bool
     The hole is the one part of the file the byte range cannot cover, and a PDF reader
     ignores hex case, whitespace and what follows the DER value; so a changed byte there
     would pass the cryptographic check. The CMS digestAlgorithms list is not signed either,
-    so it must name exactly the signer's digest, and the signer identifier must repeat the
-    certificate's issuer bytes. Requiring one canonical spelling makes a
-    changed byte anywhere in the file visible.
+    so it must name exactly the signer's digest, the signer identifier must repeat the
+    certificate's issuer bytes, and both version numbers must be the ones RFC 5652
+    prescribes. Requiring one canonical spelling makes a changed byte anywhere in the file
+    visible.
     """
     try:
         start, length, end = (int(embedded.byte_range[i]) for i in range(3))
@@ -440,7 +441,7 @@ def _container_is_canonical(embedded: EmbeddedPdfSignature, data: bytes) -> bool
         _cls, _method, _tag, header, body, trailer = asn1_parser.parse(content, strict=False)
         signer_digest = embedded.signer_info["digest_algorithm"].dump()
         listed_digests = [algo.dump() for algo in embedded.signed_data["digest_algorithms"]]
-        sid_matches = _sid_names_exactly(embedded)
+        sid_matches = _sid_names_exactly(embedded) and _versions_as_rfc5652(embedded)
         spelled_once = inner in (inner.upper(), inner.lower()) and inner.strip() == inner
         decoded = bytes.fromhex(inner) if spelled_once and len(inner) % 2 == 0 else None
     except (*_DAMAGED, UnicodeDecodeError):
@@ -453,6 +454,27 @@ def _container_is_canonical(embedded: EmbeddedPdfSignature, data: bytes) -> bool
         and not content[used:].strip(b"\x00")
         and listed_digests == [signer_digest]
         and sid_matches
+    )
+
+
+def _versions_as_rfc5652(embedded: EmbeddedPdfSignature) -> bool:
+    # Both version numbers are unsigned and ignored by the validator; RFC 5652 (5.1, 5.3)
+    # fixes them from the structure, so only that value is accepted.
+    signed_data = embedded.signed_data
+    by_key_id = embedded.signer_info["sid"].name == "subject_key_identifier"
+    kinds = {cert.name for cert in signed_data["certificates"] or []}
+    if "other" in kinds:
+        expected = "v5"
+    elif "v2_attr_cert" in kinds:
+        expected = "v4"
+    elif by_key_id or signed_data["encap_content_info"]["content_type"].native != "data":
+        expected = "v3"
+    else:
+        expected = "v1"
+    expected_signer = "v3" if by_key_id else "v1"
+    return bool(
+        signed_data["version"].native == expected
+        and embedded.signer_info["version"].native == expected_signer
     )
 
 
