@@ -118,9 +118,16 @@ def load_signer(store: Store, handle: str | None, *, passphrase: str | None = No
     return Signer(actor=actor, key=key)
 
 
-def event_time(at: str | None) -> str:
-    """The stored UTC form of a user-given event time (default: now)."""
-    when = parse_time(at, what="event time") if at else now_utc()
+def event_time(at: str | None) -> str | None:
+    """The stored UTC form of a user-given event time; None means "now".
+
+    "Now" is taken inside the write transaction (see `Writer.append`), after the
+    store's write lock is held, so concurrent writers never record times that go
+    backwards within a chain.
+    """
+    if not at:
+        return None
+    when = parse_time(at, what="event time")
     if when - now_utc() > FUTURE_TOLERANCE:
         raise InvalidInput(
             f"The event time {at} lies in the future; check the device clock or the --at value."
@@ -165,13 +172,15 @@ class Writer:
         item_id: str | None,
         case_no: str,
         type: str,
-        at: str,
+        at: str | None,
         signer: Signer,
         data: dict[str, Any],
         counterparty: Signer | None = None,
         witness: Signer | None = None,
     ) -> Event:
         seq, prev_hash, prev_at = self.tail(chain)
+        if at is None:
+            at = to_utc_text(now_utc())
         if prev_at is not None and at < prev_at:
             raise IllegalTransition(
                 f"The event time {at} is earlier than the last event of {chain} ({prev_at}); "
@@ -227,7 +236,7 @@ class Writer:
             head_message(store_id=self.store_id, seq=last_id, hash_=self.log_prev)
         )
         head = self.session.get(StoreHead, 1)
-        values = {
+        values: dict[str, Any] = {
             "log_seq": last_id,
             "log_hash": self.log_prev,
             "actor": signer.actor.handle,

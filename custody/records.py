@@ -199,6 +199,7 @@ def open_case(
         agency = session.get(Agency, agency_code) if agency_code else None
         if agency_code and agency is None:
             raise NotFound(f"Agency {agency_code} does not exist; register it with 'custody init'.")
+        when = when or to_utc_text(now_utc())
         case = Case(
             case_no=case_no,
             title=title.strip(),

@@ -477,7 +477,9 @@ def verify(
         actors = q(
             "SELECT handle, name, role, badge, agency_code, public_key, key_fingerprint, created_at, registration_signature FROM actors"
         ).all()
-        meta = dict(q("SELECT key, value FROM store_meta").all())
+        meta: dict[str, str] = {
+            str(k): str(v) for k, v in q("SELECT key, value FROM store_meta").all()
+        }
         head = q(
             "SELECT log_seq, log_hash, actor, actor_key, signature FROM store_head WHERE id = 1"
         ).first()
@@ -496,7 +498,7 @@ def verify(
                 .mappings()
                 .all()
             )
-            case_rows: list[Any] = []
+            case_rows: Sequence[Any] = []
         elif case_no:
             if conn.execute(
                 text("SELECT 1 FROM cases WHERE case_no = :c"), {"c": case_no}

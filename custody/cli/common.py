@@ -61,7 +61,7 @@ SETTINGS = Settings()
 class ErrorMappingGroup(TyperGroup):
     """Root command group that turns expected errors into one-line messages and exit 1."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except EXPECTED as exc:

@@ -94,7 +94,9 @@ def prepare_content(
     for f in findings:
         if f.event is not None:
             problems.setdefault(f.event, []).append(f.kind)
-    agency = next((a for a in rows["agencies"] if a["code"] == rows["case"].get("agency_code")), {})
+    agency: dict[str, Any] = next(
+        (a for a in rows["agencies"] if a["code"] == rows["case"].get("agency_code")), {}
+    )
 
     def photo_path(sha: str) -> Path | None:
         path = blob_path(store.attachments_dir, sha)
@@ -276,7 +278,7 @@ def build_dossier(
         pdf_sha256=pdf_sha,
         pages=pages,
         amendment=number - 1,
-        supersedes=meta["supersedes"],
+        supersedes=previous["report_id"] if previous else None,
         findings=report.findings,
     )
 
@@ -337,7 +339,7 @@ def verify_dossier(path: Path) -> DossierCheck:
     try:
         reader = PdfReader(str(path))
         attachments = {name: parts[0] for name, parts in reader.attachments.items()}
-        meta = reader.metadata or {}
+        meta: dict[str, Any] = dict(reader.metadata or {})
         first_page = reader.pages[0].extract_text() or ""
         all_text = first_page + "".join((p.extract_text() or "") for p in reader.pages[-2:])
     except (PyPdfError, ValueError, KeyError, IndexError, OSError) as exc:

@@ -60,7 +60,10 @@ def collect_case(
             for r in conn.execute(text(f"SELECT {', '.join(ACTOR_FIELDS)} FROM actors")).mappings()
         ]
         agencies = [dict(r) for r in conn.execute(text("SELECT * FROM agencies")).mappings()]
-        meta = dict(conn.exec_driver_sql("SELECT key, value FROM store_meta").all())
+        meta: dict[str, str] = {
+            str(k): str(v)
+            for k, v in conn.exec_driver_sql("SELECT key, value FROM store_meta").all()
+        }
     involved = (
         set(also_actors)
         | {e["actor"] for e in events}

@@ -23,6 +23,7 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas as rl_canvas
 from reportlab.platypus import (
     BaseDocTemplate,
@@ -39,6 +40,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 from reportlab.platypus.tableofcontents import TableOfContents
+
+from custody.dossier.fasttable import FastTable
 
 PAGE_W, PAGE_H = A4
 MARGIN = 18 * mm
@@ -125,6 +128,8 @@ def Praw(markup: str, style: str = "body") -> Paragraph:
 
 GRID = TableStyle(
     [
+        ("FONT", (0, 0), (-1, -1), "Helvetica", 7.5, 9),
+        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5, 9),
         ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#9aa3ad")),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e4e9ef")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -136,6 +141,8 @@ GRID = TableStyle(
 )
 KV = TableStyle(
     [
+        ("FONT", (0, 0), (-1, -1), "Helvetica", 7.5, 9),
+        ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 7.5, 9),
         ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#c4cbd3")),
         ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f1f4f7")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -148,25 +155,51 @@ KV = TableStyle(
 CONTENT_W = PAGE_W - 2 * MARGIN
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]], widths: Sequence[float]) -> Table:
+CELL_FONT, CELL_SIZE, CELL_PAD = "Helvetica", 7.5, 6.5
+
+
+def _cell(value: Any, width: float) -> Any:
+    """A plain string when it fits on one line (cheap to lay out), else a wrapping Paragraph."""
+    if isinstance(value, Flowable):
+        return value
+    text = "" if value is None else str(value)
+    if "\n" not in text and stringWidth(text, CELL_FONT, CELL_SIZE) <= width - CELL_PAD:
+        return text
+    return P(text)
+
+
+def _fast_cell(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, Paragraph):
+        return value.getPlainText()
+    return "" if value is None else str(value)
+
+
+def table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], widths: Sequence[float]
+) -> Flowable:
     """A grid table whose header repeats on every page it spans."""
     scale = CONTENT_W / sum(widths)
-    data = [[P(h, "cellb") for h in header]]
-    data += [[c if isinstance(c, Flowable) else P(c) for c in row] for row in rows]
-    t = Table(data, colWidths=[w * scale for w in widths], repeatRows=1)
-    t.setStyle(GRID)
-    return t
+    return FastTable(
+        [[_fast_cell(c) for c in row] for row in rows],
+        [w * scale for w in widths],
+        header=list(header),
+    )
 
 
-def kv_table(pairs: Sequence[tuple[str, Any]], width: float = CONTENT_W) -> Table:
-    data = [
-        [P(k, "cellb"), v if isinstance(v, Flowable) else P(v)]
-        for k, v in pairs
-        if v not in (None, "")
-    ]
-    t = Table(data, colWidths=[width * 0.26, width * 0.74])
-    t.setStyle(KV)
-    return t
+def kv_table(pairs: Sequence[tuple[str, Any]], width: float = CONTENT_W) -> Flowable:
+    rows = [[k, _fast_cell(v)] for k, v in pairs if v not in (None, "")]
+    if any(isinstance(v, Flowable) and not isinstance(v, Paragraph) for _, v in pairs):
+        data = [
+            [_cell(k, width * 0.26), _cell(v, width * 0.74)]
+            for k, v in pairs
+            if v not in (None, "")
+        ]
+        t = Table(data, colWidths=[width * 0.26, width * 0.74])
+        t.setStyle(KV)
+        return t
+    return FastTable(rows, [width * 0.26, width * 0.74], key_column=True)
 
 
 def _numbered_canvas(report_id: str, agency: str) -> type[rl_canvas.Canvas]:
@@ -222,6 +255,13 @@ class _Doc(BaseDocTemplate):
         )
         frame = Frame(MARGIN, MARGIN, CONTENT_W, PAGE_H - 2 * MARGIN, id="body")
         self.addPageTemplates([PageTemplate(id="page", frames=[frame])])
+        self._pass = 0
+
+    def beforeDocument(self) -> None:  # noqa: N802 (reportlab API)
+        # The first pass only settles page numbers for the contents (its placeholder
+        # entries guarantee a second pass), so tables skip drawing in it.
+        self._pass += 1
+        self.canv._layout_only = self._pass == 1  # type: ignore[attr-defined]
 
     def afterFlowable(self, flowable: Flowable) -> None:  # noqa: N802 (reportlab API)
         if isinstance(flowable, Paragraph) and getattr(flowable, "toc_level", None) is not None:
@@ -339,7 +379,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
             ("Prepared for", report.get("prepared_for")),
             ("Issued by", _actor(content, report.get("issued_by"))),
             ("Where the work was done", "; ".join(report.get("places", []))),
-            ("Evidence bundle SHA-256", P(content.bundle_hash, "mono")),
+            ("Evidence bundle SHA-256", (content.bundle_hash, "mono")),
         ],
         width=CONTENT_W - 42 * mm,
     )
@@ -395,6 +435,8 @@ def render_dossier(content: DossierContent, out: Path) -> int:
             "toc1", fontName="Helvetica", fontSize=8, leading=10, leftIndent=16, firstLineIndent=0
         ),
     ]
+    # Pre-size the contents with placeholder entries so page numbers settle in two passes.
+    toc._entries = [(0, "placeholder", 999, None)] * (len(content.items) + 4)
     story.append(toc)
     story.append(PageBreak())
 
@@ -469,7 +511,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
                             ("Name", a.get("name", handle)),
                             ("Role and badge", f"{a.get('role', '')} {a.get('badge', '')}".strip()),
                             ("Agency", a.get("agency_code")),
-                            ("Key fingerprint (SHA-256)", P(fpr, "mono")),
+                            ("Key fingerprint (SHA-256)", (fpr, "mono")),
                             (
                                 "Deviations from the method",
                                 "none recorded" if role == "Analyst" else "",
@@ -508,7 +550,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
                 ),
                 (
                     "Evidence bundle",
-                    P(f"embedded file case-bundle.json, {content.bundle_hash}", "mono"),
+                    (f"embedded file case-bundle.json, {content.bundle_hash}", "mono"),
                 ),
             ]
         )
@@ -528,7 +570,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
     story.append(
         table(
             ["chain", "head hash"],
-            [[k, P(h, "mono")] for k, h in sorted(v.get("heads", {}).items())],
+            [[k, (h, "mono")] for k, h in sorted(v.get("heads", {}).items())],
             [25, 75],
         )
     )
@@ -537,7 +579,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
         table(
             ["actor", "name", "role", "key fingerprint (SHA-256 of the Ed25519 public key)"],
             [
-                [h, a["name"], a["role"], P(a["key_fingerprint"], "mono")]
+                [h, a["name"], a["role"], (a["key_fingerprint"], "mono")]
                 for h, a in sorted(content.actors.items())
             ],
             [12, 22, 12, 54],
@@ -549,7 +591,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
             table(
                 ["item", "event", "file", "bytes", "SHA-256"],
                 [
-                    [a.get("item") or "", a["event"], a["name"], a["size"], P(a["sha256"], "mono")]
+                    [a.get("item") or "", a["event"], a["name"], a["size"], (a["sha256"], "mono")]
                     for a in content.attachments
                 ],
                 [16, 7, 18, 8, 51],
@@ -576,7 +618,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
         author=agency_name,
         subject=f"Case {content.case['case_no']}",
     )
-    doc.multiBuild(story, canvasmaker=_numbered_canvas(rid, agency_name))
+    doc.multiBuild(story, canvasmaker=_numbered_canvas(rid, agency_name), maxPasses=4)
     return int(doc.page)
 
 
@@ -714,7 +756,7 @@ def _item_section(
             def walk(node: str, depth: int) -> None:
                 for child in by_parent.get(node, []):
                     tree.append(
-                        "    " * depth + f"└ {child['item']['id']}: {child['item']['description']}"
+                        "    " * depth + f"- {child['item']['id']}: {child['item']['description']}"
                     )
                     walk(child["item"]["id"], depth + 1)
 
@@ -748,14 +790,12 @@ def _item_section(
                 str(e["id"]),
                 _short_time(e["at"]),
                 e["type"],
-                P(_actor(content, released) if released else e["actor"] if not received else ""),
-                P(_actor(content, received)),
+                _actor(content, released) if released else e["actor"] if not received else "",
+                _actor(content, received),
                 d.get("location") or "",
-                f"{before or '-'} → {seal or '-'}" if before != seal else (seal or "-"),
+                f"{before or '-'} -> {seal or '-'}" if before != seal else (seal or "-"),
                 P(details),
-                Praw(f"<b>{escape(status)}</b><br/>{escape(sigs)}", "cell")
-                if problems
-                else P(f"{status}\n{sigs}"),
+                (f"{status}\n{sigs}", "alert") if problems else P(f"{status}\n{sigs}"),
             ]
         )
     out.append(
@@ -854,7 +894,7 @@ def _identification(content: DossierContent, e: dict[str, Any]) -> list[Flowable
                     "Query source",
                     f"{src.get('file', '')} ({src.get('format', '')}), file {src.get('file_sha256', '')}",
                 ),
-                ("Query sequence SHA-256", P(r.get("query_sha256", ""), "mono")),
+                ("Query sequence SHA-256", (r.get("query_sha256", ""), "mono")),
                 (
                     "Trimming and quality",
                     "; ".join(qc_bits)
@@ -873,7 +913,7 @@ def _identification(content: DossierContent, e: dict[str, Any]) -> list[Flowable
                     "Reference library",
                     f"{r.get('library_name')} version {r.get('library_version_number')}",
                 ),
-                ("Library content hash", P(r.get("library_version", ""), "mono")),
+                ("Library content hash", (r.get("library_version", ""), "mono")),
                 ("Decision rule", _rule_text(r.get("rule") or {})),
                 ("Analyst", f"{_actor(content, e['actor'])}, {_short_time(e['at'])} UTC"),
             ]
