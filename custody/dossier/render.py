@@ -88,13 +88,31 @@ def _styles() -> dict[str, ParagraphStyle]:
             "subtitle", parent=body, fontSize=12, leading=15, alignment=TA_CENTER
         ),
         "h1": ParagraphStyle(
-            "h1", parent=base["Heading1"], fontSize=15, leading=18, spaceBefore=8, spaceAfter=6
+            "h1",
+            parent=base["Heading1"],
+            fontSize=15,
+            leading=18,
+            spaceBefore=8,
+            spaceAfter=6,
+            keepWithNext=1,
         ),
         "h2": ParagraphStyle(
-            "h2", parent=base["Heading2"], fontSize=12, leading=15, spaceBefore=8, spaceAfter=4
+            "h2",
+            parent=base["Heading2"],
+            fontSize=12,
+            leading=15,
+            spaceBefore=8,
+            spaceAfter=4,
+            keepWithNext=1,
         ),
         "h3": ParagraphStyle(
-            "h3", parent=base["Heading3"], fontSize=10, leading=13, spaceBefore=6, spaceAfter=3
+            "h3",
+            parent=base["Heading3"],
+            fontSize=10,
+            leading=13,
+            spaceBefore=6,
+            spaceAfter=3,
+            keepWithNext=1,
         ),
         "body": body,
         "small": ParagraphStyle("small", parent=body, fontSize=7.5, leading=9.2),
@@ -172,7 +190,9 @@ def _fast_cell(value: Any) -> Any:
     if isinstance(value, tuple):
         return value
     if isinstance(value, Paragraph):
-        return value.getPlainText()
+        from xml.sax.saxutils import unescape
+
+        return unescape(str(value.text).replace("<br/>", "\n"))
     return "" if value is None else str(value)
 
 
@@ -795,7 +815,7 @@ def _item_section(
                 d.get("location") or "",
                 f"{before or '-'} -> {seal or '-'}" if before != seal else (seal or "-"),
                 P(details),
-                (f"{status}\n{sigs}", "alert") if problems else P(f"{status}\n{sigs}"),
+                (f"{status}\n{sigs}", "alert") if problems else f"{status}\n{sigs}",
             ]
         )
     out.append(
@@ -812,7 +832,7 @@ def _item_section(
                 "signatures",
             ],
             rows,
-            [4, 10, 7, 12, 12, 9, 13, 19, 14],
+            [4, 10, 9, 12, 12, 9, 13, 18, 13],
         )
     )
 
