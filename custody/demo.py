@@ -225,6 +225,7 @@ def _demo_extensions(
         identify_files,
         record_identifications,
         reference_store,
+        validate_reference,
     )
 
     say("importing the bundled reference library")
@@ -236,6 +237,13 @@ def _demo_extensions(
     )
     result.facts.append(
         f"reference library {version.name} v{version.version} {version.content_hash[:23]}…"
+    )
+    say("measuring the library's error rates (leave-one-out, hold-species-out)")
+    rates = validate_reference(store, library=BUNDLED_LIBRARY)["summary"]
+    result.facts.append(
+        f"library error rates: {100 * rates['correct_species_rate']:.1f} % correct, "
+        f"{100 * rates['wrong_species_rate']:.1f} % wrong, "
+        f"{100 * rates['false_species_rate_absent']:.1f} % false calls for absent species"
     )
     say("identifying the sample's DNA barcode")
     query = result.folder / "sample_query.fasta"

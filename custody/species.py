@@ -80,6 +80,32 @@ def identify_files(
     return out
 
 
+def validate_reference(
+    store: Store,
+    *,
+    library: str,
+    version: int | None = None,
+    rule: str = "default",
+    max_queries: int | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Measure a library version's error rates and attach them to it (used by every result)."""
+    from species_ref.decision import get_rule
+    from species_ref.identify import Engine
+    from species_ref.validate import validate_library
+
+    chosen = get_rule(rule)
+    refs = reference_store(store)
+    lib = refs.load(library, version)
+    engine = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
+    report = validate_library(
+        lib, rule=chosen, progress=progress, max_queries=max_queries, engine=engine
+    )
+    data: dict[str, Any] = report.to_dict()
+    refs.attach(lib.name, lib.version, validation_key(chosen.name), data)
+    return data
+
+
 def record_identifications(
     store: Store,
     *,

@@ -213,3 +213,45 @@ def identify(
         out.print(
             f"  library {r['library_name']} v{r['library_version_number']} {r['library_version'][:23]}…  rule {r['rule'].get('name')}"
         )
+
+
+@app.command("validate")
+def ref_validate(
+    name: str = typer.Argument(..., help="Library name."),
+    version: int | None = typer.Option(None, help="Version number (default: latest)."),
+    rule: str = typer.Option("default", help="Decision rule set to measure."),
+    max_queries: int | None = typer.Option(
+        None, help="Sample at most this many queries (large libraries)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Measure a library's error rates (leave-one-out, hold-species-out) and store them with it."""
+    from custody.species import validate_reference
+
+    store = open_store()
+    with _progress_bar(f"validating {name}") as bar:
+        task = bar.add_task("validate", total=None)
+        report = validate_reference(
+            store, library=name, version=version, rule=rule, max_queries=max_queries,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )  # fmt: skip
+    if as_json:
+        print_json(report)
+        return
+    s = report["summary"]
+    out.print(
+        f"{name} v{report['library_version_number']} under rule {rule}: {s['n_present']} present-species queries, {s['n_absent']} absent-species queries"
+        + (" (sampled)" if report["sampled"] else "")
+    )
+    out.print(f"  correct species calls {100 * (s['correct_species_rate'] or 0):.1f} %")
+    out.print(f"  wrong species calls   {100 * (s['wrong_species_rate'] or 0):.1f} %")
+    out.print(
+        f"  false species calls for absent species {100 * (s['false_species_rate_absent'] or 0):.1f} %"
+    )
+    for marker, rates in report["present"]["by_marker"].items():
+        out.print(
+            f"    {marker:12} n={rates['n']:5d}  correct {100 * (rates['correct_species_rate'] or 0):5.1f} %  wrong {100 * (rates['wrong_species_rate'] or 0):4.1f} %"
+        )
+    out.print(
+        "Stored with the library version; every identification against it reports these rates."
+    )

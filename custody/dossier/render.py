@@ -988,7 +988,9 @@ def _identification(content: DossierContent, e: dict[str, Any]) -> list[Flowable
     validation = r.get("validation")
     out.append(Paragraph("Measured error rates of this library version", S["h3"]))
     if validation:
-        rates = validation.get("rates", validation)
+        rates = dict(validation.get("summary") or validation.get("rates") or validation)
+        rates["method"] = validation.get("method", "")
+        rates["sampled"] = validation.get("sampled", "")
         pairs = [
             (k.replace("_", " "), v) for k, v in rates.items() if not isinstance(v, dict | list)
         ]
