@@ -14,11 +14,14 @@ across). Thermal layouts snap modules to whole printer dots at `printer_dpi` so 
 printer never rounds a module unevenly. Measured for payloads of `labels.payload`
 (typical: version 8 at error correction M; largest allowed: version 10):
 
-    layout         QR box limit   typical (v8)              largest (v10)
-    a4-3x8         30.0 mm        0.526 mm/module, 30.0 mm  0.462 mm, 30.0 mm
-    letter-3x10    24.4 mm        0.428 mm/module, 24.4 mm  0.375 mm, 24.4 mm
-    thermal-2x1    24.4 mm        3 dots = 0.375 mm, 21.4   3 dots = 0.375 mm, 24.4
-    thermal-4x6    55.0 mm        7 dots = 0.876 mm, 49.9   6 dots = 0.751 mm, 48.8
+    layout         QR box limit   typical (v8)                  largest (v10)
+    a4-3x8         26.0 mm        0.456 mm/module, box 26.0 mm  0.400 mm, box 26.0 mm
+    letter-3x10    24.4 mm        0.428 mm/module, box 24.4 mm  0.375 mm, box 24.4 mm
+    thermal-2x1    24.4 mm        3 dots = 0.375 mm, box 21.4   3 dots = 0.375 mm, box 24.4
+    thermal-4x6    55.0 mm        7 dots = 0.876 mm, box 49.9   6 dots = 0.751 mm, box 48.8
+
+(box = symbol plus quiet zone; sheet layouts assume a 600 dpi office printer,
+where even 0.375 mm is 8.9 dots.)
 
 `MIN_MODULE_MM` is the floor: a QR code that would need smaller modules on a layout
 is refused with a LayoutError rather than printed unreadably.
@@ -125,7 +128,7 @@ LAYOUTS: dict[str, Layout] = {
             top=_A4_TOP,
             pitch_x=70 * mm,
             pitch_y=37 * mm,
-            qr_limit=30 * mm,
+            qr_limit=26 * mm,
             edge=0.5 * mm,
             padding=1.5 * mm,
             max_font=8,

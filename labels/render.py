@@ -312,7 +312,7 @@ def _fields(content: LabelContent) -> list[_Field]:
     if content.seized_at_local:
         seized += f" ({content.seized_at_local})"
     candidates = [
-        _Field("agency", "", content.agency, 10, 1, font=BOLD, scale=0.9),
+        _Field("agency", "", content.agency, 10, 1, font=BOLD),
         _Field("item_id", "", content.item_id, 0, 2, font=BOLD, scale=1.25),
         _Field(
             "reprint",
