@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -14,7 +15,26 @@ app = typer.Typer(
 )
 
 
-def _progress_bar(description: str):  # type: ignore[no-untyped-def]
+class _NoProgress:
+    """Stand-in when stderr is not a terminal: scripts get clean output."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: object, **kwargs: object) -> int:
+        return 0
+
+    def update(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _progress_bar(description: str) -> Any:
+    console = err._get()
+    if not console.is_terminal:
+        return _NoProgress()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
@@ -23,8 +43,8 @@ def _progress_bar(description: str):  # type: ignore[no-untyped-def]
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         transient=True,
-        console=err._get(),
-    )  # type: ignore[call-arg]
+        console=console,
+    )
 
 
 @app.command("import")

@@ -1,0 +1,138 @@
+"""Species identification through custody: ref commands, identify, analyse events."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from custody.cli.main import app
+from custody.species import bundled_data
+from tests.conftest import World
+
+REQUIRED_KEYS = {
+    "query",
+    "level",
+    "taxon",
+    "candidates",
+    "identity",
+    "coverage",
+    "flags",
+    "library_version",
+}
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def library(world: World, runner: CliRunner) -> str:
+    result = runner.invoke(app, ["ref", "import", "demo", str(bundled_data("demo_library.fasta"))])
+    assert result.exit_code == 0, result.output
+    assert "version 1" in result.stdout and "sha256:" in result.stdout
+    return "demo"
+
+
+def _query(tmp_path: Path, prefix: str) -> Path:
+    records = bundled_data("demo_queries.fasta").read_text().split(">")
+    path = tmp_path / f"{prefix}.fasta"
+    path.write_text("".join(">" + r for r in records if r.startswith(prefix)))
+    return path
+
+
+def test_identify_json_lines_and_analyse_event(
+    world: World, runner: CliRunner, library: str, tmp_path: Path
+) -> None:
+    query = _query(tmp_path, "demo_Panthera_tigris")
+    triage = runner.invoke(app, ["identify", str(query), "--library", library, "--json"])
+    assert triage.exit_code == 0, triage.output
+    (line,) = triage.stdout.strip().splitlines()
+    result = json.loads(line)
+    assert REQUIRED_KEYS <= result.keys()
+    assert result["level"] == "species" and result["taxon"] == "Panthera tigris"
+    assert any("reverse" in f for f in result["flags"])
+    con = sqlite3.connect(world.db_path)
+    assert con.execute("SELECT count(*) FROM events WHERE type = 'analyse'").fetchone()[0] == 0
+    item = world.item(description="Tiger skin fragment")
+    recorded = runner.invoke(
+        app, ["identify", str(query), "--library", library, "--item", item, "--as", "wkamau"]
+    )
+    assert recorded.exit_code == 0, recorded.output
+    (data,) = con.execute("SELECT data FROM events WHERE type = 'analyse'").fetchone()
+    stored = json.loads(data)
+    assert stored["library_version"] == result["library_version"]
+    assert stored["rule"]["name"] == "default" and "species_identity" in json.dumps(stored["rule"])
+    assert stored["source"]["file_sha256"].startswith("sha256:")
+    assert stored["query_sha256"] == result["query_sha256"]
+
+
+def test_identify_refusals_change_nothing(
+    world: World, runner: CliRunner, library: str, tmp_path: Path
+) -> None:
+    item = world.item()
+    con = sqlite3.connect(world.db_path)
+    before = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    protein = tmp_path / "protein.fasta"
+    protein.write_text(">p\nMKVLAAGIVGLLLAQWERTYIPASDFGHKLCVNM\n")
+    empty = tmp_path / "empty.fasta"
+    empty.write_text("")
+    query = _query(tmp_path, "demo_Sphyrna")
+    cases = [
+        (
+            ["identify", str(protein), "--library", library, "--item", item, "--as", "wkamau"],
+            "protein",
+        ),
+        (["identify", str(empty), "--library", library, "--item", item, "--as", "wkamau"], "empty"),
+        (["identify", str(query), "--library", "nope", "--item", item, "--as", "wkamau"], "nope"),
+        (["identify", str(query), "--library", library, "--rule", "bogus"], "bogus"),
+        (
+            ["identify", str(query), "--library", library, "--item", item, "--as", "aotieno"],
+            "needs one of",
+        ),
+    ]
+    for args, words in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.startswith("error: ") and words.lower() in result.stderr.lower(), (
+            args,
+            result.stderr,
+        )
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == before
+
+
+def test_ref_list_show_export_validate(
+    world: World, runner: CliRunner, library: str, tmp_path: Path
+) -> None:
+    listed = json.loads(runner.invoke(app, ["ref", "list", "--json"]).stdout)
+    assert listed[0]["name"] == "demo" and listed[0]["record_count"] == 470
+    validated = runner.invoke(app, ["ref", "validate", library, "--json"])
+    assert validated.exit_code == 0, validated.output
+    summary = json.loads(validated.stdout)["summary"]
+    assert 0 <= summary["wrong_species_rate"] <= 1 and summary["n_present"] > 100
+    shown = json.loads(runner.invoke(app, ["ref", "show", library, "--json"]).stdout)
+    assert shown["integrity"] == "intact" and "default" in shown["validation"]
+    out = tmp_path / "export.fasta"
+    assert runner.invoke(app, ["ref", "export", library, "-o", str(out)]).exit_code == 0
+    again = runner.invoke(app, ["ref", "import", "copy", str(out)])
+    assert listed[0]["content_hash"] in again.stdout
+    # Identifications now carry the measured rates.
+    query = _query(tmp_path, "demo_Psittacus")
+    result = json.loads(
+        runner.invoke(app, ["identify", str(query), "--library", library, "--json"]).stdout
+    )
+    assert result["validation"]["summary"] == summary
+
+
+def test_ref_import_bad_file_stores_nothing(
+    world: World, runner: CliRunner, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.fasta"
+    bad.write_text(">X1|Manis|COI-5P\nACGT\n>X2 environmental sample\nNNNNNNNNNN\n")
+    result = runner.invoke(app, ["ref", "import", "broken", str(bad)])
+    assert result.exit_code == 1 and "no usable" in result.stderr.lower()
+    assert json.loads(runner.invoke(app, ["ref", "list", "--json"]).stdout) == []
