@@ -29,6 +29,7 @@ Invariants and definitions:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -255,6 +256,7 @@ class Matcher:
             key = seg[sel][hit] * width + diag
             votes_flat += np.bincount(key, minlength=n_c * width)
         votes = votes_flat.reshape(n_c, width)
+        raw_votes = votes.copy()
         best = votes.argmax(axis=1)
         best_votes = votes[np.arange(n_c), best]
         for off in range(-2, 3):
@@ -329,7 +331,10 @@ class Matcher:
             if (indel or short) and worth and gapped_left > 0:
                 gapped_left -= 1
                 qm = oriented[int(strands[c])].mask
-                full = self._gapped(qm, index.ref_mask(int(refs[c])), dd)
+                row = raw_votes[c]
+                top = np.argsort(-row, kind="stable")[:6]
+                diags = [int(x) - qlen for x in top if row[x] >= 2]
+                full = self._gapped(qm, index.ref_mask(int(refs[c])), dd, diags=diags)
                 if full is not None and full.identity * full.columns > raw.identity * raw.columns:
                     raw = full
             out[c] = raw
@@ -416,7 +421,15 @@ class Matcher:
             ident, cols, matches, 0, q0 + start, q0 + end, q0 + d + start, q0 + d + end, "ungapped"
         )
 
-    def _gapped(self, qmask: ByteArray, rmask: ByteArray, d: int) -> _Raw | None:
+    def _gapped(
+        self, qmask: ByteArray, rmask: ByteArray, d: int, *, diags: Sequence[int] = ()
+    ) -> _Raw | None:
+        """Gapped alignment: `PairwiseAligner` for short queries, diagonal chaining otherwise."""
+        if qmask.shape[0] > 300 and len(diags) > 1:
+            return _chained(qmask, rmask, [d, *[x for x in diags if x != d]][:5])
+        return self._biopython(qmask, rmask, d)
+
+    def _biopython(self, qmask: ByteArray, rmask: ByteArray, d: int) -> _Raw | None:
         qlen = int(qmask.shape[0])
         pad = 60
         w0 = max(0, d - pad)
@@ -451,3 +464,94 @@ class Matcher:
             w0 + t_end,
             "aligned",
         )
+
+
+def _chained(qmask: ByteArray, rmask: ByteArray, diags: Sequence[int]) -> _Raw | None:
+    """Local alignment made of ungapped pieces on a few candidate diagonals.
+
+    Long queries with indels: the query is cut into 40-base windows, each takes
+    the diagonal matching it best (a switch must gain more than it costs in gap
+    penalties), the exact switch point between two windows is the one that
+    maximises the score, and the best-scoring local stretch of the result is
+    the alignment. A switch to a higher diagonal is a deletion (reference bases
+    skipped: gap columns added); to a lower one an insertion (query bases
+    aligned to nothing). Exact for indels more than a window apart, and within
+    a few columns of a full dynamic-programming alignment otherwise.
+    """
+    qlen = int(qmask.shape[0])
+    rlen = int(rmask.shape[0])
+    nd = len(diags)
+    pos = np.arange(qlen)
+    outside = -1000
+    score = np.full((nd, qlen), outside, dtype=np.int64)
+    same = np.zeros((nd, qlen), dtype=bool)
+    for a, dg in enumerate(diags):
+        j = pos + dg
+        ok = (j >= 0) & (j < rlen)
+        sm = np.zeros(qlen, dtype=bool)
+        sm[ok] = (qmask[ok] & rmask[j[ok]]) != 0
+        same[a] = sm
+        score[a] = np.where(ok, np.where(sm, MATCH, MISMATCH), outside)
+    w = 40
+    nwin = -(-qlen // w)
+    padded = np.full((nd, nwin * w), outside, dtype=np.int64)
+    padded[:, :qlen] = score
+    wsum = padded.reshape(nd, nwin, w).sum(axis=2)
+    choice = [int(wsum[:, 0].argmax())]
+    for win in range(1, nwin):
+        cur = choice[-1]
+        new = int(wsum[:, win].argmax())
+        cost = -GAP_OPEN - GAP_EXTEND * abs(diags[new] - diags[cur])
+        choice.append(new if new != cur and wsum[new, win] - wsum[cur, win] > cost else cur)
+    assign = np.repeat(np.array(choice), w)[:qlen]
+    cum = np.concatenate((np.zeros((nd, 1), dtype=np.int64), np.cumsum(score, axis=1)), axis=1)
+    for win in range(1, nwin):
+        a, b = choice[win - 1], choice[win]
+        if a == b:
+            continue
+        lo, hi = (win - 1) * w, min((win + 1) * w, qlen)
+        split = np.arange(lo, hi + 1)
+        total = (cum[a, split] - cum[a, lo]) + (cum[b, hi] - cum[b, split])
+        p = int(split[int(total.argmax())])
+        assign[lo:p] = a
+        assign[p:hi] = b
+    col_score = score[assign, pos].copy()
+    col_same = same[assign, pos].copy()
+    extra_cols = np.zeros(qlen, dtype=np.int64)
+    switches = np.flatnonzero(assign[1:] != assign[:-1]) + 1
+    for p in switches.tolist():
+        delta = diags[int(assign[p])] - diags[int(assign[p - 1])]
+        col_score[p] += GAP_OPEN + GAP_EXTEND * (abs(delta) - 1)
+        if delta > 0:
+            extra_cols[p] = delta
+        else:
+            stop = min(qlen, p - delta)
+            col_same[p:stop] = False
+            extra_cols[p] = 0
+    cs = np.concatenate(([0], np.cumsum(col_score)))
+    low = np.minimum.accumulate(cs)
+    gain = cs - low
+    end = int(gain.argmax())
+    if gain[end] <= 0:
+        return None
+    start = int(np.flatnonzero(cs[: end + 1] == low[end])[-1])
+    seg_switch = switches[(switches > start) & (switches < end)]
+    dels = int(extra_cols[start:end].sum())
+    ins = 0
+    for p in seg_switch.tolist():
+        delta = diags[int(assign[p])] - diags[int(assign[p - 1])]
+        if delta < 0:
+            ins += min(-delta, end - p)
+    matches = int(col_same[start:end].sum())
+    cols = (end - start) + dels
+    return _Raw(
+        100.0 * matches / cols if cols else 0.0,
+        cols,
+        matches,
+        dels + ins,
+        start,
+        end,
+        start + diags[int(assign[start])],
+        end + diags[int(assign[end - 1])],
+        "chained",
+    )

@@ -82,7 +82,7 @@ def test_indel_query_gets_a_gapped_alignment() -> None:
     hit = matcher.match(mutant)[0]
     assert hit.gaps == 3
     assert hit.identity > 99.0
-    assert hit.method == "aligned"
+    assert hit.method in {"aligned", "chained"}
 
 
 def test_index_cache_round_trip(tmp_path: Path) -> None:
