@@ -66,6 +66,7 @@ class Layout:
     min_font: float
     printer_dpi: int | None = None
     text_beside_qr: bool = True
+    description_lines: int = 4
 
     @property
     def per_page(self) -> int:
@@ -193,6 +194,7 @@ LAYOUTS: dict[str, Layout] = {
             min_font=7,
             printer_dpi=203,
             text_beside_qr=False,
+            description_lines=12,
         ),
     )
 }

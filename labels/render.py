@@ -5,7 +5,9 @@ computes the placement of the QR code and of every text line for one label on a
 layout; `render_labels` draws the plans of a whole print job into one PDF.
 
 Text fitting: the font size starts at the layout's maximum and shrinks (binary
-search in 0.25 pt steps) until every field fits. If nothing fits at the layout's
+search in 0.25 pt steps) until every field fits whole; failing that, the largest
+size at which every field but the description fits whole (the description ends in
+an ellipsis after `Layout.description_lines` lines). If nothing fits at the layout's
 minimum size, fields are added in priority order (item ID, reprint mark, case and
 bag, seal, seizure time, species, quantity, description, officer, place, agency,
 other IDs) while they fit, multi-line fields dropping to one line first; what does
@@ -169,7 +171,7 @@ def plan_label(content: LabelContent, layout: Layout) -> LabelPlan:
     else:
         qr_x = (layout.label_width - side) / 2
         flow = _Flow(layout=layout, qr_right=layout.padding, qr_bottom=qr_y, top=qr_y)
-    fields = _fields(content)
+    fields = _fields(content, layout)
     size, lines = _fit(flow, fields)
     shown = {line.field for line in lines}
     dropped = tuple(f.name for f in fields if f.name not in shown)
@@ -306,7 +308,7 @@ def text_width(text: str, font: str, size: float) -> float:
     return sum(map(widths.__getitem__, text)) * size
 
 
-def _fields(content: LabelContent) -> list[_Field]:
+def _fields(content: LabelContent, layout: Layout) -> list[_Field]:
     case = content.case_no + (f"  \u00b7  {content.bag}" if content.bag else "")
     seized = content.seized_at_utc
     if content.seized_at_local:
@@ -330,7 +332,7 @@ def _fields(content: LabelContent) -> list[_Field]:
             "species", "Species ", f"{content.species} (claimed)" if content.species else "", 5, 3
         ),
         _Field("quantity", "Qty ", content.quantity, 6, 2),
-        _Field("description", "", content.description, 7, 4),
+        _Field("description", "", content.description, 7, layout.description_lines),
         _Field("officer", "Officer ", content.officer, 8, 2),
         _Field("place", "Place ", content.place, 9, 2),
         _Field("other_ids", "IDs ", content.other_ids, 11, 2),
@@ -359,11 +361,12 @@ class _Flow:
     top: float
 
     def place(
-        self, fields: Sequence[_Field], size: float, *, strict: bool = False
+        self, fields: Sequence[_Field], size: float, *, strict: bool = False, spare: str = ""
     ) -> list[PlacedLine] | None:
         """Lay the fields out top to bottom at font size `size`; None if they do not fit.
 
-        With `strict`, a field that would need a word split or an ellipsis does not fit.
+        With `strict`, a field that would need a word split or an ellipsis does not fit,
+        except the field named `spare`, which may be cut short.
         """
         pad = self.layout.padding
         right = self.layout.label_width - pad
@@ -386,7 +389,7 @@ class _Flow:
                 text, words, clipped, width = _take_line(
                     words, font=f.font, size=fsize, room=room, last=last
                 )
-                if text is None or (strict and clipped):
+                if text is None or (strict and clipped and f.name != spare):
                     return None
                 lines.append(
                     PlacedLine(
@@ -468,26 +471,11 @@ def _ellipsize(text: str, *, font: str, size: float, room: float) -> str:
 
 def _fit(flow: _Flow, fields: list[_Field]) -> tuple[float, list[PlacedLine]]:
     """Largest font size at which every field fits whole; else the fallbacks above."""
-    layout = flow.layout
-    steps = round((layout.max_font - layout.min_font) * 4)
-    best = flow.place(fields, layout.min_font, strict=True)
-    if best is not None:
-        largest = flow.place(fields, layout.max_font, strict=True)
-        if largest is not None:
-            return layout.max_font, largest
-        best_size = layout.min_font
-        low, high = 1, steps - 1
-        while low <= high:
-            middle = (low + high) // 2
-            size = layout.min_font + middle / 4
-            attempt = flow.place(fields, size, strict=True)
-            if attempt is None:
-                high = middle - 1
-            else:
-                best, best_size = attempt, size
-                low = middle + 1
-        return best_size, best
-    size = layout.min_font
+    for spare in ("", "description"):
+        found = _largest(flow, fields, spare=spare)
+        if found is not None:
+            return found
+    size = flow.layout.min_font
     loose = flow.place(fields, size)
     if loose is not None:
         return size, loose
@@ -513,6 +501,31 @@ def _fit(flow: _Flow, fields: list[_Field]) -> tuple[float, list[PlacedLine]]:
             chosen[f.name] = f
             lines = placed
     return size, lines
+
+
+def _largest(
+    flow: _Flow, fields: list[_Field], *, spare: str
+) -> tuple[float, list[PlacedLine]] | None:
+    """Binary search (0.25 pt steps) for the largest size at which the fields fit."""
+    layout = flow.layout
+    best = flow.place(fields, layout.min_font, strict=True, spare=spare)
+    if best is None:
+        return None
+    largest = flow.place(fields, layout.max_font, strict=True, spare=spare)
+    if largest is not None:
+        return layout.max_font, largest
+    best_size = layout.min_font
+    low, high = 1, round((layout.max_font - layout.min_font) * 4) - 1
+    while low <= high:
+        middle = (low + high) // 2
+        size = layout.min_font + middle / 4
+        attempt = flow.place(fields, size, strict=True, spare=spare)
+        if attempt is None:
+            high = middle - 1
+        else:
+            best, best_size = attempt, size
+            low = middle + 1
+    return best_size, best
 
 
 def _one_line(f: _Field) -> _Field:
