@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
 
@@ -457,16 +459,17 @@ def _split_word(word: str, *, font: str, size: float, room: float) -> tuple[str,
 
 
 def _ellipsize(text: str, *, font: str, size: float, room: float) -> str:
-    if text_width(text, font, size) <= room:
+    widths = _WIDTHS.get(font)
+    if widths is None:
+        while text and text_width(text + ELLIPSIS, font, size) > room:
+            text = text[:-1]
+        return text.rstrip() + ELLIPSIS
+    limit = room / size
+    running = list(accumulate(map(widths.__getitem__, text)))
+    if not running or running[-1] <= limit:
         return text
-    low, high = 0, len(text)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if text_width(text[:middle].rstrip() + ELLIPSIS, font, size) <= room:
-            low = middle
-        else:
-            high = middle - 1
-    return text[:low].rstrip() + ELLIPSIS
+    cut = bisect_right(running, limit - widths[ELLIPSIS])
+    return text[:cut].rstrip() + ELLIPSIS
 
 
 def _fit(flow: _Flow, fields: list[_Field]) -> tuple[float, list[PlacedLine]]:
