@@ -70,6 +70,7 @@ def identify_files(
     out = []
     for query, result in zip(queries, results, strict=True):
         data = result.to_dict()
+        data["cites_listings"] = _cites_details(data, lookup_cites)
         data["source"] = {
             "file": Path(query.path).name,
             "file_sha256": query.file_sha256,
@@ -78,6 +79,36 @@ def identify_files(
         }
         out.append(data)
     return out
+
+
+def _cites_details(result: dict[str, Any], lookup: Callable[[str], Any]) -> list[dict[str, str]]:
+    """CITES status of the called species and every candidate, with the snapshot date."""
+    names: list[str] = []
+    for name in [result.get("taxon"), *(c.get("species") for c in result.get("candidates", []))]:
+        if name and " " in name and name not in names:
+            names.append(name)
+    details = []
+    for name in names:
+        listing = lookup(name)
+        if listing is None:
+            details.append(
+                {
+                    "species": name,
+                    "appendix": "not listed",
+                    "statement": f"{name} has no CITES listing in the bundled snapshots.",
+                }
+            )
+            continue
+        details.append(
+            {
+                "species": name,
+                "appendix": listing.appendix,
+                "listed_under": listing.listed_under or listing.taxon,
+                "snapshot": listing.snapshot,
+                "statement": listing.summary(),
+            }
+        )
+    return details
 
 
 def validate_reference(

@@ -982,6 +982,25 @@ def _identification(content: DossierContent, e: dict[str, Any]) -> list[Flowable
                 "small",
             )
         )
+    listings = r.get("cites_listings") or []
+    if listings:
+        out.append(Paragraph("CITES listing of the called species and candidates", S["h3"]))
+        out.append(
+            table(
+                ["species", "appendix", "listed under", "snapshot", "statement"],
+                [
+                    [
+                        x["species"],
+                        x["appendix"],
+                        x.get("listed_under", ""),
+                        x.get("snapshot", ""),
+                        x["statement"],
+                    ]
+                    for x in listings
+                ],
+                [18, 9, 18, 11, 44],
+            )
+        )
     flags = r.get("flags") or []
     out.append(Paragraph("Flags", S["h3"]))
     out.append(P("\n".join(f"• {f}" for f in flags) if flags else "None.", "body"))
