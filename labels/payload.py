@@ -33,8 +33,8 @@ A typical payload (item "KWS-2026-0042/3.1", case "KWS-2026-0042", seal "004471"
 is 70 signed bytes + 64 signature bytes = 134 bytes = 205 text characters; the
 largest allowed payload is 194 bytes = 295 characters.
 
-QR size (measured with the `qrcode` library, alphanumeric mode; asserted in
-tests/test_labels_payload.py):
+QR size (alphanumeric mode; measured with both the `qrcode` library and zxing-cpp's
+encoder, which agree; asserted in tests/test_labels_payload.py):
 
     payload           error M             error Q
     typical (205 ch)  version 8, 49x49    version 10, 57x57
@@ -368,7 +368,13 @@ def _normalise_time(value: object) -> datetime:
         raise PayloadError(
             f"Seizure time {value!r} is not a timezone-aware datetime; pass one with a tzinfo."
         )
-    utc = value.astimezone(UTC).replace(microsecond=0)
+    try:
+        utc = value.astimezone(UTC).replace(microsecond=0)
+    except OverflowError:
+        raise PayloadError(
+            f"Seizure time {value.isoformat()} is outside the calendar in UTC; "
+            "pass the real seizure time."
+        ) from None
     if not 0 <= int(utc.timestamp()) <= _MAX_EPOCH:
         raise PayloadError(
             f"Seizure time {value.isoformat()} is before 1970; pass the real seizure time."

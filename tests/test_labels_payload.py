@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,6 +31,7 @@ from labels.payload import (
 )
 from labels.qr import qr_image, qr_matrix
 
+ROOT = Path(__file__).resolve().parents[1]
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 OTHER_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 PUBLIC = KEY.public_key().public_bytes_raw()
@@ -312,6 +316,10 @@ def test_truncated_and_padded_labels_are_refused() -> None:
         ({"seal": "00\n44"}, "control characters"),
         ({"seized_at": datetime(2026, 3, 1)}, "timezone-aware"),
         ({"seized_at": datetime(1960, 1, 1, tzinfo=UTC)}, "before 1970"),
+        (
+            {"seized_at": datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))},
+            "outside the calendar",
+        ),
         ({"record_hash": b"short"}, "fewer than 16"),
         ({"record_hash": "not bytes"}, "must be bytes"),
         ({"key_fingerprint": "xyz"}, "not hex"),
@@ -368,3 +376,15 @@ def test_names_in_any_script_round_trip() -> None:
     item = unicodedata.normalize("NFC", "ĶWS-2026/Ω.1 象牙")
     payload = make_payload(item_id=item, seal="№ 004471")
     assert parse_label(sign_label(payload, KEY)).payload == payload
+
+
+def test_labels_library_imports_no_application_or_cli_code() -> None:
+    code = (
+        "import sys, labels.payload, labels.qr, labels.layouts, labels.render, labels.base45\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'custody', 'typer', 'rich'})\n"
+        "print(','.join(bad))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert run.stdout.strip() == ""
