@@ -24,6 +24,10 @@ Invariants:
 - No text line leaves the label's padded box and none overlaps the QR box, which
   includes its 4-module quiet zone.
 - A label with `reprint > 0` shows a visible inverted "REPRINT n" mark.
+- The printed item ID, case number, seal and reprint generation equal those signed
+  in the label's QR payload; `render_labels` refuses a job where they differ.
+- The PDF is written to a temporary name and moved into place, so a failed job
+  leaves no file behind.
 - Text is drawn in the standard Helvetica fonts (WinAnsi): characters outside that
   set are reduced to their base letter where Unicode allows, otherwise shown as "?".
 """
@@ -31,6 +35,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import os
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
@@ -47,8 +52,9 @@ from reportlab.lib.units import mm
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
-from labels.errors import LayoutError
+from labels.errors import LabelError, LayoutError
 from labels.layouts import Layout, get_layout
+from labels.payload import parse_label
 from labels.qr import QUIET_ZONE, QrMatrix, qr_matrix
 
 REGULAR = "Helvetica"
@@ -214,9 +220,12 @@ def render_labels(
             f"Start position {start} is not on a {spec.name} page; use {valid} "
             f"({spec.description})."
         )
+    for content in contents:
+        _check_payload_matches(content)
     plans = [plan_label(content, spec) for content in contents]
     out = Path(out)
-    canvas = Canvas(str(out), pagesize=(spec.page_width, spec.page_height), pageCompression=1)
+    partial = out.with_name(f".{out.name}.partial")
+    canvas = Canvas(str(partial), pagesize=(spec.page_width, spec.page_height), pageCompression=1)
     canvas.setTitle("Evidence labels")
     canvas.setCreator("custody labels")
     forms: dict[str, str] = {}
@@ -237,8 +246,12 @@ def render_labels(
             slot += 1
             placed += 1
     canvas.showPage()
-    with _binary_streams():
-        canvas.save()
+    try:
+        with _binary_streams():
+            canvas.save()
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     return RenderReport(
         pages=pages,
         labels=placed,
@@ -252,6 +265,26 @@ def render_labels(
             if plan.dropped
         },
     )
+
+
+def _check_payload_matches(content: LabelContent) -> None:
+    """Refuse a label whose printed facts differ from the signed facts in its QR code."""
+    if not content.qr_text:
+        raise LayoutError(f"Label for item {content.item_id!r} has no QR text; sign it first.")
+    try:
+        payload = parse_label(content.qr_text).payload
+    except LabelError as exc:
+        raise LayoutError(
+            f"The QR text of the label for item {content.item_id!r} is not a signed custody "
+            f"payload ({exc}); pass the text returned by sign_label."
+        ) from None
+    printed = (content.item_id, content.case_no, content.seal, content.reprint)
+    signed = (payload.item_id, payload.case_no, payload.seal, payload.reprint)
+    if printed != signed:
+        raise LayoutError(
+            f"The label text (item, case, seal, reprint = {printed}) differs from its signed "
+            f"QR payload ({signed}); sign the payload from the record being printed."
+        )
 
 
 def printable(text: str) -> str:

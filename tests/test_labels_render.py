@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import subprocess
@@ -345,10 +346,24 @@ def test_bad_job_options_are_refused(tmp_path: Path, kwargs: dict, match: str) -
 
 
 def test_empty_job_and_unsigned_label_are_refused(tmp_path: Path) -> None:
+    out = tmp_path / "job.pdf"
     with pytest.raises(LayoutError, match="no labels"):
-        render_labels([], layout="a4-3x8", out=tmp_path / "job.pdf")
+        render_labels([], layout="a4-3x8", out=out)
     with pytest.raises(LayoutError, match="no QR text"):
-        render_labels([make_content(qr_text="")], layout="a4-3x8", out=tmp_path / "job.pdf")
+        render_labels([make_content(qr_text="")], layout="a4-3x8", out=out)
+    with pytest.raises(LayoutError, match="not a signed custody payload"):
+        render_labels([make_content(qr_text="https://example.org")], layout="a4-3x8", out=out)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"item_id": "KWS-2026-0042/9.1"}, {"seal": "999999"}, {"reprint": 1}, {"case_no": "X-1"}],
+)
+def test_printed_facts_must_match_the_signed_payload(tmp_path: Path, overrides: dict) -> None:
+    with pytest.raises(LayoutError, match="differs from its signed QR payload"):
+        content = dataclasses.replace(make_content(1), **overrides)
+        render_labels([content], layout="a4-3x8", out=tmp_path / "j.pdf")
 
 
 @pytest.mark.parametrize("layout", LAYOUT_NAMES)
