@@ -40,6 +40,7 @@ from labels.errors import DecodeError, LabelError
 
 PDF_RENDER_DPI = 300
 _MAX_VARIANT_PIXELS = 24_000_000
+_MAX_PAGE_PIXELS = 60_000_000
 QUIET_ZONE = 4
 _ERROR_LEVELS = {
     "L": qrcode.constants.ERROR_CORRECT_L,
@@ -249,12 +250,21 @@ def _pages(path: Path) -> Iterator[Image.Image]:
     try:
         with Image.open(path) as opened:
             for frame in ImageSequence.Iterator(opened):
-                yield ImageOps.exif_transpose(frame.copy())
+                yield _flatten(ImageOps.exif_transpose(frame.copy()))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise DecodeError(
             f"File {path} is not an image or PDF that can be read ({exc.__class__.__name__}); "
             "export the scan as PNG, JPEG or PDF."
         ) from None
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Put transparent images on white paper (transparent pixels are often black)."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(paper, rgba).convert("RGB")
+    return image
 
 
 def _pdf_pages(path: Path) -> Iterator[Image.Image]:
@@ -268,7 +278,10 @@ def _pdf_pages(path: Path) -> Iterator[Image.Image]:
         for index in range(len(document)):
             page = document[index]
             try:
-                bitmap = page.render(scale=PDF_RENDER_DPI / 72, grayscale=True)
+                width, height = page.get_size()
+                # Large pages (posters, A0 scans) are rendered below 300 dpi to bound memory.
+                scale = min(PDF_RENDER_DPI / 72, (_MAX_PAGE_PIXELS / (width * height)) ** 0.5)
+                bitmap = page.render(scale=scale, grayscale=True)
                 yield bitmap.to_pil()
             finally:
                 page.close()

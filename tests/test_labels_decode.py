@@ -118,6 +118,16 @@ def test_every_frame_of_a_multi_page_tiff_is_read(tmp_path: Path) -> None:
     assert decode_file(path) == texts
 
 
+def test_transparent_png_is_read_as_if_on_white_paper(tmp_path: Path) -> None:
+    text = sign_label(make_payload(), KEY)
+    code = qr_image(text, scale=5)
+    transparent = Image.new("RGBA", code.size, (0, 0, 0, 0))
+    transparent.putalpha(code.point(lambda value: 255 - value))
+    path = tmp_path / "sticker.png"
+    transparent.save(path)
+    assert decode_file(path) == [text]
+
+
 def test_foreign_qr_decodes_but_is_not_a_custody_label(tmp_path: Path) -> None:
     path = tmp_path / "url.png"
     qr_image("https://example.org/item/42").save(path)
