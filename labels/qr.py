@@ -119,6 +119,7 @@ def _check_level(error: str) -> int:
 
 def decode_image(image: Image.Image) -> list[str]:
     """Decode every QR code in one image, trying harder variants if the first pass fails."""
+    image = _flatten(image)
     found = _read(image, factor=1.0)
     if found:
         return _in_reading_order(found)
@@ -250,7 +251,7 @@ def _pages(path: Path) -> Iterator[Image.Image]:
     try:
         with Image.open(path) as opened:
             for frame in ImageSequence.Iterator(opened):
-                yield _flatten(ImageOps.exif_transpose(frame.copy()))
+                yield ImageOps.exif_transpose(frame.copy())
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise DecodeError(
             f"File {path} is not an image or PDF that can be read ({exc.__class__.__name__}); "
