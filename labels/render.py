@@ -34,6 +34,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import unicodedata
@@ -138,7 +139,7 @@ class LabelPlan:
     dropped: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Field:
     name: str
     prefix: str
@@ -157,7 +158,7 @@ class _Field:
 
 @lru_cache(maxsize=65536)
 def _word_widths(text: str, font: str) -> tuple[tuple[str, float], ...]:
-    return tuple((word, text_width(word, font, 1)) for word in text.split(" "))
+    return tuple((word, text_width(word, font=font, size=1)) for word in text.split(" "))
 
 
 def plan_label(content: LabelContent, layout: Layout) -> LabelPlan:
@@ -331,7 +332,7 @@ class _CharWidths(dict[str, float]):
 _WIDTHS = {font: _CharWidths(font) for font in (REGULAR, BOLD)}
 
 
-def text_width(text: str, font: str, size: float) -> float:
+def text_width(text: str, *, font: str, size: float) -> float:
     """Width of `text` in points, equal to reportlab's stringWidth for the standard fonts.
 
     The standard fonts have no kerning, so the width is the sum of the characters'
@@ -348,43 +349,36 @@ def _fields(content: LabelContent, layout: Layout) -> list[_Field]:
     seized = content.seized_at_utc
     if content.seized_at_local:
         seized += f" ({content.seized_at_local})"
-    candidates = [
-        _Field("agency", "", content.agency, 10, 1, font=BOLD),
-        _Field("item_id", "", content.item_id, 0, 2, font=BOLD, scale=1.25),
-        _Field(
-            "reprint",
-            "",
-            f"REPRINT {content.reprint}" if content.reprint > 0 else "",
-            1,
-            1,
-            font=BOLD,
-            inverted=True,
-        ),
-        _Field("case", "Case ", case, 2, 2),
-        _Field("seal", "Seal ", content.seal or "none", 3, 2),
-        _Field("seized", "Seized ", seized, 4, 2),
-        _Field(
-            "species", "Species ", f"{content.species} (claimed)" if content.species else "", 5, 3
-        ),
-        _Field("quantity", "Qty ", content.quantity, 6, 2),
-        _Field("description", "", content.description, 7, layout.description_lines),
-        _Field("officer", "Officer ", content.officer, 8, 2),
-        _Field("place", "Place ", content.place, 9, 2),
-        _Field("other_ids", "IDs ", content.other_ids, 11, 2),
+    reprint = f"REPRINT {content.reprint}" if content.reprint > 0 else ""
+    species = f"{content.species} (claimed)" if content.species else ""
+    rows: list[tuple[str, str, str, int, int]] = [
+        # name, prefix, text, priority (0 = kept longest), most lines
+        ("agency", "", content.agency, 10, 1),
+        ("item_id", "", content.item_id, 0, 2),
+        ("reprint", "", reprint, 1, 1),
+        ("case", "Case ", case, 2, 2),
+        ("seal", "Seal ", content.seal or "none", 3, 2),
+        ("seized", "Seized ", seized, 4, 2),
+        ("species", "Species ", species, 5, 3),
+        ("quantity", "Qty ", content.quantity, 6, 2),
+        ("description", "", content.description, 7, layout.description_lines),
+        ("officer", "Officer ", content.officer, 8, 2),
+        ("place", "Place ", content.place, 9, 2),
+        ("other_ids", "IDs ", content.other_ids, 11, 2),
     ]
     return [
         _Field(
-            f.name,
-            f.prefix,
-            printable(f.text),
-            f.priority,
-            f.max_lines,
-            f.font,
-            f.scale,
-            f.inverted,
+            name=name,
+            prefix=prefix,
+            text=printable(text),
+            priority=priority,
+            max_lines=lines,
+            font=BOLD if name in ("agency", "item_id", "reprint") else REGULAR,
+            scale=1.25 if name == "item_id" else 1.0,
+            inverted=name == "reprint",
         )
-        for f in candidates
-        if f.text.strip()
+        for name, prefix, text, priority, lines in rows
+        if text.strip()
     ]
 
 
@@ -410,7 +404,7 @@ class _Flow:
         for f in fields:
             fsize = size * f.scale
             lead = fsize * (_LEADING + (0.15 if f.inverted else 0.0))
-            prefix_width = text_width(f.prefix, BOLD, fsize) if f.prefix else 0.0
+            prefix_width = text_width(f.prefix, font=BOLD, size=fsize) if f.prefix else 0.0
             mark = 0.6 * fsize if f.inverted else 0.0
             words: Sequence[tuple[str, float]] = f.words
             for number in range(f.max_lines):
@@ -457,7 +451,7 @@ def _take_line(
     if room <= size:
         return None, words, True, 0.0
     limit = room / size
-    space = _WIDTHS[font][" "] if font in _WIDTHS else text_width(" ", font, 1)
+    space = _WIDTHS[font][" "] if font in _WIDTHS else text_width(" ", font=font, size=1)
     total = 0.0
     count = 0
     for _, width in words:
@@ -471,8 +465,8 @@ def _take_line(
     if count == 0:
         head, tail = _split_word(words[0][0], font=font, size=size, room=room)
         text = head
-        total = text_width(head, font, 1)
-        rest = ((tail, text_width(tail, font, 1)), *words[1:])
+        total = text_width(head, font=font, size=1)
+        rest = ((tail, text_width(tail, font=font, size=1)), *words[1:])
         clipped = True
     else:
         text = " ".join(word for word, _ in words[:count])
@@ -480,13 +474,13 @@ def _take_line(
     if rest and last:
         whole = " ".join([text, *(word for word, _ in rest)])
         text = _ellipsize(whole, font=font, size=size, room=room)
-        return text, (), True, text_width(text, font, 1)
+        return text, (), True, text_width(text, font=font, size=1)
     return text, rest, clipped, total
 
 
 def _split_word(word: str, *, font: str, size: float, room: float) -> tuple[str, str]:
     cut = 1
-    while cut < len(word) and text_width(word[: cut + 1], font, size) <= room:
+    while cut < len(word) and text_width(word[: cut + 1], font=font, size=size) <= room:
         cut += 1
     return word[:cut], word[cut:]
 
@@ -494,7 +488,7 @@ def _split_word(word: str, *, font: str, size: float, room: float) -> tuple[str,
 def _ellipsize(text: str, *, font: str, size: float, room: float) -> str:
     widths = _WIDTHS.get(font)
     if widths is None:
-        while text and text_width(text + ELLIPSIS, font, size) > room:
+        while text and text_width(text + ELLIPSIS, font=font, size=size) > room:
             text = text[:-1]
         return text.rstrip() + ELLIPSIS
     limit = room / size
@@ -565,7 +559,7 @@ def _largest(
 
 
 def _one_line(f: _Field) -> _Field:
-    return _Field(f.name, f.prefix, f.text, f.priority, 1, f.font, f.scale, f.inverted)
+    return dataclasses.replace(f, max_lines=1)
 
 
 @contextmanager
@@ -636,6 +630,6 @@ def _draw_label(
         if line.prefix:
             canvas.setFont(BOLD, line.size)
             canvas.drawString(x, y, line.prefix)
-            x += text_width(line.prefix, BOLD, line.size)
+            x += text_width(line.prefix, font=BOLD, size=line.size)
         canvas.setFont(line.font, line.size)
         canvas.drawString(x, y, line.text)

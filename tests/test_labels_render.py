@@ -288,7 +288,9 @@ def test_any_text_fits_inside_the_label(
 def test_text_width_matches_reportlab() -> None:
     for text in ("KWS-2026-0042/3.1", "Ščensko café … ?", ""):
         for font in ("Helvetica", "Helvetica-Bold"):
-            assert text_width(text, font, 7.25) == pytest.approx(stringWidth(text, font, 7.25))
+            assert text_width(text, font=font, size=7.25) == pytest.approx(
+                stringWidth(text, font, 7.25)
+            )
 
 
 # --- print jobs ---------------------------------------------------------------------------
