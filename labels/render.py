@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import os
 import unicodedata
 from bisect import bisect_right
@@ -168,9 +169,9 @@ def plan_label(content: LabelContent, layout: Layout) -> LabelPlan:
     matrix = qr_matrix(content.qr_text)
     module = layout.module_size(matrix.size)
     side = (matrix.size + 2 * QUIET_ZONE) * module
-    qr_y = layout.label_height - layout.edge - side
+    qr_y = _snap(layout.label_height - layout.edge - side, layout)
     if layout.text_beside_qr:
-        qr_x = layout.edge
+        qr_x = _snap(layout.edge, layout)
         flow = _Flow(
             layout=layout,
             qr_right=qr_x + side + _QR_GAP,
@@ -178,7 +179,7 @@ def plan_label(content: LabelContent, layout: Layout) -> LabelPlan:
             top=layout.label_height - layout.padding,
         )
     else:
-        qr_x = (layout.label_width - side) / 2
+        qr_x = _snap((layout.label_width - side) / 2, layout)
         flow = _Flow(layout=layout, qr_right=layout.padding, qr_bottom=qr_y, top=qr_y)
     fields = _fields(content, layout)
     size, lines = _fit(flow, fields)
@@ -194,6 +195,14 @@ def plan_label(content: LabelContent, layout: Layout) -> LabelPlan:
         lines=tuple(lines),
         dropped=dropped,
     )
+
+
+def _snap(points: float, layout: Layout) -> float:
+    """Move a QR box edge onto the printer's dot grid so modules print as whole dots."""
+    if not layout.printer_dpi:
+        return points
+    dot = 72 / layout.printer_dpi
+    return math.floor(points / dot + 1e-6) * dot
 
 
 def render_labels(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -406,3 +407,39 @@ def test_module_sizes_match_the_documented_table(
 def test_a_symbol_too_large_for_the_layout_is_refused() -> None:
     with pytest.raises(LayoutError, match="shorten the label payload"):
         get_layout("thermal-2x1").module_size(17 + 4 * 14)
+
+
+@pytest.mark.parametrize(("layout", "dpi"), [("thermal-2x1", 203), ("thermal-4x6", 203)])
+def test_thermal_labels_survive_the_printers_own_rasterisation(
+    tmp_path: Path, layout: str, dpi: int
+) -> None:
+    content = make_content(1)
+    out = tmp_path / "label.pdf"
+    render_labels([content], layout=layout, out=out)
+    document = pdfium.PdfDocument(out)
+    try:
+        bitmap = document[0].render(
+            scale=dpi / 72, no_smoothpath=True, no_smoothtext=True, grayscale=True
+        )
+        dots = bitmap.to_pil().convert("L").point(lambda value: 255 if value > 127 else 0)
+    finally:
+        document.close()
+    plan = plan_label(content, get_layout(layout))
+    module_dots = round(plan.module / 72 * dpi)
+    # A finder pattern is 7 modules wide: every module came out as whole printer dots.
+    quiet = 4 * plan.module / 72 * dpi
+    top = round((plan.qr_y + plan.qr_side) / 72 * dpi)
+    row = round(dots.height - top + quiet + 3.5 * module_dots)
+    left = round(plan.qr_x / 72 * dpi + quiet)
+    pixels = [dots.getpixel((x, row)) for x in range(left - 3, left + 8 * module_dots)]
+    runs = [len(list(group)) for _, group in itertools.groupby(pixels)]
+    # Through its centre a finder pattern reads dark:light:dark:light:dark = 1:1:3:1:1.
+    assert runs[1:6] == [module_dots * n for n in (1, 1, 3, 1, 1)]
+    assert [code.text for code in zxingcpp.read_barcodes(dots)] == [content.qr_text]
+    if shutil.which("zbarimg"):
+        png = tmp_path / "dots.png"
+        dots.save(png)
+        run = subprocess.run(
+            ["zbarimg", "--quiet", "--raw", str(png)], capture_output=True, text=True, check=False
+        )
+        assert run.stdout.splitlines() == [content.qr_text]
