@@ -67,6 +67,7 @@ class Layout:
     printer_dpi: int | None = None
     text_beside_qr: bool = True
     description_lines: int = 4
+    id_scale: float = 1.25
 
     @property
     def per_page(self) -> int:
@@ -153,6 +154,7 @@ LAYOUTS: dict[str, Layout] = {
             padding=1.2 * mm,
             max_font=7,
             min_font=5,
+            id_scale=1.1,
         ),
         Layout(
             name="thermal-2x1",
@@ -173,6 +175,7 @@ LAYOUTS: dict[str, Layout] = {
             max_font=7,
             min_font=5,
             printer_dpi=203,
+            id_scale=1.1,
         ),
         Layout(
             name="thermal-4x6",

@@ -10,8 +10,9 @@ size at which every field but the description fits whole (the description ends i
 an ellipsis after `Layout.description_lines` lines). If nothing fits at the layout's
 minimum size, fields are added in priority order (item ID, reprint mark, case and
 bag, seal, seizure time, species, quantity, description, officer, place, agency,
-other IDs) while they fit, multi-line fields dropping to one line first; what does
-not fit is left out and named in `LabelPlan.dropped`. Long words break inside the
+other IDs) while they fit: item ID, case and seal whole, the others on one line
+first, extra lines given back in priority order while they fit; what does not fit
+is left out and named in `LabelPlan.dropped`. Long words break inside the
 word and a field that still runs long ends in an ellipsis. Widths come from
 reportlab's font metrics, so the plan is exactly what the PDF shows.
 
@@ -65,6 +66,7 @@ ELLIPSIS = "\u2026"
 _LEADING = 1.2
 _BASELINE = 0.95
 _QR_GAP = 0.5 * mm
+_WHOLE = frozenset({"item_id", "case", "seal"})
 
 
 @dataclass
@@ -363,7 +365,7 @@ def _fields(content: LabelContent, layout: Layout) -> list[_Field]:
     rows: list[tuple[str, str, str, int, int]] = [
         # name, prefix, text, priority (0 = kept longest), most lines
         ("agency", "", content.agency, 10, 1),
-        ("item_id", "", content.item_id, 0, 2),
+        ("item_id", "", content.item_id, 0, 3),
         ("reprint", "", reprint, 1, 1),
         ("case", "Case ", case, 2, 2),
         ("seal", "Seal ", content.seal or "none", 3, 2),
@@ -383,7 +385,7 @@ def _fields(content: LabelContent, layout: Layout) -> list[_Field]:
             priority=priority,
             max_lines=lines,
             font=BOLD if name in ("agency", "item_id", "reprint") else REGULAR,
-            scale=1.25 if name == "item_id" else 1.0,
+            scale=layout.id_scale if name == "item_id" else 1.0,
             inverted=name == "reprint",
         )
         for name, prefix, text, priority, lines in rows
@@ -488,9 +490,13 @@ def _take_line(
 
 
 def _split_word(word: str, *, font: str, size: float, room: float) -> tuple[str, str]:
+    """Break a word too long for a line, after a separator (/ - . _ :) where possible."""
     cut = 1
     while cut < len(word) and text_width(word[: cut + 1], font=font, size=size) <= room:
         cut += 1
+    natural = max(word.rfind(mark, 0, cut) for mark in "/-._:")
+    if natural > 0 and natural + 1 < cut + 1:
+        cut = natural + 1
     return word[:cut], word[cut:]
 
 
@@ -518,18 +524,23 @@ def _fit(flow: _Flow, fields: list[_Field]) -> tuple[float, list[PlacedLine]]:
     loose = flow.place(fields, size)
     if loose is not None:
         return size, loose
-    # Tiny labels: first as many fields as fit on one line each, in priority order,
-    # then give clipped multi-line fields their extra lines while they still fit.
+    # Tiny labels: item ID, case and seal whole, then as many other fields as fit on
+    # one line each, in priority order; then clipped fields get their extra lines
+    # while they still fit.
     order = {f.name: index for index, f in enumerate(fields)}
     chosen: dict[str, _Field] = {}
     lines: list[PlacedLine] = []
     by_priority = sorted(fields, key=lambda f: f.priority)
     for f in by_priority:
-        trial = sorted([*chosen.values(), _one_line(f)], key=lambda f: order[f.name])
-        placed = flow.place(trial, size)
-        if placed is not None:
-            chosen[f.name] = _one_line(f)
-            lines = placed
+        # Identity fields are only shortened to one line if they cannot fit whole.
+        variants = (f, _one_line(f)) if f.name in _WHOLE else (_one_line(f),)
+        for variant in variants:
+            trial = sorted([*chosen.values(), variant], key=lambda f: order[f.name])
+            placed = flow.place(trial, size)
+            if placed is not None:
+                chosen[f.name] = variant
+                lines = placed
+                break
     for f in by_priority:
         clipped = any(line.clipped for line in lines if line.field == f.name)
         if f.name not in chosen or f.max_lines == 1 or not clipped:

@@ -88,6 +88,30 @@ def stress_content() -> LabelContent:
     )
 
 
+def largest_content() -> LabelContent:
+    """Stress text plus the longest item ID, case and seal a payload allows."""
+    item_id = "KWS-2026-004200-NAIROBI-CARGO/312.14.2"
+    case_no = "KWS-2026-004200-NAIROBI-CARGO"
+    seal = "TAMPER-SEAL-00447123456"
+    payload = LabelPayload(
+        item_id=item_id,
+        case_no=case_no,
+        seal=seal,
+        seized_at=datetime(2026, 3, 1, 10, 5, tzinfo=UTC),
+        record_hash=bytes(32),
+        key_fingerprint=fingerprint_of(KEY),
+        reprint=12,
+    )
+    return dataclasses.replace(
+        stress_content(),
+        item_id=item_id,
+        case_no=case_no,
+        seal=seal,
+        reprint=12,
+        qr_text=sign_label(payload, KEY),
+    )
+
+
 def page_images(pdf: Path, *, dpi: int = 300) -> list:
     document = pdfium.PdfDocument(pdf)
     try:
@@ -210,15 +234,20 @@ def assert_plan_fits(plan: LabelPlan, layout: Layout) -> None:
 @pytest.mark.parametrize("layout", LAYOUT_NAMES)
 def test_typical_and_stress_content_fit_every_layout(layout: str) -> None:
     spec = get_layout(layout)
-    for content in (make_content(1), make_content(2, reprint=1), stress_content()):
+    contents = (make_content(1), make_content(2, reprint=1), stress_content(), largest_content())
+    for content in contents:
         plan = plan_label(content, spec)
         assert_plan_fits(plan, spec)
         shown = {line.field for line in plan.lines}
         assert {"item_id", "case", "seal", "seized", "species"} <= shown
         if content.reprint:
             assert "reprint" in shown
-        item_lines = [line for line in plan.lines if line.field == "item_id"]
-        assert "".join(line.text for line in item_lines) == content.item_id
+        # Identity fields are never cut short: wrapped if need be, but whole.
+        for name, whole in (("item_id", content.item_id), ("seal", "Seal " + content.seal)):
+            lines = [line for line in plan.lines if line.field == name]
+            assert "".join(line.prefix + line.text for line in lines) == whole
+        case_text = "".join(line.text for line in plan.lines if line.field == "case")
+        assert content.case_no in case_text.replace(" ", "")
 
 
 @pytest.mark.parametrize("layout", ROOMY)
@@ -443,3 +472,11 @@ def test_thermal_labels_survive_the_printers_own_rasterisation(
             ["zbarimg", "--quiet", "--raw", str(png)], capture_output=True, text=True, check=False
         )
         assert run.stdout.splitlines() == [content.qr_text]
+
+
+@pytest.mark.parametrize("layout", TINY)
+def test_long_ids_wrap_after_separators(layout: str) -> None:
+    plan = plan_label(largest_content(), get_layout(layout))
+    lines = [line.text for line in plan.lines if line.field == "item_id"]
+    assert "".join(lines) == largest_content().item_id
+    assert all(text[-1] in "/-._:" for text in lines[:-1]), lines
