@@ -535,6 +535,36 @@ def record_analysis(
     )
 
 
+def record_item_events(
+    store: Store,
+    *,
+    entries: Sequence[tuple[str, str, dict[str, Any]]],
+    signer: Signer,
+    at: str | None = None,
+) -> Recorded:
+    """Append several (item, kind, data) events in one transaction, each checked by the rules."""
+    when = event_time(at)
+    rows: list[Event] = []
+    with store.write() as session:
+        writer = Writer(session)
+        for item_id, kind, data in entries:
+            item = get_item(session, item_id)
+            check_transition(writer.item_state(item_id), kind, signer.actor, data)
+            rows.append(
+                writer.append(
+                    chain=item_id,
+                    item_id=item_id,
+                    case_no=item.case_no,
+                    type=kind,
+                    at=when,
+                    signer=signer,
+                    data=data,
+                )  # fmt: skip
+            )
+        writer.finish()
+    return Recorded(events=tuple(rows))
+
+
 def record_label_print(
     store: Store,
     *,
@@ -544,40 +574,28 @@ def record_label_print(
     copies: int,
     reason: str,
     reprints: dict[str, int],
+    seals: dict[str, str | None],
     job: str,
     at: str | None = None,
 ) -> Recorded:
     """One `label-print` event per item of a print job, all in one transaction."""
-    when = event_time(at)
-    rows: list[Event] = []
-    with store.write() as session:
-        writer = Writer(session)
-        for item_id in item_ids:
-            item = get_item(session, item_id)
-            state = writer.item_state(item_id)
-            check_transition(state, "label-print", signer.actor, {})
-            data = {
+    entries = [
+        (
+            item_id,
+            "label-print",
+            {
                 "job": job,
                 "layout": layout,
                 "copies": copies,
                 "reason": reason,
                 "reprint": reprints.get(item_id, 0),
-                "seal": state.seal,
+                "seal": seals.get(item_id),
                 "items_in_job": len(item_ids),
-            }
-            rows.append(
-                writer.append(
-                    chain=item_id,
-                    item_id=item_id,
-                    case_no=item.case_no,
-                    type="label-print",
-                    at=when,
-                    signer=signer,
-                    data=data,
-                )
-            )
-        writer.finish()
-    return Recorded(events=tuple(rows))
+            },
+        )
+        for item_id in item_ids
+    ]
+    return record_item_events(store, entries=entries, signer=signer, at=at)
 
 
 def record_correction(

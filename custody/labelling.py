@@ -202,6 +202,7 @@ def print_labels(
             copies=copies,
             reason=reason.strip(),
             reprints={i.id: prints[i.id] for i in items},
+            seals={i.id: states[i.id].seal for i in items},
             job=job,
             at=at,
         )

@@ -156,12 +156,16 @@ def add_actor(
     return actor
 
 
-def list_actors(store: Store) -> list[Actor]:
+def _all_rows(store: Store, model: Any, order: Any) -> list[Any]:
     with store.read() as session:
-        rows = list(session.exec(select(Actor).order_by(col(Actor.handle))).all())
+        rows = list(session.exec(select(model).order_by(order)).all())
         for row in rows:
             session.expunge(row)
     return rows
+
+
+def list_actors(store: Store) -> list[Actor]:
+    return _all_rows(store, Actor, col(Actor.handle))
 
 
 def case_record(case: Case) -> dict[str, Any]:
@@ -236,11 +240,7 @@ def get_case(store: Store, case_no: str) -> Case:
 
 
 def list_cases(store: Store) -> list[Case]:
-    with store.read() as session:
-        rows = list(session.exec(select(Case).order_by(col(Case.case_no))).all())
-        for row in rows:
-            session.expunge(row)
-    return rows
+    return _all_rows(store, Case, col(Case.case_no))
 
 
 def _child_number(ids: Sequence[str], prefix: str) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from custody.events import Recorded, Signer, Writer, check_transition, event_time, get_item
+from custody.events import Recorded, Signer, record_item_events
 from custody.store import Store
 
 ProgressFn = Callable[[int, int], None]
@@ -146,25 +146,5 @@ def record_identifications(
     at: str | None = None,
 ) -> Recorded:
     """One signed `analyse` event per identification, all in one transaction."""
-    when = event_time(at)
-    rows = []
-    with store.write() as session:
-        writer = Writer(session)
-        item = get_item(session, item_id)
-        state = writer.item_state(item_id)
-        for result in results:
-            check_transition(state, "analyse", signer.actor, {})
-            data = {"analysis": "species-identification", **result}
-            rows.append(
-                writer.append(
-                    chain=item_id,
-                    item_id=item_id,
-                    case_no=item.case_no,
-                    type="analyse",
-                    at=when,
-                    signer=signer,
-                    data=data,
-                )
-            )
-        writer.finish()
-    return Recorded(events=tuple(rows))
+    entries = [(item_id, "analyse", {"analysis": "species-identification", **r}) for r in results]
+    return record_item_events(store, entries=entries, signer=signer, at=at)
