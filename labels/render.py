@@ -232,10 +232,15 @@ def render_labels(
             f"Start position {start} is not on a {spec.name} page; use {valid} "
             f"({spec.description})."
         )
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise LayoutError(
+            f"Folder {out.parent} for the label PDF does not exist; create it or choose "
+            "another output path."
+        )
     for content in contents:
         _check_payload_matches(content)
     plans = [plan_label(content, spec) for content in contents]
-    out = Path(out)
     partial = out.with_name(f".{out.name}.partial")
     canvas = Canvas(str(partial), pagesize=(spec.page_width, spec.page_height), pageCompression=1)
     canvas.setTitle("Evidence labels")

@@ -388,6 +388,11 @@ def test_empty_job_and_unsigned_label_are_refused(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_missing_output_folder_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(LayoutError, match="does not exist; create it"):
+        render_labels([make_content()], layout="a4-3x8", out=tmp_path / "no" / "job.pdf")
+
+
 @pytest.mark.parametrize(
     "overrides",
     [{"item_id": "KWS-2026-0042/9.1"}, {"seal": "999999"}, {"reprint": 1}, {"case_no": "X-1"}],
