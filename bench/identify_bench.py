@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from species_ref.identify import Engine, identify  # noqa: E402
 from species_ref.types import LibraryVersion, Query, QueryQC, RefRecord  # noqa: E402
+
 from validate_refdata import load_version  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "identify_bench"

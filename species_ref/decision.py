@@ -85,6 +85,9 @@ class Rule:
     #: a species that reaches the query only through a minority of its references
     #: (at least `outlier_far_refs` others more than `outlier_far` % less identical)
     #: is treated as carrying misidentified records and left out of the ties.
+    #: mismatches at sites conserved in every related reference count as probable
+    #: read errors when testing the species threshold and library statistics.
+    discount_conserved_errors: bool = False
     discount_outlier_records: bool = True
     outlier_far: float = 2.0
     outlier_far_refs: int = 2
@@ -112,6 +115,9 @@ class Rule:
 #   removed correct calls of variable species and almost no false ones.
 # - discount_outlier_records: +3 % correct COI calls (misidentified records of
 #   a congener no longer make a query ambiguous), false calls unchanged.
+# - discount_conserved_errors: queries with 1-2 % random substitutions went from
+#   7.8 to 48.0 % correct COI calls (false calls on absent species 0.3 -> 4.5 %,
+#   still below the 9 % of clean queries); clean queries 69.0 -> 70.2 % correct.
 # - min_gap_bases 2 on short queries: halves false calls on 12S-V5 (8.8 -> 4.5 %)
 #   for 4 % fewer correct calls.
 RULES: dict[str, Rule] = {
@@ -120,6 +126,7 @@ RULES: dict[str, Rule] = {
         nn_fraction=0.35,
         singleton_max_distance=0.5,
         singleton_nn_fraction=0.15,
+        discount_conserved_errors=True,
         description=(
             "98.5 % identity, 1 % gap to the next species, hit counted when >= 300 nt "
             "or >= 85 % of the query is aligned; a species call must also fall inside "
@@ -150,6 +157,7 @@ RULES: dict[str, Rule] = {
         nn_fraction=0.35,
         singleton_max_distance=0.5,
         singleton_nn_fraction=0.15,
+        discount_conserved_errors=True,
         description=(
             "For 60-250 bp mini-barcodes (12S-V5, cytb-mini): hits need 90 % query "
             "coverage, and at least two bases must separate the best species from "
@@ -630,8 +638,13 @@ def decide(
     qc: QueryQC | None = None,
     cites: Callable[[str], object | None] | None = None,
     excluded_refs: npt.NDArray[np.bool_] | None = None,
+    error_sites: Callable[[str], int | None] | None = None,
 ) -> Decision:
-    """Turn the hits of one query into a species decision under `rule`."""
+    """Turn the hits of one query into a species decision under `rule`.
+
+    `error_sites(species)` counts the best hit's mismatches at conserved sites
+    (see `Matcher.conserved_mismatches`); used when the rule discounts them.
+    """
     flags: list[str] = []
     if query_length < rule.short_query_bp:
         flags.append(f"short query ({query_length} bp): mini-barcode, fewer sites separate species")
@@ -702,6 +715,18 @@ def decide(
             )
         _cites_flag(decision)
         return decision
+    i_eff = i1
+    if rule.discount_conserved_errors and error_sites is not None and len(ties) == 1:
+        n_err = error_sites(best.species)
+        if n_err:
+            i_eff = min(100.0, i1 + 100.0 * n_err / max(best.aligned_length, 1))
+            flags.append(
+                f"{n_err} mismatch(es) at sites conserved in every related reference treated "
+                "as probable read errors"
+            )
+            decision.identity = i1
+    if i_eff >= rule.species_identity and len(ties) == 1:
+        i1 = i_eff
     if i1 >= rule.species_identity:
         reason = None
         if rule.use_library_stats and profile is not None and index is not None:

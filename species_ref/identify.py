@@ -11,6 +11,18 @@ Invariants:
 - Results come back in the order of the queries, whatever the number of
   worker processes.
 - Nothing is printed; progress goes to the optional `progress(done, total)`.
+
+`Identification.to_dict()` keys: query, query_sha256, query_length, level
+(species | ambiguous | genus | none), taxon, rank, statement, identity,
+coverage, next_species_distance (identity gap to the next species, %), flags
+(plain English), candidates (species within the call: best_identity,
+aligned_length, coverage, gaps, n_refs, n_supporting, accessions, strand),
+hits (every species with a usable hit, same fields, best first),
+library_name, library_version_number, library_version (content hash), rule
+(name and every value), qc, cites (species -> appendix, when a lookup is
+given), validation (as passed in), species_stats (the library statistics of
+the best species: n_refs, intra_max, intra_mean, nn_distance, nn_species),
+top_hits (the ten best reference alignments).
 """
 
 from __future__ import annotations
@@ -147,6 +159,13 @@ class Engine:
         exclude: npt.NDArray[np.bool_] | None = None,
     ) -> tuple[Decision, list[Hit]]:
         hits = self.matcher.match(seq, exclude=exclude)
+
+        def error_sites(species: str) -> int | None:
+            best = next((h for h in hits if h.species == species), None)
+            if best is None:
+                return None
+            return self.matcher.conserved_mismatches(seq, best, hits)
+
         dec = decide(
             hits,
             query_length=len(seq),
@@ -156,6 +175,7 @@ class Engine:
             qc=qc,
             cites=cites,
             excluded_refs=exclude,
+            error_sites=error_sites,
         )
         return dec, hits
 

@@ -340,6 +340,57 @@ class Matcher:
             out[c] = raw
         return out
 
+    def conserved_mismatches(
+        self, seq: str, best: Hit, others: Sequence[Hit], *, min_refs: int = 5
+    ) -> int | None:
+        """Mismatches of `best` at columns where every other aligned reference agrees with it.
+
+        A substitution at a site conserved across related references (other
+        species and genera among the candidates) is far more often a sequencing
+        or PCR error than a difference between species, which fall mostly at
+        variable (e.g. third codon) positions. Only ungapped hits on the same
+        strand are compared; None when fewer than `min_refs` references cover
+        the region or the best hit is gapped.
+        """
+        if best.method != "ungapped":
+            return None
+        qmask = encode_mask(seq)
+        qlen = int(qmask.shape[0])
+        if best.strand == "-":
+            qmask = revcomp_mask(qmask)
+
+        def oriented(h: Hit) -> tuple[int, int]:
+            if h.strand == "+":
+                return h.query_start, h.query_end
+            return qlen - h.query_end, qlen - h.query_start
+
+        qs, qe = oriented(best)
+        pos = np.arange(qs, qe)
+        rb = self.index.ref_mask(best.ref_index)[pos + (best.ref_start - qs)]
+        mism = (qmask[pos] & rb) == 0
+        if not mism.any():
+            return 0
+        agree = np.ones(pos.shape[0], dtype=bool)
+        count = np.zeros(pos.shape[0], dtype=np.int64)
+        distant = False
+        for o in others:
+            if o.ref_index == best.ref_index or o.strand != best.strand:
+                continue
+            if o.method != "ungapped":
+                continue
+            oqs, oqe = oriented(o)
+            cover = (pos >= oqs) & (pos < oqe)
+            if not cover.any():
+                continue
+            ob = self.index.ref_mask(o.ref_index)[pos[cover] + (o.ref_start - oqs)]
+            agree[cover] &= ob == rb[cover]
+            count[cover] += 1
+            distant = distant or o.identity < best.identity - 5.0
+        if not distant:
+            return None
+        conserved = agree & (count >= min_refs)
+        return int((mism & conserved).sum())
+
     def pair_identity(self, a: int, b: int) -> tuple[float, int] | None:
         """Identity (%) and aligned length of reference `a` against reference `b`."""
         oa = _orient(self.index.ref_mask(a), self.index.k)

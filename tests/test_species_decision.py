@@ -198,3 +198,18 @@ def test_batch_with_two_workers_keeps_order() -> None:
     queries = [_query(r.sequence, r.seq_id) for r in recs] * 2
     results = identify(queries, version, workers=2)
     assert [r.query for r in results] == [q.name for q in queries]
+
+
+def test_read_errors_at_conserved_sites_are_discounted_and_flagged() -> None:
+    recs = _records("coi_panthera.fasta")
+    leo = next(r for r in recs if r.species == "Panthera leo")
+    seq = list(leo.sequence)
+    swap = {"A": "C", "C": "A", "G": "T", "T": "G"}
+    for i in range(40, len(seq) - 40, 60):  # about 1.6 % substitutions
+        seq[i] = swap[seq[i]]
+    res = _one("".join(seq), _version(recs, "coi"))
+    assert res.identity is not None and res.identity < 98.5
+    assert any("probable read errors" in f for f in res.flags)
+    strict = _one("".join(seq), _version(recs, "coi"), rule="strict")
+    assert not any("probable read errors" in f for f in strict.flags)
+    assert strict.level != "species"
