@@ -66,7 +66,7 @@ class QrMatrix:
         return len(self.rows)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)
 def qr_matrix(text: str, *, error: str = "M") -> QrMatrix:
     """Build (and cache) the smallest QR symbol for `text` at error correction `error`.
 

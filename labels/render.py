@@ -159,7 +159,7 @@ class _Field:
         return _word_widths(self.text, self.font)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def _word_widths(text: str, font: str) -> tuple[tuple[str, float], ...]:
     return tuple((word, text_width(word, font=font, size=1)) for word in text.split(" "))
 
