@@ -476,7 +476,11 @@ class Matcher:
         self, qmask: ByteArray, rmask: ByteArray, d: int, *, diags: Sequence[int] = ()
     ) -> _Raw | None:
         """Gapped alignment: `PairwiseAligner` for short queries, diagonal chaining otherwise."""
-        if qmask.shape[0] > 300 and len(diags) > 1:
+        if qmask.shape[0] > 300:
+            # One diagonal only: the unexplained part is divergent sequence, not an
+            # indel, and a full alignment would not change the hit.
+            if len(diags) < 2:
+                return None
             return _chained(qmask, rmask, [d, *[x for x in diags if x != d]][:5])
         return self._biopython(qmask, rmask, d)
 
