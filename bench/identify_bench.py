@@ -127,15 +127,15 @@ def coi_scenario(refdata: Path) -> tuple[LibraryVersion, list[tuple[str, str, st
 _BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
 
 
-def _mutate(rng: np.random.Generator, seq: np.ndarray, rate: float) -> np.ndarray:
+def _mutate(rng: np.random.Generator, seq: np.ndarray, *, rate: float) -> np.ndarray:
     out = seq.copy()
-    hit = rng.random(out.shape[0]) < rate
-    out[hit] = (out[hit] + rng.integers(1, 4, int(hit.sum()))) % 4
+    hit = np.asarray(rng.random(out.shape[0]) < rate)
+    out[hit] = (out[hit] + rng.integers(1, 4, int(np.count_nonzero(hit)))) % 4
     return out
 
 
 def synthetic_scenario(
-    n_refs: int, n_queries: int, seed: int = 7
+    n_refs: int, *, n_queries: int, seed: int = 7
 ) -> tuple[LibraryVersion, list[tuple[str, str, str]]]:
     rng = np.random.default_rng(seed)
     length = 650
@@ -144,21 +144,21 @@ def synthetic_scenario(
     n_genera = max(1, n_species // species_per_genus)
     n_families = max(1, n_genera // genera_per_family)
     families = [rng.integers(0, 4, length).astype(np.uint8) for _ in range(n_families)]
-    genera = [_mutate(rng, families[g % n_families], 0.12) for g in range(n_genera)]
+    genera = [_mutate(rng, families[g % n_families], rate=0.12) for g in range(n_genera)]
     species_anc: list[np.ndarray] = []
     records: list[RefRecord] = []
     queries: list[tuple[str, str, str]] = []
     absent_every = 5  # one species in five per genus is kept out of the library
     for s in range(n_species + n_species // absent_every):
         g = s % n_genera
-        anc = _mutate(rng, genera[g], rng.uniform(0.03, 0.08))
+        anc = _mutate(rng, genera[g], rate=rng.uniform(0.03, 0.08))
         species_anc.append(anc)
     kept = list(range(n_species))
     absent = list(range(n_species, len(species_anc)))
     for s in kept:
         name = f"Genus{s % n_genera:05d} species{s:06d}"
         for i in range(per_species):
-            ind = _mutate(rng, species_anc[s], rng.uniform(0.0, 0.008))
+            ind = _mutate(rng, species_anc[s], rate=rng.uniform(0.0, 0.008))
             if rng.random() < 0.05:  # an indel now and then
                 cut = int(rng.integers(50, length - 50))
                 ind = np.concatenate((ind[:cut], ind[cut + 3 :]))
@@ -170,7 +170,7 @@ def synthetic_scenario(
         else:
             s = kept[int(rng.integers(0, len(kept)))]
         name = f"Genus{s % n_genera:05d} species{s:06d}"
-        ind = _mutate(rng, species_anc[s], rng.uniform(0.0, 0.008))
+        ind = _mutate(rng, species_anc[s], rate=rng.uniform(0.0, 0.008))
         queries.append((f"Q{qn:06d}", _BASES[ind].tobytes().decode(), name))
     version = LibraryVersion(
         "synthetic", 1, f"sha256:synthetic-{n_refs}-{seed}", "", tuple(records)
@@ -181,10 +181,10 @@ def synthetic_scenario(
 # --------------------------------------------------------------------------- runs
 def run_scenario(
     name: str,
+    *,
     version: LibraryVersion,
     queries: list[tuple[str, str, str]],
     tools: dict[str, str | None],
-    *,
     keep_cache: bool = False,
 ) -> list[dict[str, object]]:
     work = OUT / name
@@ -221,7 +221,7 @@ def run_scenario(
             "search_s": round(elapsed, 2),
             "queries_per_s": round(len(queries) / elapsed, 1),
             "agreement": 1.0,
-            "top_hit_correct": _rate(ours_top, truth, present),
+            "top_hit_correct": _rate(ours_top, truth, keys=present),
             "peak_mib": max(self_rss, child_rss),
             "note": (
                 f"species calls: {correct}/{len(present)} correct, {wrong} wrong; "
@@ -242,8 +242,20 @@ def run_scenario(
         ]  # fmt: skip
         secs, rss = run_tool(cmd)
         top = top_species_from_tsv(out, ref_species)
-        rows.append(_tool_row(name, "vsearch --usearch_global (2 threads)", 0.0, secs, rss,
-                              top, ours_top, truth, present, len(queries)))  # fmt: skip
+        rows.append(
+            _tool_row(
+                scenario=name,
+                tool="vsearch --usearch_global (2 threads)",
+                prep=0.0,
+                secs=secs,
+                rss=rss,
+                top=top,
+                ours=ours_top,
+                truth=truth,
+                present=present,
+                n=len(queries),
+            )
+        )
     else:
         rows.append({"scenario": name, "tool": "vsearch", "note": "not installed: skipped"})
 
@@ -260,20 +272,33 @@ def run_scenario(
         ]  # fmt: skip
         secs, rss = run_tool(cmd)
         top = top_species_from_tsv(out, ref_species)
-        rows.append(_tool_row(name, "blastn megablast (2 threads)", prep, secs, rss,
-                              top, ours_top, truth, present, len(queries)))  # fmt: skip
+        rows.append(
+            _tool_row(
+                scenario=name,
+                tool="blastn megablast (2 threads)",
+                prep=prep,
+                secs=secs,
+                rss=rss,
+                top=top,
+                ours=ours_top,
+                truth=truth,
+                present=present,
+                n=len(queries),
+            )
+        )
     else:
         rows.append({"scenario": name, "tool": "blastn", "note": "not installed: skipped"})
     return rows
 
 
-def _rate(top: dict[str, str], truth: dict[str, str], keys: list[str]) -> float | None:
+def _rate(top: dict[str, str], truth: dict[str, str], *, keys: list[str]) -> float | None:
     if not keys:
         return None
     return round(sum(1 for q in keys if top.get(q) == truth[q]) / len(keys), 4)
 
 
 def _tool_row(
+    *,
     scenario: str,
     tool: str,
     prep: float,
@@ -293,7 +318,7 @@ def _tool_row(
         "search_s": round(secs, 2),
         "queries_per_s": round(n / secs, 1) if secs else None,
         "agreement": round(agree, 4),
-        "top_hit_correct": _rate(top, truth, present),
+        "top_hit_correct": _rate(top, truth, keys=present),
         "peak_mib": rss,
         "note": "",
     }
@@ -325,13 +350,21 @@ def main(argv: list[str] | None = None) -> int:
     if "coi" in scenarios:
         version, queries = coi_scenario(args.refdata)
         print(f"coi: {len(version.records)} references, {len(queries)} queries", flush=True)
-        rows += run_scenario("coi", version, queries, tools, keep_cache=args.keep_cache)
+        rows += run_scenario(
+            "coi", version=version, queries=queries, tools=tools, keep_cache=args.keep_cache
+        )
         print_table(rows)
     if "synthetic" in scenarios:
         random.seed(0)
-        version, queries = synthetic_scenario(args.synthetic_refs, args.synthetic_queries)
+        version, queries = synthetic_scenario(args.synthetic_refs, n_queries=args.synthetic_queries)
         print(f"synthetic: {len(version.records)} references, {len(queries)} queries", flush=True)
-        rows += run_scenario("synthetic", version, queries, tools, keep_cache=args.keep_cache)
+        rows += run_scenario(
+            "synthetic",
+            version=version,
+            queries=queries,
+            tools=tools,
+            keep_cache=args.keep_cache,
+        )
     print_table(rows)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(rows, indent=1))

@@ -349,7 +349,7 @@ class LibraryProfile:
             excl = np.zeros(index.n_refs, dtype=bool)
             rows = _ProfileRows()
             for s, members in enumerate(groups):
-                _species_rows(m, index, members, excl, rows)
+                _species_rows(m, index, members=members, excl=excl, rows=rows)
                 if progress is not None and (s % 50 == 49 or s + 1 == n_sp):
                     progress(s + 1, n_sp)
             parts.append(rows)
@@ -489,17 +489,17 @@ def _profile_chunk(species: list[int]) -> tuple[_ProfileRows, int]:
     excl = np.zeros(index.n_refs, dtype=bool)
     rows = _ProfileRows()
     for s in species:
-        _species_rows(m, index, groups[s], excl, rows)
+        _species_rows(m, index, members=groups[s], excl=excl, rows=rows)
     return rows, len(species)
 
 
 def _species_rows(
     m: Matcher,
     index: KmerIndex,
+    *,
     members: IntArray,
     excl: npt.NDArray[np.bool_],
     rows: _ProfileRows,
-    *,
     max_star: int = 30,
     max_probes: int = 3,
     neighbours: int = 6,
@@ -512,7 +512,7 @@ def _species_rows(
     probes = [int(sample[0])]
     if sample.shape[0] > 1:
         centre = int(sample[0])
-        dists = _distances(m, index, centre, sample[1:])
+        dists = _distances(m, index, a=centre, others=sample[1:])
         for b, dist in dists:
             rows.pa.append(centre)
             rows.pb.append(b)
@@ -521,7 +521,7 @@ def _species_rows(
             far = max(dists, key=lambda x: x[1])[0]
             probes.append(far)
             rest = sample[(sample != far) & (sample != centre)]
-            for b, dist in _distances(m, index, far, rest):
+            for b, dist in _distances(m, index, a=far, others=rest):
                 rows.pa.append(far)
                 rows.pb.append(b)
                 rows.pd.append(dist)
@@ -532,7 +532,7 @@ def _species_rows(
                 probes.append(int(extra))
     excl[members] = True
     for a in probes:
-        _probe_neighbours(m, index, a, excl, neighbours, rows)
+        _probe_neighbours(m, index, a=a, excl=excl, neighbours=neighbours, rows=rows)
     excl[members] = False
 
 
@@ -540,12 +540,14 @@ def _usable(columns: int, len_a: int, len_b: int) -> bool:
     return columns >= 0.8 * min(len_a, len_b)
 
 
-def _distances(m: Matcher, index: KmerIndex, a: int, others: IntArray) -> list[tuple[int, float]]:
+def _distances(
+    m: Matcher, index: KmerIndex, *, a: int, others: IntArray
+) -> list[tuple[int, float]]:
     """Distances from reference `a` to `others` (same orientation), usable overlaps only."""
     if others.shape[0] == 0:
         return []
     strands = np.ones(others.shape[0], dtype=np.int64)
-    raws = m.align_many(index.ref_mask(a), others, strands)
+    raws = m.align_many(index.ref_mask(a), refs=others, strands=strands)
     out: list[tuple[int, float]] = []
     la = int(index.lengths[a])
     for b, raw in zip(others.tolist(), raws, strict=True):
@@ -557,6 +559,7 @@ def _distances(m: Matcher, index: KmerIndex, a: int, others: IntArray) -> list[t
 def _probe_neighbours(
     m: Matcher,
     index: KmerIndex,
+    *,
     a: int,
     excl: npt.NDArray[np.bool_],
     neighbours: int,
@@ -566,7 +569,7 @@ def _probe_neighbours(
     cands = index.candidates(mask, 24, per_species=2, exclude=excl)
     if cands.refs.shape[0] == 0:
         return
-    raws = m.align_many(mask, cands.refs, cands.strands, shared=cands.shared)
+    raws = m.align_many(mask, refs=cands.refs, strands=cands.strands, shared=cands.shared)
     best: dict[int, tuple[float, int]] = {}
     la = int(index.lengths[a])
     for ref, raw in zip(cands.refs.tolist(), raws, strict=True):
@@ -774,7 +777,7 @@ def decide(
             if sid is not None:
                 st = profile.stats(sid, excluded_refs=excluded_refs)
                 decision.stats = st
-                reason = _outside_library_variation(100.0 - i1, st, rule)
+                reason = _outside_library_variation(100.0 - i1, st, rule=rule)
                 if reason is None and rule.genus_unresolved_max < 1.0:
                     share = profile.genus_unresolved_share(
                         _genus(best.species),
@@ -857,7 +860,7 @@ def far_count(g: SpeciesHits, rule: Rule) -> int:
     return sum(1 for x in g.identities if x < g.best_identity - rule.outlier_far)
 
 
-def _outside_library_variation(dist: float, st: SpeciesStats, rule: Rule) -> str | None:
+def _outside_library_variation(dist: float, st: SpeciesStats, *, rule: Rule) -> str | None:
     """Why a within-threshold match is still not a species call, or None if it is."""
     if st.nn_distance is not None and dist > rule.nn_fraction * st.nn_distance:
         return (

@@ -164,7 +164,7 @@ class Engine:
             best = next((h for h in hits if h.species == species), None)
             if best is None:
                 return None
-            return self.matcher.conserved_mismatches(seq, best, hits)
+            return self.matcher.conserved_mismatches(seq, best, others=hits)
 
         dec = decide(
             hits,

@@ -162,7 +162,7 @@ class Matcher:
         if cands.refs.shape[0] == 0:
             return []
         qlen = int(mask.shape[0])
-        raws = self.align_many(mask, cands.refs, cands.strands, shared=cands.shared)
+        raws = self.align_many(mask, refs=cands.refs, strands=cands.strands, shared=cands.shared)
         hits: list[Hit] = []
         for ref, strand, shared, raw in zip(
             cands.refs.tolist(), cands.strands.tolist(), cands.shared.tolist(), raws, strict=True
@@ -199,9 +199,9 @@ class Matcher:
     def align_many(
         self,
         qmask: ByteArray,
+        *,
         refs: IntArray,
         strands: IntArray,
-        *,
         shared: IntArray | None = None,
     ) -> list[_Raw | None]:
         """Align a query (bit masks, as given) to many references at once.
@@ -334,14 +334,14 @@ class Matcher:
                 row = raw_votes[c]
                 top = np.argsort(-row, kind="stable")[:6]
                 diags = [int(x) - qlen for x in top if row[x] >= 2]
-                full = self._gapped(qm, index.ref_mask(int(refs[c])), dd, diags=diags)
+                full = self._gapped(qm, index.ref_mask(int(refs[c])), d=dd, diags=diags)
                 if full is not None and full.identity * full.columns > raw.identity * raw.columns:
                     raw = full
             out[c] = raw
         return out
 
     def conserved_mismatches(
-        self, seq: str, best: Hit, others: Sequence[Hit], *, min_refs: int = 5
+        self, seq: str, best: Hit, *, others: Sequence[Hit], min_refs: int = 5
     ) -> int | None:
         """Mismatches of `best` at columns where every other aligned reference agrees with it.
 
@@ -449,7 +449,7 @@ class Matcher:
         indel = second >= max(2, best_votes // 8)
         if not allow_gapped or (not indel and raw.columns >= 0.9 * overlap):
             return raw
-        full = self._gapped(q.mask, rmask, d)
+        full = self._gapped(q.mask, rmask, d=d)
         if full is not None and full.identity * full.columns > raw.identity * raw.columns:
             return full
         return raw
@@ -473,7 +473,7 @@ class Matcher:
         )
 
     def _gapped(
-        self, qmask: ByteArray, rmask: ByteArray, d: int, *, diags: Sequence[int] = ()
+        self, qmask: ByteArray, rmask: ByteArray, *, d: int, diags: Sequence[int] = ()
     ) -> _Raw | None:
         """Gapped alignment: `PairwiseAligner` for short queries, diagonal chaining otherwise."""
         if qmask.shape[0] > 300:
@@ -481,10 +481,10 @@ class Matcher:
             # indel, and a full alignment would not change the hit.
             if len(diags) < 2:
                 return None
-            return _chained(qmask, rmask, [d, *[x for x in diags if x != d]][:5])
-        return self._biopython(qmask, rmask, d)
+            return _chained(qmask, rmask, diags=[d, *[x for x in diags if x != d]][:5])
+        return self._biopython(qmask, rmask, d=d)
 
-    def _biopython(self, qmask: ByteArray, rmask: ByteArray, d: int) -> _Raw | None:
+    def _biopython(self, qmask: ByteArray, rmask: ByteArray, *, d: int) -> _Raw | None:
         qlen = int(qmask.shape[0])
         pad = 60
         w0 = max(0, d - pad)
@@ -521,7 +521,7 @@ class Matcher:
         )
 
 
-def _chained(qmask: ByteArray, rmask: ByteArray, diags: Sequence[int]) -> _Raw | None:
+def _chained(qmask: ByteArray, rmask: ByteArray, *, diags: Sequence[int]) -> _Raw | None:
     """Local alignment made of ungapped pieces on a few candidate diagonals.
 
     Long queries with indels: the query is cut into 40-base windows, each takes
