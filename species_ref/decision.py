@@ -85,6 +85,8 @@ class Rule:
     #: a species that reaches the query only through a minority of its references
     #: (at least `outlier_far_refs` others more than `outlier_far` % less identical)
     #: is treated as carrying misidentified records and left out of the ties.
+    #: fewest references (left in the library) a species needs for a species call.
+    min_species_refs: int = 1
     #: no species call when more than this share of the other species of the
     #: genus (with a measured nearest neighbour) lie within the species threshold
     #: of another species: the marker does not separate species in that genus,
@@ -170,6 +172,18 @@ RULES: dict[str, Rule] = {
             "For 60-250 bp mini-barcodes (12S-V5, cytb-mini): hits need 90 % query "
             "coverage, and at least two bases must separate the best species from "
             "the next."
+        ),
+    ),
+    "conservative": Rule(
+        name="conservative",
+        nn_fraction=0.35,
+        singleton_max_distance=0.5,
+        singleton_nn_fraction=0.15,
+        discount_conserved_errors=True,
+        min_species_refs=2,
+        description=(
+            "The default rule, but no species call from a species known by a single "
+            "reference (most false calls for absent species go to such species)."
         ),
     ),
     "fixed-98.5": Rule(
@@ -794,6 +808,11 @@ def decide(
                         )
                 if st.n_refs <= 1:
                     flags.append(f"single reference sequence for {best.species}")
+                if reason is None and st.n_refs < rule.min_species_refs:
+                    reason = (
+                        f"{best.species} has {st.n_refs} reference(s) in the library; "
+                        f"this rule needs {rule.min_species_refs} for a species call"
+                    )
         elif best.n_refs <= 1:
             flags.append(f"single reference sequence for {best.species}")
         if reason is None:
