@@ -114,7 +114,9 @@ def load_signer(store: Store, handle: str | None, *, passphrase: str | None = No
     with store.read() as session:
         actor = get_actor(session, handle)
         session.expunge(actor)
-    key = load_key(store.home, actor.handle, actor.key_fingerprint, passphrase=passphrase)
+    key = load_key(
+        store.home, handle=actor.handle, fpr=actor.key_fingerprint, passphrase=passphrase
+    )
     return Signer(actor=actor, key=key)
 
 

@@ -93,7 +93,7 @@ def create_key(home: Path, handle: str, *, passphrase: str | None = None) -> Key
     return KeyPair(handle=handle, private=key, public_hex=raw.hex(), fingerprint=fpr)
 
 
-def load_key(home: Path, handle: str, fpr: str, *, passphrase: str | None = None) -> KeyPair:
+def load_key(home: Path, *, handle: str, fpr: str, passphrase: str | None = None) -> KeyPair:
     """Load the private key of `handle` whose public key has fingerprint `fpr`."""
     path = _key_path(home, handle, fpr)
     if not path.exists():
@@ -134,7 +134,7 @@ def load_key(home: Path, handle: str, fpr: str, *, passphrase: str | None = None
     return KeyPair(handle=handle, private=key, public_hex=raw.hex(), fingerprint=fpr)
 
 
-def verify_signature(public_hex: str, signature_b64: str, message: bytes) -> bool:
+def verify_signature(*, public_hex: str, signature_b64: str, message: bytes) -> bool:
     """True when `signature_b64` is a valid Ed25519 signature of `message`."""
     try:
         key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))

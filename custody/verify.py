@@ -242,7 +242,9 @@ def actor_keys(actors: Iterable[Sequence[Any]]) -> tuple[KeyMap, list[Finding]]:
             key_ok = fingerprint(bytes.fromhex(a[5])) == a[6]
         except ValueError:
             key_ok = False
-        if not key_ok or not verify_signature(a[5], a[8], actor_message(record)):
+        if not key_ok or not verify_signature(
+            public_hex=a[5], signature_b64=a[8], message=actor_message(record)
+        ):
             findings.append(
                 Finding(
                     f"actor:{a[0]}",
@@ -420,7 +422,9 @@ def _check_log(
             )
         )
     elif not verify_signature(
-        registered[1], h_sig, head_message(store_id=store_id, seq=h_seq, hash_=h_hash)
+        public_hex=registered[1],
+        signature_b64=h_sig,
+        message=head_message(store_id=store_id, seq=h_seq, hash_=h_hash),
     ):
         out.append(
             Finding("store", None, "bad signature", "The store head's signature does not verify.")

@@ -148,7 +148,7 @@ def _short(utc: str) -> str:
 
 
 def embed_files(
-    pdf_in: Path, pdf_out: Path, files: dict[str, bytes], metadata: dict[str, str]
+    pdf_in: Path, pdf_out: Path, *, files: dict[str, bytes], metadata: dict[str, str]
 ) -> None:
     from pypdf import PdfWriter
 
@@ -228,8 +228,8 @@ def build_dossier(
         embed_files(
             draft,
             embedded,
-            files,
-            {"/CustodyReportID": report_id, "/CustodyBundleSHA256": bundle_hash},
+            files=files,
+            metadata={"/CustodyReportID": report_id, "/CustodyBundleSHA256": bundle_hash},
         )
         say("signing the PDF")
         from custody.dossier.signing import actor_certificate, sign_pdf
