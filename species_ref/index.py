@@ -191,7 +191,10 @@ class KmerIndex:
         seq_offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
         seq_masks = np.concatenate(masks) if masks else np.zeros(0, dtype=np.uint8)
         n_refs = len(records)
-        keys: list[IntArray] = []
+        # Each chunk of references yields its (code, posting) pairs sorted by code;
+        # a counting sort then places them, so memory stays near the final size.
+        parts: list[tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]] = []
+        counts = np.zeros(4**k, dtype=np.int64)
         chunk_bases = 4_000_000
         start = 0
         while start < n_refs:
@@ -200,13 +203,22 @@ class KmerIndex:
             while stop < n_refs and (size < chunk_bases or stop == start):
                 size += int(lengths[stop]) + 1
                 stop += 1
-            keys.append(cls._chunk_keys(masks[start:stop], first_ref=start, n_refs=n_refs, k=k))
+            key = cls._chunk_keys(masks[start:stop], first_ref=start, n_refs=n_refs, k=k)
+            codes = (key // (2 * n_refs)).astype(np.int32)
+            posts = (key % (2 * n_refs)).astype(np.int32)
+            del key
+            counts += np.bincount(codes, minlength=4**k)
+            parts.append((codes, posts))
             start = stop
-        all_keys = _sorted_unique(np.concatenate(keys))
-        codes = all_keys // (2 * n_refs)
-        postings = (all_keys % (2 * n_refs)).astype(np.int32)
-        counts = np.bincount(codes, minlength=4**k)
         offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        postings = np.empty(int(offsets[-1]), dtype=np.int32)
+        fill = offsets[:-1].copy()
+        for codes, posts in parts:
+            first = np.searchsorted(codes, codes, side="left")
+            dest = fill[codes] + (np.arange(codes.shape[0]) - first)
+            postings[dest] = posts
+            fill += np.bincount(codes, minlength=4**k)
+        del parts
         return cls(
             content_hash=content_hash,
             k=k,
