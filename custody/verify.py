@@ -281,20 +281,20 @@ def verify_chains(
     return findings, heads
 
 
-def _init_worker(keys: KeyMap) -> None:
-    global _WORKER_KEYS
-    _WORKER_KEYS = keys
+_WORKER_ROWS: Sequence[Row] = ()
 
 
-def _check_chunk(rows: Sequence[Row]) -> list[Finding]:
+def _check_range(bounds: tuple[int, int]) -> list[Finding]:
+    # Rows and keys reach the forked workers through memory they inherit, not pickling.
     out: list[Finding] = []
-    for row in rows:
+    for row in _WORKER_ROWS[bounds[0] : bounds[1]]:
         out.extend(check_event_row(row, _WORKER_KEYS))
     return out
 
 
 def check_rows(rows: Sequence[Row], keys: KeyMap, *, workers: int = 0) -> list[Finding]:
     """Per-event checks, spread over the machine's cores when there are many rows."""
+    global _WORKER_ROWS, _WORKER_KEYS
     if workers <= 0:
         workers = os.cpu_count() or 1
     if workers == 1 or len(rows) < PARALLEL_THRESHOLD:
@@ -302,13 +302,14 @@ def check_rows(rows: Sequence[Row], keys: KeyMap, *, workers: int = 0) -> list[F
     import multiprocessing
 
     size = max(1000, len(rows) // (workers * 4))
-    chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(keys,)
-    ) as pool:
-        results = pool.map(_check_chunk, chunks)
-        return [f for part in results for f in part]
+    bounds = [(i, min(i + size, len(rows))) for i in range(0, len(rows), size)]
+    _WORKER_ROWS, _WORKER_KEYS = rows, keys
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            return [f for part in pool.map(_check_range, bounds) for f in part]
+    finally:
+        _WORKER_ROWS, _WORKER_KEYS = (), {}
 
 
 def _link_chain(chain: str, rows: Sequence[Row]) -> list[Finding]:

@@ -248,3 +248,37 @@ def test_verify_scopes(busy: World) -> None:
     )
     assert not verify(busy.store, item_id="KWS-2026-0042/2").intact
     assert verify(busy.store, item_id="KWS-2026-0042/1").intact
+
+
+def test_parallel_verification_finds_the_same(world: World) -> None:
+    """Large stores are checked on every core; the findings must not depend on it."""
+    from custody.events import Writer
+    from custody.verify import PARALLEL_THRESHOLD
+
+    item = world.item()
+    with world.store.write() as session:
+        writer = Writer(session)
+        for n in range(PARALLEL_THRESHOLD + 50):
+            writer.append(
+                chain=item,
+                item_id=item,
+                case_no="KWS-2026-0042",
+                type="note",
+                at=None,
+                signer=world.officer,
+                data={"text": f"check {n}"},
+            )
+        writer.finish()
+    _sql(
+        world.db_path,
+        "UPDATE events SET data = replace(data, 'check 77\"', 'check 78\"') WHERE data LIKE '%check 77\"%'",
+    )
+    _sql(
+        world.db_path,
+        'UPDATE events SET signatures = replace(signatures, \'"sig":"A\', \'"sig":"B\') WHERE id = 4000',
+    )
+    serial = verify(world.store, workers=1).findings
+    parallel = verify(world.store, workers=2).findings
+    assert serial == parallel
+    assert {(f.kind, f.event) for f in parallel} >= {("bad signature", 4000)}
+    assert any(f.kind == "altered" for f in parallel)
