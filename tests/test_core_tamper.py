@@ -275,7 +275,7 @@ def test_parallel_verification_finds_the_same(world: World) -> None:
     )
     _sql(
         world.db_path,
-        'UPDATE events SET signatures = replace(signatures, \'"sig":"A\', \'"sig":"B\') WHERE id = 4000',
+        "UPDATE events SET signatures = (SELECT signatures FROM events WHERE id = 3999) WHERE id = 4000",
     )
     serial = verify(world.store, workers=1).findings
     parallel = verify(world.store, workers=2).findings
