@@ -868,14 +868,14 @@ def _discount_outliers(
         return groups
     for g in dropped:
         flags.append(
-            f"{g.species} resembles the query through {len(g.identities) - far_count(g, rule)} "
+            f"{g.species} resembles the query through {len(g.identities) - _far_count(g, rule)} "
             f"of its {len(g.identities)} closest references only (others over "
             f"{rule.outlier_far:g} % further): possibly misidentified records, not counted"
         )
     return [g for g in groups if g not in dropped]
 
 
-def far_count(g: SpeciesHits, rule: Rule) -> int:
+def _far_count(g: SpeciesHits, rule: Rule) -> int:
     return sum(1 for x in g.identities if x < g.best_identity - rule.outlier_far)
 
 
