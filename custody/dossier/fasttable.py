@@ -31,32 +31,46 @@ ALERT = colors.HexColor("#9b1c1c")
 Cell = str | tuple[str, str]
 
 
+_WIDTHS: dict[tuple[str, str, float], float] = {}
+
+
+def _width(word: str, font: str, size: float) -> float:
+    key = (word, font, size)
+    value = _WIDTHS.get(key)
+    if value is None:
+        if len(_WIDTHS) > 200_000:
+            _WIDTHS.clear()
+        value = _WIDTHS[key] = stringWidth(word, font, size)
+    return value
+
+
 def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
     """Greedy word wrap; words wider than the box are broken between characters."""
+    space = _width(" ", font, size)
     lines: list[str] = []
     for para in text.split("\n"):
-        current = ""
+        current: list[str] = []
+        used = 0.0
         for word in para.split(" "):
-            candidate = f"{current} {word}" if current else word
-            if stringWidth(candidate, font, size) <= width:
-                current = candidate
+            w = _width(word, font, size)
+            if current and used + space + w <= width:
+                current.append(word)
+                used += space + w
+                continue
+            if not current and w <= width:
+                current, used = [word], w
                 continue
             if current:
-                lines.append(current)
-                current = ""
-            while stringWidth(word, font, size) > width and len(word) > 1:
-                cut = len(word)
+                lines.append(" ".join(current))
+            while w > width and len(word) > 1:
+                cut = len(word) - 1
                 while cut > 1 and stringWidth(word[:cut], font, size) > width:
-                    cut = max(
-                        1,
-                        int(cut * width / max(stringWidth(word[:cut], font, size), 1e-6))
-                        if cut > 8
-                        else cut - 1,
-                    )
+                    cut -= 1
                 lines.append(word[:cut])
                 word = word[cut:]
-            current = word
-        lines.append(current)
+                w = _width(word, font, size)
+            current, used = [word], w
+        lines.append(" ".join(current))
     return lines
 
 
