@@ -973,15 +973,7 @@ def _identification(content: DossierContent, e: dict[str, Any]) -> list[Flowable
         )
     stats = r.get("species_stats") or {}
     if stats:
-        out.append(
-            P(
-                "Library coverage of the matched species and its relatives: "
-                + "; ".join(
-                    f"{k}: {v}" for k, v in stats.items() if not isinstance(v, dict | list)
-                ),
-                "small",
-            )
-        )
+        out.append(P(_coverage_sentence(stats), "small"))
     listings = r.get("cites_listings") or []
     if listings:
         out.append(Paragraph("CITES listing of the called species and candidates", S["h3"]))
@@ -1007,15 +999,7 @@ def _identification(content: DossierContent, e: dict[str, Any]) -> list[Flowable
     validation = r.get("validation")
     out.append(Paragraph("Measured error rates of this library version", S["h3"]))
     if validation:
-        rates = dict(validation.get("summary") or validation.get("rates") or validation)
-        rates["method"] = validation.get("method", "")
-        rates["sampled"] = validation.get("sampled", "")
-        pairs = [
-            (k.replace("_", " "), v) for k, v in rates.items() if not isinstance(v, dict | list)
-        ]
-        out.append(
-            kv_table([(k, f"{v:.4g}" if isinstance(v, float) else v) for k, v in pairs][:16])
-        )
+        out.append(kv_table(_rate_rows(validation)))
     else:
         out.append(
             P(
@@ -1026,6 +1010,55 @@ def _identification(content: DossierContent, e: dict[str, Any]) -> list[Flowable
     out.append(Paragraph("Limitations", S["h3"]))
     out.append(P(LIMITATIONS, "small"))
     return out
+
+
+def _pct_rate(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * float(value):.1f} %"
+
+
+def _rate_rows(validation: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The measured rates in the words a court needs, percentages first."""
+    s = validation.get("summary") or {}
+    rows: list[tuple[str, Any]] = [
+        (
+            "Correct species calls (species in the library)",
+            _pct_rate(s.get("correct_species_rate")),
+        ),
+        ("Wrong species calls (species in the library)", _pct_rate(s.get("wrong_species_rate"))),
+        (
+            "False species calls (species absent from the library)",
+            _pct_rate(s.get("false_species_rate_absent")),
+        ),
+        (
+            "Test queries",
+            f"{s.get('n_present', '?')} of species in the library, {s.get('n_absent', '?')} of species held out",
+        ),
+        ("How measured", validation.get("method", "")),
+    ]
+    if validation.get("sampled"):
+        rows.append(
+            (
+                "Sampling",
+                f"at most {validation.get('max_queries')} queries per experiment (seed {validation.get('seed')})",
+            )
+        )
+    rule = (validation.get("rule") or {}).get("name")
+    if rule:
+        rows.append(("Rule measured", rule))
+    return rows
+
+
+def _coverage_sentence(stats: dict[str, Any]) -> str:
+    """How well the library covers the matched species and its relatives, in words."""
+    name = stats.get("species", "the matched species")
+    parts = [f"The library holds {stats.get('n_refs', '?')} reference sequence(s) of {name}"]
+    if stats.get("intra_max") is not None and (stats.get("n_refs") or 0) > 1:
+        parts.append(f"they differ from each other by up to {float(stats['intra_max']):.1f} %")
+    if stats.get("nn_species"):
+        dist = stats.get("nn_distance")
+        at = f" at {float(dist):.1f} % distance" if dist is not None else ""
+        parts.append(f"its nearest other species in the library is {stats['nn_species']}{at}")
+    return "; ".join(parts) + "."
 
 
 def _rule_text(rule: dict[str, Any]) -> str:
