@@ -213,3 +213,47 @@ def test_read_errors_at_conserved_sites_are_discounted_and_flagged() -> None:
     strict = _one("".join(seq), _version(recs, "coi"), rule="strict")
     assert not any("probable read errors" in f for f in strict.flags)
     assert strict.level != "species"
+
+
+def _diverged(seq: str, *, every: int, offset: int = 0) -> str:
+    """`seq` with a substitution every `every` sites (100 / every % divergence)."""
+    out = list(seq)
+    swap = {"A": "G", "G": "A", "C": "T", "T": "C"}
+    for i in range(offset, len(out), every):
+        out[i] = swap.get(out[i], out[i])
+    return "".join(out)
+
+
+def _few_refs_library(sister_every: int) -> LibraryVersion:
+    base = next(r for r in _records("coi_panthera.fasta") if r.species == "Panthera leo")
+    seq = base.sequence
+    recs = [
+        RefRecord("A1", "Testgenus alpha", "COI-5P", seq),
+        RefRecord("B1", "Testgenus beta", "COI-5P", _diverged(seq, every=sister_every)),
+        RefRecord("B2", "Testgenus beta", "COI-5P", _diverged(seq, every=sister_every, offset=3)),
+        RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)),
+    ]
+    return _version(recs, f"few-refs-{sister_every}")
+
+
+def test_single_reference_species_with_a_close_sister_is_not_called() -> None:
+    # Testgenus alpha is known from one reference and its sister species lies
+    # 2.5 % away: an unsampled sister could share the query's sequence.
+    version = _few_refs_library(40)
+    query = version.records[0].sequence
+    res = _one(query, version)
+    assert res.level == "genus"
+    assert res.taxon == "Testgenus"
+    assert any(
+        "known from 1 reference only" in f and "nearest other species" in f for f in res.flags
+    )
+    lab = _one(query, version, rule="fixed-98.5")
+    assert lab.level == "species" and lab.taxon == "Testgenus alpha"
+
+
+def test_single_reference_species_with_a_distant_sister_is_called() -> None:
+    version = _few_refs_library(16)  # sister species about 6 % away
+    res = _one(version.records[0].sequence, version)
+    assert res.level == "species"
+    assert res.taxon == "Testgenus alpha"
+    assert any(f.startswith("single reference sequence") for f in res.flags)
