@@ -25,4 +25,6 @@ def demo(
     for fact in result.facts:
         out.print(f"  {fact}")
     out.print(f"Try: custody --db {result.db} history {result.items[0]}")
-    out.print(f"(the demo actors' keys are in {result.folder / 'home'}: set CUSTODY_HOME to it to record events)")
+    out.print(
+        f"(the demo actors' keys are in {result.folder / 'home'}: set CUSTODY_HOME to it to record events)"
+    )
