@@ -593,6 +593,7 @@ def record_label_print(
                 "reprint": reprints.get(item_id, 0),
                 "seal": seals.get(item_id),
                 "items_in_job": len(item_ids),
+                "items": list(item_ids),
             },
         )
         for item_id in item_ids
