@@ -282,3 +282,27 @@ def test_parallel_verification_finds_the_same(world: World) -> None:
     assert serial == parallel
     assert {(f.kind, f.event) for f in parallel} >= {("bad signature", 4000)}
     assert any(f.kind == "altered" for f in parallel)
+
+
+def test_well_signed_event_that_breaks_the_rules_is_found(busy: World) -> None:
+    """A forger with a registered key and write access, bypassing the rules, is still caught."""
+    from custody.events import Writer, load_signer
+    from custody.records import add_actor
+
+    add_actor(busy.store, handle="mallory", name="Mallory", role="officer", agency_code="KWS")
+    mallory = load_signer(busy.store, "mallory")
+    with busy.store.write() as session:
+        writer = Writer(session)  # appends without the rule checks the commands make
+        writer.append(
+            chain="KWS-2026-0042/2", item_id="KWS-2026-0042/2", case_no="KWS-2026-0042", type="dispose",
+            at=None, signer=mallory, data={"method": "destroyed", "authority": "none"},
+        )  # fmt: skip
+        writer.finish()
+    findings = verify(busy.store).findings
+    assert any(
+        f.kind == "inserted"
+        and f.subject == "KWS-2026-0042/2"
+        and "breaks the custody rules" in f.message
+        and "mallory" in f.message
+        for f in findings
+    ), findings

@@ -148,7 +148,12 @@ def verify_bundle(bundle: dict[str, Any]) -> BundleCheck:
     check.findings.extend(actor_findings)
     agencies = {a["code"]: a for a in bundle.get("agencies", [])}
     findings, check.heads = verify_chains(
-        rows, keys, item_rows=bundle.get("items", []), case_rows=[bundle["case"]], agencies=agencies
+        rows,
+        keys,
+        item_rows=bundle.get("items", []),
+        case_rows=[bundle["case"]],
+        agencies=agencies,
+        roles={a["handle"]: a["role"] for a in bundle["actors"]},
     )
     check.findings.extend(findings)
     check.events = len(rows)
