@@ -640,19 +640,29 @@ def verify(
     report.chains_checked = len(report.heads)
     chains = {r[1] for r in in_scope}
     report.findings.extend(_check_attachments(store, in_scope))
-    if not item_id:
-        present = {r["id"] for r in item_rows}
-        for chain in sorted(chains):
-            if not chain.startswith("case:") and chain not in present:
-                first = min(r[0] for r in in_scope if r[1] == chain)
+    present_items = {r["id"] for r in item_rows}
+    present_cases = {r["case_no"] for r in case_rows}
+    for chain in sorted(chains):
+        first = min(r[0] for r in in_scope if r[1] == chain)
+        if chain.startswith("case:"):
+            if not item_id and chain[5:] not in present_cases:
                 report.findings.append(
                     Finding(
                         chain,
                         first,
                         "missing",
-                        f"Item {chain} has custody events but its item row was deleted.",
+                        f"Case {chain[5:]} has custody events but its case row was deleted.",
                     )
                 )
+        elif chain not in present_items:
+            report.findings.append(
+                Finding(
+                    chain,
+                    first,
+                    "missing",
+                    f"Item {chain} has custody events but its item row was deleted.",
+                )
+            )
     report.findings.sort(key=lambda f: (f.subject, f.event or 0, f.kind, f.message))
     return report
 

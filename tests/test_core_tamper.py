@@ -306,3 +306,17 @@ def test_well_signed_event_that_breaks_the_rules_is_found(busy: World) -> None:
         and "mallory" in f.message
         for f in findings
     ), findings
+
+
+def test_deleted_case_row_and_item_row_in_item_scope(busy: World) -> None:
+    _sql(busy.db_path, "PRAGMA foreign_keys=OFF")
+    con = sqlite3.connect(busy.db_path)
+    con.execute("PRAGMA foreign_keys=OFF")
+    con.execute("DELETE FROM items WHERE id = 'KWS-2026-0042/2'")
+    con.execute("DELETE FROM cases")
+    con.commit()
+    con.close()
+    store_findings = verify(busy.store).findings
+    assert any(f.kind == "missing" and "case row was deleted" in f.message for f in store_findings)
+    scoped = verify(busy.store, item_id="KWS-2026-0042/2").findings
+    assert any(f.kind == "missing" and "item row was deleted" in f.message for f in scoped)
