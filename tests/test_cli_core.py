@@ -258,3 +258,25 @@ def test_every_command_has_help_and_is_documented(cli: CliRunner) -> None:
 
 def test_docs_cli_md_is_up_to_date() -> None:
     assert (ROOT / "docs" / "cli.md").read_text() == generate(), "run 'make docs'"
+
+
+def test_user_text_that_looks_like_markup_is_printed_as_is(cli: CliRunner, seeded: str) -> None:
+    item = run(
+        cli,
+        "item",
+        "add",
+        seeded,
+        "--description",
+        "[/] odd [bold]bag",
+        "--seal",
+        "[/bold]",
+        "--as",
+        "aotieno",
+    ).strip()
+    assert "[/]" in run(cli, "item", "list")  # the table renders instead of failing on markup
+    assert "[/bold]" in run(cli, "item", "show", item)
+    assert "[/]" in run(cli, "history", item)
+    result = cli.invoke(app, ["seal", item, "--seal", "X", "--as", "aotieno"])
+    assert (
+        result.exit_code == 1 and "[/bold]" in result.stderr and result.stderr.startswith("error: ")
+    )

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from custody.cli.common import AS_HELP, AT_HELP, open_store, out, print_id, print_json, signer
+from custody.cli.common import (
+    AS_HELP,
+    AT_HELP,
+    open_store,
+    out,
+    print_id,
+    print_json,
+    signer,
+    styled,
+)
 
 app = typer.Typer(help="Open and inspect cases.", no_args_is_help=True)
 
@@ -74,7 +83,7 @@ def case_show(
             }
         )
         return
-    out.print(f"[bold]{case.case_no}[/]  {case.title}")
+    out.print(styled((case.case_no, "bold"), f"  {case.title}"))
     out.print(
         f"agency {case.agency_code or '-'}  jurisdiction {case.jurisdiction or '-'}  legal basis {case.legal_basis or '-'}"
     )

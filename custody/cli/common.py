@@ -42,8 +42,18 @@ class _LazyConsole:
         return getattr(self._get(), name)
 
 
-out: Any = _LazyConsole(highlight=False, soft_wrap=True)
-err: Any = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)
+# Markup is off: user text (seal numbers, descriptions) is printed as it is, never
+# interpreted; styling goes through `styled`.
+out: Any = _LazyConsole(highlight=False, soft_wrap=True, markup=False)
+err: Any = _LazyConsole(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+def styled(*parts: str | tuple[str, str]) -> Any:
+    """A line from plain strings and (text, style) pairs; nothing in it is parsed as markup."""
+    from rich.text import Text
+
+    return Text.assemble(*parts)
+
 
 AS_HELP = "Acting actor's handle (or set CUSTODY_ACTOR)."
 AT_HELP = "When it happened, ISO-8601 with zone (default: now)."
@@ -65,11 +75,14 @@ class ErrorMappingGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except EXPECTED as exc:
-            err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            err.print(styled(("error:", "bold red"), f" {exc}"))
             raise typer.Exit(1) from None
         except OSError as exc:
             err.print(
-                f"[bold red]error:[/] {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+                styled(
+                    ("error:", "bold red"),
+                    f" {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                )
             )
             raise typer.Exit(1) from None
 
@@ -100,5 +113,5 @@ def done(message: str) -> None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(styled(("error:", "bold red"), f" {message}"))
     raise typer.Exit(code)

@@ -254,7 +254,7 @@ def history(
     for ev in events:
         detail = _summary(ev.type, event_data(ev), ev.counterparty)
         if ev.id in state.corrected:
-            detail += f"  [yellow](corrected by {', '.join(map(str, state.corrected[ev.id]))})[/]"
+            detail += f"  (corrected by {', '.join(map(str, state.corrected[ev.id]))})"
         table.add_row(str(ev.id), ev.at.replace("T", " ")[:19], ev.type, ev.actor, detail)
     out.print(table)
     out.print(f"custodian {state.custodian}  seal {state.seal or '-'}  status {state.status}")

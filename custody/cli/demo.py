@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import err, out
+from custody.cli.common import err, out, styled
 
 
 def demo(
@@ -17,8 +17,8 @@ def demo(
     """Play a realistic case end to end into a fresh store (labels, species ID, dossier)."""
     from custody.demo import run_demo
 
-    result = run_demo(out_dir, progress=lambda msg: err.print(f"[dim]demo:[/] {msg}"))
-    out.print(f"[bold]Demo case {result.case_no}[/] in {result.folder}")
+    result = run_demo(out_dir, progress=lambda msg: err.print(styled(("demo:", "dim"), f" {msg}")))
+    out.print(styled((f"Demo case {result.case_no}", "bold"), f" in {result.folder}"))
     out.print(f"  store      {result.db}")
     for name, path in result.files.items():
         out.print(f"  {name:10} {path}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import AS_HELP, err, open_store, out, print_json, signer
+from custody.cli.common import AS_HELP, err, open_store, out, print_json, signer, styled
 
 app = typer.Typer(
     help="Court-ready evidence dossiers (PDF) that verify themselves.", no_args_is_help=True
@@ -36,10 +36,15 @@ def dossier_build(
         signer=signer(store, actor),
         prepared_for=prepared_for,
         allow_findings=allow_findings,
-        progress=lambda m: err.print(f"[dim]{m}[/]"),
+        progress=lambda m: err.print(styled((m, "dim"))),
     )
     for f in result.findings:
-        err.print(f"[bold red]FINDING[/] {f.subject} event {f.event or '-'}: {f.kind}: {f.message}")
+        err.print(
+            styled(
+                ("FINDING", "bold red"),
+                f" {f.subject} event {f.event or '-'}: {f.kind}: {f.message}",
+            )
+        )
     title = (
         f"Amendment {result.amendment} to {result.supersedes}"
         if result.amendment
@@ -64,13 +69,16 @@ def dossier_verify(
     elif check.valid:
         sig = check.signature
         out.print(
-            f"[green]VALID[/]: {check.report_id}: {check.events} events re-verified; bundle {check.bundle_hash}"
+            styled(
+                ("VALID", "green"),
+                f": {check.report_id}: {check.events} events re-verified; bundle {check.bundle_hash}",
+            )
         )
         out.print(
             f"PDF signed by {sig.get('signer')} (key {str(sig.get('signer_fingerprint'))[:16]}…) at {sig.get('signing_time')}, covering the whole file."
         )
     else:
-        out.print(f"[bold red]NOT VALID[/]: {pdf}")
+        out.print(styled(("NOT VALID", "bold red"), f": {pdf}"))
         for problem in check.problems:
             out.print(f"  problem: {problem}")
         for f in check.findings:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import AS_HELP, open_store, out, print_id, print_json, signer
+from custody.cli.common import AS_HELP, open_store, out, print_id, print_json, signer, styled
 
 app = typer.Typer(help="Log and inspect seized items and sub-samples.", no_args_is_help=True)
 
@@ -138,7 +138,7 @@ def item_show(
         if key == "state":
             continue
         if value not in (None, "", {}):
-            out.print(f"[bold]{key:16}[/] {value}")
+            out.print(styled((f"{key:16}", "bold"), f" {value}"))
     for key, value in state.to_dict().items():
         if value not in (None, "", {}):
-            out.print(f"[bold]{key:16}[/] {value}")
+            out.print(styled((f"{key:16}", "bold"), f" {value}"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import AS_HELP, done, open_store, out, print_json, signer
+from custody.cli.common import AS_HELP, done, fail, open_store, out, print_json, signer
 
 app = typer.Typer(help="Print signed QR evidence labels.", no_args_is_help=True)
 
@@ -25,8 +25,12 @@ def label_print(
     actor: str | None = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP),
 ) -> None:
     """Print signed labels to one PDF and record the print job on each item."""
-    from custody.labelling import print_labels
+    from rich.text import Text
 
+    from custody.labelling import MAX_COPIES, print_labels
+
+    if not 1 <= copies <= MAX_COPIES:
+        fail(f"--copies must be between 1 and {MAX_COPIES}, not {copies}.", 2)
     store = open_store()
     job = print_labels(
         store,
@@ -45,8 +49,12 @@ def label_print(
         if job.reprints
         else ""
     )
+    # A Text object is never parsed as rich markup: paths and item IDs are user text.
     out.print(
-        f"{job.path}: {len(job.items) * job.copies} label(s), {job.layout}, {job.pages} page(s){extra}"
+        Text(
+            f"{job.path}: {len(job.items) * job.copies} label(s), {job.layout}, "
+            f"{job.pages} page(s){extra}"
+        )
     )
 
 
@@ -63,12 +71,13 @@ def scan(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Decode and verify label QR codes: GENUINE / NOT GENUINE / MISMATCH (exit 0 only if all genuine)."""
+    from rich.text import Text
+
     from custody.errors import StoreProblem
     from custody.labelling import GENUINE, scan_texts
 
     if (source is None) == (payload is None):
-        out.print("[bold red]error:[/] give an IMAGE_OR_PDF or --payload TEXT (one of them).")
-        raise typer.Exit(2)
+        fail("Give an image or PDF to scan, or --payload TEXT (one of them, not both).", 2)
     if payload is not None:
         texts = [payload.strip()]
     else:
@@ -87,14 +96,22 @@ def scan(
     else:
         colour = {"GENUINE": "green", "MISMATCH": "yellow"}
         for r in results:
+            # Item IDs, seals, handles and reasons are user text: Text objects are
+            # never parsed as rich markup.
             out.print(
-                f"[bold {colour.get(r.verdict, 'red')}]{r.verdict}[/]  {r.item_id or '?'}  seal {r.seal or '-'}"
-                + (f"  signed by {r.signer}" if r.signer else "")
+                Text.assemble(
+                    (r.verdict, f"bold {colour.get(r.verdict, 'red')}"),
+                    f"  {r.item_id or '?'}  seal {r.seal or '-'}",
+                    f"  signed by {r.signer}" if r.signer else "",
+                )
             )
             if r.custodian or r.status:
                 out.print(
-                    f"  now: custodian {r.custodian}, status {r.status}, seal {r.current_seal or '-'}"
+                    Text(
+                        f"  now: custodian {r.custodian or ''}, status {r.status or ''}, "
+                        f"seal {r.current_seal or '-'}"
+                    )
                 )
             for reason in r.reasons:
-                out.print(f"  {reason}")
+                out.print(Text(f"  {reason}"))
     raise typer.Exit(0 if results and all(r.verdict == GENUINE for r in results) else 1)

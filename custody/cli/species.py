@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from custody.cli.common import AS_HELP, done, err, open_store, out, print_json, signer
+from custody.cli.common import AS_HELP, done, err, open_store, out, print_json, signer, styled
 
 app = typer.Typer(
     help="Reference libraries of DNA barcodes: import, list, show, export, validate.",
@@ -138,7 +138,7 @@ def ref_show(
     if as_json:
         print_json({**manifest, "integrity": problems or "intact", "validation": validations})
         return
-    out.print(f"[bold]{name}[/] version {number}  created {manifest.get('created_at')}")
+    out.print(styled((name, "bold"), f" version {number}  created {manifest.get('created_at')}"))
     out.print(
         f"content hash {manifest.get('content_hash')}  ({'intact' if not problems else '; '.join(problems)})"
     )
@@ -220,14 +220,19 @@ def identify(
             r["level"], "red"
         )
         out.print(
-            f"[bold]{r['query']}[/]  [{level_colour}]{r['level'].upper()}[/]  {r['statement']}"
+            styled(
+                (r["query"], "bold"),
+                "  ",
+                (r["level"].upper(), level_colour),
+                f"  {r['statement']}",
+            )
         )
         if r.get("identity") is not None:
             out.print(
                 f"  identity {r['identity']} %  coverage {r.get('coverage')} %  next species {r.get('next_species_distance')}"
             )
         for flag in r.get("flags", []):
-            out.print(f"  [yellow]flag:[/] {flag}")
+            out.print(styled(("  flag:", "yellow"), f" {flag}"))
         if r.get("cites"):
             out.print(f"  CITES: {r['cites']}")
         out.print(

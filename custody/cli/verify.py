@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from custody.cli.common import err, open_store, out, print_json
+from custody.cli.common import err, open_store, out, print_json, styled
 
 
 def verify(
@@ -16,14 +16,17 @@ def verify(
     from custody.verify import verify as run_verify
 
     if item and case:
-        err.print("[bold red]error:[/] give an ITEM or --case, not both.")
+        err.print(styled(("error:", "bold red"), " give an ITEM or --case, not both."))
         raise typer.Exit(2)
     report = run_verify(open_store(), item_id=item, case_no=case)
     if as_json:
         print_json(report.to_dict())
     elif report.intact:
         out.print(
-            f"[green]INTACT[/]: {report.scope}: {report.events_checked} events in {report.chains_checked} chains verified; store log head {report.log_head.get('seq')}."
+            styled(
+                ("INTACT", "green"),
+                f": {report.scope}: {report.events_checked} events in {report.chains_checked} chains verified; store log head {report.log_head.get('seq')}.",
+            )
         )
     else:
         from rich.table import Table
