@@ -20,7 +20,7 @@ def utc_iso(value: datetime) -> str:
     """Render an aware datetime as UTC ISO-8601 with microseconds and a Z suffix."""
     if value.tzinfo is None:
         raise ValueError("naive datetimes cannot be encoded canonically")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _default(value: Any) -> Any:

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from custody.errors import InvalidInput
 
+MIN_YEAR = 1900  # custody records of seizures before this are data-entry errors
+
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
@@ -24,12 +26,15 @@ def parse_time(text: str, *, what: str = "time") -> datetime:
         raise InvalidInput(
             f"The {what} '{text}' has no time zone; add one, e.g. {raw}+03:00 or {raw}Z."
         )
+    if not MIN_YEAR <= value.astimezone(UTC).year <= 9999:
+        raise InvalidInput(f"The {what} '{text}' is not a plausible date; check the year.")
     return value
 
 
 def to_utc_text(value: datetime) -> str:
-    """The stored form: UTC ISO-8601 with microseconds and Z."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The stored form: UTC ISO-8601 with microseconds and Z (fixed width, so text order
+    is time order)."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def from_utc_text(text: str) -> datetime:

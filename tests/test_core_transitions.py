@@ -71,6 +71,13 @@ ILLEGAL = {
         IllegalTransition,
         "cannot go backwards",
     ),
+    "implausible year": (
+        lambda w, i: ev.record_note(
+            w.store, item_id=i, signer=w.analyst, text="x", at="0999-01-01T00:00:00Z"
+        ),
+        InvalidInput,
+        "not a plausible date",
+    ),
     "time without zone": (
         lambda w, i: ev.record_store(
             w.store, item_id=i, signer=w.analyst, location="L", at="2026-01-01T10:00"
