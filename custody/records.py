@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import uuid
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from sqlmodel import Session, col, select
 
 from custody import attachments as cas
 from custody.chain import actor_message, actor_record
-from custody.errors import AlreadyExists, InvalidInput, NotFound, StoreProblem
+from custody.errors import AlreadyExists, IllegalTransition, InvalidInput, NotFound, StoreProblem
 from custody.events import (
     FUTURE_TOLERANCE,
     Signer,
@@ -49,6 +50,7 @@ from custody.state import ItemState, replay
 from custody.store import Store, open_store
 from custody.timeutil import now_utc, parse_time, to_utc_text
 
+MAX_COUNT = 10**9
 CASE_NO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 AGENCY_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,15}$")
@@ -269,8 +271,13 @@ def _validated(spec: ItemCreate, *, where: str = "") -> tuple[ItemCreate, str, s
     at = f" ({where})" if where else ""
     if not spec.description.strip():
         raise InvalidInput(f"An item needs a description{at}; pass --description.")
-    if spec.count is not None and spec.count < 0:
-        raise InvalidInput(f"The count {spec.count}{at} is negative; give a count of 0 or more.")
+    if spec.count is not None and not 0 <= spec.count <= MAX_COUNT:
+        raise InvalidInput(f"The count {spec.count}{at} is outside 0..{MAX_COUNT}; check it.")
+    for label, number in (("weight", spec.weight), ("latitude", spec.lat), ("longitude", spec.lon)):
+        if number is not None and not math.isfinite(number):
+            raise InvalidInput(
+                f"The {label} {number}{at} is not a finite number; give a real value."
+            )
     if spec.weight is not None:
         if spec.weight < 0:
             raise InvalidInput(f"The weight {spec.weight}{at} is negative; give a positive weight.")
@@ -332,8 +339,18 @@ def _insert_item(
             )
         pstate = writer.item_state(spec.parent_id)
         if pstate.disposed:
-            raise InvalidInput(
+            raise IllegalTransition(
                 f"Parent item {spec.parent_id} was disposed of; it cannot get sub-items."
+            )
+        if pstate.custodian != signer.actor.handle or pstate.pending_receiver:
+            raise IllegalTransition(
+                f"Item {spec.parent_id} is held by '{pstate.custodian}', not "
+                f"'{signer.actor.handle}'; only its custodian may log sub-items of it."
+            )
+        if pstate.seal:
+            raise IllegalTransition(
+                f"Item {spec.parent_id} is sealed with seal {pstate.seal}; record an unseal "
+                f"event before logging sub-items from it."
             )
     item_id = next_item_id(session, case_no, spec.parent_id)
     item = Item(
@@ -360,6 +377,17 @@ def _insert_item(
     )
     session.add(item)
     session.flush()
+    if spec.parent_id:
+        # The parent's own chain says that a sub-item was taken out of it.
+        writer.append(
+            chain=spec.parent_id,
+            item_id=spec.parent_id,
+            case_no=case_no,
+            type="note",
+            at=seized_utc if seized_utc > (writer.tail(spec.parent_id)[2] or "") else None,
+            signer=signer,
+            data={"text": f"sub-item {item_id} logged: {item.description}", "sub_item": item_id},
+        )
     writer.append(
         chain=item_id,
         item_id=item_id,
@@ -480,7 +508,11 @@ def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) 
         raise InvalidInput(
             f"The CSV file {csv_path} is not UTF-8 text; save it as UTF-8 CSV."
         ) from None
-    reader = csv.DictReader(text.splitlines())
+    if "\x00" in text:
+        raise InvalidInput(
+            f"The CSV file {csv_path} contains NUL bytes; it is not a text CSV file."
+        )
+    reader = csv.DictReader(text.splitlines(), strict=True)
     header = [h.strip() for h in (reader.fieldnames or [])]
     if "description" not in header:
         raise InvalidInput(
@@ -494,9 +526,20 @@ def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) 
             f"allowed: {', '.join(CSV_COLUMNS)}."
         )
     specs: list[tuple[ItemCreate, list[Path]]] = []
-    for number, raw in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+    rows: list[dict[str, Any]] = []
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise InvalidInput(
+            f"The CSV file {csv_path} is malformed near line {reader.line_num} ({exc}); fix its quoting."
+        ) from None
+    for number, raw in enumerate(rows, start=2):
         where = f"{csv_path.name} line {number}"
+        if None in raw:
+            raise InvalidInput(
+                f"{where} has more fields than the header; check its commas and quotes."
+            )
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         try:
             bag_no, bag_total = parse_bag(row.get("bag", ""), where=where)
             other = parse_other_ids(row.get("other_ids", "").split(";"), where=where)

@@ -280,3 +280,73 @@ def test_user_text_that_looks_like_markup_is_printed_as_is(cli: CliRunner, seede
     assert (
         result.exit_code == 1 and "[/bold]" in result.stderr and result.stderr.startswith("error: ")
     )
+
+
+def test_malformed_csv_and_numbers_are_clear_errors(
+    cli: CliRunner, seeded: str, tmp_path: Path
+) -> None:
+    db = Path(__import__("os").environ["CUSTODY_DB"])
+    cases = {
+        "extra.csv": ("description,count\nA,1\nB,2,extra\n", "more fields than the header"),
+        "quote.csv": ('description,count\n"A,1\n', "malformed"),
+        "inf.csv": ("description,weight,unit\nA,inf,g\n", "not a finite number"),
+        "nul.csv": ("description\nA\x00B\n", "NUL"),
+    }
+    for name, (content, words) in cases.items():
+        path = tmp_path / name
+        path.write_text(content)
+        result = cli.invoke(app, ["item", "import", seeded, str(path), "--as", "aotieno"])
+        assert result.exit_code == 1 and words in result.stderr, (
+            name,
+            result.stderr,
+            result.exception,
+        )
+    for extra in (["--weight", "nan", "--unit", "g"], ["--count", "99999999999"]):
+        result = cli.invoke(
+            app, ["item", "add", seeded, "--description", "x", *extra, "--as", "aotieno"]
+        )
+        assert result.exit_code == 1 and result.stderr.startswith("error: "), (extra, result.output)
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone()[0] == 0
+
+
+def test_sub_items_follow_the_custody_rules(cli: CliRunner, seeded: str) -> None:
+    run(
+        cli,
+        "actor",
+        "add",
+        "bkiprop",
+        "--name",
+        "Brian Kiprop",
+        "--role",
+        "officer",
+        "--agency",
+        "KWS",
+    )
+    box = run(
+        cli,
+        "item",
+        "add",
+        seeded,
+        "--description",
+        "Box of tusks",
+        "--seal",
+        "S-9",
+        "--as",
+        "aotieno",
+    ).strip()
+    sealed = cli.invoke(
+        app, ["item", "add", seeded, "--description", "tusk", "--parent", box, "--as", "aotieno"]
+    )
+    assert sealed.exit_code == 1 and "unseal" in sealed.stderr
+    run(cli, "unseal", box, "--seal", "S-9", "--reason", "inventory", "--as", "aotieno")
+    other = cli.invoke(
+        app, ["item", "add", seeded, "--description", "tusk", "--parent", box, "--as", "bkiprop"]
+    )
+    assert other.exit_code == 1 and "only its custodian" in other.stderr
+    tusk = run(
+        cli, "item", "add", seeded, "--description", "tusk", "--parent", box, "--as", "aotieno"
+    ).strip()
+    assert tusk == f"{box}.1"
+    history = json.loads(run(cli, "history", box, "--json"))
+    assert history[-1]["type"] == "note" and history[-1]["data"]["sub_item"] == tusk
+    assert json.loads(run(cli, "verify", "--json"))["intact"]
