@@ -362,6 +362,8 @@ def record_item_event(
         item = get_item(session, item_id)
         state = writer.item_state(item_id)
         check_transition(state, kind, signer.actor, data)
+        if kind == "transfer":
+            data = {**data, "seal": state.seal}  # the seal as handed over, read under the lock
         row = writer.append(
             chain=item_id,
             item_id=item_id,
@@ -425,19 +427,11 @@ def record_transfer(
         )
     if witness and witness.actor.handle in (signer.actor.handle, receiver.actor.handle):
         raise InvalidInput("The witness of a transfer must be a third person; name another actor.")
-    with store.read() as session:
-        state = replay(
-            item_id,
-            session.exec(
-                select(Event).where(Event.chain == item_id).order_by(col(Event.seq))
-            ).all(),
-        )
     data: dict[str, Any] = {
         "from": signer.actor.handle,
         "to": receiver.actor.handle,
         "purpose": purpose,
         "location": location,
-        "seal": state.seal,
     }
     return record_item_event(
         store,

@@ -205,7 +205,14 @@ def open_store(
             raise StoreProblem(f"No custody store at {path}; run 'custody init' to create one.")
         path.parent.mkdir(parents=True, exist_ok=True)
     home = home or custody_home()
-    engine = _make_engine(url)
+    try:
+        engine = _make_engine(url)
+    except Exception as exc:  # unknown dialect, missing driver, malformed URL
+        raise StoreProblem(
+            f"The database URL {url} cannot be used ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check the URL, and for "
+            f"PostgreSQL install the driver with \"pip install 'custody[postgres]'\"."
+        ) from None
     backup: Path | None = None
     try:
         revision = current_revision(engine)
@@ -216,6 +223,11 @@ def open_store(
                 raise StoreProblem(
                     f"The database {url} has custody tables but no schema revision; "
                     f"restore it from a backup."
+                )
+            if tables:
+                raise StoreProblem(
+                    f"The database {url} already holds other tables ({', '.join(sorted(tables)[:3])}"
+                    f"{' ...' if len(tables) > 3 else ''}); give custody a database of its own."
                 )
             if not create:
                 raise StoreProblem(

@@ -80,3 +80,26 @@ def test_open_missing_store_is_a_clear_error(tmp_path: Path) -> None:
     garbage.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreProblem, match="could not be opened"):
         open_store(str(garbage))
+
+
+def test_bad_urls_and_foreign_databases_are_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    import pytest
+
+    from custody.errors import StoreProblem
+    from custody.records import init_store
+
+    with pytest.raises(StoreProblem, match="cannot be used"):
+        open_store("foo://bar/x")
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE invoices (n INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreProblem, match="other tables"):
+        init_store(str(other))
+    con = sqlite3.connect(other)
+    assert [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")] == [
+        "invoices"
+    ]
