@@ -5,10 +5,15 @@ Invariants:
 - A label's payload is signed by the printing actor's key and carries the
   item's current seal and the hash of its (immutable) seizure record.
 - Every print job records one `label-print` event per item (layout, copies,
-  reason, reprint generation) in one transaction; the PDF is written only when
-  that succeeds. A reprint needs a reason and says REPRINT on the label.
-- A scan is GENUINE only when the signature verifies with a registered key and
-  the label still matches the record (same record hash, same seal, not disposed).
+  reason, reprint generation) in one transaction. The output path is checked
+  before anything is written; the PDF is moved into place before the events are
+  recorded and taken back out (any earlier file restored) if recording fails, so
+  a failed job leaves neither events nor a PDF. A reprint needs a reason and says
+  REPRINT on the label.
+- A scan is GENUINE only when the signature verifies with a registered key, a
+  `label-print` event by that key with the label's reprint number is recorded for
+  the item, and the label still matches the record (same record hash, same seal,
+  not disposed).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from custody.store import Store
 from custody.timeutil import from_utc_text
 
 GENUINE, NOT_GENUINE, MISMATCH = "GENUINE", "NOT GENUINE", "MISMATCH"
+MAX_COPIES = 100
 
 
 def record_hash(item: Item) -> bytes:
@@ -121,8 +127,10 @@ def print_labels(
     from labels.render import render_labels
 
     get_layout(layout)  # unknown layout: clear error before anything else
-    if copies < 1:
-        raise InvalidInput(f"Copies must be 1 or more, not {copies}.")
+    if not 1 <= copies <= MAX_COPIES:
+        raise InvalidInput(f"Copies must be between 1 and {MAX_COPIES}, not {copies}.")
+    # A repeated ID would load the same row twice into one session; label it once.
+    item_ids = list(dict.fromkeys(item_ids))
     if bool(item_ids) == bool(case_no):
         raise InvalidInput("Name the items to label, or --case for all items of a case (not both).")
     with store.read() as session:
@@ -188,31 +196,84 @@ def print_labels(
                 qr_text=sign_label(payload, signer.key.private),
             )
         )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = _writable_output(Path(out))
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     job = uuid.uuid4().hex[:12]
     try:
-        report = render_labels(contents, layout=layout, out=tmp, start=start, copies=copies)
-        record_label_print(
-            store,
-            item_ids=[i.id for i in items],
-            signer=signer,
-            layout=layout,
-            copies=copies,
-            reason=reason.strip(),
-            reprints={i.id: prints[i.id] for i in items},
-            seals={i.id: states[i.id].seal for i in items},
-            job=job,
-            at=at,
-        )
-        os.replace(tmp, out)
+        try:
+            report = render_labels(contents, layout=layout, out=tmp, start=start, copies=copies)
+        except OSError as exc:
+            raise InvalidInput(
+                f"The labels cannot be written to {out} ({exc.strerror or exc}); "
+                "choose another output path."
+            ) from None
+        backup = _place(tmp, out)
+        try:
+            record_label_print(
+                store,
+                item_ids=[i.id for i in items],
+                signer=signer,
+                layout=layout,
+                copies=copies,
+                reason=reason.strip(),
+                reprints={i.id: prints[i.id] for i in items},
+                seals={i.id: states[i.id].seal for i in items},
+                job=job,
+                at=at,
+            )
+        except Exception:
+            # Nothing was recorded, so the PDF must not stay either.
+            if backup is not None:
+                os.replace(backup, out)
+            else:
+                out.unlink(missing_ok=True)
+            raise
+        if backup is not None:
+            backup.unlink(missing_ok=True)
     finally:
         tmp.unlink(missing_ok=True)
     return PrintJob(
         job=job, path=out, layout=layout, items=[i.id for i in items], copies=copies, pages=report.pages,
         reprints={i.id: prints[i.id] for i in items if prints[i.id]},
     )  # fmt: skip
+
+
+def _writable_output(out: Path) -> Path:
+    """Refuse an output path the PDF cannot be written to, before anything is recorded."""
+    if out.is_dir():
+        raise InvalidInput(
+            f"The output {out} is a folder; give a PDF file name such as {out / 'labels.pdf'}."
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        raise InvalidInput(
+            f"The folder {out.parent} for the output cannot be created; "
+            "write the PDF into an existing folder."
+        ) from None
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise InvalidInput(
+            f"The folder {out.parent} is not writable; write the PDF into a writable folder."
+        )
+    return out
+
+
+def _place(tmp: Path, out: Path) -> Path | None:
+    """Move the rendered PDF to `out`; return where an earlier file at `out` was kept."""
+    backup = None
+    try:
+        if out.exists():
+            backup = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.bak")
+            os.replace(out, backup)
+        os.replace(tmp, out)
+    except OSError as exc:
+        if backup is not None and not out.exists():
+            os.replace(backup, out)
+        raise InvalidInput(
+            f"The labels cannot be written to {out} ({exc.strerror or exc}); "
+            "choose another output path."
+        ) from None
+    return backup
 
 
 @dataclass
@@ -252,7 +313,8 @@ def scan_texts(
             raise InvalidInput(
                 f"The public key '{hexkey[:20]}' is not hex; give the 64-hex-digit Ed25519 key."
             ) from None
-        registered[fingerprint(raw)] = ("(given key)", hexkey)
+        # A registered actor's key keeps its handle when it is also given here.
+        registered.setdefault(fingerprint(raw), ("(given key)", hexkey))
 
     def lookup(prefix: str) -> list[bytes]:
         return [
@@ -277,12 +339,16 @@ def scan_texts(
             continue
         result.signer = registered.get(check.signer_fingerprint or "", ("?", ""))[0]
         if store is not None and payload is not None:
-            _compare_with_record(store, payload, result)
+            _compare_with_record(
+                store, payload, result, signer_fingerprint=check.signer_fingerprint or ""
+            )
         results.append(result)
     return results
 
 
-def _compare_with_record(store: Store, payload: Any, result: ScanResult) -> None:
+def _compare_with_record(
+    store: Store, payload: Any, result: ScanResult, *, signer_fingerprint: str
+) -> None:
     with store.read() as session:
         item = session.get(Item, payload.item_id)
         if item is None:
@@ -293,7 +359,11 @@ def _compare_with_record(store: Store, payload: Any, result: ScanResult) -> None
             select(Event).where(Event.chain == item.id).order_by(col(Event.seq))
         ).all()
         state = replay(item.id, events)
-        prints = [json.loads(e.data) for e in events if e.type == "label-print"]
+        prints = [
+            (e.actor_key, json.loads(e.data).get("reprint", 0))
+            for e in events
+            if e.type == "label-print"
+        ]
     result.custodian, result.status, result.current_seal = (
         state.custodian,
         state.status,
@@ -314,8 +384,11 @@ def _compare_with_record(store: Store, payload: Any, result: ScanResult) -> None
         result.reasons.append(
             f"Item {item.id} was {(state.disposal or {}).get('method', 'disposed of')}; its custody is closed."
         )
-    if payload.reprint and payload.reprint > max((p.get("reprint", 0) for p in prints), default=0):
+    # A registered key can sign any payload; only a recorded print job by that key
+    # of that reprint generation makes the label one the record vouches for.
+    if (signer_fingerprint, payload.reprint) not in prints:
         result.verdict = MISMATCH
         result.reasons.append(
-            f"No print job of reprint {payload.reprint} is recorded for item {item.id}."
+            f"No label print by {result.signer} with reprint {payload.reprint} "
+            f"is recorded for item {item.id}."
         )
