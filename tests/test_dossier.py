@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
 import pytest
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from custody import events as ev
 from custody.cli.main import app
 from custody.dossier.build import DossierRefused, build_dossier, verify_dossier
+from custody.errors import InvalidInput
 from custody.records import record_sample
 from custody.species import (
     BUNDLED_LIBRARY,
@@ -129,6 +132,37 @@ def _text(pdf: Path) -> list[str]:
     return [p.extract_text() or "" for p in PdfReader(str(pdf)).pages]
 
 
+def _flat(pdf: Path) -> str:
+    return re.sub(r"\s+", " ", "\n".join(_text(pdf)))
+
+
+def _rewrite_bundle(pdf: Path, forged: Path, data: bytes) -> Path:
+    """Copy a dossier with its embedded bundle replaced by `data` (the PDF rewritten around it)."""
+    reader = PdfReader(str(pdf))
+    writer = PdfWriter()
+    for page in reader.pages:
+        writer.add_page(page)
+    writer.add_metadata(dict(reader.metadata or {}))
+    for name, parts in reader.attachments.items():
+        writer.add_attachment(name, data if name == "case-bundle.json" else parts[0])
+    with forged.open("wb") as fh:
+        writer.write(fh)
+    return forged
+
+
+def _bundle(pdf: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(PdfReader(str(pdf)).attachments["case-bundle.json"][0])
+    return data
+
+
+def _event_count(world: World) -> int:
+    con = sqlite3.connect(world.db_path)
+    try:
+        return int(con.execute("SELECT count(*) FROM events").fetchone()[0])
+    finally:
+        con.close()
+
+
 def test_dossier_content_pages_and_bundle(case_world: World, tmp_path: Path) -> None:
     out = tmp_path / "dossier.pdf"
     result = build_dossier(
@@ -182,19 +216,10 @@ def test_changed_bundle_or_content_is_detected(case_world: World, tmp_path: Path
     out = tmp_path / "dossier.pdf"
     build_dossier(case_world.store, case_no=CASE, out=out, signer=case_world.prosecutor)
     # 1. One byte of the embedded bundle changed, PDF rewritten around it.
-    reader = PdfReader(str(out))
-    data = bytearray(reader.attachments["case-bundle.json"][0])
+    data = bytearray(PdfReader(str(out)).attachments["case-bundle.json"][0])
     pos = data.index(b"Second sack")
     data[pos] = ord("T")
-    writer = PdfWriter()
-    for page in reader.pages:
-        writer.add_page(page)
-    writer.add_metadata(dict(reader.metadata or {}))
-    for name, parts in reader.attachments.items():
-        writer.add_attachment(name, bytes(data) if name == "case-bundle.json" else parts[0])
-    forged = tmp_path / "forged.pdf"
-    with forged.open("wb") as fh:
-        writer.write(fh)
+    forged = _rewrite_bundle(out, tmp_path / "forged.pdf", bytes(data))
     check = verify_dossier(forged)
     assert not check.valid
     assert any("bundle" in p for p in check.problems)
@@ -222,8 +247,12 @@ def test_findings_refuse_the_build_unless_allowed(case_world: World, tmp_path: P
         case_world.store, case_no=CASE, out=out, signer=case_world.prosecutor, allow_findings=True
     )
     assert result.findings
-    text = "\n".join(_text(out))
+    text = _flat(out)
     assert "WARNING: verification found" in text and "description" in text
+    assert f"Item {CASE}/2's row differs from its signed record in description" in text
+    # The description printed is the signed one, never the row changed by SQL.
+    assert "Second sack of scales" in text
+    assert "dried fish" not in text
 
 
 def test_amendment_references_the_previous_issue(case_world: World, tmp_path: Path) -> None:
@@ -233,14 +262,169 @@ def test_amendment_references_the_previous_issue(case_world: World, tmp_path: Pa
     ev.record_note(
         case_world.store, item_id=f"{CASE}/2", signer=case_world.officer, text="photographed again"
     )
+    before = _event_count(case_world)
+    with pytest.raises(InvalidInput, match=f"already has dossier {first.report_id}.*--reason"):
+        build_dossier(
+            case_world.store, case_no=CASE, out=tmp_path / "r2.pdf", signer=case_world.prosecutor
+        )
+    assert not (tmp_path / "r2.pdf").exists() and _event_count(case_world) == before
+    why = "New photograph of item 2 added at the defence's request"
     second = build_dossier(
-        case_world.store, case_no=CASE, out=tmp_path / "r2.pdf", signer=case_world.prosecutor
+        case_world.store,
+        case_no=CASE,
+        out=tmp_path / "r2.pdf",
+        signer=case_world.prosecutor,
+        reason=f"  {why} ",
     )
     assert second.amendment == 1 and second.supersedes == first.report_id
-    text = "\n".join(_text(tmp_path / "r2.pdf"))
-    assert f"Amendment 1 to report {first.report_id}" in text
+    pages = _text(tmp_path / "r2.pdf")
+    front = re.sub(r"\s+", " ", pages[0])
+    assert f"Amendment 1 to report {first.report_id}" in front
+    assert f"Reason for the amendment: {why}" in front
+    text = "\n".join(pages)
     assert "note on" in text and f"{CASE}/2" in text
+    con = sqlite3.connect(case_world.db_path)
+    issued = [
+        json.loads(d)
+        for (d,) in con.execute("SELECT data FROM events WHERE type = 'dossier-issue' ORDER BY id")
+    ]
+    assert [d["reason"] for d in issued] == ["", why]
+    assert _bundle(tmp_path / "r2.pdf")["report"]["reason"] == why
     assert verify_dossier(tmp_path / "r1.pdf").valid and verify_dossier(tmp_path / "r2.pdf").valid
+
+
+def test_reason_is_refused_for_the_original_issue(case_world: World, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="no dossier yet.*only for amendments"):
+        build_dossier(
+            case_world.store,
+            case_no=CASE,
+            out=tmp_path / "r1.pdf",
+            signer=case_world.prosecutor,
+            reason="first issue",
+        )
+    assert not (tmp_path / "r1.pdf").exists()
+
+
+def test_output_path_is_checked_before_any_work(case_world: World, tmp_path: Path) -> None:
+    before = _event_count(case_world)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(InvalidInput, match=f"output path {re.escape(str(folder))} is a folder"):
+        build_dossier(case_world.store, case_no=CASE, out=folder, signer=case_world.prosecutor)
+    missing = tmp_path / "nowhere" / "r1.pdf"
+    with pytest.raises(InvalidInput, match=f"folder {re.escape(str(missing.parent))} .*does not"):
+        build_dossier(case_world.store, case_no=CASE, out=missing, signer=case_world.prosecutor)
+    assert list(folder.iterdir()) == [] and not missing.parent.exists()
+    assert _event_count(case_world) == before
+    runner = CliRunner()
+    result = runner.invoke(app, ["dossier", "build", CASE, "-o", str(folder), "--as", "pnjeri"])
+    assert result.exit_code == 1
+    message = " ".join(result.stderr.split())
+    assert message.startswith("error: The output path") and str(folder) in message
+    assert "verifying" not in message and "tmp" not in message.replace(str(folder), "")
+    assert _event_count(case_world) == before
+
+
+# Bundles a hostile PDF may carry: not an object, wrong sections, missing keys, wrong types.
+def _hostile_bundles(good: dict[str, Any]) -> list[Any]:
+    def changed(path: list[Any], value: Any = None, *, drop: bool = False) -> dict[str, Any]:
+        copy: dict[str, Any] = json.loads(json.dumps(good))
+        target: Any = copy
+        for key in path[:-1]:
+            target = target[key]
+        if drop:
+            del target[path[-1]]
+        else:
+            target[path[-1]] = value
+        return copy
+
+    return [
+        [1, 2],
+        "a string",
+        None,
+        {"format": "custody-case-bundle/1", "attachments": [{"x": 1}]},
+        {"format": "custody-case-bundle/1", "events": [1], "actors": {}, "items": "x"},
+        changed(["format"], "something else"),
+        changed(["events", 0, "hash"], drop=True),
+        changed(["events", 0, "seq"], "1"),
+        changed(["events", 0, "id"], True),
+        changed(["events", 1, "data"], "[1, 2]"),
+        changed(["events", 1, "data"], "not json"),
+        changed(["events", 1, "signatures"], "[1]"),
+        changed(["events", 0], [1]),
+        changed(["actors", 0, "public_key"], 7),
+        changed(["actors"], None),
+        changed(["items", 0], {"x": 1}),
+        changed(["case"], []),
+        changed(["report"], "R1"),
+        changed(["verification", "heads"], [1]),
+        changed(["agencies", 0], {"code": ["KWS"]}),
+        changed(["attachments", 0, "sha256"], None),
+    ]
+
+
+def test_malformed_embedded_bundle_is_reported_never_raised(
+    case_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "dossier.pdf"
+    build_dossier(case_world.store, case_no=CASE, out=out, signer=case_world.prosecutor)
+    good = _bundle(out)
+    assert good["attachments"] and len(good["events"]) > 1
+    runner = CliRunner()
+    payloads = [json.dumps(b).encode() for b in _hostile_bundles(good)]
+    payloads += [b"[" * 100_000 + b"]" * 100_000, b"\xff\xfe not utf-8"]
+    for n, payload in enumerate(payloads):
+        forged = _rewrite_bundle(out, tmp_path / f"hostile-{n}.pdf", payload)
+        check = verify_dossier(forged)
+        assert not check.valid, payload[:80]
+        sentences = check.problems + [f.message for f in check.findings]
+        assert all(s[0].isupper() and s.endswith(".") for s in sentences), sentences
+        if n < 5:  # a bundle that is not one: each problem named, nothing re-verified
+            assert check.events == 0
+            assert any("embedded bundle" in p for p in check.problems), check.problems
+        result = runner.invoke(app, ["dossier", "verify", str(forged)])
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)  # typer.Exit, not a crash
+        assert result.stdout.startswith("NOT VALID") and "problem:" in result.stdout
+        assert result.stderr == ""
+    missing_key = verify_dossier(tmp_path / "hostile-3.pdf")
+    assert "In the embedded bundle, attachments[0] lacks the field 'name'." in missing_key.problems
+    assert "The embedded bundle lacks its 'case' section." in missing_key.problems
+    wrong_type = verify_dossier(tmp_path / "hostile-7.pdf")
+    assert "In the embedded bundle, events[0].seq is a string, not an integer." in (
+        wrong_type.problems
+    )
+    assert not [r for r in caplog.records if r.name.startswith("pypdf")]
+
+
+def test_damaged_pdf_is_reported_without_pypdf_noise(
+    case_world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture, recwarn: Any
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "dossier.pdf"
+    build_dossier(case_world.store, case_no=CASE, out=out, signer=case_world.prosecutor)
+    raw = out.read_bytes()
+    damaged = {
+        "no-eof.pdf": raw[: raw.rindex(b"%%EOF")],
+        "half.pdf": raw[: len(raw) // 2],
+        "no-xref.pdf": raw.replace(b"startxref", b"startxxxx"),
+    }
+    runner = CliRunner()
+    for name, data in damaged.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        check = verify_dossier(path)
+        assert not check.valid and check.problems, name
+        result = runner.invoke(app, ["dossier", "verify", str(path)])
+        assert result.exit_code == 1, (name, result.output)
+        assert result.stderr == "", (name, result.stderr)
+        assert all(
+            line.startswith(("NOT VALID", "  problem: ", "  finding: "))
+            for line in result.stdout.splitlines()
+        ), result.stdout
+    assert not [r for r in caplog.records if r.name.startswith(("pypdf", "pyhanko"))]
+    assert not [w for w in recwarn if "pypdf" in str(w.filename)]
+    assert logging.getLogger("pypdf").level == logging.NOTSET  # restored after the check
 
 
 def test_cli_dossier_build_and_verify(case_world: World, tmp_path: Path) -> None:
@@ -262,3 +446,58 @@ def test_cli_dossier_build_and_verify(case_world: World, tmp_path: Path) -> None
         app, ["dossier", "build", CASE, "-o", str(tmp_path / "x.pdf"), "--as", "aotieno"]
     )
     assert officer.exit_code == 1 and "needs one of" in officer.stderr
+    again = ["dossier", "build", CASE, "-o", str(tmp_path / "r2.pdf"), "--as", "pnjeri"]
+    refused = runner.invoke(app, again)
+    assert refused.exit_code == 1 and "--reason" in refused.stderr
+    amended = runner.invoke(app, [*again, "--reason", "Corrected the court's name"])
+    assert amended.exit_code == 0, amended.output
+    assert amended.stdout.startswith(f"{CASE}-R2 (Amendment 1 to {CASE}-R1)")
+
+
+def test_verify_bundle_never_raises_on_any_change_of_shape(
+    case_world: World, tmp_path: Path
+) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from custody.dossier.bundle import (
+        ACTOR_FIELD_TYPES,
+        EVENT_FIELD_TYPES,
+        bundle_shape_problems,
+        verify_bundle,
+    )
+    from custody.verify import ACTOR_FIELDS, EVENT_FIELDS
+
+    assert tuple(EVENT_FIELD_TYPES) == EVENT_FIELDS and tuple(ACTOR_FIELD_TYPES) == ACTOR_FIELDS
+    out = tmp_path / "dossier.pdf"
+    build_dossier(case_world.store, case_no=CASE, out=out, signer=case_world.prosecutor)
+    good = _bundle(out)
+    assert verify_bundle(good).intact and not bundle_shape_problems(good)
+    paths: list[list[Any]] = [[k] for k in good]
+    for section in ("events", "actors", "items", "agencies", "attachments"):
+        paths += [[section, 0], *([section, 0, k] for k in good[section][0])]
+    paths += [["events", 1, "data", k] for k in json.loads(good["events"][1]["data"])]
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+    values = st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+        max_leaves=6,
+    )
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(path=st.sampled_from(paths), value=values)
+    def one_change(path: list[Any], value: Any) -> None:
+        bundle = json.loads(json.dumps(good))
+        target: Any = bundle
+        for key in path[:-1]:
+            target = target[key]
+        if path[:2] == ["events", 1] and len(path) == 4:  # inside the data column's JSON
+            data = json.loads(target)
+            data[path[-1]] = value
+            bundle["events"][1]["data"] = json.dumps(data)
+        else:
+            target[path[-1]] = value
+        check = verify_bundle(bundle)
+        assert all(f.message.endswith(".") for f in check.findings)
+
+    one_change()

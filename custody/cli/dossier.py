@@ -18,6 +18,10 @@ def dossier_build(
     case_no: str = typer.Argument(..., help="Case number."),
     output: Path = typer.Option(..., "-o", "--output", help="PDF file to write."),
     prepared_for: str = typer.Option("", help="Court or prosecutor the dossier is prepared for."),
+    reason: str = typer.Option(
+        "",
+        help="What changed since the previous dossier and why; required for an amendment.",
+    ),
     allow_findings: bool = typer.Option(
         False,
         "--allow-findings",
@@ -35,6 +39,7 @@ def dossier_build(
         out=output,
         signer=signer(store, actor),
         prepared_for=prepared_for,
+        reason=reason,
         allow_findings=allow_findings,
         progress=lambda m: err.print(styled((m, "dim"))),
     )

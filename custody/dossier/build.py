@@ -7,25 +7,41 @@ Invariants:
   signed (PAdES) by the issuing actor's key, and its issue is recorded as a
   `dossier-issue` event on the case chain (report ID, bundle hash, PDF hash).
 - A later dossier of the same case is "Amendment N to report <first ID>"; it
-  lists the events recorded since the previous issue and references it.
-- `verify_dossier` needs only the PDF: no store, no network.
+  needs a reason, lists the events recorded since the previous issue and
+  references it.
+- Item descriptions are printed from the signed record in each item's creating
+  event, never from the item row, so a row changed outside custody cannot change
+  what the dossier says (the difference is a finding).
+- The output path is checked before any work, and nothing is recorded unless
+  the signed PDF is in place.
+- `verify_dossier` needs only the PDF: no store, no network; it never raises on
+  a damaged or hostile file, and keeps pypdf's own log lines and warnings quiet.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from custody.attachments import blob_path
-from custody.dossier.bundle import build_bundle, collect_case, encode_bundle, verify_bundle
+from custody.dossier.bundle import (
+    build_bundle,
+    bundle_shape_problems,
+    collect_case,
+    encode_bundle,
+    verify_bundle,
+)
 from custody.dossier.render import DossierContent, render_dossier
-from custody.errors import CustodyError
+from custody.errors import CustodyError, InvalidInput
 from custody.events import Signer, Writer, check_permission, event_time
 from custody.records import item_sort_key
 from custody.state import replay
@@ -64,6 +80,17 @@ def _event_view(ev: dict[str, Any]) -> dict[str, Any]:
     return {**ev, "data": json.loads(ev["data"]), "signatures": json.loads(ev["signatures"])}
 
 
+def signed_items(rows: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each item's record as signed in its creating (seize or sample) event, by item ID."""
+    out: dict[str, dict[str, Any]] = {}
+    for ev in rows["events"]:
+        if ev["item_id"] and ev["seq"] == 1 and ev["type"] in ("seize", "sample"):
+            record = json.loads(ev["data"]).get("item")
+            if isinstance(record, dict) and record.get("id") == ev["item_id"]:
+                out[ev["item_id"]] = record
+    return out
+
+
 def prepare_content(
     store: Store,
     rows: dict[str, Any],
@@ -77,8 +104,12 @@ def prepare_content(
     events_by_chain: dict[str, list[dict[str, Any]]] = {}
     for ev in rows["events"]:
         events_by_chain.setdefault(ev["chain"], []).append(ev)
+    # An item without a creating event is shown as its row says; verification
+    # reports it as inserted outside custody.
+    records = signed_items(rows)
     items = []
-    for item in sorted(rows["items"], key=lambda i: item_sort_key(i["id"])):
+    for row in sorted(rows["items"], key=lambda i: item_sort_key(i["id"])):
+        item = records.get(row["id"], row)
         chain = sorted(events_by_chain.get(item["id"], []), key=lambda e: e["seq"])
         state = replay(item["id"], [_Row(e) for e in chain])
         depth = item["id"].split("/", 1)[1].count(".") if "/" in item["id"] else 0
@@ -120,7 +151,9 @@ def prepare_content(
 
 def _places(rows: dict[str, Any]) -> list[str]:
     seen: list[str] = []
-    for item in rows["items"]:
+    records = signed_items(rows)
+    for row in rows["items"]:
+        item = records.get(row["id"], row)
         if item.get("place") and item["place"] not in seen:
             seen.append(item["place"])
     for ev in rows["events"]:
@@ -160,6 +193,50 @@ def embed_files(
         writer.write(fh)
 
 
+def check_output_path(out: Path) -> None:
+    """Refuse, before any work, an output path the PDF cannot be written to."""
+    if out.is_dir():
+        raise InvalidInput(
+            f"The output path {out} is a folder; name the PDF file to write, e.g. {out / 'dossier.pdf'}."
+        )
+    parent = out.parent
+    if not parent.is_dir():
+        raise InvalidInput(
+            f"The folder {parent} for the dossier {out.name} does not exist; create it first or choose another output path."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInput(
+            f"The folder {parent} is not writable, so the dossier {out.name} cannot be written there; choose another output path."
+        )
+
+
+def _issued_reports(store: Store, case_no: str) -> list[str]:
+    """Report IDs of the case's earlier dossiers, oldest first."""
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        data = conn.execute(
+            text(
+                "SELECT data FROM events WHERE case_no = :c AND type = 'dossier-issue' ORDER BY id"
+            ),
+            {"c": case_no},
+        ).scalars()
+        return [str(json.loads(d).get("report_id")) for d in data]
+
+
+def _check_reason(case_no: str, reason: str, issued: list[str]) -> None:
+    if issued and not reason:
+        raise InvalidInput(
+            f"Case {case_no} already has dossier {issued[-1]}, so this one is an amendment; "
+            f"say what changed and why with --reason."
+        )
+    if reason and not issued:
+        raise InvalidInput(
+            f"Case {case_no} has no dossier yet, so this is the original issue; "
+            f"--reason is only for amendments, drop it."
+        )
+
+
 def build_dossier(
     store: Store,
     *,
@@ -167,12 +244,21 @@ def build_dossier(
     out: Path,
     signer: Signer,
     prepared_for: str = "",
+    reason: str = "",
     allow_findings: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> DossierResult:
-    """Verify, render, embed, sign and record a dossier for `case_no`."""
+    """Verify, render, embed, sign and record a dossier for `case_no`.
+
+    `reason` says what changed and why; it is required for an amendment (when
+    the case already has a dossier) and refused for the original issue.
+    """
     say = progress or (lambda _m: None)
     check_permission(signer.actor, "dossier-issue")
+    out = Path(out)
+    check_output_path(out)
+    reason = reason.strip()
+    _check_reason(case_no, reason, _issued_reports(store, case_no))
     say("verifying the case")
     report = verify(store, case_no=case_no)
     if report.findings and not allow_findings:
@@ -183,6 +269,8 @@ def build_dossier(
         )
     rows = collect_case(store, case_no, also_actors=(signer.actor.handle,))
     issues = [e for e in rows["events"] if e["type"] == "dossier-issue"]
+    # Another issue may have been recorded since the early check.
+    _check_reason(case_no, reason, [json.loads(e["data"])["report_id"] for e in issues])
     number = len(issues) + 1
     first_id = json.loads(issues[0]["data"])["report_id"] if issues else None
     previous = json.loads(issues[-1]["data"]) if issues else None
@@ -196,6 +284,7 @@ def build_dossier(
         "issued_at": to_utc_text(now_utc()),
         "issued_by": signer.actor.handle,
         "prepared_for": prepared_for,
+        "reason": reason,
         "places": _places(rows),
         "changes": _changes(rows, previous["last_event"]) if previous else [],
     }
@@ -212,8 +301,6 @@ def build_dossier(
         bundle=bundle,
         bundle_hash=bundle_hash,
     )
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         draft = Path(tmp) / "draft.pdf"
         pages = render_dossier(content, draft)
@@ -221,9 +308,7 @@ def build_dossier(
         for entry in bundle["attachments"]:
             path = blob_path(store.attachments_dir, entry["sha256"])
             if path.exists():
-                files[
-                    f"attachment-{entry['sha256'].removeprefix('sha256:')[:16]}-{entry['name']}"
-                ] = path.read_bytes()
+                files[_attachment_name(entry)] = path.read_bytes()
         embedded = Path(tmp) / "embedded.pdf"
         embed_files(
             draft,
@@ -267,6 +352,7 @@ def build_dossier(
             "pdf_sha256": pdf_sha,
             "pages": pages,
             "prepared_for": prepared_for,
+            "reason": reason,
             "last_event": max((e["id"] for e in rows["events"]), default=0),
             "findings": len(report.findings),
         },
@@ -326,34 +412,81 @@ class DossierCheck:
         }
 
 
-def verify_dossier(path: Path) -> DossierCheck:
-    """Check a dossier PDF offline: bundle, chains, signatures, printed hash, PDF signature."""
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
+@contextmanager
+def _quiet_pdf_readers() -> Iterator[None]:
+    """Silence pypdf's (and pyHanko's) own log lines and warnings about a damaged file.
 
+    Every problem they would mention is reported as one of our sentences instead.
+    """
+    # Their modules log to child loggers ("pypdf._reader"), which take the parent's level.
+    loggers = [logging.getLogger(name) for name in ("pypdf", "pyhanko", "pyhanko_certvalidator")]
+    saved = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL + 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
+
+
+def verify_dossier(path: Path) -> DossierCheck:
+    """Check a dossier PDF offline: bundle, chains, signatures, printed hash, PDF signature.
+
+    Never raises on a damaged or hostile file: every problem is a sentence in
+    `problems` (or a finding of the bundle's chains).
+    """
     check = DossierCheck(path=Path(path))
     if not check.path.is_file():
         from custody.errors import NotFound
 
         raise NotFound(f"The dossier {path} does not exist; check the path.")
+    with _quiet_pdf_readers():
+        _check_dossier(check)
+    return check
+
+
+def _attachment_name(entry: dict[str, Any]) -> str:
+    return f"attachment-{entry['sha256'].removeprefix('sha256:')[:16]}-{entry['name']}"
+
+
+def _read_bundle(data: bytes, check: DossierCheck) -> dict[str, Any] | None:
+    """The embedded bundle when it is well-formed JSON; else None, with the problems noted."""
     try:
-        reader = PdfReader(str(path))
-        attachments = {name: parts[0] for name, parts in reader.attachments.items()}
+        bundle = json.loads(data)
+    except (ValueError, RecursionError):
+        check.problems.append("The embedded bundle is not valid JSON.")
+        return None
+    shape = bundle_shape_problems(bundle)
+    if shape:
+        check.problems.extend(shape)
+        return None
+    return dict(bundle)
+
+
+def _check_dossier(check: DossierCheck) -> None:
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(str(check.path))
+        attachments = {str(name): parts[0] for name, parts in reader.attachments.items()}
         meta: dict[str, Any] = dict(reader.metadata or {})
         first_page = reader.pages[0].extract_text() or ""
         all_text = first_page + "".join((p.extract_text() or "") for p in reader.pages[-2:])
-    except (PyPdfError, ValueError, KeyError, IndexError, OSError) as exc:
+    except Exception as exc:  # pypdf raises many kinds of error on a hostile file
         check.problems.append(
             f"The file is not a readable PDF ({exc.__class__.__name__}); it may be truncated or corrupt."
         )
-        return check
+        return
     check.report_id = str(meta.get("/CustodyReportID") or "") or None
     data = attachments.get(BUNDLE_NAME)
-    if data is None:
+    if not isinstance(data, bytes):
         check.problems.append(
             f"The PDF carries no embedded {BUNDLE_NAME}; it is not a custody dossier or the bundle was removed."
         )
-        return check
+        return
     check.bundle_hash = "sha256:" + hashlib.sha256(data).hexdigest()
     printed = str(meta.get("/CustodyBundleSHA256") or "")
     if printed != check.bundle_hash:
@@ -369,25 +502,21 @@ def verify_dossier(path: Path) -> DossierCheck:
         check.problems.append(
             f"The report ID {check.report_id} is not printed on the report's pages."
         )
-    try:
-        bundle = json.loads(data)
-    except ValueError:
-        check.problems.append("The embedded bundle is not valid JSON.")
-        return check
-    result = verify_bundle(bundle)
-    check.findings = result.findings
-    check.events = result.events
-    for entry in bundle.get("attachments", []):
-        name = f"attachment-{entry['sha256'].removeprefix('sha256:')[:16]}-{entry['name']}"
-        blob = attachments.get(name)
-        if blob is None:
-            check.problems.append(
-                f"Attachment {entry['name']} listed in the bundle is not embedded in the PDF."
-            )
-        elif "sha256:" + hashlib.sha256(blob).hexdigest() != entry["sha256"]:
-            check.problems.append(
-                f"Embedded attachment {entry['name']} does not match its recorded SHA-256."
-            )
+    bundle = _read_bundle(data, check)
+    if bundle is not None:
+        result = verify_bundle(bundle)
+        check.findings = result.findings
+        check.events = result.events
+        for entry in bundle["attachments"]:
+            blob = attachments.get(_attachment_name(entry))
+            if blob is None:
+                check.problems.append(
+                    f"Attachment {entry['name']} listed in the bundle is not embedded in the PDF."
+                )
+            elif "sha256:" + hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+                check.problems.append(
+                    f"Embedded attachment {entry['name']} does not match its recorded SHA-256."
+                )
     from custody.dossier.signing import verify_pdf_signature
 
     sig = verify_pdf_signature(check.path)
@@ -410,10 +539,11 @@ def verify_dossier(path: Path) -> DossierCheck:
         )
     if not sig.signed and not sig.problems:
         check.problems.append("The PDF carries no digital signature.")
-    issuer = (bundle.get("report") or {}).get("issued_by")
-    keys = {a["handle"]: a["key_fingerprint"] for a in bundle.get("actors", [])}
+    if bundle is None:
+        return  # without a well-formed bundle there is no issuing actor to compare with
+    issuer = bundle["report"].get("issued_by")
+    keys = {a["handle"]: a["key_fingerprint"] for a in bundle["actors"]}
     if sig.signer_fingerprint and keys.get(issuer or "") != sig.signer_fingerprint:
         check.problems.append(
             f"The PDF was signed by key {sig.signer_fingerprint[:16]}…, not by the issuing actor '{issuer}''s registered key."
         )
-    return check

@@ -6,7 +6,8 @@ Invariants:
   carries an end-of-report mark.
 - Text goes through Paragraphs (escaped), so it wraps inside its box and never
   runs off the page; long tables split across pages and repeat their header.
-- The renderer reads only the prepared `DossierContent`, never the store.
+- The renderer reads only the prepared `DossierContent`, never the store; each
+  entry's "item" is the item's signed record, not its (alterable) row.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class DossierContent:
     report: dict[str, Any]
     agency: dict[str, Any]
     case: dict[str, Any]
-    items: list[dict[str, Any]]  # each: item, state, events, depth
+    items: list[dict[str, Any]]  # each: item (its signed record), state, events, depth
     actors: dict[str, dict[str, Any]]
     findings: list[dict[str, Any]]
     verification: dict[str, Any]
@@ -376,6 +377,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
                 "alert",
             )
         )
+        story.append(P(f"Reason for the amendment: {report.get('reason') or 'not stated'}", "body"))
         story.append(Spacer(1, 2 * mm))
     front = kv_table(
         [
