@@ -756,7 +756,11 @@ def decide(
         flags.append(f"short query ({query_length} bp): mini-barcode, fewer sites separate species")
     if qc is not None:
         for w in qc.warnings:
-            flags.append(f"low quality: {w}")
+            if w.startswith("short query") and query_length < rule.short_query_bp:
+                continue  # already said by the short-query flag above
+            flags.append(
+                f"low quality: {w}" if "phred" in w or "quality" in w else f"query QC: {w}"
+            )
     groups = group_hits(hits, rule=rule, query_length=query_length)
     if not groups:
         if hits:
