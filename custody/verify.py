@@ -551,8 +551,14 @@ def verify(
     case_no: str | None = None,
     workers: int = 0,
     progress: Callable[[str], None] | None = None,
+    trusted_keys: frozenset[str] | None = None,
 ) -> VerifyReport:
-    """Verify the whole store, one item's chain, or one case; returns the findings."""
+    """Verify the whole store, one item's chain, or one case; returns the findings.
+
+    `trusted_keys` (key fingerprints kept outside the store, e.g. published by the
+    agency) anchors trust: an actor whose key is not among them is reported, and
+    every event it signed shows as signed by an unknown key.
+    """
     from custody.errors import NotFound
 
     scope = f"item {item_id}" if item_id else f"case {case_no}" if case_no else "store"
@@ -611,6 +617,18 @@ def verify(
 
     keys, actor_findings = actor_keys(actors)
     report.findings.extend(actor_findings)
+    if trusted_keys is not None:
+        for handle, (fpr, _) in sorted(keys.items()):
+            if fpr not in trusted_keys:
+                del keys[handle]
+                report.findings.append(
+                    Finding(
+                        f"actor:{handle}",
+                        None,
+                        "unknown key",
+                        f"Actor '{handle}''s key {fpr[:16]}… is not in the trusted key list.",
+                    )
+                )
     report.signers = {h: v[0] for h, v in sorted(keys.items())}
 
     if progress:

@@ -350,3 +350,21 @@ def test_sub_items_follow_the_custody_rules(cli: CliRunner, seeded: str) -> None
     history = json.loads(run(cli, "history", box, "--json"))
     assert history[-1]["type"] == "note" and history[-1]["data"]["sub_item"] == tusk
     assert json.loads(run(cli, "verify", "--json"))["intact"]
+
+
+def test_verify_against_trusted_keys(cli: CliRunner, seeded: str, tmp_path: Path) -> None:
+    run(cli, "item", "add", seeded, "--description", "Tusk", "--as", "aotieno")
+    trusted = tmp_path / "trusted.txt"
+    trusted.write_text(run(cli, "actor", "list", "--fingerprints"))
+    assert json.loads(run(cli, "verify", "--json", "--trusted-keys", str(trusted)))["intact"]
+    # An actor added later (or by someone with write access) is not in the published list.
+    run(cli, "actor", "add", "mallory", "--name", "Mallory", "--role", "officer", "--agency", "KWS")
+    run(cli, "note", f"{seeded}/1", "--text", "looks fine", "--as", "mallory")
+    result = cli.invoke(app, ["verify", "--json", "--trusted-keys", str(trusted)])
+    assert result.exit_code == 1
+    kinds = {(f["subject"], f["kind"]) for f in json.loads(result.stdout)["findings"]}
+    assert ("actor:mallory", "unknown key") in kinds and (f"{seeded}/1", "unknown key") in kinds
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not a fingerprint\n")
+    broken = cli.invoke(app, ["verify", "--trusted-keys", str(bad)])
+    assert broken.exit_code == 1 and "64-hex-digit" in broken.stderr

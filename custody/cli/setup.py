@@ -59,11 +59,20 @@ def actor_add(
 @app.command("list")
 def actor_list(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    fingerprints: bool = typer.Option(
+        False,
+        "--fingerprints",
+        help="Only key fingerprints with handles (a trusted key file for verify).",
+    ),
 ) -> None:
     """List actors with their roles and key fingerprints."""
     from custody.records import list_actors
 
     actors = list_actors(open_store())
+    if fingerprints:
+        for a in actors:
+            typer.echo(f"{a.key_fingerprint}  # {a.handle}, {a.name}, {a.role}")
+        return
     if as_json:
         print_json(
             [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from custody.cli.common import err, open_store, out, print_json, styled
@@ -11,6 +13,11 @@ def verify(
     item: str | None = typer.Argument(None, help="Only this item's chain."),
     case: str | None = typer.Option(None, "--case", help="Only this case's chains."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    trusted_keys: Path | None = typer.Option(
+        None,
+        "--trusted-keys",
+        help="File of trusted key fingerprints, one per line (e.g. from 'custody actor list --fingerprints'); other signers are findings.",
+    ),
 ) -> None:
     """Verify custody chains and signatures (exit 0 intact, 1 with findings)."""
     from custody.verify import verify as run_verify
@@ -18,7 +25,26 @@ def verify(
     if item and case:
         err.print(styled(("error:", "bold red"), " give an ITEM or --case, not both."))
         raise typer.Exit(2)
-    report = run_verify(open_store(), item_id=item, case_no=case)
+    trusted: frozenset[str] | None = None
+    if trusted_keys is not None:
+        from custody.errors import InvalidInput
+
+        try:
+            lines = trusted_keys.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            raise InvalidInput(
+                f"The trusted key file {trusted_keys} cannot be read; check the path."
+            ) from None
+        trusted = frozenset(
+            x.split("#", 1)[0].strip().lower() for x in lines if x.split("#", 1)[0].strip()
+        )
+        if not trusted or any(
+            len(f) != 64 or any(c not in "0123456789abcdef" for c in f) for f in trusted
+        ):
+            raise InvalidInput(
+                f"The trusted key file {trusted_keys} must hold 64-hex-digit key fingerprints, one per line."
+            )
+    report = run_verify(open_store(), item_id=item, case_no=case, trusted_keys=trusted)
     if as_json:
         print_json(report.to_dict())
     elif report.intact:
