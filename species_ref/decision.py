@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from species_ref.errors import SpeciesRefError
-from species_ref.index import IntArray, KmerIndex
+from species_ref.index import IntArray, KmerIndex, save_npz_atomically
 from species_ref.matching import Hit, Matcher
 from species_ref.types import QueryQC
 
@@ -449,28 +448,19 @@ class LibraryProfile:
         )
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        os.close(fd)
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(
-                    fh,
-                    format=np.array(PROFILE_FORMAT),
-                    content_hash=np.array(self.content_hash),
-                    pair_a=self.pair_a,
-                    pair_b=self.pair_b,
-                    pair_dist=self.pair_dist,
-                    nb_probe=self.nb_probe,
-                    nb_ref=self.nb_ref,
-                    nb_dist=self.nb_dist,
-                    species_ids=self.species_ids,
-                    species_names=np.array(self.species_names, dtype=object).astype(str),
-                )
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        save_npz_atomically(
+            path,
+            format=np.array(PROFILE_FORMAT),
+            content_hash=np.array(self.content_hash),
+            pair_a=self.pair_a,
+            pair_b=self.pair_b,
+            pair_dist=self.pair_dist,
+            nb_probe=self.nb_probe,
+            nb_ref=self.nb_ref,
+            nb_dist=self.nb_dist,
+            species_ids=self.species_ids,
+            species_names=np.array(self.species_names, dtype=object).astype(str),
+        )
 
     @classmethod
     def load(cls, path: Path) -> LibraryProfile:

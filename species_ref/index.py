@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -129,6 +130,20 @@ class CandidateSet:
     strands: IntArray
     shared: IntArray
     n_kmers: int
+
+
+def save_npz_atomically(path: Path, **arrays: Any) -> None:
+    """Write arrays to an .npz cache file via a temporary file, so readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 class KmerIndex:
@@ -252,29 +267,20 @@ class KmerIndex:
 
     def save(self, path: Path) -> None:
         """Write the index to an .npz file atomically."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        os.close(fd)
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(
-                    fh,
-                    format=np.array(INDEX_FORMAT),
-                    content_hash=np.array(self.content_hash),
-                    k=np.array(self.k),
-                    offsets=self.offsets,
-                    postings=self.postings,
-                    seq_masks=self.seq_masks,
-                    seq_offsets=self.seq_offsets,
-                    species_ids=self.species_ids,
-                    species_names=np.array(self.species_names, dtype=object).astype(str),
-                    seq_ids=np.array(self.seq_ids, dtype=object).astype(str),
-                    markers=np.array(self.markers, dtype=object).astype(str),
-                )
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        save_npz_atomically(
+            path,
+            format=np.array(INDEX_FORMAT),
+            content_hash=np.array(self.content_hash),
+            k=np.array(self.k),
+            offsets=self.offsets,
+            postings=self.postings,
+            seq_masks=self.seq_masks,
+            seq_offsets=self.seq_offsets,
+            species_ids=self.species_ids,
+            species_names=np.array(self.species_names, dtype=object).astype(str),
+            seq_ids=np.array(self.seq_ids, dtype=object).astype(str),
+            markers=np.array(self.markers, dtype=object).astype(str),
+        )
 
     @classmethod
     def load(cls, path: Path) -> KmerIndex:
