@@ -136,3 +136,18 @@ def test_ref_import_bad_file_stores_nothing(
     result = runner.invoke(app, ["ref", "import", "broken", str(bad)])
     assert result.exit_code == 1 and "no usable" in result.stderr.lower()
     assert json.loads(runner.invoke(app, ["ref", "list", "--json"]).stdout) == []
+
+
+def test_unknown_library_is_a_clear_error(world: World, runner: CliRunner, tmp_path: Path) -> None:
+    for args in (
+        ["ref", "validate", "nope"],
+        ["ref", "show", "nope"],
+        ["ref", "export", "nope", "-o", str(tmp_path / "x.fasta")],
+    ):
+        result = runner.invoke(app, args)
+        assert (
+            result.exit_code == 1
+            and result.stderr.startswith("error: ")
+            and "nope" in result.stderr
+        ), (args, result.output)
+    assert not (tmp_path / "x.fasta").exists()
