@@ -38,6 +38,25 @@ def validation_key(rule: str) -> str:
     return f"validation-{rule}"
 
 
+def prepare_reference(
+    store: Store,
+    *,
+    library: str,
+    version: int | None = None,
+    progress: ProgressFn | None = None,
+) -> None:
+    """Build and cache a library version's k-mer index and species statistics.
+
+    Done once per version (normally right after import), so the first
+    identification does not pay for it; later calls find the cache and return.
+    """
+    from species_ref.identify import Engine
+
+    refs = reference_store(store)
+    lib = refs.load(library, version)
+    Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
+
+
 def identify_files(
     store: Store,
     *,

@@ -151,3 +151,22 @@ def test_unknown_library_is_a_clear_error(world: World, runner: CliRunner, tmp_p
             and "nope" in result.stderr
         ), (args, result.output)
     assert not (tmp_path / "x.fasta").exists()
+
+
+def test_import_prepares_the_search_index_so_identify_builds_nothing(
+    world: World, runner: CliRunner, library: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = next((world.store.references_dir / library / ".cache").glob("v*"))
+    assert sorted(p.name.split("_")[0] for p in cache.glob("*.npz")) == ["kmer", "species"]
+    from species_ref.decision import LibraryProfile
+    from species_ref.index import KmerIndex
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("identify rebuilt a cached structure")
+
+    monkeypatch.setattr(KmerIndex, "build", classmethod(refuse))
+    monkeypatch.setattr(LibraryProfile, "build", classmethod(refuse))
+    query = _query(tmp_path, "demo_Panthera_tigris")
+    result = runner.invoke(app, ["identify", str(query), "--library", library, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["taxon"] == "Panthera tigris"

@@ -61,10 +61,15 @@ def ref_import(
         "", help="A note stored with the version (source, date of download ...)."
     ),
 ) -> None:
-    """Import reference files as the next frozen version of a library; prints version and hash."""
-    from custody.species import reference_store
+    """Import reference files as the next frozen version of a library and prepare its search index.
 
-    refs = reference_store(open_store())
+    Prints the new version, its content hash and what was rejected. The k-mer index and
+    species statistics are built here, once per version, so identifications start at once.
+    """
+    from custody.species import prepare_reference, reference_store
+
+    store = open_store()
+    refs = reference_store(store)
     with _progress_bar(f"importing {name}") as bar:
         task = bar.add_task("import", total=len(files) + 1)
         version, result = refs.import_version(
@@ -73,6 +78,14 @@ def ref_import(
             fmt=fmt,
             marker=marker,
             note=note,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )
+    with _progress_bar("preparing the search index") as bar:
+        task = bar.add_task("prepare", total=None)
+        prepare_reference(
+            store,
+            library=version.name,
+            version=version.version,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
         )
     from collections import Counter
