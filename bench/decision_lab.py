@@ -1,0 +1,213 @@
+"""Collect the hits of validation queries once, then replay decision rules on them offline.
+
+Usage:
+  python bench/decision_lab.py collect REFDATA_DIR [--markers coi,...] [--perturbations none,...]
+          [--max-queries 400] [--out bench/out/lab]
+  python bench/decision_lab.py replay [--rule default] [--out bench/out/lab]
+
+`collect` runs the same tasks as `bench/validate_refdata.py` (leave-one-out for
+present species, hold-whole-species-out for absent ones) and stores, per query,
+the hits, the query length and the conserved-site mismatch counts of the best
+species, so that `replay` can evaluate any rule in seconds without aligning
+again. `replay` prints correct / wrong / false rates per marker and
+perturbation, and the ceiling: the share of present queries whose own species
+is the unique best match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from species_ref.decision import Rule, decide, get_rule  # noqa: E402
+from species_ref.identify import Engine  # noqa: E402
+
+from validate_refdata import MARKERS, PERTURB, load_version  # noqa: E402
+
+_JOB: dict[str, Any] = {}
+
+
+def _tasks(engine: Engine, max_queries: int, seed: int) -> list[tuple[int, int, int]]:
+    index = engine.index
+    rng = random.Random(seed)
+    counts = np.bincount(index.species_ids, minlength=len(index.species_names))
+    loo = [i for i in range(index.n_refs) if counts[index.species_ids[i]] > 1]
+    if len(loo) > max_queries:
+        loo = sorted(rng.sample(loo, max_queries))
+    genus_of = list(index.genus_names)
+    n_in_genus: dict[str, int] = {}
+    for g in genus_of:
+        n_in_genus[g] = n_in_genus.get(g, 0) + 1
+    out_species = [s for s in range(len(genus_of)) if n_in_genus[genus_of[s]] > 1]
+    n_out = sum(min(int(counts[s]), 2) for s in out_species)
+    if n_out > max_queries:
+        out_species = sorted(rng.sample(out_species, max(1, max_queries * 2 // 3)))
+    tasks = [(ref, -1, rng.randrange(2**31)) for ref in loo]
+    order = np.argsort(index.species_ids, kind="stable")
+    bounds = np.searchsorted(index.species_ids[order], np.arange(len(genus_of) + 1))
+    for s in out_species:
+        members = order[bounds[s] : bounds[s + 1]].tolist()
+        pick = members if len(members) <= 2 else rng.sample(members, 2)
+        tasks.extend((int(ref), s, rng.randrange(2**31)) for ref in pick)
+    return tasks
+
+
+def _collect_one(task: tuple[int, int, int]) -> dict[str, Any]:
+    eng: Engine = _JOB["engine"]
+    perturb = _JOB["perturb"]
+    ref, sp_out, pseed = task
+    index = eng.index
+    exclude = np.zeros(index.n_refs, dtype=bool)
+    exclude[ref] = True
+    if sp_out >= 0:
+        exclude[index.species_ids == sp_out] = True
+    seq = eng.version.records[ref].sequence
+    if perturb is not None:
+        seq = perturb(seq, random.Random(pseed))
+    hits = eng.matcher.match(seq, exclude=exclude)
+    errs: dict[str, int | None] = {}
+    seen: list[str] = []
+    for h in hits:
+        if h.species not in seen:
+            seen.append(h.species)
+        if len(seen) >= 3:
+            break
+    for sp in seen:
+        best = next(h for h in hits if h.species == sp)
+        errs[sp] = eng.matcher.conserved_mismatches(seq, best, others=hits)
+    return {
+        "task": task,
+        "truth": index.species_names[int(index.species_ids[ref])],
+        "marker": index.markers[ref],
+        "qlen": len(seq),
+        "hits": hits[:60],
+        "errs": errs,
+    }
+
+
+def collect(args: argparse.Namespace) -> int:
+    import multiprocessing
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for marker in [m for m in args.markers.split(",") if m]:
+        path = args.refdata / f"{marker}.fasta"
+        if not path.exists():
+            continue
+        version = load_version(path)
+        engine = Engine(version, cache_dir=args.cache)
+        tasks = _tasks(engine, args.max_queries, args.seed)
+        for pert in [p for p in args.perturbations.split(",") if p]:
+            dest = args.out / f"{marker}_{pert}.pkl"
+            if dest.exists():
+                continue
+            _JOB.update(engine=engine, perturb=PERTURB[pert])
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                rows = list(pool.imap(_collect_one, tasks, chunksize=16))
+            dest.write_bytes(pickle.dumps({"content_hash": version.content_hash, "rows": rows}))
+            print(f"{marker} {pert}: {len(rows)} queries", flush=True)
+    return 0
+
+
+def replay(args: argparse.Namespace, rule: Rule | None = None) -> dict[str, Any]:
+    rule = rule or get_rule(args.rule)
+    totals: dict[str, list[int]] = {}
+    per: dict[tuple[str, str], list[int]] = {}
+    engines: dict[str, Engine] = {}
+    for f in sorted(args.out.glob("*.pkl")):
+        marker, pert = f.stem.rsplit("_", 1)
+        if args.markers_only and marker not in args.markers_only.split(","):
+            continue
+        if args.perturbations_only and pert not in args.perturbations_only.split(","):
+            continue
+        data = pickle.loads(f.read_bytes())
+        if marker not in engines:
+            version = load_version(args.refdata / f"{marker}.fasta")
+            engines[marker] = Engine(version, cache_dir=args.cache)
+        eng = engines[marker]
+        index = eng.index
+        c = per.setdefault((marker, pert), [0] * 8)
+        for row in data["rows"]:
+            ref, sp_out, _ = row["task"]
+            exclude = np.zeros(index.n_refs, dtype=bool)
+            exclude[ref] = True
+            if sp_out >= 0:
+                exclude[index.species_ids == sp_out] = True
+            errs = row["errs"]
+            dec = decide(
+                row["hits"],
+                query_length=row["qlen"],
+                rule=rule,
+                profile=eng.profile,
+                index=index,
+                excluded_refs=exclude,
+                error_sites=lambda sp, errs=errs: errs.get(sp),
+            )
+            if sp_out < 0:
+                c[0] += 1
+                if dec.level == "species":
+                    c[1 if dec.taxon == row["truth"] else 2] += 1
+                hs = dec.species_hits
+                if (
+                    hs
+                    and hs[0].species == row["truth"]
+                    and (len(hs) == 1 or hs[1].best_identity < hs[0].best_identity)
+                ):
+                    c[3] += 1
+            else:
+                c[4] += 1
+                if dec.level == "species":
+                    c[5] += 1
+    print(f"rule: {rule.name}")
+    print(
+        f"{'marker':8} {'pert':8} {'n':>5} {'correct':>8} {'wrong':>7} {'ceiling':>8} | "
+        f"{'n_abs':>5} {'false':>7}"
+    )
+    for (marker, pert), c in sorted(per.items()):
+        t = totals.setdefault(pert, [0] * 8)
+        for i in range(8):
+            t[i] += c[i]
+        _line(marker, pert, c)
+    for pert, t in sorted(totals.items()):
+        _line("ALL", pert, t)
+    return {"per": per, "totals": totals}
+
+
+def _line(marker: str, pert: str, c: list[int]) -> None:
+    n, na = c[0] or 1, c[4] or 1
+    print(
+        f"{marker:8} {pert:8} {c[0]:5d} {100 * c[1] / n:7.1f}% {100 * c[2] / n:6.1f}% "
+        f"{100 * c[3] / n:7.1f}% | {c[4]:5d} {100 * c[5] / na:6.1f}%"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=["collect", "replay"])
+    ap.add_argument("refdata", type=Path, nargs="?", default=ROOT.parent / "shared" / "refdata")
+    ap.add_argument("--markers", default=",".join(MARKERS))
+    ap.add_argument("--perturbations", default="none,mixed")
+    ap.add_argument("--markers-only", default="")
+    ap.add_argument("--perturbations-only", default="")
+    ap.add_argument("--max-queries", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rule", default="default")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "lab")
+    ap.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "cache")
+    args = ap.parse_args(argv)
+    if args.mode == "collect":
+        return collect(args)
+    replay(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
