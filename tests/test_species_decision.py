@@ -257,3 +257,16 @@ def test_single_reference_species_with_a_distant_sister_is_called() -> None:
     assert res.level == "species"
     assert res.taxon == "Testgenus alpha"
     assert any(f.startswith("single reference sequence") for f in res.flags)
+
+
+def test_query_farther_than_the_species_nearest_neighbour_is_not_a_species_call() -> None:
+    from species_ref.decision import SpeciesStats, _outside_library_variation
+
+    rule = get_rule("default")
+    st = SpeciesStats("Panthera onca", 6, 15, 1.2, 0.5, 1.0, "Panthera leo")
+    # 1.1 % from the species, which is only 1.0 % from its nearest other species.
+    reason = _outside_library_variation(1.1, st, rule=rule)
+    assert reason is not None and "missing from the library" in reason
+    assert "Panthera leo" in reason
+    # Inside both the species' spread and its distance to the nearest species.
+    assert _outside_library_variation(0.8, st, rule=rule) is None
