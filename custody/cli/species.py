@@ -99,6 +99,13 @@ def ref_import(
         out.print("rejected: " + "; ".join(f"{n} {why}" for why, n in reasons.most_common()))
 
 
+def _markers_cell(markers: list[str], shown: int = 4) -> str:
+    """Markers for a table cell: the first few, then how many more (`ref show` lists all)."""
+    if len(markers) <= shown:
+        return ", ".join(markers)
+    return ", ".join(markers[:shown]) + f" (+{len(markers) - shown} more)"
+
+
 @app.command("list")
 def ref_list(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
@@ -123,7 +130,7 @@ def ref_list(
             str(s.version),
             str(s.record_count),
             str(s.species_count),
-            ", ".join(s.markers),
+            _markers_cell(s.markers),
             s.content_hash[:23] + "…",
             s.created_at[:19],
         )
