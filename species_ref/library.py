@@ -366,6 +366,7 @@ class LibraryStore:
         marker: str | None = None,
         note: str = "",
         progress: Progress | None = None,
+        max_ambiguous: float = 0.01,
     ) -> tuple[LibraryVersion, ImportResult]:
         """Create the next version of `name` from exactly the records of `paths`.
 
@@ -374,7 +375,9 @@ class LibraryStore:
         from an earlier file is rejected as a duplicate. When the combined
         content hash equals the latest version's, no version is created and the
         latest one is returned. `progress(done, total)` is called once per file
-        parsed and once when the version is written.
+        parsed and once when the version is written. Records with a larger share
+        of non-ACGT bases than `max_ambiguous` are rejected; the limit is kept in
+        the manifest's import options.
         """
         check_library_name(name)
         files = [Path(p) for p in paths]
@@ -388,7 +391,7 @@ class LibraryStore:
         sources: list[dict[str, Any]] = []
         seen: dict[tuple[str, str], str] = {}
         for i, path in enumerate(files):
-            result = read_reference_file(path, fmt=fmt, marker=marker)
+            result = read_reference_file(path, fmt=fmt, marker=marker, max_ambiguous=max_ambiguous)
             kept = 0
             for rec in result.records:
                 key = (rec.seq_id, rec.marker)
@@ -447,7 +450,11 @@ class LibraryStore:
                     "species_count": len({r.species for r in records}),
                     "markers": dict(sorted(Counter(r.marker for r in records).items())),
                     "sources": sources,
-                    "import_options": {"format": fmt, "marker": marker},
+                    "import_options": {
+                        "format": fmt,
+                        "marker": marker,
+                        "max_ambiguous": max_ambiguous,
+                    },
                     "rejected": dict(sorted(rejection_counts(rejected).items())),
                 },
             )

@@ -170,3 +170,25 @@ def test_import_prepares_the_search_index_so_identify_builds_nothing(
     result = runner.invoke(app, ["identify", str(query), "--library", library, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["taxon"] == "Panthera tigris"
+
+
+def test_ambiguous_base_limit_for_references_is_an_import_option(
+    world: World, runner: CliRunner, tmp_path: Path
+) -> None:
+    body = "ACGTTGCAAGTCCATGGACTTAGCCATGCAAGTTCCAGGATTACGTAGCATGCA" * 4
+    clean = body[:200]
+    with_ns = body[:194] + "NNNNNN"  # 3 % N
+    refs = tmp_path / "refs.fasta"
+    refs.write_text(
+        f">A1|Manis javanica|COI-5P\n{clean}\n>A2|Manis culionensis|COI-5P\n{with_ns}\n"
+    )
+    strict = runner.invoke(app, ["ref", "import", "pangolins", str(refs)])
+    assert strict.exit_code == 0, strict.output
+    assert "1 sequences" in strict.stdout and "too many ambiguous bases" in strict.stdout
+    loose = runner.invoke(app, ["ref", "import", "pangolins", str(refs), "--max-ambiguous", "5"])
+    assert loose.exit_code == 0, loose.output
+    assert "version 2" in loose.stdout and "2 sequences" in loose.stdout
+    shown = json.loads(runner.invoke(app, ["ref", "show", "pangolins", "--json"]).stdout)
+    assert shown["import_options"]["max_ambiguous"] == 0.05
+    refused = runner.invoke(app, ["ref", "import", "pangolins", str(refs), "--max-ambiguous", "50"])
+    assert refused.exit_code != 0 and "max-ambiguous" in refused.output

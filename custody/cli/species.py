@@ -60,6 +60,12 @@ def ref_import(
     note: str = typer.Option(
         "", help="A note stored with the version (source, date of download ...)."
     ),
+    max_ambiguous: float = typer.Option(
+        1.0,
+        min=0.0,
+        max=20.0,
+        help="Largest share of ambiguous bases (IUPAC codes, N) a reference may have, in %.",
+    ),
 ) -> None:
     """Import reference files as the next frozen version of a library and prepare its search index.
 
@@ -79,6 +85,7 @@ def ref_import(
             marker=marker,
             note=note,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
+            max_ambiguous=max_ambiguous / 100.0,
         )
     with _progress_bar("preparing the search index") as bar:
         task = bar.add_task("prepare", total=None)
