@@ -23,53 +23,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from species_ref.decision import Rule, decide, get_rule  # noqa: E402
 from species_ref.identify import Engine  # noqa: E402
+from species_ref.validate import exclusion_mask, sample_tasks  # noqa: E402
 
 from validate_refdata import MARKERS, PERTURB, load_version  # noqa: E402
 
 _JOB: dict[str, Any] = {}
 
 
-def _tasks(engine: Engine, max_queries: int, seed: int) -> list[tuple[int, int, int]]:
-    index = engine.index
-    rng = random.Random(seed)
-    counts = np.bincount(index.species_ids, minlength=len(index.species_names))
-    loo = [i for i in range(index.n_refs) if counts[index.species_ids[i]] > 1]
-    if len(loo) > max_queries:
-        loo = sorted(rng.sample(loo, max_queries))
-    genus_of = list(index.genus_names)
-    n_in_genus: dict[str, int] = {}
-    for g in genus_of:
-        n_in_genus[g] = n_in_genus.get(g, 0) + 1
-    out_species = [s for s in range(len(genus_of)) if n_in_genus[genus_of[s]] > 1]
-    n_out = sum(min(int(counts[s]), 2) for s in out_species)
-    if n_out > max_queries:
-        out_species = sorted(rng.sample(out_species, max(1, max_queries * 2 // 3)))
-    tasks = [(ref, -1, rng.randrange(2**31)) for ref in loo]
-    order = np.argsort(index.species_ids, kind="stable")
-    bounds = np.searchsorted(index.species_ids[order], np.arange(len(genus_of) + 1))
-    for s in out_species:
-        members = order[bounds[s] : bounds[s + 1]].tolist()
-        pick = members if len(members) <= 2 else rng.sample(members, 2)
-        tasks.extend((int(ref), s, rng.randrange(2**31)) for ref in pick)
-    return tasks
-
-
 def _collect_one(task: tuple[int, int, int]) -> dict[str, Any]:
     eng: Engine = _JOB["engine"]
     perturb = _JOB["perturb"]
-    ref, sp_out, pseed = task
+    ref, _sp_out, pseed = task
     index = eng.index
-    exclude = np.zeros(index.n_refs, dtype=bool)
-    exclude[ref] = True
-    if sp_out >= 0:
-        exclude[index.species_ids == sp_out] = True
+    exclude = exclusion_mask(index, task)
     seq = eng.version.records[ref].sequence
     if perturb is not None:
         seq = perturb(seq, random.Random(pseed))
@@ -104,7 +75,7 @@ def collect(args: argparse.Namespace) -> int:
             continue
         version = load_version(path)
         engine = Engine(version, cache_dir=args.cache)
-        tasks = _tasks(engine, args.max_queries, args.seed)
+        tasks, _sampled = sample_tasks(engine.index, max_queries=args.max_queries, seed=args.seed)
         for pert in [p for p in args.perturbations.split(",") if p]:
             dest = args.out / f"{marker}_{pert}.pkl"
             if dest.exists():
@@ -136,11 +107,8 @@ def replay(args: argparse.Namespace, rule: Rule | None = None) -> dict[str, Any]
         index = eng.index
         c = per.setdefault((marker, pert), [0] * 8)
         for row in data["rows"]:
-            ref, sp_out, _ = row["task"]
-            exclude = np.zeros(index.n_refs, dtype=bool)
-            exclude[ref] = True
-            if sp_out >= 0:
-                exclude[index.species_ids == sp_out] = True
+            sp_out = row["task"][1]
+            exclude = exclusion_mask(index, row["task"])
             errs = row["errs"]
             dec = decide(
                 row["hits"],

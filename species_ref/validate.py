@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from species_ref.decision import Rule, get_rule
 from species_ref.identify import Engine, resolve_workers
+from species_ref.index import KmerIndex
 from species_ref.types import LibraryVersion
 
 Progress = Callable[[int, int], None]
@@ -159,19 +161,68 @@ class ValidationReport:
 
 
 # Task: (ref index, excluded species id or -1, perturbation seed)
+Task = tuple[int, int, int]
+
+
+def exclusion_mask(index: KmerIndex, task: Task) -> npt.NDArray[np.bool_]:
+    """References hidden from the library for one task: the query itself, or its whole species."""
+    ref, sp_out, _ = task
+    exclude = np.zeros(index.n_refs, dtype=bool)
+    exclude[ref] = True
+    if sp_out >= 0:
+        exclude[index.species_ids == sp_out] = True
+    return exclude
+
+
+def sample_tasks(
+    index: KmerIndex, *, max_queries: int | None = None, seed: int = 0
+) -> tuple[list[Task], bool]:
+    """The validation tasks of a library and whether they were sampled.
+
+    Leave-one-out tasks (species id -1) for references of species that keep
+    another reference; hold-whole-species-out tasks for species with a
+    congener, up to two queries each. `max_queries` caps each experiment.
+    """
+    rng = random.Random(seed)
+    n_refs = index.n_refs
+    counts = np.bincount(index.species_ids, minlength=len(index.species_names))
+    # Present: references of species that keep at least one other reference.
+    loo_refs = [i for i in range(n_refs) if counts[index.species_ids[i]] > 1]
+    sampled = False
+    if max_queries is not None and len(loo_refs) > max_queries:
+        loo_refs = sorted(rng.sample(loo_refs, max_queries))
+        sampled = True
+    # Absent: species with a congener in the library (the hard case), all removed.
+    genus_of = list(index.genus_names)
+    genus_species: dict[str, int] = {}
+    for g in genus_of:
+        genus_species[g] = genus_species.get(g, 0) + 1
+    out_species = [s for s in range(len(genus_of)) if genus_species[genus_of[s]] > 1]
+    per_species = 2
+    n_out = sum(min(int(counts[s]), per_species) for s in out_species)
+    if max_queries is not None and n_out > max_queries:
+        out_species = sorted(rng.sample(out_species, max(1, max_queries * 2 // 3)))
+        sampled = True
+    tasks: list[Task] = [(ref, -1, rng.randrange(2**31)) for ref in loo_refs]
+    order = np.argsort(index.species_ids, kind="stable")
+    bounds = np.searchsorted(index.species_ids[order], np.arange(len(genus_of) + 1))
+    for s in out_species:
+        members = order[bounds[s] : bounds[s + 1]].tolist()
+        pick = members if len(members) <= per_species else rng.sample(members, per_species)
+        tasks.extend((int(ref), s, rng.randrange(2**31)) for ref in pick)
+    return tasks, sampled
+
+
 _JOB: dict[str, Any] = {}
 
 
-def _run_task(task: tuple[int, int, int]) -> tuple[str, str, str, str | None, list[str]]:
+def _run_task(task: Task) -> tuple[str, str, str, str | None, list[str]]:
     eng: Engine = _JOB["engine"]
     rule: Rule = _JOB["rule"]
     perturb: Perturb | None = _JOB["perturb"]
     ref, sp_out, pseed = task
     index = eng.index
-    exclude = np.zeros(index.n_refs, dtype=bool)
-    exclude[ref] = True
-    if sp_out >= 0:
-        exclude[index.species_ids == sp_out] = True
+    exclude = exclusion_mask(index, task)
     seq = eng.version.records[ref].sequence
     if perturb is not None:
         seq = perturb(seq, random.Random(pseed))
@@ -210,33 +261,8 @@ def validate_library(
     r = get_rule(rule)
     eng = engine or Engine(version)
     index = eng.index
-    rng = random.Random(seed)
+    tasks, sampled = sample_tasks(index, max_queries=max_queries, seed=seed)
     n_refs = index.n_refs
-    counts = np.bincount(index.species_ids, minlength=len(index.species_names))
-    # Present: references of species that keep at least one other reference.
-    loo_refs = [i for i in range(n_refs) if counts[index.species_ids[i]] > 1]
-    sampled = False
-    if max_queries is not None and len(loo_refs) > max_queries:
-        loo_refs = sorted(rng.sample(loo_refs, max_queries))
-        sampled = True
-    # Absent: species with a congener in the library (the hard case), all removed.
-    genus_of = list(index.genus_names)
-    genus_species: dict[str, int] = {}
-    for g in genus_of:
-        genus_species[g] = genus_species.get(g, 0) + 1
-    out_species = [s for s in range(len(genus_of)) if genus_species[genus_of[s]] > 1]
-    per_species = 2
-    n_out = sum(min(int(counts[s]), per_species) for s in out_species)
-    if max_queries is not None and n_out > max_queries:
-        out_species = sorted(rng.sample(out_species, max(1, max_queries * 2 // 3)))
-        sampled = True
-    tasks: list[tuple[int, int, int]] = [(ref, -1, rng.randrange(2**31)) for ref in loo_refs]
-    order = np.argsort(index.species_ids, kind="stable")
-    bounds = np.searchsorted(index.species_ids[order], np.arange(len(genus_of) + 1))
-    for s in out_species:
-        members = order[bounds[s] : bounds[s + 1]].tolist()
-        pick = members if len(members) <= per_species else rng.sample(members, per_species)
-        tasks.extend((int(ref), s, rng.randrange(2**31)) for ref in pick)
     present = Experiment()
     absent = Experiment()
     _JOB.update(engine=eng, rule=r, perturb=perturb)
