@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from species_ref.decision import Rule, decide, get_rule  # noqa: E402
 from species_ref.identify import Engine  # noqa: E402
-from species_ref.validate import exclusion_mask, sample_tasks  # noqa: E402
+from species_ref.validate import exclusion_mask, sample_tasks, task_sequence  # noqa: E402
 
 from validate_refdata import MARKERS, PERTURB, load_version  # noqa: E402
 
@@ -38,13 +37,10 @@ _JOB: dict[str, Any] = {}
 def _collect_one(task: tuple[int, int, int]) -> dict[str, Any]:
     eng: Engine = _JOB["engine"]
     perturb = _JOB["perturb"]
-    ref, _sp_out, pseed = task
+    ref = task[0]
     index = eng.index
-    exclude = exclusion_mask(index, task)
-    seq = eng.version.records[ref].sequence
-    if perturb is not None:
-        seq = perturb(seq, random.Random(pseed))
-    hits = eng.matcher.match(seq, exclude=exclude)
+    seq = task_sequence(eng.version, task, perturb)
+    hits = eng.matcher.match(seq, exclude=exclusion_mask(index, task))
     errs: dict[str, int | None] = {}
     seen: list[str] = []
     for h in hits:

@@ -174,6 +174,13 @@ def exclusion_mask(index: KmerIndex, task: Task) -> npt.NDArray[np.bool_]:
     return exclude
 
 
+def task_sequence(version: LibraryVersion, task: Task, perturb: Perturb | None) -> str:
+    """The query of one task: the held-out reference's sequence, perturbed when asked."""
+    ref, _, pseed = task
+    seq = version.records[ref].sequence
+    return seq if perturb is None else perturb(seq, random.Random(pseed))
+
+
 def sample_tasks(
     index: KmerIndex, *, max_queries: int | None = None, seed: int = 0
 ) -> tuple[list[Task], bool]:
@@ -220,13 +227,10 @@ def _run_task(task: Task) -> tuple[str, str, str, str | None, list[str]]:
     eng: Engine = _JOB["engine"]
     rule: Rule = _JOB["rule"]
     perturb: Perturb | None = _JOB["perturb"]
-    ref, sp_out, pseed = task
+    ref, sp_out, _ = task
     index = eng.index
-    exclude = exclusion_mask(index, task)
-    seq = eng.version.records[ref].sequence
-    if perturb is not None:
-        seq = perturb(seq, random.Random(pseed))
-    dec, _hits = eng.decide_sequence(seq, rule=rule, exclude=exclude)
+    seq = task_sequence(eng.version, task, perturb)
+    dec, _hits = eng.decide_sequence(seq, rule=rule, exclude=exclusion_mask(index, task))
     truth = index.species_names[int(index.species_ids[ref])]
     kind = "absent" if sp_out >= 0 else "loo"
     return (
