@@ -270,3 +270,40 @@ def test_query_farther_than_the_species_nearest_neighbour_is_not_a_species_call(
     assert "Panthera leo" in reason
     # Inside both the species' spread and its distance to the nearest species.
     assert _outside_library_variation(0.8, st, rule=rule) is None
+
+
+def _dominant_library() -> tuple[LibraryVersion, str]:
+    """Species alpha: five references within 0.2 % of the query; beta two bases away."""
+    seq = next(r for r in _records("coi_panthera.fasta") if r.species == "Panthera leo").sequence
+    recs = [RefRecord("A0", "Testgenus alpha", "COI-5P", seq)]
+    recs += [
+        RefRecord(f"A{i}", "Testgenus alpha", "COI-5P", _diverged(seq, every=10_000, offset=50 * i))
+        for i in range(1, 5)
+    ]
+    recs.append(RefRecord("B1", "Testgenus beta", "COI-5P", _diverged(seq, every=300, offset=7)))
+    recs.append(RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)))
+    return _version(recs, "dominant"), seq
+
+
+def test_species_matched_by_many_references_is_called_despite_a_close_second() -> None:
+    version, seq = _dominant_library()
+    res = _one(seq, version)
+    assert res.level == "species" and res.taxon == "Testgenus alpha"
+    assert any("called despite Testgenus beta within the gap" in f for f in res.flags)
+    assert any(f.startswith("closest other species within the 1 % gap") for f in res.flags)
+    # The common lab rule and the strict rule keep it ambiguous.
+    for rule in ("fixed-98.5", "strict"):
+        other = _one(seq, version, rule=rule)
+        assert other.level == "ambiguous" and other.taxon == "Testgenus", rule
+
+
+def test_dominance_needs_the_query_at_the_species_and_enough_separation() -> None:
+    version, seq = _dominant_library()
+    # 0.6 % from every alpha reference: no longer a near-identical match.
+    far = _one(_diverged(seq, every=170, offset=20), version)
+    assert far.level != "species"
+    # On a 150 bp window one base separates beta: short queries need two.
+    window = seq[0:150]
+    short = _one(window, version)
+    assert short.level != "species"
+    assert not any("called despite" in f for f in short.flags)
