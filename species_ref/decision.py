@@ -1061,6 +1061,17 @@ def _cites_flag(decision: Decision) -> None:
         return
     listed = [f"{sp} (Appendix {app})" for sp, app in decision.cites.items()]
     if decision.level == "species":
-        decision.flags.append(f"CITES-listed species: {_join(listed)}")
+        called = [
+            f"{sp} (Appendix {app})" for sp, app in decision.cites.items() if sp == decision.taxon
+        ]
+        others = [
+            f"{sp} (Appendix {app})" for sp, app in decision.cites.items() if sp != decision.taxon
+        ]
+        if called:
+            decision.flags.append(f"CITES-listed species: {_join(called)}")
+        if others:
+            decision.flags.append(
+                f"CITES-listed species within the gap, not called: {_join(others)}"
+            )
     else:
         decision.flags.append(f"CITES-listed candidate among ties: {_join(listed)}")

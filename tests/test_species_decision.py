@@ -291,6 +291,13 @@ def test_species_matched_by_many_references_is_called_despite_a_close_second() -
     assert res.level == "species" and res.taxon == "Testgenus alpha"
     assert any("called despite Testgenus beta within the gap" in f for f in res.flags)
     assert any(f.startswith("closest other species within the 1 % gap") for f in res.flags)
+    # A listed sister within the gap is reported, but not as the called species.
+    listed = _one(seq, version, cites=lambda sp: "II" if sp == "Testgenus beta" else None)
+    assert listed.taxon == "Testgenus alpha"
+    assert "CITES-listed species within the gap, not called: Testgenus beta (Appendix II)" in (
+        listed.flags
+    )
+    assert not any(f.startswith("CITES-listed species: ") for f in listed.flags)
     # The common lab rule and the strict rule keep it ambiguous.
     for rule in ("fixed-98.5", "strict"):
         other = _one(seq, version, rule=rule)
