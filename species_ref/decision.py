@@ -867,7 +867,7 @@ def decide(
         _cites_flag(decision)
         return decision
     i_eff = i1
-    if rule.discount_conserved_errors and error_sites is not None and len(ties) == 1:
+    if rule.discount_conserved_errors and error_sites is not None and len(ties) == 1 and i1 < 100.0:
         n_err = error_sites(best.species)
         if n_err:
             i_eff = min(100.0, i1 + 100.0 * n_err / max(best.aligned_length, 1))
