@@ -2,8 +2,8 @@
 
 Usage:
   python bench/decision_lab.py collect REFDATA_DIR [--markers coi,...] [--perturbations none,...]
-          [--max-queries 400] [--design loo|public] [--out bench/out/lab]
-  python bench/decision_lab.py replay [--rule default] [--out bench/out/lab]
+          [--max-queries 400] [--design loo|public] [--out DIR]
+  python bench/decision_lab.py replay [--rule default] [--design loo|public] [--out DIR]
 
 `collect` runs the same tasks as `bench/validate_refdata.py` (leave-one-out for
 present species, hold-whole-species-out for absent ones; `--design loo`) or
@@ -75,16 +75,21 @@ def _multiplicity(refdata: Path, marker: str, index: KmerIndex) -> npt.NDArray[n
 def public_tasks(
     index: KmerIndex, multiplicity: npt.NDArray[np.int64], *, max_queries: int, seed: int
 ) -> list[tuple[int, int, int]]:
-    """Present queries drawn over the uncollapsed records; absent species drawn at random."""
+    """Present queries drawn over the uncollapsed records; absent species drawn at random.
+
+    Each record of a species with at least two records is equally likely; a
+    reference standing for several identical records may be drawn more than
+    once (each draw is one record held out, its copies stay).
+    """
     rng = np.random.default_rng(seed)
     n_sp = len(index.species_names)
     records = np.bincount(index.species_ids, weights=multiplicity, minlength=n_sp)
     eligible = np.where(records[index.species_ids] > 1)[0]
+    pool = np.repeat(eligible, multiplicity[eligible])
     tasks: list[tuple[int, int, int]] = []
-    if eligible.shape[0]:
-        weights = multiplicity[eligible] / multiplicity[eligible].sum()
-        n = min(max_queries, eligible.shape[0])
-        for ref in rng.choice(eligible, size=n, replace=False, p=weights).tolist():
+    if pool.shape[0]:
+        picks = rng.choice(pool.shape[0], size=min(max_queries, pool.shape[0]), replace=False)
+        for ref in sorted(pool[picks].tolist()):
             kind = KEEP if multiplicity[ref] > 1 else -1
             tasks.append((int(ref), kind, int(rng.integers(2**31))))
     for sp in rng.choice(n_sp, size=min(max_queries, n_sp), replace=False).tolist():
@@ -140,11 +145,18 @@ def collect(args: argparse.Namespace) -> int:
         for pert in [p for p in args.perturbations.split(",") if p]:
             dest = args.out / f"{marker}_{pert}.pkl"
             if dest.exists():
+                held = pickle.loads(dest.read_bytes()).get("design", "loo")
+                if held != args.design:
+                    raise SystemExit(f"{dest} holds {held!r} queries; use another --out.")
                 continue
             _JOB.update(engine=engine, perturb=PERTURB[pert])
             with multiprocessing.get_context("fork").Pool(2) as pool:
                 rows = list(pool.imap(_collect_one, tasks, chunksize=16))
-            dest.write_bytes(pickle.dumps({"content_hash": version.content_hash, "rows": rows}))
+            dest.write_bytes(
+                pickle.dumps(
+                    {"content_hash": version.content_hash, "design": args.design, "rows": rows}
+                )
+            )
             print(f"{marker} {pert}: {len(rows)} queries", flush=True)
     return 0
 
@@ -161,6 +173,11 @@ def replay(args: argparse.Namespace, rule: Rule | None = None) -> dict[str, Any]
         if args.perturbations_only and pert not in args.perturbations_only.split(","):
             continue
         data = pickle.loads(f.read_bytes())
+        if data.get("design", "loo") != args.design:
+            raise SystemExit(
+                f"{f} holds {data.get('design', 'loo')!r} queries; pass --design "
+                f"{data.get('design', 'loo')} or another --out."
+            )
         if marker not in engines:
             version = load_version(args.refdata / f"{marker}.fasta")
             engines[marker] = Engine(version, cache_dir=args.cache)
@@ -230,9 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--design", choices=["loo", "public"], default="loo")
     ap.add_argument("--rule", default="default")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "lab")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="default bench/out/lab or bench/out/lab-public"
+    )
     ap.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "cache")
     args = ap.parse_args(argv)
+    if args.out is None:
+        lab = "lab" if args.design == "loo" else "lab-public"
+        args.out = ROOT / "bench" / "out" / lab
     if args.mode == "collect":
         return collect(args)
     replay(args)

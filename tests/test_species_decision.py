@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from pathlib import Path
 
 import pytest
@@ -272,36 +274,86 @@ def test_query_farther_than_the_species_nearest_neighbour_is_not_a_species_call(
     assert _outside_library_variation(0.8, st, rule=rule) is None
 
 
-def _dominant_library() -> tuple[LibraryVersion, str]:
-    """Species alpha: five references within 0.2 % of the query; beta two bases away."""
+def _dominant_library(
+    *, n_alpha: int = 5, alpha_every: int = 10_000, beta: str = "Testgenus beta", n_beta: int = 1
+) -> tuple[LibraryVersion, str]:
+    """Species alpha: `n_alpha` references, one identical to the query and the others
+    one base away (or a base every `alpha_every` sites); beta three bases away."""
     seq = next(r for r in _records("coi_panthera.fasta") if r.species == "Panthera leo").sequence
     recs = [RefRecord("A0", "Testgenus alpha", "COI-5P", seq)]
     recs += [
-        RefRecord(f"A{i}", "Testgenus alpha", "COI-5P", _diverged(seq, every=10_000, offset=50 * i))
-        for i in range(1, 5)
+        RefRecord(
+            f"A{i}",
+            "Testgenus alpha",
+            "COI-5P",
+            _diverged(seq, every=alpha_every, offset=50 * i)
+            if alpha_every >= len(seq)
+            else _diverged(seq, every=alpha_every, offset=i),
+        )
+        for i in range(1, n_alpha)
     ]
-    recs.append(RefRecord("B1", "Testgenus beta", "COI-5P", _diverged(seq, every=300, offset=7)))
+    recs += [
+        RefRecord(f"B{j}", beta, "COI-5P", _diverged(seq, every=300, offset=7 + j))
+        for j in range(n_beta)
+    ]
     recs.append(RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)))
-    return _version(recs, "dominant"), seq
+    return _version(recs, f"dominant-{n_alpha}-{alpha_every}-{beta}-{n_beta}"), seq
 
 
 def test_species_matched_by_many_references_is_called_despite_a_close_second() -> None:
     version, seq = _dominant_library()
     res = _one(seq, version)
     assert res.level == "species" and res.taxon == "Testgenus alpha"
-    assert any("called despite Testgenus beta within the gap" in f for f in res.flags)
+    assert res.statement == (
+        "consistent with Testgenus alpha (Testgenus beta within the 1 % gap, not excluded by "
+        "it; called on the support of 5 closer references)"
+    )
+    assert any(
+        f.startswith("5 references of Testgenus alpha match the query at 99.85-100.00 %")
+        and "next: Testgenus beta at 99.54 %" in f
+        for f in res.flags
+    )
     assert any(f.startswith("closest other species within the 1 % gap") for f in res.flags)
     # A listed sister within the gap is reported, but not as the called species.
     listed = _one(seq, version, cites=lambda sp: "II" if sp == "Testgenus beta" else None)
     assert listed.taxon == "Testgenus alpha"
-    assert "CITES-listed species within the gap, not called: Testgenus beta (Appendix II)" in (
-        listed.flags
-    )
+    assert (
+        "CITES-listed species within the barcode gap, not excluded by it: "
+        "Testgenus beta (Appendix II)"
+    ) in listed.flags
     assert not any(f.startswith("CITES-listed species: ") for f in listed.flags)
     # The common lab rule and the strict rule keep it ambiguous.
     for rule in ("fixed-98.5", "strict"):
         other = _one(seq, version, rule=rule)
         assert other.level == "ambiguous" and other.taxon == "Testgenus", rule
+
+
+def test_four_close_references_are_not_enough() -> None:
+    version, seq = _dominant_library(n_alpha=4)
+    res = _one(seq, version)
+    assert res.level == "ambiguous" and res.taxon == "Testgenus"
+    assert {c.species for c in res.candidates} == {"Testgenus alpha", "Testgenus beta"}
+
+
+def test_references_less_identical_than_the_other_species_do_not_count() -> None:
+    # One alpha reference is identical; the four others are about 0.9 % away,
+    # farther than beta's three references (0.46 %).
+    version, seq = _dominant_library(alpha_every=110, n_beta=3)
+    res = _one(seq, version)
+    assert res.level == "ambiguous", res.statement
+    assert not any("closer than any reference" in f for f in res.flags)
+
+
+def test_refused_dominance_stays_ambiguous_across_genera() -> None:
+    version, seq = _dominant_library(beta="Othergenus beta")
+    refusing = dataclasses.replace(get_rule("default"), name="needs-ten", min_species_refs=10)
+    res = _one(seq, version, rule=refusing)
+    assert res.level == "ambiguous"
+    assert res.rank == "family or above" and res.taxon is None
+    assert {c.species for c in res.candidates} == {"Testgenus alpha", "Othergenus beta"}
+    assert res.statement.endswith("candidates span genera, no genus reported")
+    assert not any("closer than any reference" in f for f in res.flags)
+    assert _one(seq, version).taxon == "Testgenus alpha"
 
 
 def test_dominance_needs_the_query_at_the_species_and_enough_separation() -> None:
@@ -313,4 +365,11 @@ def test_dominance_needs_the_query_at_the_species_and_enough_separation() -> Non
     window = seq[0:150]
     short = _one(window, version)
     assert short.level != "species"
-    assert not any("called despite" in f for f in short.flags)
+    assert not any("closer than any reference" in f for f in short.flags)
+
+
+def test_dominance_never_asks_for_more_references_than_are_aligned() -> None:
+    from species_ref.matching import Matcher
+
+    per_species = inspect.signature(Matcher.__init__).parameters["per_species"].default
+    assert all(rule.dominant_refs <= per_species for rule in RULES.values())
