@@ -364,6 +364,7 @@ class LibraryProfile:
         probe_sp = species_ids[nb_probe] if nb_probe.shape[0] else np.zeros(0, dtype=np.int32)
         self._nb_order = np.argsort(probe_sp, kind="stable")
         self._nb_sp_sorted = probe_sp[self._nb_order]
+        self._stats_cache: dict[int, SpeciesStats] = {}
 
     def stats(
         self,
@@ -372,6 +373,14 @@ class LibraryProfile:
         excluded_refs: npt.NDArray[np.bool_] | None = None,
     ) -> SpeciesStats:
         """Statistics of a species, ignoring references flagged in `excluded_refs`."""
+        if excluded_refs is None:
+            cached = self._stats_cache.get(species_id)
+            if cached is None:
+                cached = self._stats_cache[species_id] = self._stats(species_id, None)
+            return cached
+        return self._stats(species_id, excluded_refs)
+
+    def _stats(self, species_id: int, excluded_refs: npt.NDArray[np.bool_] | None) -> SpeciesStats:
         lo, hi = np.searchsorted(self._pair_sp_sorted, [species_id, species_id + 1])
         rows = self._pair_order[lo:hi]
         nlo, nhi = np.searchsorted(self._nb_sp_sorted, [species_id, species_id + 1])

@@ -94,7 +94,10 @@ def revcomp_mask(mask: ByteArray) -> ByteArray:
     return COMPLEMENT_MASK[mask[::-1]]
 
 
-def kmer_codes(codes: ByteArray, k: int) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
+KmerCodes = tuple[IntArray, IntArray, npt.NDArray[np.bool_]]
+
+
+def kmer_codes(codes: ByteArray, k: int) -> KmerCodes:
     """Forward and reverse-complement k-mer codes of 2-bit codes, and which windows are valid.
 
     Position i describes the window ``codes[i:i + k]``; a window holding a code 4
@@ -341,16 +344,23 @@ class KmerIndex:
 
     # ---------------------------------------------------------------- search
     def query_kmers(
-        self, seq: str | ByteArray, *, max_kmers: int | None = None
+        self,
+        seq: str | ByteArray,
+        *,
+        max_kmers: int | None = None,
+        kmers: KmerCodes | None = None,
     ) -> tuple[IntArray, IntArray]:
         """Distinct canonical k-mer codes of a query and their orientation (1 = reverse).
 
         With `max_kmers`, k-mers are taken at evenly spaced positions so that at
         most that many are used (long queries rank candidates just as well from a
-        sample, at a fraction of the cost).
+        sample, at a fraction of the cost). `kmers` is the `kmer_codes` of the
+        query when the caller has them already.
         """
-        mask = encode_mask(seq) if isinstance(seq, str) else seq
-        fwd, rev, valid = kmer_codes(MASK_TO_CODE[mask], self.k)
+        if kmers is None:
+            mask = encode_mask(seq) if isinstance(seq, str) else seq
+            kmers = kmer_codes(MASK_TO_CODE[mask], self.k)
+        fwd, rev, valid = kmers
         pos = np.flatnonzero(valid)
         if max_kmers is not None and pos.shape[0] > max_kmers:
             pos = pos[np.linspace(0, pos.shape[0] - 1, max_kmers).round().astype(np.int64)]
@@ -374,6 +384,7 @@ class KmerIndex:
         min_shared: int = 2,
         max_postings: int | None = None,
         max_kmers: int | None = 200,
+        kmers: KmerCodes | None = None,
     ) -> CandidateSet:
         """Rank references by shared canonical k-mers with `seq`, on the better strand.
 
@@ -383,9 +394,9 @@ class KmerIndex:
         is held out for validation. K-mers found in more than `max_postings`
         references (default: the larger of 2,000 and 5 % of the library) are
         skipped unless too few rarer ones remain. At most `max_kmers` query
-        k-mers, evenly spaced, are looked up.
+        k-mers, evenly spaced, are looked up (`kmers`: see `query_kmers`).
         """
-        codes, qorient = self.query_kmers(seq, max_kmers=max_kmers)
+        codes, qorient = self.query_kmers(seq, max_kmers=max_kmers, kmers=kmers)
         n_kmers = int(codes.shape[0])
         empty = np.zeros(0, dtype=np.int64)
         if n_kmers == 0:
@@ -408,8 +419,7 @@ class KmerIndex:
         counts = np.bincount(vals, minlength=2 * self.n_refs).reshape(-1, 2)
         if exclude is not None:
             counts[exclude] = 0
-        strand_minus = counts[:, 1] > counts[:, 0]
-        score = np.where(strand_minus, counts[:, 1], counts[:, 0])
+        score = np.maximum(counts[:, 0], counts[:, 1])
         pool = np.flatnonzero(score >= min_shared)
         if pool.shape[0] == 0:
             return CandidateSet(empty, empty, empty, n_kmers)
@@ -430,7 +440,7 @@ class KmerIndex:
             if len(chosen) >= top_n:
                 break
         refs = np.array(chosen, dtype=np.int64)
-        strands = np.where(strand_minus[refs], -1, 1).astype(np.int64)
+        strands = np.where(counts[refs, 1] > counts[refs, 0], -1, 1).astype(np.int64)
         return CandidateSet(refs, strands, score[refs].astype(np.int64), n_kmers)
 
 

@@ -41,6 +41,7 @@ from species_ref.index import (
     MASK_TO_CODE,
     ByteArray,
     IntArray,
+    KmerCodes,
     KmerIndex,
     encode_mask,
     kmer_codes,
@@ -122,6 +123,26 @@ def _orient(mask: ByteArray, k: int) -> _Oriented:
     return _Oriented(mask, codes[order], pos[order])
 
 
+def _orient_both(mask: ByteArray, k: int, kmers: KmerCodes | None = None) -> dict[int, _Oriented]:
+    """`_orient` of a query (+1) and of its reverse complement (-1), from one k-mer pass.
+
+    The reverse-complement code of the window at i is the forward code of the
+    window at len - k - i of the reverse complement; positions are put in
+    ascending order before the stable sort, so the result equals `_orient`.
+    `kmers` is `kmer_codes` of the mask when already computed.
+    """
+    fwd, rev, valid = kmers if kmers is not None else kmer_codes(MASK_TO_CODE[mask], k)
+    pos = np.flatnonzero(valid)
+    codes = fwd[valid]
+    order = np.argsort(codes, kind="stable")
+    plus = _Oriented(mask, codes[order], pos[order])
+    rc_pos = (int(mask.shape[0]) - k - pos)[::-1]
+    rc_codes = rev[valid][::-1]
+    order = np.argsort(rc_codes, kind="stable")
+    minus = _Oriented(revcomp_mask(mask), rc_codes[order], rc_pos[order])
+    return {1: plus, -1: minus}
+
+
 @dataclass(frozen=True, slots=True)
 class _Raw:
     identity: float
@@ -156,13 +177,16 @@ class Matcher:
     ) -> list[Hit]:
         """Hits of `seq` against its best candidates, best identity first."""
         mask = encode_mask(seq)
+        kmers = kmer_codes(MASK_TO_CODE[mask], self.index.k)
         cands = self.index.candidates(
-            mask, top_n or self.top_n, per_species=self.per_species, exclude=exclude
+            mask, top_n or self.top_n, per_species=self.per_species, exclude=exclude, kmers=kmers
         )
         if cands.refs.shape[0] == 0:
             return []
         qlen = int(mask.shape[0])
-        raws = self.align_many(mask, refs=cands.refs, strands=cands.strands, shared=cands.shared)
+        raws = self.align_many(
+            mask, refs=cands.refs, strands=cands.strands, shared=cands.shared, kmers=kmers
+        )
         hits: list[Hit] = []
         for ref, strand, shared, raw in zip(
             cands.refs.tolist(), cands.strands.tolist(), cands.shared.tolist(), raws, strict=True
@@ -203,6 +227,7 @@ class Matcher:
         refs: IntArray,
         strands: IntArray,
         shared: IntArray | None = None,
+        kmers: KmerCodes | None = None,
     ) -> list[_Raw | None]:
         """Align a query (bit masks, as given) to many references at once.
 
@@ -220,7 +245,7 @@ class Matcher:
         if n_c == 0 or qlen < k:
             return out
         index = self.index
-        oriented = {1: _orient(qmask, k), -1: _orient(revcomp_mask(qmask), k)}
+        oriented = _orient_both(qmask, k, kmers)
         lens = index.lengths[refs]
         n_kmer = np.maximum(lens - k + 1, 0)
         # Long references are sampled (about 150 k-mers each): plenty of votes
@@ -259,9 +284,9 @@ class Matcher:
         raw_votes = votes.copy()
         best = votes.argmax(axis=1)
         best_votes = votes[np.arange(n_c), best]
-        for off in range(-2, 3):
-            col_i = np.clip(best + off, 0, width - 1)
-            votes[np.arange(n_c), col_i] = 0
+        rows = np.arange(n_c)[:, None]
+        near = np.minimum(np.maximum(best[:, None] + np.arange(-2, 3), 0), width - 1)
+        votes[rows, near] = 0
         second = votes.max(axis=1)
         d = best - qlen
         q0 = np.maximum(0, -d)
@@ -281,7 +306,7 @@ class Matcher:
         qsel = qidx + np.repeat(np.where(strands[ci] == 1, 0, qlen), length_ok)
         ridx = qidx + np.repeat(d[ci] + index.seq_offsets[refs[ci]], length_ok)
         same = (both[qsel] & index.seq_masks[ridx]) != 0
-        score = np.where(same, MATCH, MISMATCH).astype(np.int64)
+        score = same.astype(np.int64) * (MATCH - MISMATCH) + MISMATCH
         cs = np.cumsum(score)
         before = np.concatenate(([0], cs))[seg_first]
         rel = cs - np.repeat(before, length_ok)
@@ -294,7 +319,8 @@ class Matcher:
         at_max = np.flatnonzero(gain == np.repeat(seg_max, length_ok))
         end_el = at_max[np.searchsorted(at_max, seg_first)]
         low_end = low[end_el]
-        cum_same = np.concatenate(([0], np.cumsum(same)))
+        # Matches from the score sums: cs over a segment = matches * (MATCH - MISMATCH) + cols * MISMATCH.
+        cs0 = np.concatenate(([0], cs))
         # Start of the best segment: first prefix (virtual 0 before the segment,
         # or an element) whose relative sum equals the running minimum at the end.
         cand_start = np.flatnonzero(rel == np.repeat(low_end, length_ok))
@@ -306,18 +332,29 @@ class Matcher:
             seg_first,
         )
         cols = np.where(seg_max > 0, end_el + 1 - start_el, 0)
-        matches = cum_same[end_el + 1] - cum_same[start_el]
+        matches = (cs0[end_el + 1] - cs0[start_el] - cols * MISMATCH) // (MATCH - MISMATCH)
         q_start = q0[ci] + (start_el - seg_first)
         top_shared = int(shared.max()) if shared is not None and shared.shape[0] else 0
+        # A gapped alignment where the k-mers show a second diagonal (indel) or
+        # the segment leaves much of the overlap unexplained, for references
+        # sharing at least half as many k-mers as the best one.
+        wants_gap = (second[ci] >= np.maximum(2, best_votes[ci] // 12)) | (cols < 0.9 * length_ok)
+        if shared is not None:
+            wants_gap &= shared[ci] * 2 >= top_shared
         gapped_left = self.max_gapped
-        for j, c in enumerate(ci.tolist()):
-            n_cols = int(cols[j])
-            qs_ = int(q_start[j])
-            dd = int(d[c])
+        for c, n_cols, qs_, dd, n_match, gap in zip(
+            ci.tolist(),
+            cols.tolist(),
+            q_start.tolist(),
+            d[ci].tolist(),
+            matches.tolist(),
+            wants_gap.tolist(),
+            strict=True,
+        ):
             raw = _Raw(
-                100.0 * int(matches[j]) / n_cols if n_cols else 0.0,
+                100.0 * n_match / n_cols if n_cols else 0.0,
                 n_cols,
-                int(matches[j]) if n_cols else 0,
+                n_match if n_cols else 0,
                 0,
                 qs_,
                 qs_ + n_cols,
@@ -325,10 +362,7 @@ class Matcher:
                 qs_ + dd + n_cols,
                 "ungapped",
             )
-            indel = int(second[c]) >= max(2, int(best_votes[c]) // 12)
-            short = n_cols < 0.9 * int(length[c])
-            worth = shared is None or int(shared[c]) * 2 >= top_shared
-            if (indel or short) and worth and gapped_left > 0:
+            if gap and gapped_left > 0:
                 gapped_left -= 1
                 qm = oriented[int(strands[c])].mask
                 row = raw_votes[c]
@@ -379,12 +413,14 @@ class Matcher:
             if o.method != "ungapped":
                 continue
             oqs, oqe = oriented(o)
-            cover = (pos >= oqs) & (pos < oqe)
-            if not cover.any():
+            lo, hi = max(qs, oqs), min(qe, oqe)
+            if lo >= hi:
                 continue
-            ob = self.index.ref_mask(o.ref_index)[pos[cover] + (o.ref_start - oqs)]
-            agree[cover] &= ob == rb[cover]
-            count[cover] += 1
+            # Query columns lo..hi are covered by `o`: a slice of it and of `best`.
+            shift = o.ref_start - oqs
+            ob = self.index.ref_mask(o.ref_index)[lo + shift : hi + shift]
+            agree[lo - qs : hi - qs] &= ob == rb[lo - qs : hi - qs]
+            count[lo - qs : hi - qs] += 1
             distant = distant or o.identity < best.identity - 5.0
         if not distant:
             return None

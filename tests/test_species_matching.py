@@ -106,3 +106,21 @@ def test_candidates_respect_exclusion_mask() -> None:
     exclude[0] = True
     cands = index.candidates(recs[0].sequence, 30, exclude=exclude)
     assert 0 not in cands.refs.tolist()
+
+
+def test_query_with_repeats_and_ambiguity_matches_alike_on_either_strand() -> None:
+    # A repeated stretch gives k-mers at several query positions and an N breaks
+    # some windows: the reverse-strand search must place every k-mer as the
+    # forward search does, so both orientations find the same alignments.
+    recs = _records("coi_panthera.fasta")
+    matcher = Matcher(KmerIndex.from_records(recs))
+    seq = recs[2].sequence
+    # bases 300-315 overwritten with a copy of 100-115 (a repeated k-mer), one N
+    query = seq[:300] + seq[100:115] + seq[315:400] + "N" + seq[401:600]
+    plus = matcher.match(query)
+    minus = matcher.match(_revcomp(query))
+    assert plus and [h.strand for h in plus] == ["+"] * len(plus)
+    assert [h.strand for h in minus] == ["-"] * len(minus)
+    key = [(h.seq_id, round(h.identity, 6), h.aligned_length) for h in plus]
+    assert key == [(h.seq_id, round(h.identity, 6), h.aligned_length) for h in minus]
+    assert plus[0].seq_id == recs[2].seq_id
