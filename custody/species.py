@@ -57,6 +57,25 @@ def prepare_reference(
     Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
 
 
+def reference_conflicts(
+    store: Store,
+    *,
+    library: str,
+    version: int | None = None,
+    within: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Species pairs of a library version with references within `within` % of each other."""
+    from species_ref.cites import lookup_cites
+    from species_ref.conflicts import find_conflicts
+    from species_ref.identify import Engine
+
+    refs = reference_store(store)
+    lib = refs.load(library, version)
+    engine = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
+    found = find_conflicts(engine.index, engine.profile, within=within, cites=lookup_cites)
+    return [c.to_dict() for c in found]
+
+
 def identify_files(
     store: Store,
     *,

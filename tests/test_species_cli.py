@@ -142,6 +142,7 @@ def test_unknown_library_is_a_clear_error(world: World, runner: CliRunner, tmp_p
     for args in (
         ["ref", "validate", "nope"],
         ["ref", "show", "nope"],
+        ["ref", "conflicts", "nope"],
         ["ref", "export", "nope", "-o", str(tmp_path / "x.fasta")],
     ):
         result = runner.invoke(app, args)
@@ -192,3 +193,27 @@ def test_ambiguous_base_limit_for_references_is_an_import_option(
     assert shown["import_options"]["max_ambiguous"] == 0.05
     refused = runner.invoke(app, ["ref", "import", "pangolins", str(refs), "--max-ambiguous", "50"])
     assert refused.exit_code != 0 and "max-ambiguous" in refused.output
+
+
+def test_ref_conflicts_lists_species_the_library_cannot_tell_apart(
+    world: World, runner: CliRunner, tmp_path: Path
+) -> None:
+    imported = runner.invoke(
+        app, ["ref", "import", "demo", str(bundled_data("demo_library.fasta"))]
+    )
+    assert "12 species pairs have references within 0.5 %" in imported.stdout
+    assert "custody ref conflicts demo" in imported.stdout
+    listed = runner.invoke(app, ["ref", "conflicts", "demo", "--json"])
+    assert listed.exit_code == 0, listed.output
+    pairs = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert len(pairs) == 12 and pairs == sorted(pairs, key=lambda p: p["distance"])
+    cheetahs = next(p for p in pairs if p["species_a"] == "Acinonyx jubatus")
+    assert cheetahs["species_b"] == "Acinonyx jubensis" and cheetahs["distance"] == 0.0
+    assert cheetahs["kind"] == "not separated"
+    assert any("Appendix I" in c for c in cheetahs["cites"])
+    (suspect,) = [p for p in pairs if p["kind"] == "misidentified record"]
+    assert suspect["suspect"] and suspect["suspect"] in suspect["explanation"]
+    table = runner.invoke(app, ["ref", "conflicts", "demo", "--within", "0"])
+    assert table.exit_code == 0 and "species pairs within 0.0 %" in table.stdout
+    narrow = runner.invoke(app, ["ref", "conflicts", "demo", "--within", "0", "--json"])
+    assert all(json.loads(line)["distance"] == 0 for line in narrow.stdout.splitlines())

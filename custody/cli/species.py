@@ -10,7 +10,7 @@ import typer
 from custody.cli.common import AS_HELP, done, err, open_store, out, print_json, signer, styled
 
 app = typer.Typer(
-    help="Reference libraries of DNA barcodes: import, list, show, export, validate.",
+    help="Reference libraries of DNA barcodes: import, list, show, conflicts, export, validate.",
     no_args_is_help=True,
 )
 
@@ -72,7 +72,7 @@ def ref_import(
     Prints the new version, its content hash and what was rejected. The k-mer index and
     species statistics are built here, once per version, so identifications start at once.
     """
-    from custody.species import prepare_reference, reference_store
+    from custody.species import prepare_reference, reference_conflicts, reference_store
 
     store = open_store()
     refs = reference_store(store)
@@ -104,6 +104,13 @@ def ref_import(
     out.print(f"content hash {version.content_hash}")
     if reasons:
         out.print("rejected: " + "; ".join(f"{n} {why}" for why, n in reasons.most_common()))
+    conflicts = reference_conflicts(store, library=version.name, version=version.version)
+    if conflicts:
+        out.print(
+            f"{len(conflicts)} species pairs have references within 0.5 % of each other "
+            f"(synonyms, misidentified records, species the marker does not separate); "
+            f"review them with `custody ref conflicts {version.name}`."
+        )
 
 
 def _markers_cell(markers: list[str], shown: int = 4) -> str:
@@ -186,6 +193,60 @@ def ref_show(
             f"validation ({rule}): "
             + ", ".join(f"{k} {v}" for k, v in rates.items() if not isinstance(v, dict | list))
         )
+
+
+@app.command("conflicts")
+def ref_conflicts(
+    name: str = typer.Argument(..., help="Library name."),
+    version: int | None = typer.Option(None, help="Version number (default: latest)."),
+    within: float = typer.Option(
+        0.5, min=0.0, max=5.0, help="Report species with references at most this far apart, in %."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per pair, one per line."),
+) -> None:
+    """List species whose references (almost) agree: synonyms, misidentified records, unseparated species.
+
+    Review these before using a library in court: a query matching either name of a
+    pair is at best ambiguous, and if one of the two species is absent from the
+    library the other is called with nothing in the data to warn against it.
+    """
+    import json
+    import sys
+    from collections import Counter
+
+    from rich.table import Table
+
+    from custody.species import reference_conflicts
+
+    store = open_store()
+    with _progress_bar("loading the library statistics") as bar:
+        bar.add_task("load", total=None)
+        found = reference_conflicts(store, library=name, version=version, within=within)
+    if as_json:
+        for c in found:
+            sys.stdout.write(json.dumps(c, ensure_ascii=False) + "\n")
+        return
+    if not found:
+        done(f"No two species of {name} have references within {within} % of each other.")
+        return
+    table = Table("distance %", "species", "and", "reading", "references", box=None)
+    for c in found:
+        table.add_row(
+            f"{c['distance']:.2f}",
+            c["species_a"],
+            c["species_b"],
+            c["kind"] + (" (CITES-listed)" if c["cites"] else ""),
+            f"suspect {c['suspect']}"
+            if c["suspect"]
+            else ", ".join("/".join(p) for p in c["accessions"][:2]),
+        )
+    out.print(table)
+    kinds = Counter(c["kind"] for c in found)
+    out.print(
+        f"{len(found)} species pairs within {within} %: "
+        + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        + ". `--json` gives each pair's explanation."
+    )
 
 
 @app.command("export")

@@ -1,0 +1,211 @@
+"""Name conflicts in a reference library: references of two species that (almost) agree.
+
+Owns `find_conflicts`: from a library version's k-mer index and species
+statistics, every pair of species names with a reference of each within a
+given distance (0.5 % by default), the accessions concerned and a plain-words
+reading of what the conflict probably is. A lab reviews these before taking a
+library to court: a query matching either name ends as "ambiguous" at best,
+and when one of the two names is absent from the library the other is called
+with nothing in the data to warn against it (most false species calls measured
+on the public reference data are such pairs).
+
+What a conflict is taken to be:
+- "synonym": the same epithet under two genus names (Puma / Herpailurus
+  yagouaroundi), most likely one species under an old and a new name.
+- "misidentified record": one reference sits with the other species and far
+  from its own species' other references (a "Bos taurus" COI inside Bubalus
+  bubalis), most likely a mislabelled or misidentified record.
+- "two genera": species of two genera agree and neither reading above fits;
+  a mislabelled record or an unflagged synonym is more likely than biology.
+- "not separated": the marker does not tell the two congeners apart in this
+  library (sister species, hybridisation or a synonym nobody flagged).
+
+Invariants: distances are percent over the aligned overlap, as everywhere in
+the package; the pairs come from the nearest-neighbour rows of the species
+statistics (up to three probe references per species against the closest
+references of the nearest other species) plus exact sequence identity over
+all references, so an identical pair is never missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from species_ref.decision import LibraryProfile
+from species_ref.index import KmerIndex
+from species_ref.matching import Matcher
+
+SYNONYM = "synonym"
+MISIDENTIFIED = "misidentified record"
+NOT_SEPARATED = "not separated"
+TWO_GENERA = "two genera"
+
+#: a reference is read as misidentified when its own species' other references
+#: lie at least this far away (median, percent) while the other species is within
+#: the conflict distance.
+OWN_SPECIES_FAR = 2.0
+
+
+@dataclass(frozen=True)
+class NameConflict:
+    """Two species names with references within `distance` % of each other."""
+
+    species_a: str
+    species_b: str
+    distance: float  # smallest distance between a reference of each, percent
+    accessions: tuple[tuple[str, str], ...]  # (reference of a, reference of b) pairs found
+    kind: str  # SYNONYM, MISIDENTIFIED, TWO_GENERA or NOT_SEPARATED
+    explanation: str
+    suspect: str = ""  # the accession read as misidentified, if any
+    cites: tuple[str, ...] = ()  # CITES statements of listed species among the two
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "species_a": self.species_a,
+            "species_b": self.species_b,
+            "distance": round(self.distance, 3),
+            "accessions": [list(p) for p in self.accessions],
+            "kind": self.kind,
+            "explanation": self.explanation,
+            "suspect": self.suspect,
+            "cites": list(self.cites),
+        }
+
+
+def find_conflicts(
+    index: KmerIndex,
+    profile: LibraryProfile,
+    *,
+    within: float = 0.5,
+    matcher: Matcher | None = None,
+    cites: Callable[[str], Any] | None = None,
+) -> list[NameConflict]:
+    """Every pair of species with references within `within` %, closest first.
+
+    `cites` (a name -> listing or None look-up, such as `lookup_cites`) adds the
+    CITES statement of each listed species of a pair.
+    """
+    m = matcher or Matcher(index, max_gapped=2)
+    found: dict[tuple[int, int], dict[tuple[int, int], float]] = {}
+
+    def add(ra: int, rb: int, dist: float) -> None:
+        sa, sb = int(index.species_ids[ra]), int(index.species_ids[rb])
+        if sa == sb:
+            return
+        if sa > sb:
+            sa, sb, ra, rb = sb, sa, rb, ra
+        refs = found.setdefault((sa, sb), {})
+        refs[(ra, rb)] = min(dist, refs.get((ra, rb), dist))
+
+    close = np.flatnonzero(profile.nb_dist <= within)
+    for i in close.tolist():
+        add(int(profile.nb_probe[i]), int(profile.nb_ref[i]), float(profile.nb_dist[i]))
+    for ra, rb in _identical_pairs(index):
+        add(ra, rb, 0.0)
+
+    out: list[NameConflict] = []
+    for (sa, sb), refs in found.items():
+        best = min(refs.values())
+        nearest = sorted(refs.items(), key=lambda kv: (kv[1], kv[0]))
+        name_a, name_b = index.species_names[sa], index.species_names[sb]
+        accessions = tuple((index.seq_ids[a], index.seq_ids[b]) for (a, b), _d in nearest[:5])
+        kind, explanation, suspect = _reading(
+            m, index, name_a=name_a, name_b=name_b, pair=nearest[0][0], distance=best
+        )
+        listed: list[str] = []
+        if cites is not None:
+            for name in (name_a, name_b):
+                listing = cites(name)
+                if listing is not None and getattr(listing, "listed", False):
+                    listed.append(listing.summary())
+        out.append(
+            NameConflict(
+                name_a, name_b, best, accessions, kind, explanation, suspect, tuple(listed)
+            )
+        )
+    out.sort(key=lambda c: (c.distance, c.species_a, c.species_b))
+    return out
+
+
+def _identical_pairs(index: KmerIndex) -> list[tuple[int, int]]:
+    """One (reference, reference) pair per two species sharing an identical sequence."""
+    by_seq: dict[bytes, dict[int, int]] = {}
+    for ref in range(index.n_refs):
+        key = index.ref_mask(ref).tobytes()
+        by_species = by_seq.setdefault(key, {})
+        by_species.setdefault(int(index.species_ids[ref]), ref)
+    pairs: list[tuple[int, int]] = []
+    for by_species in by_seq.values():
+        if len(by_species) < 2:
+            continue
+        refs = sorted(by_species.values())
+        pairs += [(a, b) for i, a in enumerate(refs) for b in refs[i + 1 :]]
+    return pairs
+
+
+def _reading(
+    m: Matcher,
+    index: KmerIndex,
+    *,
+    name_a: str,
+    name_b: str,
+    pair: tuple[int, int],
+    distance: float,
+) -> tuple[str, str, str]:
+    genus_a, _, epithet_a = name_a.partition(" ")
+    genus_b, _, epithet_b = name_b.partition(" ")
+    at = "identical" if distance == 0 else f"within {distance:.2f} %"
+    near = "identical to" if distance == 0 else f"within {distance:.2f} % of"
+    if epithet_a and epithet_a == epithet_b and genus_a != genus_b:
+        return (
+            SYNONYM,
+            f"{name_a} and {name_b} have {at} references and share the epithet: probably "
+            "one species under two genus names; keep the accepted name only.",
+            "",
+        )
+    for ref, own, other in ((pair[0], name_a, name_b), (pair[1], name_b, name_a)):
+        own_distance = _distance_to_own_species(m, index, ref)
+        if own_distance is not None and own_distance >= OWN_SPECIES_FAR:
+            acc = index.seq_ids[ref]
+            return (
+                MISIDENTIFIED,
+                f"Reference {acc}, labelled {own}, is {near} {other} but {own_distance:.1f} % "
+                f"from the other references of {own}: probably misidentified or mislabelled; "
+                "check it against its source and remove or relabel it.",
+                acc,
+            )
+    if genus_a != genus_b:
+        return (
+            TWO_GENERA,
+            f"{name_a} and {name_b} have {at} references although they are placed in two "
+            "genera: check both records against their sources (a mislabelled record or an "
+            "unflagged synonym is likely).",
+            "",
+        )
+    return (
+        NOT_SEPARATED,
+        f"{name_a} and {name_b} have {at} references: the marker does not separate them "
+        "in this library (sister species, hybrids or an unflagged synonym); a query matching "
+        "either is reported as ambiguous, and one of them absent would be called as the other.",
+        "",
+    )
+
+
+def _distance_to_own_species(m: Matcher, index: KmerIndex, ref: int, most: int = 5) -> float | None:
+    """Median distance (%) of a reference to up to `most` other references of its species."""
+    others = index.refs_of_species(int(index.species_ids[ref]))
+    others = others[others != ref][:most]
+    if others.shape[0] < 2:
+        return None
+    dists = []
+    for other in others.tolist():
+        measured = m.pair_identity(ref, other)
+        if measured is not None:
+            dists.append(100.0 - measured[0])
+    if len(dists) < 2:
+        return None
+    return float(np.median(dists))
