@@ -12,6 +12,11 @@ and, whatever the scope, the store-wide log: ids run 1..N, each log hash links
 to the previous one, and the signed head names the last event (so removing a
 whole item, or the newest events, is detected).
 
+Checkpoints (`take_checkpoint`) carry the signed head of the store log out of
+the machine: a copy kept elsewhere (with the prosecutor, on paper) lets a later
+`verify` detect what the store alone cannot, namely a store re-created from
+nothing, restored from an older copy, or rewritten together with its own head.
+
 Signature checks run on both cores for large stores (process pool); the
 result is the same list of findings either way, sorted.
 """
@@ -540,6 +545,124 @@ def _check_log(
     return out, info
 
 
+CHECKPOINT_FORMAT = "custody-checkpoint-v1"
+_CHECKPOINT_FIELDS = ("store_id", "seq", "log_hash", "signed_by", "key", "public_key", "signature")
+
+
+def take_checkpoint(store: Store) -> dict[str, Any]:
+    """The signed head of the store log, with what is needed to check it anywhere.
+
+    Raises `InvalidInput` when nothing has been recorded yet (there is no head).
+    """
+    from custody.errors import InvalidInput
+    from custody.timeutil import now_utc, to_utc_text
+
+    with store.engine.connect() as conn, conn.begin():
+        q = conn.exec_driver_sql
+        head = q(
+            "SELECT log_seq, log_hash, actor, actor_key, signature FROM store_head WHERE id = 1"
+        ).first()
+        store_id = q("SELECT value FROM store_meta WHERE key = 'store_id'").scalar()
+        if head is None:
+            raise InvalidInput(
+                "The store has no custody events yet; record one before taking a checkpoint."
+            )
+        public = conn.execute(
+            text("SELECT public_key FROM actors WHERE handle = :h"), {"h": head[2]}
+        ).scalar()
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "store_id": str(store_id or ""),
+        "seq": int(head[0]),
+        "log_hash": str(head[1]),
+        "signed_by": str(head[2]),
+        "key": str(head[3]),
+        "public_key": str(public or ""),
+        "signature": str(head[4]),
+        "taken_at": to_utc_text(now_utc()),
+    }
+
+
+def read_checkpoint(text_: str, *, name: str) -> dict[str, Any]:
+    """Parse a checkpoint file's text; `InvalidInput` names the file when it is not one."""
+    from custody.errors import InvalidInput
+
+    try:
+        data = json.loads(text_)
+    except ValueError:
+        data = None
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != CHECKPOINT_FORMAT
+        or any(not isinstance(data.get(f), str) for f in _CHECKPOINT_FIELDS if f != "seq")
+        or not isinstance(data.get("seq"), int)
+    ):
+        raise InvalidInput(
+            f"{name} is not a custody checkpoint; write one with 'custody checkpoint -o FILE'."
+        )
+    data["name"] = name
+    return data
+
+
+def check_checkpoint(
+    checkpoint: dict[str, Any], *, store_id: str, rows: Sequence[Row]
+) -> list[Finding]:
+    """Findings when the store no longer holds the history a checkpoint vouches for."""
+    from custody.keys import fingerprint
+
+    label = f"checkpoint {checkpoint.get('name', '')} (taken {checkpoint.get('taken_at', '?')})"
+    seq = int(checkpoint["seq"])
+    try:
+        key_ok = fingerprint(bytes.fromhex(checkpoint["public_key"])) == checkpoint["key"]
+    except ValueError:
+        key_ok = False
+    message = head_message(store_id=checkpoint["store_id"], seq=seq, hash_=checkpoint["log_hash"])
+    if not key_ok or not verify_signature(
+        public_hex=checkpoint["public_key"], signature_b64=checkpoint["signature"], message=message
+    ):
+        return [
+            Finding(
+                "checkpoint",
+                seq,
+                "bad signature",
+                f"The signature of {label} does not verify: the file was edited; use an untouched copy.",
+            )
+        ]
+    if checkpoint["store_id"] != store_id:
+        return [
+            Finding(
+                "store",
+                None,
+                "missing",
+                f"This store ({store_id or 'no id'}) is not the one {label} was taken from "
+                f"({checkpoint['store_id']}): it was re-created or replaced, and the {seq} "
+                "events recorded before the checkpoint are not in it.",
+            )
+        ]
+    entry = next((r for r in rows if r[0] == seq), None)
+    if entry is None:
+        last = rows[-1][0] if rows else 0
+        return [
+            Finding(
+                "store",
+                seq,
+                "missing",
+                f"The {label} names store log entry {seq}, but the log ends at {last}: "
+                "events were deleted or the store was restored from an older copy.",
+            )
+        ]
+    if entry[17] != checkpoint["log_hash"]:
+        return [
+            Finding(
+                "store",
+                seq,
+                "altered",
+                f"Store log entry {seq} differs from the {label}: the history up to it was rewritten.",
+            )
+        ]
+    return []
+
+
 def _record_diff(row: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(row) | set(recorded) if row.get(k) != recorded.get(k))
 
@@ -552,12 +675,14 @@ def verify(
     workers: int = 0,
     progress: Callable[[str], None] | None = None,
     trusted_keys: frozenset[str] | None = None,
+    checkpoints: Sequence[dict[str, Any]] = (),
 ) -> VerifyReport:
     """Verify the whole store, one item's chain, or one case; returns the findings.
 
     `trusted_keys` (key fingerprints kept outside the store, e.g. published by the
     agency) anchors trust: an actor whose key is not among them is reported, and
-    every event it signed shows as signed by an unknown key.
+    every event it signed shows as signed by an unknown key. `checkpoints` (from
+    `read_checkpoint`) must each still be part of the store's log.
     """
     from custody.errors import NotFound
 
@@ -635,6 +760,8 @@ def verify(
         progress("store log")
     log_findings, report.log_head = _check_log(rows, head, keys, meta.get("store_id", ""))
     report.findings.extend(log_findings)
+    for cp in checkpoints:
+        report.findings.extend(check_checkpoint(cp, store_id=meta.get("store_id", ""), rows=rows))
 
     if item_id:
         in_scope = [r for r in rows if r[1] == item_id]

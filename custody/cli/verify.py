@@ -18,6 +18,11 @@ def verify(
         "--trusted-keys",
         help="File of trusted key fingerprints, one per line (e.g. from 'custody actor list --fingerprints'); other signers are findings.",
     ),
+    checkpoint: list[Path] = typer.Option(
+        [],
+        "--checkpoint",
+        help="A checkpoint file from 'custody checkpoint' (repeatable): the store must still hold the history it vouches for.",
+    ),
 ) -> None:
     """Verify custody chains and signatures (exit 0 intact, 1 with findings)."""
     from custody.verify import verify as run_verify
@@ -44,7 +49,21 @@ def verify(
             raise InvalidInput(
                 f"The trusted key file {trusted_keys} must hold 64-hex-digit key fingerprints, one per line."
             )
-    report = run_verify(open_store(), item_id=item, case_no=case, trusted_keys=trusted)
+    from custody.errors import InvalidInput
+    from custody.verify import read_checkpoint
+
+    checkpoints = []
+    for path in checkpoint:
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise InvalidInput(
+                f"The checkpoint file {path} cannot be read; check the path."
+            ) from None
+        checkpoints.append(read_checkpoint(raw, name=path.name))
+    report = run_verify(
+        open_store(), item_id=item, case_no=case, trusted_keys=trusted, checkpoints=checkpoints
+    )
     if as_json:
         print_json(report.to_dict())
     elif report.intact:
@@ -68,3 +87,32 @@ def verify(
             table.add_row(f.subject, str(f.event or ""), f.kind, f.message)
         out.print(table)
     raise typer.Exit(0 if report.intact else 1)
+
+
+def checkpoint(
+    output: Path = typer.Option(..., "-o", "--output", help="Checkpoint file to write (JSON)."),
+) -> None:
+    """Write the signed head of the store log to a file to keep outside this machine.
+
+    A later 'custody verify --checkpoint FILE' then detects a store re-created from
+    nothing, restored from an older copy, or rewritten together with its own head,
+    which the store cannot show by itself.
+    """
+    import json
+
+    from custody.cli.common import done
+    from custody.errors import InvalidInput
+    from custody.verify import take_checkpoint
+
+    data = take_checkpoint(open_store())
+    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(
+            f"The checkpoint file {output} cannot be written ({exc.strerror})."
+        ) from None
+    done(
+        f"Checkpoint of store log entry {data['seq']} (signed by {data['signed_by']}) written to "
+        f"{output}; keep a copy off this machine (with the prosecutor, on paper)."
+    )
