@@ -501,3 +501,32 @@ def test_verify_bundle_never_raises_on_any_change_of_shape(
         assert all(f.message.endswith(".") for f in check.findings)
 
     one_change()
+
+
+def test_names_and_notes_in_any_script_print_as_written(world: World, tmp_path: Path) -> None:
+    item = world.item(description="Чешуя панголина, мешок 1", place="Cửa khẩu Móng Cái")
+    ev.record_note(
+        world.store,
+        item_id=item,
+        signer=world.officer,
+        text="Handed over by Nguyễn Văn Đức (Hải quan), label 穿山甲鳞片, Ελληνικά",
+    )
+    out = tmp_path / "dossier.pdf"
+    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
+    flat = re.sub(r"\s+", "", "".join(_text(out)))
+    for written in (
+        "Чешуяпанголина,мешок1",
+        "CửakhẩuMóngCái",
+        "NguyễnVănĐức(Hảiquan)",
+        "穿山甲鳞片",
+        "Ελληνικά",
+    ):
+        assert written in flat, written
+    assert "■" not in flat
+    fonts = {
+        str(f.get_object()["/BaseFont"])
+        for page in PdfReader(str(out)).pages
+        for f in (page["/Resources"].get("/Font") or {}).values()
+    }
+    assert any(f.endswith("+DejaVuSans") for f in fonts) and "/STSong-Light" in fonts
+    assert verify_dossier(out).valid

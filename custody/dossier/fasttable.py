@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from reportlab.lib import colors
-from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable
+
+from custody.dossier.fonts import draw_string, is_standard, string_width
 
 FONTS = {
     "plain": "Helvetica",
@@ -40,7 +41,7 @@ def _width(word: str, font: str, size: float) -> float:
     if value is None:
         if len(_WIDTHS) > 200_000:
             _WIDTHS.clear()
-        value = _WIDTHS[key] = stringWidth(word, font, size)
+        value = _WIDTHS[key] = string_width(word, font, size)
     return value
 
 
@@ -64,7 +65,7 @@ def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
                 lines.append(" ".join(current))
             while w > width and len(word) > 1:
                 cut = len(word) - 1
-                while cut > 1 and stringWidth(word[:cut], font, size) > width:
+                while cut > 1 and string_width(word[:cut], font, size) > width:
                     cut -= 1
                 lines.append(word[:cut])
                 word = word[cut:]
@@ -182,7 +183,10 @@ class FastTable(Flowable):
                 c.setFont(FONTS[style], self.size)
                 ty = top - PAD_Y - self.size
                 for line in lines:
-                    c.drawString(x + PAD_X, ty, line)
+                    if is_standard(line):
+                        c.drawString(x + PAD_X, ty, line)
+                    else:
+                        draw_string(c, x + PAD_X, ty, line, font=FONTS[style], size=self.size)
                     ty -= self.leading
                 x += w
             c.line(0, top, self.width, top)

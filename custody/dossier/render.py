@@ -13,11 +13,11 @@ Invariants:
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER
@@ -43,6 +43,7 @@ from reportlab.platypus import (
 from reportlab.platypus.tableofcontents import TableOfContents
 
 from custody.dossier.fasttable import FastTable
+from custody.dossier.fonts import draw_string, is_standard, markup
 
 PAGE_W, PAGE_H = A4
 MARGIN = 18 * mm
@@ -138,7 +139,7 @@ S = _styles()
 
 
 def P(text: Any, style: str = "cell") -> Paragraph:
-    return Paragraph(escape("" if text is None else str(text)).replace("\n", "<br/>"), S[style])
+    return Paragraph(markup("" if text is None else str(text)).replace("\n", "<br/>"), S[style])
 
 
 def Praw(markup: str, style: str = "body") -> Paragraph:
@@ -182,9 +183,16 @@ def _cell(value: Any, width: float) -> Any:
     if isinstance(value, Flowable):
         return value
     text = "" if value is None else str(value)
-    if "\n" not in text and stringWidth(text, CELL_FONT, CELL_SIZE) <= width - CELL_PAD:
+    if (
+        "\n" not in text
+        and is_standard(text)
+        and stringWidth(text, CELL_FONT, CELL_SIZE) <= width - CELL_PAD
+    ):
         return text
     return P(text)
+
+
+_FONT_TAG = re.compile(r'<font face="[^"]*">|</font>')
 
 
 def _fast_cell(value: Any) -> Any:
@@ -193,7 +201,7 @@ def _fast_cell(value: Any) -> Any:
     if isinstance(value, Paragraph):
         from xml.sax.saxutils import unescape
 
-        return unescape(str(value.text).replace("<br/>", "\n"))
+        return unescape(_FONT_TAG.sub("", str(value.text)).replace("<br/>", "\n"))
     return "" if value is None else str(value)
 
 
@@ -251,7 +259,9 @@ def _numbered_canvas(report_id: str, agency: str) -> type[rl_canvas.Canvas]:
             self.line(MARGIN, MARGIN - 5 * mm, PAGE_W - MARGIN, MARGIN - 5 * mm)
             self.setFont("Helvetica", 7.5)
             self.setFillColor(colors.HexColor("#39424c"))
-            self.drawString(MARGIN, PAGE_H - MARGIN + 6 * mm, agency[:110])
+            draw_string(
+                self, MARGIN, PAGE_H - MARGIN + 6 * mm, agency[:110], font="Helvetica", size=7.5
+            )
             self.drawRightString(PAGE_W - MARGIN, PAGE_H - MARGIN + 6 * mm, f"Report {report_id}")
             self.drawString(MARGIN, MARGIN - 9 * mm, f"Report {report_id}")
             self.drawCentredString(
@@ -287,7 +297,9 @@ class _Doc(BaseDocTemplate):
     def afterFlowable(self, flowable: Flowable) -> None:  # noqa: N802 (reportlab API)
         if isinstance(flowable, Paragraph) and getattr(flowable, "toc_level", None) is not None:
             key = getattr(flowable, "toc_key", None)
-            self.notify("TOCEntry", (flowable.toc_level, flowable.getPlainText(), self.page, key))
+            self.notify(
+                "TOCEntry", (flowable.toc_level, markup(flowable.getPlainText()), self.page, key)
+            )
             if key:
                 self.canv.bookmarkPage(key)
                 self.canv.addOutlineEntry(
@@ -296,7 +308,7 @@ class _Doc(BaseDocTemplate):
 
 
 def heading(text: str, level: int, key: str) -> Paragraph:
-    p = Paragraph(escape(text), S["h1" if level == 0 else "h2"])
+    p = Paragraph(markup(text), S["h1" if level == 0 else "h2"])
     p.toc_level = level  # type: ignore[attr-defined]
     p.toc_key = key  # type: ignore[attr-defined]
     return p
@@ -527,7 +539,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
         story.append(
             KeepTogether(
                 [
-                    Paragraph(escape(role), S["h3"]),
+                    Paragraph(markup(role), S["h3"]),
                     kv_table(
                         [
                             ("Name", a.get("name", handle)),
@@ -888,10 +900,10 @@ def _identification(content: DossierContent, e: dict[str, Any]) -> list[Flowable
     out: list[Flowable] = [
         CondPageBreak(50 * mm),
         Paragraph(
-            escape(f"Species identification (event {e['id']}): {r.get('query', '')}"), S["h2"]
+            markup(f"Species identification (event {e['id']}): {r.get('query', '')}"), S["h2"]
         ),
     ]
-    out.append(Praw(f"{escape(_level_word(r))}: {escape(r.get('statement', ''))}", "call"))
+    out.append(Praw(f"{markup(_level_word(r))}: {markup(r.get('statement', ''))}", "call"))
     src = r.get("source") or {}
     qc = r.get("qc") or {}
     markers = sorted({h.get("marker") for h in r.get("top_hits", []) if h.get("marker")})
