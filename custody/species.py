@@ -44,17 +44,18 @@ def prepare_reference(
     library: str,
     version: int | None = None,
     progress: ProgressFn | None = None,
-) -> None:
+) -> Any:
     """Build and cache a library version's k-mer index and species statistics.
 
     Done once per version (normally right after import), so the first
-    identification does not pay for it; later calls find the cache and return.
+    identification does not pay for it; later calls find the cache. Returns the
+    ready search engine (`species_ref.identify.Engine`).
     """
     from species_ref.identify import Engine
 
     refs = reference_store(store)
     lib = refs.load(library, version)
-    Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
+    return Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
 
 
 def reference_conflicts(
@@ -63,15 +64,17 @@ def reference_conflicts(
     library: str,
     version: int | None = None,
     within: float = 0.5,
+    engine: Any = None,
 ) -> list[dict[str, Any]]:
-    """Species pairs of a library version with references within `within` % of each other."""
+    """Species pairs of a library version with references within `within` % of each other.
+
+    `engine` is the version's engine when the caller has it (from `prepare_reference`).
+    """
     from species_ref.cites import lookup_cites
     from species_ref.conflicts import find_conflicts
-    from species_ref.identify import Engine
 
-    refs = reference_store(store)
-    lib = refs.load(library, version)
-    engine = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
+    if engine is None:
+        engine = prepare_reference(store, library=library, version=version)
     found = find_conflicts(engine.index, engine.profile, within=within, cites=lookup_cites)
     return [c.to_dict() for c in found]
 

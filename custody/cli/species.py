@@ -89,7 +89,7 @@ def ref_import(
         )
     with _progress_bar("preparing the search index") as bar:
         task = bar.add_task("prepare", total=None)
-        prepare_reference(
+        engine = prepare_reference(
             store,
             library=version.name,
             version=version.version,
@@ -104,7 +104,9 @@ def ref_import(
     out.print(f"content hash {version.content_hash}")
     if reasons:
         out.print("rejected: " + "; ".join(f"{n} {why}" for why, n in reasons.most_common()))
-    conflicts = reference_conflicts(store, library=version.name, version=version.version)
+    conflicts = reference_conflicts(
+        store, library=version.name, version=version.version, engine=engine
+    )
     if conflicts:
         out.print(
             f"{len(conflicts)} species pairs have references within 0.5 % of each other "

@@ -25,6 +25,8 @@ def verify(
     ),
 ) -> None:
     """Verify custody chains and signatures (exit 0 intact, 1 with findings)."""
+    from custody.errors import InvalidInput
+    from custody.verify import read_checkpoint
     from custody.verify import verify as run_verify
 
     if item and case:
@@ -32,8 +34,6 @@ def verify(
         raise typer.Exit(2)
     trusted: frozenset[str] | None = None
     if trusted_keys is not None:
-        from custody.errors import InvalidInput
-
         try:
             lines = trusted_keys.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError):
@@ -49,9 +49,6 @@ def verify(
             raise InvalidInput(
                 f"The trusted key file {trusted_keys} must hold 64-hex-digit key fingerprints, one per line."
             )
-    from custody.errors import InvalidInput
-    from custody.verify import read_checkpoint
-
     checkpoints = []
     for path in checkpoint:
         try:
