@@ -4,6 +4,7 @@ Usage:
   python bench/decision_lab.py collect REFDATA_DIR [--markers coi,...] [--perturbations none,...]
           [--max-queries 400] [--design loo|public] [--out DIR]
   python bench/decision_lab.py replay [--rule default] [--design loo|public] [--out DIR]
+  python bench/decision_lab.py bound [--design loo|public] [--out DIR]
 
 `collect` runs the same tasks as `bench/validate_refdata.py` (leave-one-out for
 present species, hold-whole-species-out for absent ones; `--design loo`) or
@@ -19,6 +20,19 @@ species, so that `replay` can evaluate any rule in seconds without aligning
 again. `replay` prints correct / wrong / false rates per marker and
 perturbation, and the ceiling: the share of present queries whose own species
 is the unique best match.
+
+`bound` asks how far any rule built on what the library shows could go. Each
+query is reduced to the features a rule can read (best identity, gap to the
+next species, references, nearest other species and spread of the best
+species, marker, short query) and binned into cells. It then prints:
+- the floor: absent queries whose best match is a species at least 4 % from
+  every other one, at 99.7 % or more and 1 % ahead of the next (the calls any
+  useful rule makes), with the correct calls that share that description;
+- the best rates reachable by calling, with hindsight, exactly the cells that
+  pay off on these very queries (an optimistic bound: it overfits);
+- the same choice learnt on half the genera and applied to the other half
+  (what a rule learnt from data can expect), as a frontier of correct /
+  wrong / false rates.
 """
 
 from __future__ import annotations
@@ -227,6 +241,135 @@ def replay(args: argparse.Namespace, rule: Rule | None = None) -> dict[str, Any]
     return {"per": per, "totals": totals}
 
 
+def _bins(x: float, edges: list[float]) -> int:
+    return sum(x >= e for e in edges)
+
+
+def _query_features(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """Per perturbation, one row per query: present?, correct?, its cells and genus fold."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for f in sorted(args.out.glob("*.pkl")):
+        marker, pert = f.stem.rsplit("_", 1)
+        if args.markers_only and marker not in args.markers_only.split(","):
+            continue
+        if args.perturbations_only and pert not in args.perturbations_only.split(","):
+            continue
+        data = pickle.loads(f.read_bytes())
+        if data.get("design", "loo") != args.design:
+            raise SystemExit(f"{f} holds {data.get('design', 'loo')!r} queries; pass --design.")
+        eng = Engine(load_version(args.refdata / f"{marker}.fasta"), cache_dir=args.cache)
+        sid = {name: i for i, name in enumerate(eng.index.species_names)}
+        rows = out.setdefault(pert, [])
+        for row in data["rows"]:
+            present = row["task"][1] < 0
+            best: dict[str, float] = {}
+            for h in row["hits"]:
+                best.setdefault(h.species, h.identity)
+            ranked = sorted(best.items(), key=lambda kv: -kv[1])
+            feat: dict[str, Any] = {"present": present, "called": None}
+            if ranked:
+                top, ident = ranked[0]
+                gap = ident - (ranked[1][1] if len(ranked) > 1 else 0.0)
+                st = eng.profile.stats(sid[top], excluded_refs=_exclusion(eng.index, row["task"]))
+                nn = -1 if st.nn_distance is None else st.nn_distance
+                spread = -1 if st.intra_max is None else st.intra_max
+                short = row["qlen"] < 300
+                feat.update(
+                    called=top,
+                    ok=top == row["truth"],
+                    floor=ident >= 99.7 and gap >= 1.0 and (nn < 0 or nn >= 4),
+                    fine=(
+                        marker,
+                        _bins(ident, [95, 97, 98, 98.5, 99, 99.5, 99.7, 99.95]),
+                        _bins(gap, [0.01, 0.3, 0.6, 1, 2, 4]),
+                        min(st.n_refs, 4),
+                        -1 if nn < 0 else _bins(nn, [1, 2, 3, 4, 6, 8, 12]),
+                        -1 if spread < 0 else _bins(spread, [0.3, 1, 2]),
+                        short,
+                    ),
+                    coarse=(
+                        _bins(ident, [97, 98.5, 99.5, 99.95]),
+                        _bins(gap, [0.01, 0.6, 2]),
+                        min(st.n_refs, 3),
+                        -1 if nn < 0 else _bins(nn, [2, 4, 8]),
+                        short,
+                    ),
+                    fold=sum(row["truth"].split()[0].encode()) % 2,
+                )
+            rows.append(feat)
+    return out
+
+
+def _cell_counts(rows: list[dict[str, Any]], key: str, fold: int | None) -> dict[Any, list[int]]:
+    cells: dict[Any, list[int]] = {}
+    for r in rows:
+        if r["called"] is None or (fold is not None and r["fold"] != fold):
+            continue
+        c = cells.setdefault(r[key], [0, 0, 0])
+        c[(0 if r["ok"] else 1) if r["present"] else 2] += 1
+    return cells
+
+
+_PENALTIES = [(lf, lw) for lf in np.linspace(0.05, 40, 160) for lw in (1, 2, 4, 8)]
+
+
+def _frontier(points: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    front: list[tuple[float, float, float]] = []
+    for p in sorted(set(points), key=lambda p: (p[2], -p[0])):
+        if not front or p[0] > front[-1][0]:
+            front.append(p)
+    return front
+
+
+def bound(args: argparse.Namespace) -> None:
+    for pert, rows in sorted(_query_features(args).items()):
+        n_p = sum(r["present"] for r in rows) or 1
+        n_a = (len(rows) - n_p) or 1
+        floor_f = sum(1 for r in rows if not r["present"] and r.get("floor"))
+        floor_c = sum(1 for r in rows if r["present"] and r.get("floor") and r["ok"])
+        print(f"== {pert}: {n_p} present, {n_a} absent queries")
+        print(
+            f"floor: best match an isolated species (>= 4 % from all others) at >= 99.7 % "
+            f"with a 1 % gap: {100 * floor_f / n_a:.1f} % of absent queries, "
+            f"{100 * floor_c / n_p:.1f} % of present ones correct"
+        )
+        cells = _cell_counts(rows, "fine", None)
+        pts = []
+        for lf, lw in _PENALTIES:
+            c = w = f = 0
+            for cc, ww, ff in cells.values():
+                if cc / n_p - lw * ww / n_p - lf * ff / n_a > 0:
+                    c, w, f = c + cc, w + ww, f + ff
+            pts.append((100 * c / n_p, 100 * w / n_p, 100 * f / n_a))
+        within = [p for p in pts if p[1] <= 1 and p[2] <= 2]
+        best = max(within) if within else None
+        print(
+            f"hindsight choice of {len(cells)} cells, wrong <= 1 % and false <= 2 %: "
+            + ("none" if best is None else "{:.1f} / {:.2f} / {:.2f}".format(*best))
+        )
+        halves = [_cell_counts(rows, "coarse", k) for k in (0, 1)]
+        size = [
+            (
+                sum(1 for r in rows if r["present"] and r.get("fold") == k) or 1,
+                sum(1 for r in rows if not r["present"] and r.get("fold") == k) or 1,
+            )
+            for k in (0, 1)
+        ]
+        pts = []
+        for lf, lw in _PENALTIES:
+            c = w = f = 0
+            for k in (0, 1):
+                kp, ka = size[k]
+                for cell, (cc, ww, ff) in halves[1 - k].items():
+                    tr = halves[k].get(cell)
+                    if tr and tr[0] / kp - lw * tr[1] / kp - lf * tr[2] / ka > 0:
+                        c, w, f = c + cc, w + ww, f + ff
+            pts.append((100 * c / n_p, 100 * w / n_p, 100 * f / n_a))
+        front = [p for p in _frontier(pts) if p[2] <= 6]
+        print("cells learnt on half the genera, applied to the other half (correct/wrong/false):")
+        print("  " + ", ".join(f"{p[0]:.1f}/{p[1]:.1f}/{p[2]:.1f}" for p in front))
+
+
 def _line(marker: str, pert: str, c: list[int]) -> None:
     n, na = c[0] or 1, c[4] or 1
     print(
@@ -237,7 +380,7 @@ def _line(marker: str, pert: str, c: list[int]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mode", choices=["collect", "replay"])
+    ap.add_argument("mode", choices=["collect", "replay", "bound"])
     ap.add_argument("refdata", type=Path, nargs="?", default=ROOT.parent / "shared" / "refdata")
     ap.add_argument("--markers", default=",".join(MARKERS))
     ap.add_argument("--perturbations", default="none,mixed")
@@ -257,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out = ROOT / "bench" / "out" / lab
     if args.mode == "collect":
         return collect(args)
+    if args.mode == "bound":
+        bound(args)
+        return 0
     replay(args)
     return 0
 
