@@ -29,8 +29,11 @@ Invariants:
   in the label's QR payload; `render_labels` refuses a job where they differ.
 - The PDF is written to a temporary name and moved into place, so a failed job
   leaves no file behind.
-- Text is drawn in the standard Helvetica fonts (WinAnsi): characters outside that
-  set are reduced to their base letter where Unicode allows, otherwise shown as "?".
+- Text is drawn in the standard Helvetica fonts; characters outside WinAnsi
+  (Vietnamese, Cyrillic, Chinese ...) print as written in the fallback fonts of
+  `labels.fonts`, and widths are measured in the font each character is drawn
+  in. A character no font has is reduced to its base letter where Unicode
+  allows, otherwise shown as "?".
 """
 
 from __future__ import annotations
@@ -52,10 +55,10 @@ from typing import NamedTuple
 import numpy
 from reportlab import rl_config
 from reportlab.lib.units import mm
-from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from labels.errors import LabelError, LayoutError
+from labels.fonts import draw_string, is_standard, shown, string_width
 from labels.layouts import Layout, get_layout
 from labels.payload import parse_label
 from labels.qr import QUIET_ZONE, QrMatrix, qr_matrix
@@ -305,43 +308,34 @@ def _check_payload_matches(content: LabelContent) -> None:
 
 
 def printable(text: str) -> str:
-    """Collapse whitespace and map text onto what the standard PDF fonts can show."""
+    """Collapse whitespace and replace the characters no label font can show."""
     text = " ".join(text.split())
-    try:
-        text.encode("cp1252")
+    if is_standard(text):
         return text
-    except UnicodeEncodeError:
-        pass
     out: list[str] = []
     for char in text:
-        try:
-            char.encode("cp1252")
+        if shown(char):
             out.append(char)
             continue
-        except UnicodeEncodeError:
-            pass
         base = "".join(
             part
             for part in unicodedata.normalize("NFKD", char)
-            if not unicodedata.combining(part) and part.isprintable()
+            if not unicodedata.combining(part) and shown(part)
         )
-        try:
-            base.encode("cp1252")
-        except UnicodeEncodeError:
-            base = ""
         out.append(base or "?")
     return "".join(out)
 
 
 class _CharWidths(dict[str, float]):
-    """Advance widths of one font at 1 pt, filled from reportlab's metrics on first use."""
+    """Advance widths at 1 pt of characters drawn in one font (or its fallback for the
+    character), filled from reportlab's metrics on first use."""
 
     def __init__(self, font: str) -> None:
         super().__init__()
         self.font = font
 
     def __missing__(self, char: str) -> float:
-        width = self[char] = stringWidth(char, self.font, 1)
+        width = self[char] = string_width(char, self.font, 1)
         return width
 
 
@@ -349,14 +343,15 @@ _WIDTHS = {font: _CharWidths(font) for font in (REGULAR, BOLD)}
 
 
 def text_width(text: str, *, font: str, size: float) -> float:
-    """Width of `text` in points, equal to reportlab's stringWidth for the standard fonts.
+    """Width of `text` in points as drawn: reportlab's widths in the standard font, or
+    in the fallback font of each character outside it.
 
-    The standard fonts have no kerning, so the width is the sum of the characters'
+    reportlab applies no kerning, so the width is the sum of the characters'
     advance widths; summing cached widths is many times faster than stringWidth.
     """
     widths = _WIDTHS.get(font)
     if widths is None:
-        return float(stringWidth(text, font, size))
+        return string_width(text, font, size)
     return sum(map(widths.__getitem__, text)) * size
 
 
@@ -656,5 +651,4 @@ def _draw_label(
             canvas.setFont(BOLD, line.size)
             canvas.drawString(x, y, line.prefix)
             x += text_width(line.prefix, font=BOLD, size=line.size)
-        canvas.setFont(line.font, line.size)
-        canvas.drawString(x, y, line.text)
+        draw_string(canvas, x, y, line.text, font=line.font, size=line.size)

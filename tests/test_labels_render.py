@@ -19,6 +19,7 @@ from pypdf import PdfReader
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from labels.errors import LayoutError
+from labels.fonts import runs, string_width
 from labels.layouts import LAYOUTS, Layout, get_layout
 from labels.payload import LabelPayload, fingerprint_of, sign_label, verify_label
 from labels.qr import decode_file
@@ -192,14 +193,27 @@ def test_text_layer_shows_ids_seal_and_reprint_mark(tmp_path: Path, layout: str)
             assert value in text
 
 
-def test_characters_outside_the_pdf_fonts_are_shown_readably(tmp_path: Path) -> None:
-    content = make_content(description="Řezník sample, Łódź port, 象牙 carving")
+def test_names_and_places_in_any_script_print_as_written(tmp_path: Path) -> None:
+    content = make_content(
+        description="Řezník sample, Łódź port, 象牙 carving",
+        place="Cửa khẩu Móng Cái",
+        officer="Нгуен Ван Дык, 김민준",
+    )
     out = tmp_path / "job.pdf"
     render_labels([content], layout="thermal-4x6", out=out)
-    text = pdf_text(out)[0]
-    assert "Rezník sample, ?ódz port, ?? carving" in text
+    flat = "".join(pdf_text(out)[0].split())
+    for written in ("Řezníksample,Łódźport,象牙carving", "CửakhẩuMóngCái", "НгуенВанДык,김민준"):
+        assert written in flat, written
+    fonts = {
+        str(f.get_object()["/BaseFont"])
+        for page in PdfReader(out).pages
+        for f in (page["/Resources"].get("/Font") or {}).values()
+    }
+    assert any(f.endswith("+DejaVuSans") for f in fonts)
+    assert {"/STSong-Light", "/HYSMyeongJo-Medium"} <= fonts
+    # Only what no bundled font can draw is replaced (Thai is not in DejaVu Sans).
     assert printable("a\tb\n c") == "a b c"
-    assert printable("Ščensko café") == "Šcensko café"  # Š and é are WinAnsi, č is not
+    assert printable("Ščensko café, ก") == "Ščensko café, ?"
 
 
 # --- fitting ------------------------------------------------------------------------------
@@ -217,7 +231,7 @@ def assert_plan_fits(plan: LabelPlan, layout: Layout) -> None:
         beside_qr = line.top > plan.qr_y and line.bottom < plan.qr_y + plan.qr_side
         if beside_qr:
             assert line.x >= plan.qr_x + plan.qr_side - eps, line
-        expected = stringWidth(line.text, line.font, line.size)
+        expected = string_width(line.text, line.font, line.size)
         if line.prefix:
             expected += stringWidth(line.prefix, BOLD, line.size)
         if line.inverted:
@@ -316,11 +330,19 @@ def test_any_text_fits_inside_the_label(
 
 
 def test_text_width_matches_reportlab() -> None:
-    for text in ("KWS-2026-0042/3.1", "Ščensko café … ?", ""):
+    for text in ("KWS-2026-0042/3.1", "Šcensko café … ?", ""):
         for font in ("Helvetica", "Helvetica-Bold"):
             assert text_width(text, font=font, size=7.25) == pytest.approx(
                 stringWidth(text, font, 7.25)
             )
+    # Outside WinAnsi each run is measured in the font it is drawn in.
+    for font in ("Helvetica", "Helvetica-Bold"):
+        text = "Móng Cái 象牙 Ščensko"
+        pieces = runs(text, font)
+        assert len({f for _, f in pieces}) == 3
+        assert text_width(text, font=font, size=7.25) == pytest.approx(
+            sum(stringWidth(seg, f, 7.25) for seg, f in pieces)
+        )
 
 
 # --- print jobs ---------------------------------------------------------------------------

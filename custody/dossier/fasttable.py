@@ -15,7 +15,7 @@ from typing import Any
 from reportlab.lib import colors
 from reportlab.platypus import Flowable
 
-from custody.dossier.fonts import draw_string, is_standard, string_width
+from labels.fonts import draw_string, is_standard, string_width
 
 FONTS = {
     "plain": "Helvetica",

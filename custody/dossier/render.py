@@ -43,7 +43,7 @@ from reportlab.platypus import (
 from reportlab.platypus.tableofcontents import TableOfContents
 
 from custody.dossier.fasttable import FastTable
-from custody.dossier.fonts import draw_string, is_standard, markup
+from labels.fonts import draw_string, is_standard, markup
 
 PAGE_W, PAGE_H = A4
 MARGIN = 18 * mm

@@ -1,18 +1,25 @@
-"""Fonts of the dossier: names and notes in any script print as written.
+"""Fonts of labels and dossiers: names, places and notes in any script print as written.
 
-The dossier is set in the standard PDF fonts (Helvetica, Courier), which are
-fast to lay out but show only the WinAnsi (cp1252) characters; anything else
-would print as a black box. Text is therefore cut into runs: WinAnsi runs stay
-in the standard font, other runs take a fallback:
+Labels and the dossier are set in the standard PDF fonts (Helvetica, Courier),
+which are fast to lay out but show only the WinAnsi (cp1252) characters;
+anything else would print as a black box. Text is therefore cut into runs:
+WinAnsi runs stay in the standard font, other runs take a fallback:
 - DejaVu Sans (bundled in `fonts/`, embedded as a subset) for Latin Extended
   (Vietnamese, Polish, Turkish ...), Greek, Cyrillic, Arabic letters and most
   symbols;
 - the Adobe Asian fonts STSong-Light (Chinese, Japanese kana) and
   HYSMyeongJo-Medium (Korean), which every PDF reader provides.
 
+`shown` tells whether any of these fonts has a glyph for a character (DejaVu
+Sans by its character map, the Asian fonts by their Unicode blocks); callers
+replace the rest before drawing, so nothing prints as an empty box.
+
 Invariants: a text that is all WinAnsi is drawn exactly as before (one run,
 the caller's font), so the common case costs nothing; fonts are registered
-once, on first use; bold text falls back to DejaVu Sans Bold.
+once, on first use; bold text falls back to DejaVu Sans Bold, or to DejaVu
+Sans for the few characters only the regular face has. The module lives in
+`labels` (which never imports `custody`) so that both labels and the
+dossier use it.
 """
 
 from __future__ import annotations
@@ -30,15 +37,21 @@ SANS, SANS_BOLD = "DejaVuSans", "DejaVuSans-Bold"
 CHINESE, KOREAN = "STSong-Light", "HYSMyeongJo-Medium"
 
 _registered = False
+_sans_chars: frozenset[int] = frozenset()
+_sans_bold_chars: frozenset[int] = frozenset()
 
 
 def register_fonts() -> None:
     """Register the fallback fonts with reportlab (idempotent)."""
-    global _registered
+    global _registered, _sans_chars, _sans_bold_chars
     if _registered:
         return
-    pdfmetrics.registerFont(TTFont(SANS, str(FONT_DIR / "DejaVuSans.ttf")))
-    pdfmetrics.registerFont(TTFont(SANS_BOLD, str(FONT_DIR / "DejaVuSans-Bold.ttf")))
+    sans = TTFont(SANS, str(FONT_DIR / "DejaVuSans.ttf"))
+    sans_bold = TTFont(SANS_BOLD, str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+    _sans_chars = frozenset(sans.face.charToGlyph)
+    _sans_bold_chars = frozenset(sans_bold.face.charToGlyph)
+    pdfmetrics.registerFont(sans)
+    pdfmetrics.registerFont(sans_bold)
     pdfmetrics.registerFontFamily(
         SANS, normal=SANS, bold=SANS_BOLD, italic=SANS, boldItalic=SANS_BOLD
     )
@@ -59,11 +72,7 @@ def is_standard(text: str) -> bool:
     return True
 
 
-def _fallback(ch: str, *, bold: bool) -> str | None:
-    """The font for one character, or None when the standard font shows it."""
-    if is_standard(ch):
-        return None
-    code = ord(ch)
+def _asian(code: int) -> str | None:
     if 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F:
         return KOREAN
     if (
@@ -75,7 +84,29 @@ def _fallback(ch: str, *, bold: bool) -> str | None:
         or 0xFF00 <= code <= 0xFFEF  # full-width forms
     ):
         return CHINESE
-    return SANS_BOLD if bold else SANS
+    return None
+
+
+def _fallback(ch: str, *, bold: bool) -> str | None:
+    """The font for one character, or None when the standard font shows it."""
+    if is_standard(ch):
+        return None
+    code = ord(ch)
+    asian = _asian(code)
+    if asian:
+        return asian
+    if bold and code in _sans_bold_chars:
+        return SANS_BOLD
+    return SANS
+
+
+def shown(ch: str) -> bool:
+    """True when the standard fonts or a fallback font have a glyph for `ch`."""
+    if is_standard(ch):
+        return ch.isprintable()
+    register_fonts()
+    code = ord(ch)
+    return _asian(code) is not None or (code in _sans_chars and ch.isprintable())
 
 
 def runs(text: str, font: str) -> list[tuple[str, str]]:
