@@ -7,6 +7,12 @@ the two can never disagree):
   previous event hash of the same chain (per-item chains travel alone).
 - Signatures are Ed25519 over EVENT_DOMAIN + hash; the head of the store-wide
   log is signed over HEAD_DOMAIN + canonical {store, seq, hash}.
+- A receiver or witness who countersigns a transfer on another machine signs
+  HANDOVER_DOMAIN + canonical(hand-over statement) instead (signature marked
+  `"over": "handover"`): the statement is the event body without its store-wide
+  position (`id`) and recording time, so it binds the item, its chain position
+  and previous hash, time, parties, seal and purpose, yet other items' events
+  recorded meanwhile do not invalidate it.
 - The store-wide log hash of event n is hash_record({seq, event, prev}) with
   prev the log hash of event n-1: removing any event, or a whole item, breaks it.
 """
@@ -20,6 +26,9 @@ from custody.canonical import canonical_json, hash_record
 
 EVENT_DOMAIN = b"custody-event-v1\n"
 HEAD_DOMAIN = b"custody-head-v1\n"
+HANDOVER_DOMAIN = b"custody-handover-v1\n"
+#: the event body fields a hand-over statement leaves out (set when it is recorded).
+POSITION_FIELDS = ("id", "recorded_at")
 ACTOR_DOMAIN = b"custody-actor-v1\n"
 BODY_VERSION = 1
 
@@ -86,6 +95,15 @@ def event_hash(body: dict[str, Any]) -> str:
 
 def event_message(hash_: str) -> bytes:
     return EVENT_DOMAIN + hash_.encode("ascii")
+
+
+def handover_statement(body: dict[str, Any]) -> dict[str, Any]:
+    """What a countersigning receiver or witness signs: the body without its store position."""
+    return {k: v for k, v in body.items() if k not in POSITION_FIELDS}
+
+
+def handover_message(body: dict[str, Any]) -> bytes:
+    return HANDOVER_DOMAIN + canonical_json(handover_statement(body))
 
 
 def log_hash(*, seq: int, event_hash_: str, prev: str | None) -> str:

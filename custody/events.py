@@ -179,7 +179,13 @@ class Writer:
         data: dict[str, Any],
         counterparty: Signer | None = None,
         witness: Signer | None = None,
+        countersigned: tuple[str | None, str | None] | None = None,
+        countersignatures: Sequence[dict[str, str]] = (),
     ) -> Event:
+        """Append one event signed by `signer` (and `counterparty`/`witness` when their
+        keys are here). A transfer countersigned on other machines passes the
+        receiver's and witness's handles as `countersigned` and their statement
+        signatures as `countersignatures`."""
         seq, prev_hash, prev_at = self.tail(chain)
         if at is None:
             at = to_utc_text(now_utc())
@@ -199,8 +205,18 @@ class Writer:
             recorded_at=to_utc_text(now_utc()),
             actor=signer.actor.handle,
             actor_key=signer.key.fingerprint,
-            counterparty=counterparty.actor.handle if counterparty else None,
-            witness=witness.actor.handle if witness else None,
+            counterparty=(
+                countersigned[0]
+                if countersigned
+                else counterparty.actor.handle
+                if counterparty
+                else None
+            ),
+            witness=countersigned[1]
+            if countersigned
+            else witness.actor.handle
+            if witness
+            else None,
             data=canonical_json(data).decode("utf-8"),
             prev_hash=prev_hash,
             hash="",
@@ -215,6 +231,7 @@ class Writer:
             sigs.append(_signature("receiver", counterparty, message))
         if witness:
             sigs.append(_signature("witness", witness, message))
+        sigs.extend(countersignatures)
         row.signatures = canonical_json(sigs).decode("utf-8")
         row.log_hash = log_hash(seq=row.id, event_hash_=row.hash, prev=self.log_prev)
         self.session.add(row)

@@ -3,7 +3,9 @@
 What is checked, for the chosen scope (whole store, one item, or one case):
 - every event's hash is recomputed from its columns (altered), its data column
   must be in canonical form, and its signatures (actor, receiver, witness) are
-  checked against the registered public keys (bad signature, unknown key);
+  checked against the registered public keys (bad signature, unknown key); a
+  receiver or witness who countersigned a transfer offer on another machine
+  signed its hand-over statement (`custody.chain.handover_message`) instead;
 - every chain runs seq 1..n with each event linking to the previous hash
   (missing, inserted, reordered);
 - item and case rows equal the record in the event that created them (altered);
@@ -41,6 +43,7 @@ from custody.chain import (
     actor_record,
     event_body,
     event_message,
+    handover_message,
     head_message,
     log_hash,
 )
@@ -158,6 +161,7 @@ def check_event_row(row: Row, keys: KeyMap) -> list[Finding]:
             Finding(subject, eid, "bad signature", f"Event {eid} has unreadable signatures."),
         ]
     message = event_message(stored_hash)
+    statement = handover_message(body) if kind == "transfer" else None
     required = {"actor": actor}
     if counterparty:
         required["receiver"] = counterparty
@@ -191,7 +195,14 @@ def check_event_row(row: Row, keys: KeyMap) -> list[Finding]:
                     f"Event {eid} names actor key {actor_key[:16]}… but was signed by {fpr[:16]}….",
                 )
             )
-        if not _sig_ok(registered[1], value, message):
+        # A receiver or witness may have countersigned the hand-over statement on
+        # another machine; the releaser always signs the event itself.
+        signed = (
+            statement
+            if sig.get("over") == "handover" and role in ("receiver", "witness") and statement
+            else message
+        )
+        if not _sig_ok(registered[1], value, signed):
             out.append(
                 Finding(
                     subject,

@@ -57,13 +57,40 @@ def transfer(
     purpose: str = typer.Option("", help="Purpose of the transfer."),
     location: str = typer.Option("", help="Where the hand-over happens."),
     witness: str | None = typer.Option(None, help="Handle of a witness (signs too)."),
+    offer: Path | None = typer.Option(
+        None,
+        "--offer",
+        help="Write a signed offer to this file for the receiver (and witness) to countersign "
+        "on their own machine; nothing is recorded until 'custody complete-transfer'.",
+    ),
     at: str | None = AT,
     actor: str | None = AS,
 ) -> None:
     """Hand an item over: releaser and receiver (and witness) all sign."""
+    store = open_store()
+    if offer is not None:
+        from custody.handover import prepare_transfer, save_document
+
+        prepared = prepare_transfer(
+            store,
+            item_id=item,
+            signer=signer(store, actor),
+            receiver=to,
+            witness=witness,
+            purpose=purpose,
+            location=location,
+            at=at,
+        )
+        save_document(offer, prepared, what="transfer offer")
+        who = " and ".join(f"'{h}'" for h in (to, witness) if h)
+        done(
+            f"Transfer offer for {item} written to {offer}; nothing is recorded yet. {who} "
+            f"countersign it with 'custody countersign {offer} --as HANDLE', then record it "
+            f"with 'custody complete-transfer {offer}'."
+        )
+        return
     from custody.events import record_transfer
 
-    store = open_store()
     _report(
         record_transfer(
             store,
@@ -76,6 +103,66 @@ def transfer(
             at=at,
         )
     )
+
+
+def countersign(
+    offer: Path = typer.Argument(..., help="Transfer offer file (rewritten with the signature)."),
+    actor: str | None = AS,
+) -> None:
+    """Countersign a transfer offer as its receiver or witness, with the key on this machine.
+
+    Needs no store: only the actor's private key (CUSTODY_HOME/keys). Check the
+    printed hand-over against the item in front of you before signing.
+    """
+    import os
+
+    from custody.errors import InvalidInput
+    from custody.handover import (
+        countersign as sign_offer,
+    )
+    from custody.handover import (
+        describe_offer,
+        load_document,
+        read_offer,
+        save_document,
+    )
+    from custody.keys import PASSPHRASE_ENV
+    from custody.store import custody_home
+
+    if not actor:
+        raise InvalidInput(
+            "Countersigning needs the signer; pass --as HANDLE or set CUSTODY_ACTOR."
+        )
+    data = load_document(offer, parse=read_offer, what="transfer offer")
+    signed, role = sign_offer(
+        data,
+        handle=actor,
+        home=custody_home(),
+        passphrase=os.environ.get(PASSPHRASE_ENV) or None,
+        name=str(offer),
+    )
+    save_document(offer, signed, what="transfer offer")
+    d = describe_offer(signed)
+    done(
+        f"Countersigned as {role}: item {d['item']} ({d['description']}) from {d['from']} to "
+        f"{d['to']} at {d['at']}, seal {d['seal'] or 'none'}"
+        + (f", purpose {d['purpose']}" if d["purpose"] else "")
+        + (f", at {d['location']}" if d["location"] else "")
+        + f". Return {offer} to {d['from']}."
+    )
+
+
+def complete_transfer(
+    offer: Path = typer.Argument(..., help="Countersigned transfer offer file."),
+    actor: str | None = AS,
+) -> None:
+    """Record a transfer whose receiver (and witness) countersigned the offer elsewhere."""
+    from custody.handover import complete_transfer as complete
+    from custody.handover import load_document, read_offer
+
+    store = open_store()
+    data = load_document(offer, parse=read_offer, what="transfer offer")
+    _report(complete(store, offer=data, signer=signer(store, actor), name=str(offer)))
 
 
 def receive(
@@ -264,6 +351,8 @@ def register(app: typer.Typer) -> None:
     app.command("seal")(seal)
     app.command("unseal")(unseal)
     app.command("transfer")(transfer)
+    app.command("countersign")(countersign)
+    app.command("complete-transfer")(complete_transfer)
     app.command("receive")(receive)
     app.command("store")(store_cmd)
     app.command("sample")(sample)

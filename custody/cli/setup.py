@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
@@ -53,6 +54,35 @@ def actor_add(
         agency_code=agency,
         passphrase=os.environ.get(PASSPHRASE_ENV) or None,
     )
+    out.print(f"{actor.handle}  {actor.role}  key {actor.key_fingerprint[:16]}")
+
+
+@app.command("card")
+def actor_card(
+    handle: str = typer.Argument(..., help="Handle of the actor."),
+    output: Path = typer.Option(..., "-o", "--output", help="Actor card file to write (JSON)."),
+) -> None:
+    """Write an actor's public registration card, to register them in another store."""
+    from custody.handover import actor_card as make_card
+    from custody.handover import save_document
+
+    card = make_card(open_store(), handle)
+    save_document(output, card, what="actor card")
+    done(
+        f"Actor card of '{handle}' written to {output}; register it elsewhere with "
+        f"'custody actor import {output}' (the private key stays here)."
+    )
+
+
+@app.command("import")
+def actor_import(
+    card: Path = typer.Argument(..., help="Actor card file from 'custody actor card'."),
+) -> None:
+    """Register an actor of another machine or agency from their card (public key only)."""
+    from custody.handover import import_actor_card, load_document, read_card
+
+    data = load_document(card, parse=read_card, what="actor card")
+    actor = import_actor_card(open_store(), data, name=str(card))
     out.print(f"{actor.handle}  {actor.role}  key {actor.key_fingerprint[:16]}")
 
 
