@@ -41,6 +41,7 @@ import argparse
 import csv
 import pickle
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,11 +176,8 @@ def collect(args: argparse.Namespace) -> int:
     return 0
 
 
-def replay(args: argparse.Namespace, rule: Rule | None = None) -> dict[str, Any]:
-    rule = rule or get_rule(args.rule)
-    totals: dict[str, list[int]] = {}
-    per: dict[tuple[str, str], list[int]] = {}
-    engines: dict[str, Engine] = {}
+def _lab_files(args: argparse.Namespace) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(marker, perturbation, collected queries) of each lab file the options select."""
     for f in sorted(args.out.glob("*.pkl")):
         marker, pert = f.stem.rsplit("_", 1)
         if args.markers_only and marker not in args.markers_only.split(","):
@@ -192,6 +190,15 @@ def replay(args: argparse.Namespace, rule: Rule | None = None) -> dict[str, Any]
                 f"{f} holds {data.get('design', 'loo')!r} queries; pass --design "
                 f"{data.get('design', 'loo')} or another --out."
             )
+        yield marker, pert, data
+
+
+def replay(args: argparse.Namespace, rule: Rule | None = None) -> dict[str, Any]:
+    rule = rule or get_rule(args.rule)
+    totals: dict[str, list[int]] = {}
+    per: dict[tuple[str, str], list[int]] = {}
+    engines: dict[str, Engine] = {}
+    for marker, pert, data in _lab_files(args):
         if marker not in engines:
             version = load_version(args.refdata / f"{marker}.fasta")
             engines[marker] = Engine(version, cache_dir=args.cache)
@@ -248,15 +255,7 @@ def _bins(x: float, edges: list[float]) -> int:
 def _query_features(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """Per perturbation, one row per query: present?, correct?, its cells and genus fold."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for f in sorted(args.out.glob("*.pkl")):
-        marker, pert = f.stem.rsplit("_", 1)
-        if args.markers_only and marker not in args.markers_only.split(","):
-            continue
-        if args.perturbations_only and pert not in args.perturbations_only.split(","):
-            continue
-        data = pickle.loads(f.read_bytes())
-        if data.get("design", "loo") != args.design:
-            raise SystemExit(f"{f} holds {data.get('design', 'loo')!r} queries; pass --design.")
+    for marker, pert, data in _lab_files(args):
         eng = Engine(load_version(args.refdata / f"{marker}.fasta"), cache_dir=args.cache)
         sid = {name: i for i, name in enumerate(eng.index.species_names)}
         rows = out.setdefault(pert, [])

@@ -159,6 +159,15 @@ class Writer:
             self._tails[chain] = (last.seq, last.hash, last.at) if last else (0, None, None)
         return self._tails[chain]
 
+    def check_time(self, chain: str, at: str) -> None:
+        """Refuse an event time earlier than the chain's last event."""
+        prev_at = self.tail(chain)[2]
+        if prev_at is not None and at < prev_at:
+            raise IllegalTransition(
+                f"The event time {at} is earlier than the last event of {chain} ({prev_at}); "
+                f"custody times cannot go backwards — give a later --at."
+            )
+
     def item_state(self, item_id: str) -> ItemState:
         if item_id not in self._states:
             rows = self.session.exec(
@@ -186,14 +195,10 @@ class Writer:
         keys are here). A transfer countersigned on other machines passes the
         receiver's and witness's handles as `countersigned` and their statement
         signatures as `countersignatures`."""
-        seq, prev_hash, prev_at = self.tail(chain)
+        seq, prev_hash, _prev_at = self.tail(chain)
         if at is None:
             at = to_utc_text(now_utc())
-        if prev_at is not None and at < prev_at:
-            raise IllegalTransition(
-                f"The event time {at} is earlier than the last event of {chain} ({prev_at}); "
-                f"custody times cannot go backwards — give a later --at."
-            )
+        self.check_time(chain, at)
         row = Event(
             id=self.next_id,
             chain=chain,
@@ -426,6 +431,19 @@ def record_unseal(
     )
 
 
+def check_transfer_parties(
+    *, item_id: str, releaser: str, receiver: str, witness: str | None
+) -> None:
+    """Receiver and witness are other people than the releaser and each other."""
+    if receiver == releaser:
+        raise IllegalTransition(
+            f"Actor '{releaser}' cannot transfer item {item_id} to themselves; "
+            f"name another actor with --to."
+        )
+    if witness and witness in (releaser, receiver):
+        raise InvalidInput("The witness of a transfer must be a third person; name another actor.")
+
+
 def record_transfer(
     store: Store,
     *,
@@ -437,13 +455,12 @@ def record_transfer(
     witness: Signer | None = None,
     at: str | None = None,
 ) -> Recorded:
-    if receiver.actor.handle == signer.actor.handle:
-        raise IllegalTransition(
-            f"Actor '{signer.actor.handle}' cannot transfer item {item_id} to themselves; "
-            f"name another actor with --to."
-        )
-    if witness and witness.actor.handle in (signer.actor.handle, receiver.actor.handle):
-        raise InvalidInput("The witness of a transfer must be a third person; name another actor.")
+    check_transfer_parties(
+        item_id=item_id,
+        releaser=signer.actor.handle,
+        receiver=receiver.actor.handle,
+        witness=witness.actor.handle if witness else None,
+    )
     data: dict[str, Any] = {
         "from": signer.actor.handle,
         "to": receiver.actor.handle,

@@ -57,6 +57,7 @@ from custody.events import (
     Recorded,
     Signer,
     Writer,
+    check_transfer_parties,
     check_transition,
     event_time,
     get_actor,
@@ -130,12 +131,16 @@ def actor_card(store: Store, handle: str) -> dict[str, Any]:
         }
 
 
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 def read_card(text: str, *, name: str) -> dict[str, Any]:
     """Parse an actor card file; `InvalidInput` names the file when it is not one."""
-    try:
-        card = json.loads(text)
-    except ValueError:
-        card = None
+    card = _json(text)
     fields = ("handle", "name", "role", "badge", "public_key", "key_fingerprint", "created_at")
     actor = card.get("actor") if isinstance(card, dict) else None
     agency = card.get("agency") if isinstance(card, dict) else None
@@ -238,13 +243,7 @@ def prepare_transfer(
 ) -> dict[str, Any]:
     """The signed offer of a transfer, to be countersigned elsewhere; records nothing."""
     releaser = signer.actor.handle
-    if receiver == releaser:
-        raise IllegalTransition(
-            f"Actor '{releaser}' cannot transfer item {item_id} to themselves; "
-            f"name another actor with --to."
-        )
-    if witness and witness in (releaser, receiver):
-        raise InvalidInput("The witness of a transfer must be a third person; name another actor.")
+    check_transfer_parties(item_id=item_id, releaser=releaser, receiver=receiver, witness=witness)
     when = event_time(at) or to_utc_text(now_utc())
     with store.read() as session:
         writer = Writer(session)
@@ -258,12 +257,8 @@ def prepare_transfer(
             "location": location,
         }
         check_transition(state, "transfer", signer.actor, data)
-        seq, prev_hash, prev_at = writer.tail(item_id)
-        if prev_at is not None and when < prev_at:
-            raise IllegalTransition(
-                f"The event time {when} is earlier than the last event of {item_id} ({prev_at}); "
-                f"custody times cannot go backwards — give a later --at."
-            )
+        writer.check_time(item_id, when)
+        seq, prev_hash, _prev_at = writer.tail(item_id)
         statement = handover_statement(
             event_body(
                 id=0,
@@ -306,10 +301,7 @@ def prepare_transfer(
 
 def read_offer(text: str, *, name: str) -> dict[str, Any]:
     """Parse a transfer offer file; `InvalidInput` names the file when it is not one."""
-    try:
-        offer = json.loads(text)
-    except ValueError:
-        offer = None
+    offer = _json(text)
     st = offer.get("statement") if isinstance(offer, dict) else None
     if (
         not isinstance(offer, dict)
