@@ -233,7 +233,6 @@ def test_actor_cards_register_remote_actors_and_refuse_edits(world: World, lab: 
     edited["actor"]["role"] = "admin"
     with pytest.raises(InvalidInput, match="does not match its signed registration"):
         import_actor_card(world.store, edited)
-    clash = actor_card(world.store, "aotieno")
     add_actor(lab.store, handle="jmwangi", name="Another Mwangi", role="custodian")
     with pytest.raises(AlreadyExists, match="exists already with another key"):
         import_actor_card(world.store, actor_card(lab.store, "jmwangi"))
@@ -244,7 +243,6 @@ def test_actor_cards_register_remote_actors_and_refuse_edits(world: World, lab: 
         assert session.get(Agency, "NMK") is not None
     with pytest.raises(KeyProblem, match="not on this machine"):
         ev.load_signer(world.store, "bochieng")
-    assert clash["actor"]["handle"] == "aotieno"
     assert verify(world.store).intact
     with pytest.raises(InvalidInput, match="is not an actor card"):
         read_card('{"format": "custody-actor-card-v1"}', name="junk.json")
