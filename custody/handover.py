@@ -39,8 +39,6 @@ from typing import Any
 from sqlmodel import select
 
 from custody.chain import (
-    actor_message,
-    actor_record,
     body_of_row,
     event_body,
     handover_message,
@@ -69,6 +67,7 @@ from custody.models import ROLES, Actor, Agency, Event
 from custody.records import HANDLE_RE
 from custody.store import Store
 from custody.timeutil import now_utc, to_utc_text
+from custody.verify import ACTOR_FIELDS, registration_ok
 
 OFFER_FORMAT = "custody-transfer-offer-v1"
 CARD_FORMAT = "custody-actor-card-v1"
@@ -112,17 +111,7 @@ def actor_card(store: Store, handle: str) -> dict[str, Any]:
         agency = session.get(Agency, actor.agency_code) if actor.agency_code else None
         return {
             "format": CARD_FORMAT,
-            "actor": {
-                "handle": actor.handle,
-                "name": actor.name,
-                "role": actor.role,
-                "badge": actor.badge,
-                "agency_code": actor.agency_code,
-                "public_key": actor.public_key,
-                "key_fingerprint": actor.key_fingerprint,
-                "created_at": actor.created_at,
-                "registration_signature": actor.registration_signature,
-            },
+            "actor": {f: getattr(actor, f) for f in ACTOR_FIELDS},
             "agency": (
                 {"code": agency.code, "name": agency.name, "country": agency.country}
                 if agency
@@ -141,14 +130,13 @@ def _json(text: str) -> Any:
 def read_card(text: str, *, name: str) -> dict[str, Any]:
     """Parse an actor card file; `InvalidInput` names the file when it is not one."""
     card = _json(text)
-    fields = ("handle", "name", "role", "badge", "public_key", "key_fingerprint", "created_at")
     actor = card.get("actor") if isinstance(card, dict) else None
     agency = card.get("agency") if isinstance(card, dict) else None
     if (
         not isinstance(card, dict)
         or card.get("format") != CARD_FORMAT
         or not isinstance(actor, dict)
-        or any(not isinstance(actor.get(f), str) for f in (*fields, "registration_signature"))
+        or any(not isinstance(actor.get(f), str) for f in ACTOR_FIELDS if f != "agency_code")
         or not isinstance(actor.get("agency_code"), str | None)
         or not (
             agency is None
@@ -165,24 +153,7 @@ def read_card(text: str, *, name: str) -> dict[str, Any]:
 def import_actor_card(store: Store, card: dict[str, Any], *, name: str = "the card") -> Actor:
     """Register the actor of `card` (public key only); refuse a card that was altered."""
     a = card["actor"]
-    record = actor_record(
-        handle=a["handle"],
-        name=a["name"],
-        role=a["role"],
-        badge=a["badge"],
-        agency_code=a["agency_code"],
-        public_key=a["public_key"],
-        created_at=a["created_at"],
-    )
-    try:
-        key_ok = fingerprint(bytes.fromhex(a["public_key"])) == a["key_fingerprint"]
-    except ValueError:
-        key_ok = False
-    if not key_ok or not verify_signature(
-        public_hex=a["public_key"],
-        signature_b64=a["registration_signature"],
-        message=actor_message(record),
-    ):
+    if not registration_ok(a):
         raise InvalidInput(
             f"The actor card {name} does not match its signed registration (it was edited); "
             f"ask '{a['handle']}' for a fresh card."
@@ -212,17 +183,7 @@ def import_actor_card(store: Store, card: dict[str, Any], *, name: str = "the ca
         if agency and session.get(Agency, agency["code"]) is None:
             session.add(Agency(code=agency["code"], name=agency["name"], country=agency["country"]))
             session.flush()
-        actor = Actor(
-            handle=a["handle"],
-            name=a["name"],
-            role=a["role"],
-            badge=a["badge"],
-            agency_code=a["agency_code"],
-            public_key=a["public_key"],
-            key_fingerprint=a["key_fingerprint"],
-            created_at=a["created_at"],
-            registration_signature=a["registration_signature"],
-        )
+        actor = Actor(**{f: a[f] for f in ACTOR_FIELDS})
         session.add(actor)
         session.flush()
         session.expunge(actor)

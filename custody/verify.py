@@ -234,33 +234,40 @@ ACTOR_FIELDS = (
 EVENT_FIELDS = tuple(c.strip() for c in EVENT_COLUMNS.split(","))
 
 
+def registration_ok(actor: dict[str, Any]) -> bool:
+    """True when an actor's fields (ACTOR_FIELDS) match its self-signed registration."""
+    from custody.keys import fingerprint
+
+    record = actor_record(
+        handle=actor["handle"],
+        name=actor["name"],
+        role=actor["role"],
+        badge=actor["badge"],
+        agency_code=actor["agency_code"],
+        public_key=actor["public_key"],
+        created_at=actor["created_at"],
+    )
+    try:
+        key_ok = fingerprint(bytes.fromhex(actor["public_key"])) == actor["key_fingerprint"]
+    except ValueError:
+        return False
+    return key_ok and verify_signature(
+        public_hex=actor["public_key"],
+        signature_b64=actor["registration_signature"],
+        message=actor_message(record),
+    )
+
+
 def actor_keys(actors: Iterable[Sequence[Any]]) -> tuple[KeyMap, list[Finding]]:
     """Registered keys of actors whose rows carry a valid self-signed registration.
 
     Rows are in ACTOR_FIELDS order. An actor whose row was altered is reported,
     and its key is not trusted (events it signed then show as unknown key).
     """
-    from custody.keys import fingerprint
-
     keys: KeyMap = {}
     findings: list[Finding] = []
     for a in actors:
-        record = actor_record(
-            handle=a[0],
-            name=a[1],
-            role=a[2],
-            badge=a[3],
-            agency_code=a[4],
-            public_key=a[5],
-            created_at=a[7],
-        )
-        try:
-            key_ok = fingerprint(bytes.fromhex(a[5])) == a[6]
-        except ValueError:
-            key_ok = False
-        if not key_ok or not verify_signature(
-            public_hex=a[5], signature_b64=a[8], message=actor_message(record)
-        ):
+        if not registration_ok(dict(zip(ACTOR_FIELDS, a, strict=True))):
             findings.append(
                 Finding(
                     f"actor:{a[0]}",
