@@ -283,6 +283,8 @@ def test_cli_hand_over_between_two_machines(world: World, lab: Lab, tmp_path: Pa
         assert r.exit_code == 1, args
         assert "is not a" in r.output or "cannot be read" in r.output
     card = tmp_path / "card.json"
+    r = run(there, "actor", "card", "nobody", "-o", str(card))
+    assert r.exit_code == 1 and "does not exist" in r.output and not card.exists()
     r = run(there, "actor", "card", "wnduta", "-o", str(card))
     assert r.exit_code == 0, r.output
     assert run(here, "actor", "import", str(card)).exit_code == 1  # registered already
