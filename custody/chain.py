@@ -70,7 +70,9 @@ def event_body(
 
 
 def body_of_row(row: Any) -> dict[str, Any]:
-    """The hashed body of an event row (an Event or any object with its columns)."""
+    """The hashed body of an event: an ORM row (data as stored text) or an
+    `EventRecord` (data already parsed)."""
+    data = json.loads(row.data) if isinstance(row.data, str) else row.data
     return event_body(
         id=row.id,
         chain=row.chain,
@@ -84,7 +86,7 @@ def body_of_row(row: Any) -> dict[str, Any]:
         actor_key=row.actor_key,
         counterparty=row.counterparty,
         witness=row.witness,
-        data=json.loads(row.data),
+        data=data,
         prev_hash=row.prev_hash,
     )
 

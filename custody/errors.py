@@ -5,6 +5,8 @@ The core raises these and never prints or exits; the CLI maps them to
 sentence naming the object and, where possible, the fix.
 """
 
+from __future__ import annotations
+
 
 class CustodyError(Exception):
     """Root of every expected custody failure."""
@@ -12,6 +14,18 @@ class CustodyError(Exception):
 
 class NotFound(CustodyError):
     """An agency, actor, case, item, event or file does not exist."""
+
+    @classmethod
+    def item(cls, item_id: str) -> NotFound:
+        return cls(f"Item {item_id} does not exist; list items with 'custody item list'.")
+
+    @classmethod
+    def case(cls, case_no: str) -> NotFound:
+        return cls(f"Case {case_no} does not exist; list cases with 'custody case list'.")
+
+    @classmethod
+    def actor(cls, handle: str) -> NotFound:
+        return cls(f"Actor '{handle}' does not exist; list actors with 'custody actor list'.")
 
 
 class AlreadyExists(CustodyError):

@@ -13,12 +13,11 @@ Invariants:
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -26,6 +25,7 @@ from sqlmodel import Session, col, select
 from custody import attachments as cas
 from custody.canonical import canonical_json
 from custody.chain import body_of_row, event_hash, event_message, head_message, log_hash
+from custody.domain import EventRecord, EventType, Role
 from custody.errors import (
     IllegalTransition,
     InvalidInput,
@@ -38,50 +38,45 @@ from custody.state import ItemState, apply_event, replay
 from custody.store import Store
 from custody.timeutil import now_utc, parse_time, to_utc_text
 
-ALL_ROLES = frozenset({"officer", "custodian", "analyst", "prosecutor", "admin"})
-HANDLERS = frozenset({"officer", "custodian", "analyst", "admin"})
+R = Role
+ALL_ROLES = frozenset(Role)
+HANDLERS = frozenset({R.OFFICER, R.CUSTODIAN, R.ANALYST, R.ADMIN})
 
-EVENT_TYPES: dict[str, str] = {
-    "case-open": "a case was opened",
-    "seize": "an item was seized and logged",
-    "seal": "a tamper-evident seal was applied",
-    "unseal": "a seal was broken",
-    "transfer": "custody passed from one actor to another",
-    "receive": "the receiver confirmed receipt and recorded the condition",
-    "store": "the item was put in a storage location",
-    "sample": "a sub-sample was taken (creates a child item)",
-    "analyse": "a laboratory analysis result was recorded",
-    "label-print": "evidence labels were printed",
-    "dispose": "the item was destroyed, returned or released to court",
-    "note": "a free-text note",
-    "correct": "a correction pointing at an earlier event",
-    "dossier-issue": "an evidence dossier was issued for the case",
-}
-
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "case-open": frozenset({"officer", "custodian", "admin", "prosecutor"}),
-    "seize": frozenset({"officer", "admin"}),
-    "seal": HANDLERS,
-    "unseal": HANDLERS,
-    "transfer": HANDLERS,
-    "receive": ALL_ROLES,
-    "store": HANDLERS,
-    "sample": frozenset({"analyst", "custodian"}),
-    "analyse": frozenset({"analyst"}),
-    "label-print": HANDLERS,
-    "dispose": HANDLERS,  # analysts destroy samples consumed in analysis
-    "note": ALL_ROLES,
-    "correct": ALL_ROLES,
-    "dossier-issue": frozenset({"prosecutor", "analyst", "admin"}),
+E = EventType
+PERMISSIONS: dict[EventType, frozenset[Role]] = {
+    E.CASE_OPEN: frozenset({R.OFFICER, R.CUSTODIAN, R.ADMIN, R.PROSECUTOR}),
+    E.SEIZE: frozenset({R.OFFICER, R.ADMIN}),
+    E.SEAL: HANDLERS,
+    E.UNSEAL: HANDLERS,
+    E.TRANSFER: HANDLERS,
+    E.RECEIVE: ALL_ROLES,
+    E.STORE: HANDLERS,
+    E.SAMPLE: frozenset({R.ANALYST, R.CUSTODIAN}),
+    E.ANALYSE: frozenset({R.ANALYST}),
+    E.LABEL_PRINT: HANDLERS,
+    E.DISPOSE: HANDLERS,  # analysts destroy samples consumed in analysis
+    E.NOTE: ALL_ROLES,
+    E.CORRECT: ALL_ROLES,
+    E.DOSSIER_ISSUE: frozenset({R.PROSECUTOR, R.ANALYST, R.ADMIN}),
 }
 
 # Events the current custodian alone may record.
-CUSTODIAN_ONLY = frozenset({"seal", "unseal", "transfer", "store", "sample", "dispose"})
+CUSTODIAN_ONLY = frozenset({E.SEAL, E.UNSEAL, E.TRANSFER, E.STORE, E.SAMPLE, E.DISPOSE})
 # Events still allowed after disposal.
-AFTER_DISPOSAL = frozenset({"note", "correct"})
+AFTER_DISPOSAL = frozenset({E.NOTE, E.CORRECT})
 # How far in the future an event time may lie (clock skew between field devices).
 FUTURE_TOLERANCE = timedelta(minutes=10)
 DISPOSAL_METHODS = ("destroyed", "returned", "released")
+
+
+class Acting(Protocol):
+    """Who records an event, as the rules see them (an `Actor` row or a replayed one)."""
+
+    @property
+    def handle(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -100,7 +95,7 @@ def store_id(session: Session) -> str:
 def get_actor(session: Session, handle: str) -> Actor:
     actor = session.get(Actor, handle)
     if actor is None:
-        raise NotFound(f"Actor '{handle}' does not exist; list actors with 'custody actor list'.")
+        raise NotFound.actor(handle)
     return actor
 
 
@@ -135,6 +130,62 @@ def event_time(at: str | None) -> str | None:
             f"The event time {at} lies in the future; check the device clock or the --at value."
         )
     return to_utc_text(when)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event before the writer chains, hashes and signs it."""
+
+    chain: str
+    case_no: str
+    type: EventType
+    data: Mapping[str, Any]
+    item_id: str | None = None
+    at: str | None = None  # None: "now", read under the store's write lock
+
+    @classmethod
+    def on_item(
+        cls, item_id: str, *, case_no: str, type: EventType, data: Mapping[str, Any], at: str | None
+    ) -> Draft:
+        """An event of an item's own chain."""
+        return cls(chain=item_id, item_id=item_id, case_no=case_no, type=type, data=data, at=at)
+
+
+@dataclass(frozen=True)
+class Cosign:
+    """Who signs an event besides its actor.
+
+    `receiver`/`witness`: their keys are on this machine and they sign the event.
+    `remote`: they countersigned the hand-over statement on their own machines;
+    their handles (receiver, witness) and statement signatures are carried in.
+    """
+
+    receiver: Signer | None = None
+    witness: Signer | None = None
+    remote: tuple[str, str | None] | None = None
+    remote_signatures: tuple[Mapping[str, str], ...] = ()
+
+    @property
+    def receiver_handle(self) -> str | None:
+        if self.remote:
+            return self.remote[0]
+        return self.receiver.actor.handle if self.receiver else None
+
+    @property
+    def witness_handle(self) -> str | None:
+        if self.remote:
+            return self.remote[1]
+        return self.witness.actor.handle if self.witness else None
+
+    def signatures(self, signer: Signer, hash_: str) -> list[Mapping[str, str]]:
+        message = event_message(hash_)
+        sigs: list[Mapping[str, str]] = [_signature("actor", signer, message)]
+        if self.receiver:
+            sigs.append(_signature("receiver", self.receiver, message))
+        if self.witness:
+            sigs.append(_signature("witness", self.witness, message))
+        sigs.extend(self.remote_signatures)
+        return sigs
 
 
 class Writer:
@@ -176,53 +227,26 @@ class Writer:
             self._states[item_id] = replay(item_id, rows)
         return self._states[item_id]
 
-    def append(
-        self,
-        *,
-        chain: str,
-        item_id: str | None,
-        case_no: str,
-        type: str,
-        at: str | None,
-        signer: Signer,
-        data: dict[str, Any],
-        counterparty: Signer | None = None,
-        witness: Signer | None = None,
-        countersigned: tuple[str | None, str | None] | None = None,
-        countersignatures: Sequence[dict[str, str]] = (),
-    ) -> Event:
-        """Append one event signed by `signer` (and `counterparty`/`witness` when their
-        keys are here). A transfer countersigned on other machines passes the
-        receiver's and witness's handles as `countersigned` and their statement
-        signatures as `countersignatures`."""
-        seq, prev_hash, _prev_at = self.tail(chain)
-        if at is None:
-            at = to_utc_text(now_utc())
-        self.check_time(chain, at)
+    def append(self, draft: Draft, *, signer: Signer, cosign: Cosign | None = None) -> Event:
+        """Chain, hash and sign one event; `cosign` names who else signs it."""
+        cosign = cosign or Cosign()
+        seq, prev_hash, _prev_at = self.tail(draft.chain)
+        at = draft.at or to_utc_text(now_utc())
+        self.check_time(draft.chain, at)
         row = Event(
             id=self.next_id,
-            chain=chain,
+            chain=draft.chain,
             seq=seq + 1,
-            item_id=item_id,
-            case_no=case_no,
-            type=type,
+            item_id=draft.item_id,
+            case_no=draft.case_no,
+            type=str(draft.type),
             at=at,
             recorded_at=to_utc_text(now_utc()),
             actor=signer.actor.handle,
             actor_key=signer.key.fingerprint,
-            counterparty=(
-                countersigned[0]
-                if countersigned
-                else counterparty.actor.handle
-                if counterparty
-                else None
-            ),
-            witness=countersigned[1]
-            if countersigned
-            else witness.actor.handle
-            if witness
-            else None,
-            data=canonical_json(data).decode("utf-8"),
+            counterparty=cosign.receiver_handle,
+            witness=cosign.witness_handle,
+            data=canonical_json(draft.data).decode("utf-8"),
             prev_hash=prev_hash,
             hash="",
             signatures="[]",
@@ -230,22 +254,16 @@ class Writer:
             log_hash="",
         )
         row.hash = event_hash(body_of_row(row))
-        message = event_message(row.hash)
-        sigs = [_signature("actor", signer, message)]
-        if counterparty:
-            sigs.append(_signature("receiver", counterparty, message))
-        if witness:
-            sigs.append(_signature("witness", witness, message))
-        sigs.extend(countersignatures)
-        row.signatures = canonical_json(sigs).decode("utf-8")
+        row.signatures = canonical_json(cosign.signatures(signer, row.hash)).decode("utf-8")
         row.log_hash = log_hash(seq=row.id, event_hash_=row.hash, prev=self.log_prev)
         self.session.add(row)
         self.session.flush()
         self.next_id += 1
         self.log_prev = row.log_hash
-        self._tails[chain] = (row.seq, row.hash, row.at)
-        if item_id is not None and chain == item_id and item_id in self._states:
-            apply_event(self._states[item_id], row)
+        self._tails[draft.chain] = (row.seq, row.hash, row.at)
+        if draft.item_id is not None and draft.chain == draft.item_id:
+            if draft.item_id in self._states:
+                apply_event(self._states[draft.item_id], row)
         self._last_signer = signer
         return row
 
@@ -289,11 +307,11 @@ def _signature(role: str, signer: Signer, message: bytes) -> dict[str, str]:
 def get_item(session: Session, item_id: str) -> Item:
     item = session.get(Item, item_id)
     if item is None:
-        raise NotFound(f"Item {item_id} does not exist; list items with 'custody item list'.")
+        raise NotFound.item(item_id)
     return item
 
 
-def check_permission(actor: Actor, kind: str) -> None:
+def check_permission(actor: Acting, kind: EventType) -> None:
     allowed = PERMISSIONS[kind]
     if actor.role not in allowed:
         roles = ", ".join(sorted(allowed))
@@ -302,51 +320,80 @@ def check_permission(actor: Actor, kind: str) -> None:
         )
 
 
-def check_transition(state: ItemState, kind: str, actor: Actor, data: dict[str, Any]) -> None:
-    """Refuse an event the item's current state does not allow (raises, never returns False)."""
-    item = state.item_id
+def _gives_out_sub_item(kind: EventType, data: Mapping[str, Any]) -> bool:
+    """The note `item add --parent` writes on the parent: a custody act like a sample."""
+    return kind == E.NOTE and "sub_item" in data
+
+
+def check_transition(
+    state: ItemState, kind: EventType, actor: Acting, data: Mapping[str, Any]
+) -> None:
+    """Refuse an event the item's current state does not allow (raises, never returns False).
+
+    The writer and verification's replay (`custody.replay`) both call this, so a
+    rule has one implementation.
+    """
     check_permission(actor, kind)
-    if state.disposed and kind not in AFTER_DISPOSAL:
+    sub_item = _gives_out_sub_item(kind, data)
+    what = "log sub-items of it" if sub_item else f"record '{kind}'"
+    _check_open(state, kind, custodial=sub_item)
+    if kind in CUSTODIAN_ONLY or sub_item:
+        _check_custodian(state, actor, what)
+    if kind == E.RECEIVE:
+        _check_receiver(state, actor)
+    elif kind == E.SEAL and state.seal:
+        raise IllegalTransition(
+            f"Item {state.item_id} is already sealed with seal {state.seal}; record an unseal first."
+        )
+    elif kind == E.UNSEAL:
+        _check_unseal(state, data)
+    if (kind == E.SAMPLE or sub_item) and state.seal:
+        raise IllegalTransition(
+            f"Item {state.item_id} is sealed with seal {state.seal}; record an unseal event first."
+        )
+
+
+def _check_open(state: ItemState, kind: EventType, *, custodial: bool) -> None:
+    if state.disposed and (custodial or kind not in AFTER_DISPOSAL):
         how = (state.disposal or {}).get("method", "disposed of")
         raise IllegalTransition(
-            f"Item {item} was {how} and its custody is closed; only 'note' and 'correct' "
-            f"can still be recorded."
+            f"Item {state.item_id} was {how} and its custody is closed; only 'note' and "
+            f"'correct' can still be recorded."
         )
-    if state.pending_receiver and kind in CUSTODIAN_ONLY:
+
+
+def _check_custodian(state: ItemState, actor: Acting, what: str) -> None:
+    if state.pending_receiver:
         raise IllegalTransition(
-            f"Item {item} is in transit to '{state.pending_receiver}'; "
+            f"Item {state.item_id} is in transit to '{state.pending_receiver}'; "
             f"they must record 'custody receive' first."
         )
-    if kind in CUSTODIAN_ONLY and state.custodian != actor.handle:
+    if state.custodian != actor.handle:
         raise IllegalTransition(
-            f"Item {item} is held by '{state.custodian}', not '{actor.handle}'; only the "
-            f"current custodian may record '{kind}' (transfer it to them first)."
+            f"Item {state.item_id} is held by '{state.custodian}', not '{actor.handle}'; only "
+            f"the current custodian may {what} (transfer it to them first)."
         )
-    if kind == "receive":
-        if state.pending_receiver is None:
-            raise IllegalTransition(
-                f"Item {item} has no transfer awaiting receipt; record 'custody transfer' first."
-            )
-        if state.pending_receiver != actor.handle:
-            raise IllegalTransition(
-                f"Item {item} was transferred to '{state.pending_receiver}', so only they may "
-                f"record its receipt, not '{actor.handle}'."
-            )
-    if kind == "seal" and state.seal:
+
+
+def _check_receiver(state: ItemState, actor: Acting) -> None:
+    if state.pending_receiver is None:
         raise IllegalTransition(
-            f"Item {item} is already sealed with seal {state.seal}; record an unseal first."
+            f"Item {state.item_id} has no transfer awaiting receipt; record 'custody transfer' first."
         )
-    if kind == "unseal":
-        if not state.seal:
-            raise IllegalTransition(f"Item {item} is not sealed; there is no seal to break.")
-        if data.get("seal") != state.seal:
-            raise IllegalTransition(
-                f"Item {item} is sealed with seal {state.seal}, not {data.get('seal')}; "
-                f"an unseal must name the seal it breaks."
-            )
-    if kind == "sample" and state.seal:
+    if state.pending_receiver != actor.handle:
         raise IllegalTransition(
-            f"Item {item} is sealed with seal {state.seal}; record an unseal event first."
+            f"Item {state.item_id} was transferred to '{state.pending_receiver}', so only they "
+            f"may record its receipt, not '{actor.handle}'."
+        )
+
+
+def _check_unseal(state: ItemState, data: Mapping[str, Any]) -> None:
+    if not state.seal:
+        raise IllegalTransition(f"Item {state.item_id} is not sealed; there is no seal to break.")
+    if data.get("seal") != state.seal:
+        raise IllegalTransition(
+            f"Item {state.item_id} is sealed with seal {state.seal}, not {data.get('seal')}; "
+            f"an unseal must name the seal it breaks."
         )
 
 
@@ -362,19 +409,14 @@ def record_item_event(
     store: Store,
     *,
     item_id: str,
-    kind: str,
+    kind: EventType,
     signer: Signer,
-    data: dict[str, Any],
+    data: Mapping[str, Any],
     at: str | None = None,
-    counterparty: Signer | None = None,
-    witness: Signer | None = None,
+    cosign: Cosign | None = None,
     files: Sequence[Path] = (),
 ) -> Recorded:
     """Check the rules and append one event to an item's chain, atomically."""
-    if kind not in EVENT_TYPES:
-        raise InvalidInput(
-            f"'{kind}' is not a custody event type; use one of {', '.join(EVENT_TYPES)}."
-        )
     when = event_time(at)
     manifest = [cas.describe(p) for p in files]
     if manifest:
@@ -384,19 +426,10 @@ def record_item_event(
         item = get_item(session, item_id)
         state = writer.item_state(item_id)
         check_transition(state, kind, signer.actor, data)
-        if kind == "transfer":
+        if kind == E.TRANSFER:
             data = {**data, "seal": state.seal}  # the seal as handed over, read under the lock
-        row = writer.append(
-            chain=item_id,
-            item_id=item_id,
-            case_no=item.case_no,
-            type=kind,
-            at=when,
-            signer=signer,
-            data=data,
-            counterparty=counterparty,
-            witness=witness,
-        )
+        draft = Draft.on_item(item_id, case_no=item.case_no, type=kind, data=data, at=when)
+        row = writer.append(draft, signer=signer, cosign=cosign)
         writer.finish()
         for path, entry in zip(files, manifest, strict=True):
             cas.store_file(store.attachments_dir, path, entry["sha256"])
@@ -412,7 +445,7 @@ def record_seal(
             "A seal number is required; pass --seal with the number on the bag or tape."
         )
     return record_item_event(
-        store, item_id=item_id, kind="seal", signer=signer, data={"seal": seal}, at=at
+        store, item_id=item_id, kind=E.SEAL, signer=signer, data={"seal": seal}, at=at
     )
 
 
@@ -424,7 +457,7 @@ def record_unseal(
     return record_item_event(
         store,
         item_id=item_id,
-        kind="unseal",
+        kind=E.UNSEAL,
         signer=signer,
         data={"seal": seal.strip(), "reason": reason.strip()},
         at=at,
@@ -470,12 +503,11 @@ def record_transfer(
     return record_item_event(
         store,
         item_id=item_id,
-        kind="transfer",
+        kind=E.TRANSFER,
         signer=signer,
         data=data,
         at=at,
-        counterparty=receiver,
-        witness=witness,
+        cosign=Cosign(receiver=receiver, witness=witness),
     )
 
 
@@ -487,7 +519,7 @@ def record_receive(
     return record_item_event(
         store,
         item_id=item_id,
-        kind="receive",
+        kind=E.RECEIVE,
         signer=signer,
         data={"condition": condition.strip()},
         at=at,
@@ -502,7 +534,7 @@ def record_store(
     return record_item_event(
         store,
         item_id=item_id,
-        kind="store",
+        kind=E.STORE,
         signer=signer,
         data={"location": location.strip()},
         at=at,
@@ -527,7 +559,7 @@ def record_dispose(
     return record_item_event(
         store,
         item_id=item_id,
-        kind="dispose",
+        kind=E.DISPOSE,
         signer=signer,
         data={"method": method, "authority": authority.strip()},
         at=at,
@@ -548,7 +580,7 @@ def record_note(
     return record_item_event(
         store,
         item_id=item_id,
-        kind="note",
+        kind=E.NOTE,
         signer=signer,
         data={"text": text.strip()},
         files=files,
@@ -561,72 +593,75 @@ def record_analysis(
 ) -> Recorded:
     """Record a laboratory result (e.g. a species identification) on an item."""
     return record_item_event(
-        store, item_id=item_id, kind="analyse", signer=signer, data=result, at=at
+        store, item_id=item_id, kind=E.ANALYSE, signer=signer, data=result, at=at
     )
 
 
+@dataclass(frozen=True)
+class ItemAct:
+    """One event of a batch: which item, what kind, what it says."""
+
+    item_id: str
+    kind: EventType
+    data: Mapping[str, Any]
+
+
 def record_item_events(
-    store: Store,
-    *,
-    entries: Sequence[tuple[str, str, dict[str, Any]]],
-    signer: Signer,
-    at: str | None = None,
+    store: Store, *, acts: Sequence[ItemAct], signer: Signer, at: str | None = None
 ) -> Recorded:
-    """Append several (item, kind, data) events in one transaction, each checked by the rules."""
+    """Append several item events in one transaction, each checked by the rules."""
     when = event_time(at)
     rows: list[Event] = []
     with store.write() as session:
         writer = Writer(session)
-        for item_id, kind, data in entries:
-            item = get_item(session, item_id)
-            check_transition(writer.item_state(item_id), kind, signer.actor, data)
-            rows.append(
-                writer.append(
-                    chain=item_id,
-                    item_id=item_id,
-                    case_no=item.case_no,
-                    type=kind,
-                    at=when,
-                    signer=signer,
-                    data=data,
-                )  # fmt: skip
+        for act in acts:
+            item = get_item(session, act.item_id)
+            check_transition(writer.item_state(act.item_id), act.kind, signer.actor, act.data)
+            draft = Draft.on_item(
+                act.item_id, case_no=item.case_no, type=act.kind, data=act.data, at=when
             )
+            rows.append(writer.append(draft, signer=signer))
         writer.finish()
     return Recorded(events=tuple(rows))
 
 
+@dataclass(frozen=True)
+class LabelJob:
+    """A label print job as it is recorded: one `label-print` event per item."""
+
+    job: str
+    layout: str
+    copies: int
+    reason: str
+    item_ids: tuple[str, ...]
+    reprints: Mapping[str, int]  # item -> how many times its labels were printed before
+    seals: Mapping[str, str | None]  # item -> its intact seal when printed
+
+    def acts(self) -> list[ItemAct]:
+        return [
+            ItemAct(
+                item_id,
+                E.LABEL_PRINT,
+                {
+                    "job": self.job,
+                    "layout": self.layout,
+                    "copies": self.copies,
+                    "reason": self.reason,
+                    "reprint": self.reprints.get(item_id, 0),
+                    "seal": self.seals.get(item_id),
+                    "items_in_job": len(self.item_ids),
+                    "items": list(self.item_ids),
+                },
+            )
+            for item_id in self.item_ids
+        ]
+
+
 def record_label_print(
-    store: Store,
-    *,
-    item_ids: Sequence[str],
-    signer: Signer,
-    layout: str,
-    copies: int,
-    reason: str,
-    reprints: dict[str, int],
-    seals: dict[str, str | None],
-    job: str,
-    at: str | None = None,
+    store: Store, *, job: LabelJob, signer: Signer, at: str | None = None
 ) -> Recorded:
     """One `label-print` event per item of a print job, all in one transaction."""
-    entries = [
-        (
-            item_id,
-            "label-print",
-            {
-                "job": job,
-                "layout": layout,
-                "copies": copies,
-                "reason": reason,
-                "reprint": reprints.get(item_id, 0),
-                "seal": seals.get(item_id),
-                "items_in_job": len(item_ids),
-                "items": list(item_ids),
-            },
-        )
-        for item_id in item_ids
-    ]
-    return record_item_events(store, entries=entries, signer=signer, at=at)
+    return record_item_events(store, acts=job.acts(), signer=signer, at=at)
 
 
 def record_correction(
@@ -642,45 +677,39 @@ def record_correction(
             raise NotFound(
                 f"Event {event_id} does not exist; see event IDs with 'custody history ITEM'."
             )
-        check_permission(signer.actor, "correct")
-        if signer.actor.role != "admin" and target.actor != signer.actor.handle:
+        check_permission(signer.actor, E.CORRECT)
+        if signer.actor.role != R.ADMIN and target.actor != signer.actor.handle:
             raise PermissionDenied(
                 f"Event {event_id} was recorded by '{target.actor}'; only they or an admin "
                 f"may correct it."
             )
-        if target.type == "correct":
+        if target.type == E.CORRECT:
             raise IllegalTransition(
                 f"Event {event_id} is itself a correction; correct the original event instead."
             )
         writer = Writer(session)
-        row = writer.append(
+        draft = Draft(
             chain=target.chain,
             item_id=target.item_id,
             case_no=target.case_no,
-            type="correct",
-            at=when,
-            signer=signer,
+            type=E.CORRECT,
             data={"corrects": event_id, "corrects_hash": target.hash, "reason": reason.strip()},
+            at=when,
         )
+        row = writer.append(draft, signer=signer)
         writer.finish()
     return Recorded(events=(row,))
 
 
-def item_history(store: Store, item_id: str) -> tuple[Item, list[Event], ItemState]:
+def item_history(store: Store, item_id: str) -> tuple[Item, list[EventRecord], ItemState]:
+    """An item, its chain as typed events, and the state they replay to."""
     with store.read() as session:
         item = get_item(session, item_id)
-        rows = list(
-            session.exec(select(Event).where(Event.chain == item_id).order_by(col(Event.seq))).all()
-        )
-        for obj in (item, *rows):
-            session.expunge(obj)
-    return item, rows, replay(item_id, rows)
+        rows = session.exec(select(Event).where(Event.chain == item_id).order_by(col(Event.seq)))
+        events = [EventRecord.from_row(r) for r in rows.all()]
+        session.expunge(item)
+    return item, events, replay(item_id, events)
 
 
 def event_count(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Event)).one())
-
-
-def event_data(row: Event) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(row.data)
-    return data

@@ -44,6 +44,7 @@ from custody.chain import (
     handover_message,
     handover_statement,
 )
+from custody.domain import EventType
 from custody.errors import (
     AlreadyExists,
     IllegalTransition,
@@ -52,6 +53,8 @@ from custody.errors import (
     StoreProblem,
 )
 from custody.events import (
+    Cosign,
+    Draft,
     Recorded,
     Signer,
     Writer,
@@ -62,12 +65,12 @@ from custody.events import (
     get_item,
     store_id,
 )
-from custody.keys import fingerprint, load_key, verify_signature
+from custody.keys import key_matches, load_key, verify_signature
 from custody.models import ROLES, Actor, Agency, Event
 from custody.records import HANDLE_RE
+from custody.registrations import ACTOR_FIELDS, registration_ok
 from custody.store import Store
 from custody.timeutil import now_utc, to_utc_text
-from custody.verify import ACTOR_FIELDS, registration_ok
 
 OFFER_FORMAT = "custody-transfer-offer-v1"
 CARD_FORMAT = "custody-actor-card-v1"
@@ -217,7 +220,7 @@ def prepare_transfer(
             "purpose": purpose,
             "location": location,
         }
-        check_transition(state, "transfer", signer.actor, data)
+        check_transition(state, EventType.TRANSFER, signer.actor, data)
         writer.check_time(item_id, when)
         seq, prev_hash, _prev_at = writer.tail(item_id)
         statement = handover_statement(
@@ -227,7 +230,7 @@ def prepare_transfer(
                 seq=seq + 1,
                 item_id=item_id,
                 case_no=item.case_no,
-                type="transfer",
+                type=EventType.TRANSFER,
                 at=when,
                 recorded_at="",
                 actor=releaser,
@@ -268,7 +271,7 @@ def read_offer(text: str, *, name: str) -> dict[str, Any]:
         not isinstance(offer, dict)
         or offer.get("format") != OFFER_FORMAT
         or not isinstance(st, dict)
-        or st.get("type") != "transfer"
+        or st.get("type") != EventType.TRANSFER
         or not isinstance(st.get("data"), dict)
         or any(not isinstance(st.get(f), str) for f in ("item", "case", "at", "actor"))
         or not isinstance(st.get("counterparty"), str)
@@ -315,10 +318,7 @@ def _check_offer_intact(offer: dict[str, Any], *, name: str) -> None:
     releaser = st["actor"]
     key = offer["keys"].get(releaser) or {}
     public = str(key.get("public_key", ""))
-    try:
-        key_ok = fingerprint(bytes.fromhex(public)) == st.get("actor_key")
-    except ValueError:
-        key_ok = False
+    key_ok = key_matches(public, st.get("actor_key"))
     if not key_ok or not _valid_signature(offer, role="actor", handle=releaser, public_hex=public):
         raise InvalidInput(
             f"The transfer offer {name} does not match {releaser}'s signature (it was edited); "
@@ -431,7 +431,7 @@ def complete_transfer(
                 f"made; make and countersign a new offer."
             )
         state = writer.item_state(item_id)
-        check_transition(state, "transfer", signer.actor, st["data"])
+        check_transition(state, EventType.TRANSFER, signer.actor, st["data"])
         required = {"receiver": st["counterparty"]}
         if st.get("witness"):
             required["witness"] = st["witness"]
@@ -450,17 +450,14 @@ def complete_transfer(
                     f"key than '{handle}''s registered one; ask for a new countersignature."
                 )
             countersignatures.append(sig)
-        row = writer.append(
-            chain=item_id,
-            item_id=item_id,
-            case_no=st["case"],
-            type="transfer",
-            at=st["at"],
-            signer=signer,
-            data=st["data"],
-            countersigned=(st["counterparty"], st.get("witness")),
-            countersignatures=countersignatures,
+        draft = Draft.on_item(
+            item_id, case_no=st["case"], type=EventType.TRANSFER, data=st["data"], at=st["at"]
         )
+        cosign = Cosign(
+            remote=(st["counterparty"], st.get("witness")),
+            remote_signatures=tuple(countersignatures),
+        )
+        row = writer.append(draft, signer=signer, cosign=cosign)
         if handover_statement(body_of_row(row)) != st:
             raise StoreProblem(
                 f"The recorded transfer of {item_id} would differ from the countersigned offer "

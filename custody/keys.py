@@ -142,3 +142,11 @@ def verify_signature(*, public_hex: str, signature_b64: str, message: bytes) -> 
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def key_matches(public_hex: str, fpr: str | None) -> bool:
+    """True when `public_hex` is a readable public key whose fingerprint is `fpr`."""
+    try:
+        return fingerprint(bytes.fromhex(public_hex)) == fpr
+    except (TypeError, ValueError):
+        return False

@@ -30,8 +30,9 @@ from typing import Any
 from sqlmodel import col, select
 
 from custody.canonical import canonical_json
+from custody.domain import EventType
 from custody.errors import InvalidInput, NotFound
-from custody.events import Signer, record_label_print
+from custody.events import LabelJob, Signer, record_label_print
 from custody.models import Actor, Agency, Case, Event, Item
 from custody.records import item_record, item_sort_key
 from custody.state import ItemState, replay
@@ -136,9 +137,7 @@ def print_labels(
     with store.read() as session:
         if case_no:
             if session.get(Case, case_no) is None:
-                raise NotFound(
-                    f"Case {case_no} does not exist; list cases with 'custody case list'."
-                )
+                raise NotFound.case(case_no)
             items = list(session.exec(select(Item).where(Item.case_no == case_no)).all())
             items.sort(key=lambda i: item_sort_key(i.id))
         else:
@@ -146,16 +145,14 @@ def print_labels(
             for item_id in item_ids:
                 item = session.get(Item, item_id)
                 if item is None:
-                    raise NotFound(
-                        f"Item {item_id} does not exist; list items with 'custody item list'."
-                    )
+                    raise NotFound.item(item_id)
                 items.append(item)
         states = _states(session, [i.id for i in items])
         prints = {
             i.id: sum(
                 1
                 for ev in session.exec(
-                    select(Event).where(Event.chain == i.id, Event.type == "label-print")
+                    select(Event).where(Event.chain == i.id, Event.type == EventType.LABEL_PRINT)
                 ).all()
             )
             for i in items
@@ -209,18 +206,16 @@ def print_labels(
             ) from None
         backup = _place(tmp, out)
         try:
-            record_label_print(
-                store,
-                item_ids=[i.id for i in items],
-                signer=signer,
+            label_job = LabelJob(
+                job=job,
                 layout=layout,
                 copies=copies,
                 reason=reason.strip(),
+                item_ids=tuple(i.id for i in items),
                 reprints={i.id: prints[i.id] for i in items},
                 seals={i.id: states[i.id].seal for i in items},
-                job=job,
-                at=at,
             )
+            record_label_print(store, job=label_job, signer=signer, at=at)
         except Exception:
             # Nothing was recorded, so the PDF must not stay either.
             if backup is not None:
@@ -362,7 +357,7 @@ def _compare_with_record(
         prints = [
             (e.actor_key, json.loads(e.data).get("reprint", 0))
             for e in events
-            if e.type == "label-print"
+            if e.type == EventType.LABEL_PRINT
         ]
     result.custodian, result.status, result.current_seal = (
         state.custodian,

@@ -25,9 +25,11 @@ from sqlmodel import Session, col, select
 
 from custody import attachments as cas
 from custody.chain import actor_message, actor_record
-from custody.errors import AlreadyExists, IllegalTransition, InvalidInput, NotFound, StoreProblem
+from custody.domain import EventType
+from custody.errors import AlreadyExists, InvalidInput, NotFound, StoreProblem
 from custody.events import (
     FUTURE_TOLERANCE,
+    Draft,
     Signer,
     Writer,
     check_permission,
@@ -196,7 +198,7 @@ def open_case(
         )
     if not title.strip():
         raise InvalidInput("A case needs a title; pass --title.")
-    check_permission(signer.actor, "case-open")
+    check_permission(signer.actor, EventType.CASE_OPEN)
     when = event_time(at)
     agency_code = agency_code or signer.actor.agency_code
     with store.write() as session:
@@ -218,15 +220,14 @@ def open_case(
         session.add(case)
         session.flush()
         writer = Writer(session)
-        writer.append(
+        draft = Draft(
             chain=f"case:{case_no}",
-            item_id=None,
             case_no=case_no,
-            type="case-open",
-            at=when,
-            signer=signer,
+            type=EventType.CASE_OPEN,
             data={"case": case_record(case), "agency": agency.model_dump() if agency else None},
+            at=when,
         )
+        writer.append(draft, signer=signer)
         writer.finish()
         session.expunge(case)
     return case
@@ -236,7 +237,7 @@ def get_case(store: Store, case_no: str) -> Case:
     with store.read() as session:
         case = session.get(Case, case_no)
         if case is None:
-            raise NotFound(f"Case {case_no} does not exist; list cases with 'custody case list'.")
+            raise NotFound.case(case_no)
         session.expunge(case)
     return case
 
@@ -337,21 +338,11 @@ def _insert_item(
             raise InvalidInput(
                 f"Parent item {spec.parent_id} belongs to case {parent.case_no}, not {case_no}."
             )
-        pstate = writer.item_state(spec.parent_id)
-        if pstate.disposed:
-            raise IllegalTransition(
-                f"Parent item {spec.parent_id} was disposed of; it cannot get sub-items."
-            )
-        if pstate.custodian != signer.actor.handle or pstate.pending_receiver:
-            raise IllegalTransition(
-                f"Item {spec.parent_id} is held by '{pstate.custodian}', not "
-                f"'{signer.actor.handle}'; only its custodian may log sub-items of it."
-            )
-        if pstate.seal:
-            raise IllegalTransition(
-                f"Item {spec.parent_id} is sealed with seal {pstate.seal}; record an unseal "
-                f"event before logging sub-items from it."
-            )
+        # Giving out a sub-item is a custody act of the parent's custodian, checked
+        # by the same rule as every event (and replayed by verification).
+        check_transition(
+            writer.item_state(spec.parent_id), EventType.NOTE, signer.actor, {"sub_item": ""}
+        )
     item_id = next_item_id(session, case_no, spec.parent_id)
     item = Item(
         id=item_id,
@@ -379,24 +370,23 @@ def _insert_item(
     session.flush()
     if spec.parent_id:
         # The parent's own chain says that a sub-item was taken out of it.
-        writer.append(
-            chain=spec.parent_id,
-            item_id=spec.parent_id,
+        later = seized_utc > (writer.tail(spec.parent_id)[2] or "")
+        note = Draft.on_item(
+            spec.parent_id,
             case_no=case_no,
-            type="note",
-            at=seized_utc if seized_utc > (writer.tail(spec.parent_id)[2] or "") else None,
-            signer=signer,
+            type=EventType.NOTE,
             data={"text": f"sub-item {item_id} logged: {item.description}", "sub_item": item_id},
+            at=seized_utc if later else None,
         )
-    writer.append(
-        chain=item_id,
-        item_id=item_id,
+        writer.append(note, signer=signer)
+    seize = Draft.on_item(
+        item_id,
         case_no=case_no,
-        type="seize",
-        at=seized_utc,
-        signer=signer,
+        type=EventType.SEIZE,
         data={"item": item_record(item), "attachments": photos},
+        at=seized_utc,
     )
+    writer.append(seize, signer=signer)
     return item
 
 
@@ -408,7 +398,7 @@ def add_items(
     signer: Signer,
 ) -> list[Item]:
     """Log seized items (with photos) in one transaction: all or none."""
-    check_permission(signer.actor, "seize")
+    check_permission(signer.actor, EventType.SEIZE)
     prepared = []
     for index, (spec, photos) in enumerate(specs, start=1):
         where = f"row {index}" if len(specs) > 1 else ""
@@ -591,17 +581,13 @@ def record_sample(
         writer = Writer(session)
         parent = get_item(session, item_id)
         state = writer.item_state(item_id)
-        check_transition(state, "sample", signer.actor, {})
+        check_transition(state, EventType.SAMPLE, signer.actor, {})
         child_id = next_item_id(session, parent.case_no, item_id)
-        writer.append(
-            chain=item_id,
-            item_id=item_id,
-            case_no=parent.case_no,
-            type="sample",
-            at=when,
-            signer=signer,
-            data={"child": child_id, "description": description.strip(), "reason": reason},
+        given = {"child": child_id, "description": description.strip(), "reason": reason}
+        draft = Draft.on_item(
+            item_id, case_no=parent.case_no, type=EventType.SAMPLE, data=given, at=when
         )
+        writer.append(draft, signer=signer)
         child = Item(
             id=child_id,
             case_no=parent.case_no,
@@ -619,21 +605,17 @@ def record_sample(
         session.add(child)
         session.flush()
         parent_hash = writer.tail(item_id)[1]
-        writer.append(
-            chain=child_id,
-            item_id=child_id,
-            case_no=parent.case_no,
-            type="sample",
-            at=when,
-            signer=signer,
-            data={
-                "item": item_record(child),
-                "parent": item_id,
-                "parent_event": parent_hash,
-                "reason": reason,
-                "location": state.location,
-            },
+        genesis = {
+            "item": item_record(child),
+            "parent": item_id,
+            "parent_event": parent_hash,
+            "reason": reason,
+            "location": state.location,
+        }
+        draft = Draft.on_item(
+            child_id, case_no=parent.case_no, type=EventType.SAMPLE, data=genesis, at=when
         )
+        writer.append(draft, signer=signer)
         writer.finish()
         session.expunge(child)
     return child
@@ -650,9 +632,7 @@ def list_items(store: Store, *, case_no: str | None = None) -> list[ItemView]:
         query = select(Item)
         if case_no:
             if session.get(Case, case_no) is None:
-                raise NotFound(
-                    f"Case {case_no} does not exist; list cases with 'custody case list'."
-                )
+                raise NotFound.case(case_no)
             query = query.where(Item.case_no == case_no)
         items = list(session.exec(query).all())
         ev_query = select(Event).where(col(Event.item_id).is_not(None))

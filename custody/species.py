@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from custody.events import Recorded, Signer, record_item_events
+from custody.domain import EventType
+from custody.events import ItemAct, Recorded, Signer, record_item_events
 from custody.store import Store
 
 ProgressFn = Callable[[int, int], None]
@@ -187,5 +188,8 @@ def record_identifications(
     at: str | None = None,
 ) -> Recorded:
     """One signed `analyse` event per identification, all in one transaction."""
-    entries = [(item_id, "analyse", {"analysis": "species-identification", **r}) for r in results]
-    return record_item_events(store, entries=entries, signer=signer, at=at)
+    acts = [
+        ItemAct(item_id, EventType.ANALYSE, {"analysis": "species-identification", **r})
+        for r in results
+    ]
+    return record_item_events(store, acts=acts, signer=signer, at=at)

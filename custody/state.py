@@ -7,9 +7,32 @@ it can never disagree with the signed record.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from custody.domain import EventType, ItemStatus
+
+E = EventType
+
+
+class _Event(Protocol):
+    """What replay reads of an event: an `EventRecord`, or an ORM row whose data is text."""
+
+    @property
+    def id(self) -> Any: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def at(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def counterparty(self) -> str | None: ...
+    @property
+    def data(self) -> Any: ...
 
 
 @dataclass
@@ -18,16 +41,14 @@ class ItemState:
     custodian: str | None = None
     seal: str | None = None  # current intact seal, None when unsealed
     location: str = ""
-    status: str = "in custody"  # in custody | in transit | disposed
+    status: ItemStatus = ItemStatus.IN_CUSTODY
     pending_receiver: str | None = None
     last_at: str | None = None
     last_seq: int = 0
-    last_hash: str | None = None
     condition: str = ""  # condition recorded on the last receipt
-    disposal: dict[str, Any] | None = None
+    disposal: Mapping[str, Any] | None = None
     corrected: dict[int, list[int]] = field(default_factory=dict)  # event id -> correcting ids
     children: list[str] = field(default_factory=list)
-    seals_seen: list[str] = field(default_factory=list)
 
     @property
     def disposed(self) -> bool:
@@ -38,61 +59,56 @@ class ItemState:
             "custodian": self.custodian,
             "seal": self.seal,
             "location": self.location,
-            "status": self.status,
+            "status": str(self.status),
             "pending_receiver": self.pending_receiver,
             "condition": self.condition,
-            "disposal": self.disposal,
+            "disposal": dict(self.disposal) if self.disposal is not None else None,
             "last_event_at": self.last_at,
             "events": self.last_seq,
         }
 
 
-def apply_event(state: ItemState, ev: Any) -> None:
-    """Advance `state` by one event row (anything with the Event columns)."""
-    data = json.loads(ev.data) if isinstance(ev.data, str) else ev.data
+def apply_event(state: ItemState, ev: _Event) -> None:
+    """Advance `state` by one event."""
+    data: Mapping[str, Any] = json.loads(ev.data) if isinstance(ev.data, str) else ev.data
     kind = ev.type
     state.last_at = ev.at
     state.last_seq = ev.seq
-    state.last_hash = ev.hash
-    if kind == "seize":
+    if kind == E.SEIZE:
         state.custodian = ev.actor
-        seal = data.get("item", {}).get("seal_at_seizure") or None
-        state.seal = seal
-        if seal:
-            state.seals_seen.append(seal)
+        state.seal = data.get("item", {}).get("seal_at_seizure") or None
         state.location = data.get("item", {}).get("place", "")
-    elif kind == "sample" and data.get("parent") is not None:
+    elif kind == E.SAMPLE and data.get("parent") is not None:
         # Genesis of a sub-sample: held by whoever took it, never sealed yet.
         state.custodian = ev.actor
         state.location = data.get("location", "")
-    elif kind == "sample":
+    elif kind == E.SAMPLE:
         state.children.append(data["child"])
-    elif kind == "seal":
+    elif kind == E.SEAL:
         state.seal = data["seal"]
-        state.seals_seen.append(data["seal"])
-    elif kind == "unseal":
+    elif kind == E.UNSEAL:
         state.seal = None
-    elif kind == "transfer":
+    elif kind == E.TRANSFER:
         state.custodian = ev.counterparty
         state.pending_receiver = ev.counterparty
-        state.status = "in transit"
+        state.status = ItemStatus.IN_TRANSIT
         if data.get("location"):
             state.location = data["location"]
-    elif kind == "receive":
+    elif kind == E.RECEIVE:
         state.pending_receiver = None
-        state.status = "in custody"
+        state.status = ItemStatus.IN_CUSTODY
         state.condition = data.get("condition", "")
-    elif kind == "store":
+    elif kind == E.STORE:
         state.location = data["location"]
-    elif kind == "dispose":
+    elif kind == E.DISPOSE:
         state.disposal = data
-        state.status = "disposed"
+        state.status = ItemStatus.DISPOSED
         state.pending_receiver = None
-    elif kind == "correct":
+    elif kind == E.CORRECT:
         state.corrected.setdefault(int(data["corrects"]), []).append(int(ev.id))
 
 
-def replay(item_id: str, events: Iterable[Any]) -> ItemState:
+def replay(item_id: str, events: Iterable[_Event]) -> ItemState:
     state = ItemState(item_id=item_id)
     for ev in events:
         apply_event(state, ev)

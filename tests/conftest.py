@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from custody.events import Signer, load_signer
 from custody.models import ItemCreate
@@ -15,6 +16,10 @@ from custody.records import add_actor, add_item, init_store, open_case
 from custody.store import Store
 
 CASE = "KWS-2026-0042"
+
+# Property tests assert behaviour, never speed: a loaded machine must not fail them.
+settings.register_profile("custody", deadline=None)
+settings.load_profile("custody")
 
 
 @pytest.fixture(autouse=True)

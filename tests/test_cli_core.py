@@ -342,7 +342,7 @@ def test_sub_items_follow_the_custody_rules(cli: CliRunner, seeded: str) -> None
     other = cli.invoke(
         app, ["item", "add", seeded, "--description", "tusk", "--parent", box, "--as", "bkiprop"]
     )
-    assert other.exit_code == 1 and "only its custodian" in other.stderr
+    assert other.exit_code == 1 and "only the current custodian may log sub-items" in other.stderr
     tusk = run(
         cli, "item", "add", seeded, "--description", "tusk", "--parent", box, "--as", "aotieno"
     ).strip()

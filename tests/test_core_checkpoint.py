@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from typer.testing import CliRunner
 
 from custody import events as ev
+from custody.checkpoints import Checkpoint, read_checkpoint, take_checkpoint
 from custody.cli.main import app
 from custody.events import load_signer
 from custody.models import ItemCreate
 from custody.records import add_actor, add_item, init_store, open_case
-from custody.verify import read_checkpoint, take_checkpoint, verify
+from custody.verify import verify
 from tests.conftest import CASE, World
 
 
-def _checkpoint(world: World, name: str = "cp.json") -> dict[str, Any]:
-    return read_checkpoint(json.dumps(take_checkpoint(world.store)), name=name)
+def _checkpoint(world: World, name: str = "cp.json") -> Checkpoint:
+    return read_checkpoint(take_checkpoint(world.store).to_json(), name=name)
 
 
 def test_checkpoint_stays_valid_while_the_record_grows(world: World) -> None:
@@ -42,7 +43,7 @@ def test_store_restored_from_an_older_copy_is_caught(world: World, tmp_path: Pat
     shutil.copy(tmp_path / "older.db", world.db_path)
     assert verify(world.store).intact  # the older copy is consistent in itself
     (finding,) = verify(world.store, checkpoints=[cp]).findings
-    assert finding.kind == "missing" and finding.event == cp["seq"]
+    assert finding.kind == "missing" and finding.event == cp.seq
     assert "restored from an older copy" in finding.message and "cp.json" in finding.message
 
 
@@ -61,7 +62,7 @@ def _forged_store(path: Path, home: Path, *, store_id: str, events: int) -> None
     open_case(store, case_no=CASE, title="Pangolin scales at JKIA", signer=officer)
     spec = ItemCreate(description="Bag of pangolin scales", species="Manis javanica")
     item = add_item(store, case_no=CASE, spec=spec, signer=officer).id
-    while verify(store).log_head["seq"] < events:
+    while verify(store).log_head.seq < events:
         ev.record_note(store, item_id=item, signer=officer, text="note")
     assert verify(store).intact
 
@@ -72,7 +73,7 @@ def test_store_rebuilt_from_nothing_is_caught(world: World, tmp_path: Path) -> N
     world.store.engine.dispose()
     world.db_path.unlink()
     forged = tmp_path / "forged.db"
-    _forged_store(forged, tmp_path / "home2", store_id="another", events=int(cp["seq"]))
+    _forged_store(forged, tmp_path / "home2", store_id="another", events=cp.seq)
     from custody.store import open_store
 
     report = verify(open_store(str(forged)), checkpoints=[cp])
@@ -84,7 +85,7 @@ def test_history_rewritten_under_the_same_store_id_is_caught(world: World, tmp_p
     world.item(seal="S-1")
     cp = _checkpoint(world)
     forged = tmp_path / "forged.db"
-    _forged_store(forged, tmp_path / "home2", store_id=str(cp["store_id"]), events=int(cp["seq"]))
+    _forged_store(forged, tmp_path / "home2", store_id=cp.store_id, events=cp.seq)
     from custody.store import open_store
 
     forged_store = open_store(str(forged))
@@ -96,7 +97,7 @@ def test_history_rewritten_under_the_same_store_id_is_caught(world: World, tmp_p
 def test_edited_checkpoint_is_reported(world: World) -> None:
     world.item(seal="S-1")
     cp = _checkpoint(world)
-    cp["seq"] = int(cp["seq"]) - 1
+    cp = dataclasses.replace(cp, seq=cp.seq - 1)
     (finding,) = verify(world.store, checkpoints=[cp]).findings
     assert finding.subject == "checkpoint" and finding.kind == "bad signature"
 

@@ -220,7 +220,7 @@ def test_altered_or_missing_attachment_is_found(world: World, tmp_path: Path) ->
         photos=[photo],
     )
     _, events, _ = ev.item_history(world.store, item.id)
-    manifest = json.loads(events[0].data)["attachments"]
+    manifest = events[0].data["attachments"]
     assert manifest[0]["name"] == "scales.jpg" and manifest[0]["size"] == photo.stat().st_size
     from custody.attachments import blob_path, file_sha256
 
@@ -252,22 +252,22 @@ def test_verify_scopes(busy: World) -> None:
 
 def test_parallel_verification_finds_the_same(world: World) -> None:
     """Large stores are checked on every core; the findings must not depend on it."""
-    from custody.events import Writer
+    from custody.domain import EventType
+    from custody.events import Draft, Writer
     from custody.verify import PARALLEL_THRESHOLD
 
     item = world.item()
     with world.store.write() as session:
         writer = Writer(session)
         for n in range(PARALLEL_THRESHOLD + 50):
-            writer.append(
-                chain=item,
-                item_id=item,
+            note = Draft.on_item(
+                item,
                 case_no="KWS-2026-0042",
-                type="note",
-                at=None,
-                signer=world.officer,
+                type=EventType.NOTE,
                 data={"text": f"check {n}"},
+                at=None,
             )
+            writer.append(note, signer=world.officer)
         writer.finish()
     _sql(
         world.db_path,
@@ -286,17 +286,19 @@ def test_parallel_verification_finds_the_same(world: World) -> None:
 
 def test_well_signed_event_that_breaks_the_rules_is_found(busy: World) -> None:
     """A forger with a registered key and write access, bypassing the rules, is still caught."""
-    from custody.events import Writer, load_signer
+    from custody.domain import EventType
+    from custody.events import Draft, Writer, load_signer
     from custody.records import add_actor
 
     add_actor(busy.store, handle="mallory", name="Mallory", role="officer", agency_code="KWS")
     mallory = load_signer(busy.store, "mallory")
     with busy.store.write() as session:
         writer = Writer(session)  # appends without the rule checks the commands make
-        writer.append(
-            chain="KWS-2026-0042/2", item_id="KWS-2026-0042/2", case_no="KWS-2026-0042", type="dispose",
-            at=None, signer=mallory, data={"method": "destroyed", "authority": "none"},
+        draft = Draft.on_item(
+            "KWS-2026-0042/2", case_no="KWS-2026-0042", type=EventType.DISPOSE,
+            data={"method": "destroyed", "authority": "none"}, at=None,
         )  # fmt: skip
+        writer.append(draft, signer=mallory)
         writer.finish()
     findings = verify(busy.store).findings
     assert any(
@@ -320,3 +322,78 @@ def test_deleted_case_row_and_item_row_in_item_scope(busy: World) -> None:
     assert any(f.kind == "missing" and "case row was deleted" in f.message for f in store_findings)
     scoped = verify(busy.store, item_id="KWS-2026-0042/2").findings
     assert any(f.kind == "missing" and "item row was deleted" in f.message for f in scoped)
+
+
+def _forge_sub_item(world: World, *, parent: str, signer: object, announce: bool) -> str:
+    """A well-signed sub-item written straight through the writer, bypassing the rules."""
+    from custody.domain import EventType
+    from custody.events import Draft, Writer
+    from custody.models import Item
+    from custody.records import item_record, next_item_id
+
+    with world.store.write() as session:
+        writer = Writer(session)
+        parent_row = session.get(Item, parent)
+        assert parent_row is not None
+        child_id = next_item_id(session, parent_row.case_no, parent)
+        child = Item(
+            id=child_id, case_no=parent_row.case_no, parent_id=parent, description="forged tusk",
+            other_ids="{}", seized_at=parent_row.seized_at, seized_at_local=parent_row.seized_at_local,
+            seizing_officer=signer.actor.handle, seal_at_seizure="", created_at=parent_row.created_at,
+        )  # type: ignore[attr-defined]  # fmt: skip
+        session.add(child)
+        session.flush()
+        if announce:
+            note = {"text": f"sub-item {child_id} logged", "sub_item": child_id}
+            writer.append(
+                Draft.on_item(
+                    parent, case_no=child.case_no, type=EventType.NOTE, data=note, at=None
+                ),
+                signer=signer,  # type: ignore[arg-type]
+            )
+        seize = {"item": item_record(child), "attachments": []}
+        writer.append(
+            Draft.on_item(
+                child_id, case_no=child.case_no, type=EventType.SEIZE, data=seize, at=None
+            ),
+            signer=signer,  # type: ignore[arg-type]
+        )
+        writer.finish()
+    return child_id
+
+
+def test_sub_item_from_a_sealed_parent_is_found(world: World) -> None:
+    """The parent's custodian, but the parent is sealed: no command gives out a sub-item."""
+    box = world.item(seal="S-77")
+    child = _forge_sub_item(world, parent=box, signer=world.officer, announce=True)
+    findings = verify(world.store).findings
+    assert any(
+        f.kind == "inserted" and f.subject == box and "sealed with seal S-77" in f.message
+        for f in findings
+    ), findings
+    assert not any(f.subject == child for f in findings), findings
+
+
+def test_sub_item_by_someone_not_holding_the_parent_is_found(world: World) -> None:
+    from custody.events import load_signer
+    from custody.records import add_actor
+
+    box = world.item()
+    add_actor(world.store, handle="mallory", name="Mallory", role="officer", agency_code="KWS")
+    mallory = load_signer(world.store, "mallory")
+    _forge_sub_item(world, parent=box, signer=mallory, announce=True)
+    findings = verify(world.store).findings
+    assert any(
+        f.kind == "inserted"
+        and f.subject == box
+        and "held by 'aotieno', not 'mallory'" in f.message
+        for f in findings
+    ), findings
+
+
+def test_sub_item_its_parent_never_gave_out_is_found(world: World) -> None:
+    box = world.item()
+    child = _forge_sub_item(world, parent=box, signer=world.officer, announce=False)
+    findings = verify(world.store).findings
+    assert [(f.kind, f.subject) for f in findings] == [("inserted", child)], findings
+    assert "has no event by 'aotieno' giving it out" in findings[0].message

@@ -462,13 +462,14 @@ def test_verify_bundle_never_raises_on_any_change_of_shape(
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
+    from custody.domain import EVENT_FIELDS
     from custody.dossier.bundle import (
         ACTOR_FIELD_TYPES,
         EVENT_FIELD_TYPES,
         bundle_shape_problems,
         verify_bundle,
     )
-    from custody.verify import ACTOR_FIELDS, EVENT_FIELDS
+    from custody.registrations import ACTOR_FIELDS
 
     assert tuple(EVENT_FIELD_TYPES) == EVENT_FIELDS and tuple(ACTOR_FIELD_TYPES) == ACTOR_FIELDS
     out = tmp_path / "dossier.pdf"

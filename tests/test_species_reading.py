@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -56,20 +54,6 @@ def test_windows_line_endings_and_byte_order_mark(tmp_path: Path) -> None:
     f.write_bytes(b"\xef\xbb\xbf>q1 from a Windows editor\r\nACGTACGTAC\r\nGGTT\r\n")
     (q,) = read_queries(f)
     assert (q.name, q.sequence) == ("q1", "ACGTACGTACGGTT")
-
-
-def test_core_modules_do_not_import_cli_or_application_packages() -> None:
-    code = (
-        "import sys, species_ref.reading, species_ref.refimport, species_ref.library, "
-        "species_ref.cites; "
-        "bad = [m for m in ('typer', 'rich', 'custody') if m in sys.modules]; "
-        "print(','.join(bad))"
-    )
-    root = Path(__file__).parent.parent
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
-    )
-    assert out.stdout.strip() == ""
 
 
 def test_protein_fasta_is_rejected_naming_the_record() -> None:

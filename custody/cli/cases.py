@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from custody.cli.common import (
-    AS_HELP,
+    AS,
     AT_HELP,
     open_store,
     out,
@@ -26,7 +26,7 @@ def case_open(
     legal_basis: str = typer.Option("", help="Statute or legal basis of the seizure."),
     agency: str | None = typer.Option(None, help="Agency code (default: the actor's agency)."),
     at: str | None = typer.Option(None, help=AT_HELP),
-    actor: str | None = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP),
+    actor: str | None = AS,
 ) -> None:
     """Open a case; prints the case number."""
     from custody.records import open_case

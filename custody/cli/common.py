@@ -57,6 +57,9 @@ def styled(*parts: str | tuple[str, str]) -> Any:
 
 AS_HELP = "Acting actor's handle (or set CUSTODY_ACTOR)."
 AT_HELP = "When it happened, ISO-8601 with zone (default: now)."
+#: The acting actor and the time of the act, shared by every command that writes.
+AS = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP)
+AT = typer.Option(None, "--at", help=AT_HELP)
 
 
 class Settings:

@@ -3,15 +3,14 @@ note, correct, and the history of an item."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from custody.cli.common import AS_HELP, AT_HELP, done, open_store, out, print_id, print_json, signer
+from custody.cli.common import AS, AT, done, open_store, out, print_id, print_json, signer
+from custody.domain import EventRecord
+from custody.domain import EventType as E
 
-AS = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP)
-AT = typer.Option(None, "--at", help=AT_HELP)
 ITEM = typer.Argument(..., help="Item ID, e.g. KWS-2026-0042/3.")
 
 
@@ -273,34 +272,34 @@ def correct(
     )
 
 
-def _summary(ev_type: str, data: dict[str, object], counterparty: str | None) -> str:
-    if ev_type == "seize":
+def _summary(ev: EventRecord) -> str:
+    ev_type, data, counterparty = ev.type, ev.data, ev.counterparty
+    if ev_type == E.SEIZE:
         item = data.get("item", {})
-        assert isinstance(item, dict)
         return f"seized: {item.get('description')}" + (
             f"; seal {item['seal_at_seizure']}" if item.get("seal_at_seizure") else ""
         )
-    if ev_type == "transfer":
+    if ev_type == E.TRANSFER:
         return (
             f"to {counterparty}"
             + (f" for {data['purpose']}" if data.get("purpose") else "")
             + (f" at {data['location']}" if data.get("location") else "")
         )
-    if ev_type == "sample":
+    if ev_type == E.SAMPLE:
         return (
             f"sample {data['child']}: {data.get('description', '')}"
             if "child" in data
             else f"taken from {data.get('parent')}"
         )
-    if ev_type == "analyse":
+    if ev_type == E.ANALYSE:
         return str(data.get("statement") or data.get("summary") or "analysis recorded")
-    if ev_type == "label-print":
+    if ev_type == E.LABEL_PRINT:
         return (
             f"{data.get('copies')} x {data.get('layout')}"
             + (f", reprint {data['reprint']}" if data.get("reprint") else "")
             + (f" ({data['reason']})" if data.get("reason") else "")
         )
-    if ev_type == "correct":
+    if ev_type == E.CORRECT:
         return f"corrects event {data.get('corrects')}: {data.get('reason')}"
     keys = ("seal", "reason", "condition", "location", "method", "authority", "text")
     return "; ".join(f"{k} {data[k]}" for k in keys if data.get(k))
@@ -310,7 +309,7 @@ def history(
     item: str = ITEM, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")
 ) -> None:
     """Show an item's full custody timeline."""
-    from custody.events import event_data, item_history
+    from custody.events import item_history
 
     _, events, state = item_history(open_store(), item)
     if as_json:
@@ -325,10 +324,10 @@ def history(
                     "actor": ev.actor,
                     "counterparty": ev.counterparty,
                     "witness": ev.witness,
-                    "data": event_data(ev),
+                    "data": ev.data,
                     "hash": ev.hash,
                     "prev_hash": ev.prev_hash,
-                    "signatures": json.loads(ev.signatures),
+                    "signatures": ev.signatures(),
                     "corrected_by": state.corrected.get(ev.id, []),
                 }
                 for ev in events
@@ -339,7 +338,7 @@ def history(
 
     table = Table("event", "time (UTC)", "type", "actor", "details")
     for ev in events:
-        detail = _summary(ev.type, event_data(ev), ev.counterparty)
+        detail = _summary(ev)
         if ev.id in state.corrected:
             detail += f"  (corrected by {', '.join(map(str, state.corrected[ev.id]))})"
         table.add_row(str(ev.id), ev.at.replace("T", " ")[:19], ev.type, ev.actor, detail)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import AS_HELP, err, open_store, out, print_json, signer, styled
+from custody.cli.common import AS, err, open_store, out, print_json, signer, styled
 
 app = typer.Typer(
     help="Court-ready evidence dossiers (PDF) that verify themselves.", no_args_is_help=True
@@ -27,7 +27,7 @@ def dossier_build(
         "--allow-findings",
         help="Build even when verification finds problems (they are printed prominently).",
     ),
-    actor: str | None = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP),
+    actor: str | None = AS,
 ) -> None:
     """Verify the case, then write and sign its evidence dossier; records the issue in the case."""
     from custody.dossier.build import build_dossier

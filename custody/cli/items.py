@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import AS_HELP, open_store, out, print_id, print_json, signer, styled
+from custody.cli.common import AS, open_store, out, print_id, print_json, signer, styled
 
 app = typer.Typer(help="Log and inspect seized items and sub-samples.", no_args_is_help=True)
 
@@ -36,7 +36,7 @@ def item_add(
         [], "--photo", help="Photo to attach (hashed at capture); repeatable."
     ),
     parent: str | None = typer.Option(None, help="Parent item, to log a sub-item."),
-    actor: str | None = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP),
+    actor: str | None = AS,
 ) -> None:
     """Log a seized item (a `seize` event); prints the new item ID."""
     from custody.models import ItemCreate
@@ -72,7 +72,7 @@ def item_import(
         ...,
         help="CSV with a header row (description, species, count, weight, unit, packaging, bag, seal, place, lat, lon, seized_at, ring, microchip, cites_permit, other_ids, photos, parent).",
     ),
-    actor: str | None = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP),
+    actor: str | None = AS,
 ) -> None:
     """Import seized items from CSV: all rows or none; prints the new item IDs."""
     from custody.records import import_items

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import AS_HELP, done, fail, open_store, out, print_json, signer
+from custody.cli.common import AS, done, fail, open_store, out, print_json, signer
 
 app = typer.Typer(help="Print signed QR evidence labels.", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ def label_print(
     copies: int = typer.Option(1, help="Copies of each label (inside and outside the package)."),
     reason: str = typer.Option("", help="Why labels are printed; required for a reprint."),
     output: Path = typer.Option(..., "-o", "--output", help="PDF file to write."),
-    actor: str | None = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP),
+    actor: str | None = AS,
 ) -> None:
     """Print signed labels to one PDF and record the print job on each item."""
     from rich.text import Text

@@ -288,9 +288,10 @@ def identify(
     store = open_store()
     who = signer(store, actor) if item else None
     if who is not None:
+        from custody.domain import EventType
         from custody.events import check_permission
 
-        check_permission(who.actor, "analyse")
+        check_permission(who.actor, EventType.ANALYSE)
     with _progress_bar("identifying") as bar:
         task = bar.add_task("identify", total=None)
         results = identify_files(

@@ -25,39 +25,15 @@ def verify(
     ),
 ) -> None:
     """Verify custody chains and signatures (exit 0 intact, 1 with findings)."""
-    from custody.errors import InvalidInput
-    from custody.verify import read_checkpoint
+    from custody.checkpoints import read_checkpoint_file
+    from custody.registrations import read_trusted_keys
     from custody.verify import verify as run_verify
 
     if item and case:
         err.print(styled(("error:", "bold red"), " give an ITEM or --case, not both."))
         raise typer.Exit(2)
-    trusted: frozenset[str] | None = None
-    if trusted_keys is not None:
-        try:
-            lines = trusted_keys.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            raise InvalidInput(
-                f"The trusted key file {trusted_keys} cannot be read; check the path."
-            ) from None
-        trusted = frozenset(
-            x.split("#", 1)[0].strip().lower() for x in lines if x.split("#", 1)[0].strip()
-        )
-        if not trusted or any(
-            len(f) != 64 or any(c not in "0123456789abcdef" for c in f) for f in trusted
-        ):
-            raise InvalidInput(
-                f"The trusted key file {trusted_keys} must hold 64-hex-digit key fingerprints, one per line."
-            )
-    checkpoints = []
-    for path in checkpoint:
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            raise InvalidInput(
-                f"The checkpoint file {path} cannot be read; check the path."
-            ) from None
-        checkpoints.append(read_checkpoint(raw, name=path.name))
+    trusted = read_trusted_keys(trusted_keys) if trusted_keys is not None else None
+    checkpoints = [read_checkpoint_file(path) for path in checkpoint]
     report = run_verify(
         open_store(), item_id=item, case_no=case, trusted_keys=trusted, checkpoints=checkpoints
     )
@@ -67,7 +43,7 @@ def verify(
         out.print(
             styled(
                 ("INTACT", "green"),
-                f": {report.scope}: {report.events_checked} events in {report.chains_checked} chains verified; store log head {report.log_head.get('seq')}.",
+                f": {report.scope}: {report.events_checked} events in {report.chains_checked} chains verified; store log head {report.log_head.seq}.",
             )
         )
     else:
@@ -95,14 +71,12 @@ def checkpoint(
     nothing, restored from an older copy, or rewritten together with its own head,
     which the store cannot show by itself.
     """
-    import json
-
+    from custody.checkpoints import take_checkpoint
     from custody.cli.common import done
     from custody.errors import InvalidInput
-    from custody.verify import take_checkpoint
 
     data = take_checkpoint(open_store())
-    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+    text = data.to_json()
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -110,6 +84,6 @@ def checkpoint(
             f"The checkpoint file {output} cannot be written ({exc.strerror})."
         ) from None
     done(
-        f"Checkpoint of store log entry {data['seq']} (signed by {data['signed_by']}) written to "
+        f"Checkpoint of store log entry {data.seq} (signed by {data.signed_by}) written to "
         f"{output}; keep a copy off this machine (with the prosecutor, on paper)."
     )

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from custody.attachments import blob_path
+from custody.domain import EventRecord, EventType
 from custody.dossier.bundle import (
     build_bundle,
     bundle_shape_problems,
@@ -42,7 +43,7 @@ from custody.dossier.bundle import (
 )
 from custody.dossier.render import DossierContent, render_dossier
 from custody.errors import CustodyError, InvalidInput
-from custody.events import Signer, Writer, check_permission, event_time
+from custody.events import Draft, Signer, Writer, check_permission, event_time
 from custody.records import item_sort_key
 from custody.state import replay
 from custody.store import Store
@@ -111,7 +112,7 @@ def prepare_content(
     for row in sorted(rows["items"], key=lambda i: item_sort_key(i["id"])):
         item = records.get(row["id"], row)
         chain = sorted(events_by_chain.get(item["id"], []), key=lambda e: e["seq"])
-        state = replay(item["id"], [_Row(e) for e in chain])
+        state = replay(item["id"], [EventRecord.from_mapping(e) for e in chain])
         depth = item["id"].split("/", 1)[1].count(".") if "/" in item["id"] else 0
         items.append(
             {
@@ -254,7 +255,7 @@ def build_dossier(
     the case already has a dossier) and refused for the original issue.
     """
     say = progress or (lambda _m: None)
-    check_permission(signer.actor, "dossier-issue")
+    check_permission(signer.actor, EventType.DOSSIER_ISSUE)
     out = Path(out)
     check_output_path(out)
     reason = reason.strip()
@@ -373,15 +374,14 @@ def _record_issue(store: Store, *, case_no: str, signer: Signer, data: dict[str,
     when = event_time(None)
     with store.write() as session:
         writer = Writer(session)
-        writer.append(
+        draft = Draft(
             chain=f"case:{case_no}",
-            item_id=None,
             case_no=case_no,
-            type="dossier-issue",
-            at=when,
-            signer=signer,
+            type=EventType.DOSSIER_ISSUE,
             data=data,
+            at=when,
         )
+        writer.append(draft, signer=signer)
         writer.finish()
 
 

@@ -22,8 +22,11 @@ from typing import Any
 from sqlalchemy import text
 
 from custody.canonical import canonical_json, sha256_hex
+from custody.domain import EVENT_FIELDS, EventRecord, FindingKind
+from custody.findings import Finding
+from custody.registrations import ACTOR_FIELDS, actor_keys
 from custody.store import Store
-from custody.verify import ACTOR_FIELDS, EVENT_FIELDS, Finding, actor_keys, verify_chains
+from custody.verify import verify_chains
 
 BUNDLE_FORMAT = "custody-case-bundle/1"
 MAX_SHAPE_PROBLEMS = 10
@@ -58,7 +61,7 @@ def collect_case(
             .first()
         )
         if case is None:
-            raise NotFound(f"Case {case_no} does not exist; list cases with 'custody case list'.")
+            raise NotFound.case(case_no)
         items = [
             dict(r)
             for r in conn.execute(
@@ -296,7 +299,7 @@ def verify_bundle(bundle: Any) -> BundleCheck:
     check = BundleCheck()
     shape = bundle_shape_problems(bundle)
     if shape:
-        check.findings.extend(Finding("bundle", None, "altered", s) for s in shape)
+        check.findings.extend(Finding("bundle", None, FindingKind.ALTERED, s) for s in shape)
         return check
     try:
         _verify_well_formed(bundle, check)
@@ -307,7 +310,7 @@ def verify_bundle(bundle: Any) -> BundleCheck:
             Finding(
                 "bundle",
                 None,
-                "altered",
+                FindingKind.ALTERED,
                 f"The embedded bundle is malformed ({exc.__class__.__name__}) and cannot be checked.",
             )
         ]
@@ -315,9 +318,8 @@ def verify_bundle(bundle: Any) -> BundleCheck:
 
 
 def _verify_well_formed(bundle: dict[str, Any], check: BundleCheck) -> None:
-    actors = [tuple(a[f] for f in ACTOR_FIELDS) for a in bundle["actors"]]
-    rows = [tuple(e[f] for f in EVENT_FIELDS) for e in bundle["events"]]
-    keys, actor_findings = actor_keys(actors)
+    rows = [EventRecord.from_mapping(e) for e in bundle["events"]]
+    keys, actor_findings = actor_keys({f: a[f] for f in ACTOR_FIELDS} for a in bundle["actors"])
     check.findings.extend(actor_findings)
     agencies = {a["code"]: a for a in bundle.get("agencies", [])}
     findings, check.heads = verify_chains(
@@ -337,7 +339,7 @@ def _verify_well_formed(bundle: dict[str, Any], check: BundleCheck) -> None:
                 Finding(
                     chain,
                     None,
-                    "missing",
+                    FindingKind.MISSING,
                     f"Chain {chain} in the bundle does not end at the head recorded at issue.",
                 )
             )
