@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from custody.errors import InvalidInput, NotFound
+from custody.errors import InvalidInput
 
 
 def file_sha256(path: Path) -> str:
@@ -67,11 +67,4 @@ def store_file(root: Path, path: Path, sha: str) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return target
-
-
-def open_blob(root: Path, sha: str) -> Path:
-    target = blob_path(root, sha)
-    if not target.exists():
-        raise NotFound(f"Attachment {sha} is missing from {root}; restore the attachments folder.")
     return target

@@ -61,42 +61,71 @@ def _photo(path: Path, title: str, lines: list[str]) -> Path:
     return path
 
 
+@dataclass
+class _Play:
+    """What every scene of the demo needs: the store, the cast, the clock, the narrator."""
+
+    store: Store
+    result: DemoResult
+    cast: dict[str, ev.Signer]
+    t0: datetime
+    say: Callable[[str], None]
+
+    def at(self, hours: float) -> str:
+        return (self.t0 + timedelta(hours=hours)).astimezone().isoformat()
+
+
 def run_demo(out: Path, *, progress: Callable[[str], None] | None = None) -> DemoResult:
     say = progress or (lambda _msg: None)
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    home = out / "home"
     store: Store = init_store(
         str(out / "custody.db"),
         agency_code="KWS",
         agency_name="Kenya Wildlife Service, Forensic and Genetics Laboratory, Nairobi",
         country="KE",
-        home=home,
+        home=out / "home",
     )
-    result = DemoResult(folder=out, db=out / "custody.db", case_no=CASE)
     say("store created; registering actors")
     for handle, name, role, badge in PEOPLE:
         add_actor(store, handle=handle, name=name, role=role, badge=badge, agency_code="KWS")
-    s = {p[0]: ev.load_signer(store, p[0]) for p in PEOPLE}
+    play = _Play(
+        store=store,
+        result=DemoResult(folder=out, db=out / "custody.db", case_no=CASE),
+        cast={p[0]: ev.load_signer(store, p[0]) for p in PEOPLE},
+        t0=datetime.now(UTC).replace(microsecond=0) - timedelta(days=6),
+        say=say,
+    )
+    items = _seize(play)
+    _hand_over(play, items)
+    _sample_at_lab(play, items[0])
+    _demo_extensions(store, play.result, play.cast, play.at, say)
+    report = verify(store)
+    play.result.facts.append(
+        f"verification: {'INTACT' if report.intact else 'FINDINGS'} "
+        f"({report.events_checked} events, {report.chains_checked} chains)"
+    )
+    say("done")
+    return play.result
 
-    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=6)
 
-    def at(hours: float) -> str:
-        return (t0 + timedelta(hours=hours)).astimezone().isoformat()
+def _seize(play: _Play) -> list[str]:
+    """The case is opened, three sealed bags are logged with photos and labelled."""
+    from custody.labelling import print_labels
 
     open_case(
-        store,
+        play.store,
         case_no=CASE,
         title="Pangolin scales concealed in air cargo, JKIA",
-        signer=s["aotieno"],
+        signer=play.cast["aotieno"],
         jurisdiction="Chief Magistrate's Court, Milimani, Nairobi",
         legal_basis="Wildlife Conservation and Management Act 2013, s.92 (endangered species)",
-        at=at(0),
+        at=play.at(0),
     )
-    say(f"case {CASE} opened; logging three bags of scales")
-    photos_dir = out / "photos"
+    play.say(f"case {CASE} opened; logging three bags of scales")
+    photos_dir = play.result.folder / "photos"
     photos_dir.mkdir()
     specs = []
     for n, (kg, seal) in enumerate(
@@ -123,21 +152,27 @@ def run_demo(out: Path, *, progress: Callable[[str], None] | None = None) -> Dem
             place="JKIA cargo shed 3, Nairobi",
             lat=-1.3192,
             lon=36.9278,
-            seized_at=at(1),
+            seized_at=play.at(1),
             seal=seal,
         )
         specs.append((spec, [photo]))
-    items = [i.id for i in add_items(store, case_no=CASE, specs=specs, signer=s["aotieno"])]
-    result.items.extend(items)
-    from custody.labelling import print_labels
-
-    say("printing signed labels for the bags")
+    added = add_items(play.store, case_no=CASE, specs=specs, signer=play.cast["aotieno"])
+    items = [i.id for i in added]
+    play.result.items.extend(items)
+    play.say("printing signed labels for the bags")
     job = print_labels(
-        store, signer=s["aotieno"], out=out / "labels-seizure.pdf", case_no=CASE, layout="a4-3x8", copies=2,
-        reason="initial labelling at seizure (inside and outside each bag)", at=at(1.5),
+        play.store, signer=play.cast["aotieno"], out=play.result.folder / "labels-seizure.pdf",
+        case_no=CASE, layout="a4-3x8", copies=2,
+        reason="initial labelling at seizure (inside and outside each bag)", at=play.at(1.5),
     )  # fmt: skip
-    result.files["labels"] = job.path
-    say("hand-over to the evidence store, then to the laboratory")
+    play.result.files["labels"] = job.path
+    return items
+
+
+def _hand_over(play: _Play, items: list[str]) -> None:
+    """Every bag goes to the evidence store, witnessed, and is shelved there."""
+    play.say("hand-over to the evidence store, then to the laboratory")
+    s, store = play.cast, play.store
     for item in items:
         ev.record_transfer(
             store,
@@ -147,19 +182,29 @@ def run_demo(out: Path, *, progress: Callable[[str], None] | None = None) -> Dem
             witness=s["bkiprop"],
             purpose="safe keeping",
             location="KWS HQ evidence store, Langata",
-            at=at(4),
+            at=play.at(4),
         )
         ev.record_receive(
-            store, item_id=item, signer=s["jmwangi"], condition="Seal intact, bag dry", at=at(4.2)
+            store,
+            item_id=item,
+            signer=s["jmwangi"],
+            condition="Seal intact, bag dry",
+            at=play.at(4.2),
         )
         ev.record_store(
             store,
             item_id=item,
             signer=s["jmwangi"],
             location="Evidence vault B, shelf 3",
-            at=at(4.5),
+            at=play.at(4.5),
         )
-    lab_item = items[0]
+
+
+def _sample_at_lab(play: _Play, lab_item: str) -> None:
+    """One bag goes to the laboratory, which unseals it, takes a scale and reseals it."""
+    from custody.labelling import print_labels
+
+    s, store, at = play.cast, play.store, play.at
     ev.record_transfer(
         store,
         item_id=lab_item,
@@ -192,22 +237,15 @@ def run_demo(out: Path, *, progress: Callable[[str], None] | None = None) -> Dem
         reason="One scale per sack is enough for a species call; scales looked uniform",
         at=at(27.2),
     )
-    result.items.append(sample.id)
+    play.result.items.append(sample.id)
     ev.record_seal(store, item_id=lab_item, signer=s["wkamau"], seal="KWS-S-004480", at=at(27.5))
     lab_job = print_labels(
-        store, signer=s["wkamau"], out=out / "labels-lab.pdf", item_ids=[lab_item, sample.id],
-        layout="thermal-2x1", reason="bag resealed with KWS-S-004480 after sampling; sample tube", at=at(27.6),
+        store, signer=s["wkamau"], out=play.result.folder / "labels-lab.pdf",
+        item_ids=[lab_item, sample.id], layout="thermal-2x1",
+        reason="bag resealed with KWS-S-004480 after sampling; sample tube", at=at(27.6),
     )  # fmt: skip
-    result.files["lab labels"] = lab_job.path
-    result.facts.append(f"sample {sample.id} taken from {lab_item}")
-    _demo_extensions(store, result, s, at, say)
-    report = verify(store)
-    result.facts.append(
-        f"verification: {'INTACT' if report.intact else 'FINDINGS'} "
-        f"({report.events_checked} events, {report.chains_checked} chains)"
-    )
-    say("done")
-    return result
+    play.result.files["lab labels"] = lab_job.path
+    play.result.facts.append(f"sample {sample.id} taken from {lab_item}")
 
 
 def _demo_extensions(

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, select
 
@@ -38,6 +38,9 @@ from custody.records import item_record, item_sort_key
 from custody.state import ItemState, replay
 from custody.store import Store
 from custody.timeutil import from_utc_text
+
+if TYPE_CHECKING:
+    from labels.render import LabelContent
 
 GENUINE, NOT_GENUINE, MISMATCH = "GENUINE", "NOT GENUINE", "MISMATCH"
 MAX_COPIES = 100
@@ -73,7 +76,7 @@ def _states(session: Any, item_ids: Sequence[str]) -> dict[str, ItemState]:
 
 def _content(
     item: Item, state: ItemState, *, agency: str, officer: Actor | None, reprint: int, qr_text: str
-) -> Any:
+) -> LabelContent:
     from labels.render import LabelContent
 
     quantity = []
@@ -109,6 +112,18 @@ def _content(
     )
 
 
+@dataclass
+class _Sources:
+    """What labels are made from, read in one transaction."""
+
+    items: list[Item]
+    states: dict[str, ItemState]
+    prints: dict[str, int]  # item -> labels printed for it before
+    actors: dict[str, Actor]
+    cases: dict[str, Case]
+    agencies: dict[str, Agency]
+
+
 def print_labels(
     store: Store,
     *,
@@ -124,8 +139,6 @@ def print_labels(
 ) -> PrintJob:
     """Render signed labels for items (or a whole case) and record the print job."""
     from labels.layouts import get_layout
-    from labels.payload import LabelPayload, sign_label
-    from labels.render import render_labels
 
     get_layout(layout)  # unknown layout: clear error before anything else
     if not 1 <= copies <= MAX_COPIES:
@@ -134,6 +147,40 @@ def print_labels(
     item_ids = list(dict.fromkeys(item_ids))
     if bool(item_ids) == bool(case_no):
         raise InvalidInput("Name the items to label, or --case for all items of a case (not both).")
+    src = _read_sources(store, item_ids=item_ids, case_no=case_no)
+    if not src.items:
+        raise InvalidInput(f"Case {case_no} has no items to label.")
+    reprinted = [i.id for i in src.items if src.prints[i.id]]
+    if reprinted and not reason.strip():
+        raise InvalidInput(
+            f"Item {reprinted[0]} already has a printed label; a reprint needs a reason (pass --reason)."
+        )
+    label_job = LabelJob(
+        job=uuid.uuid4().hex[:12],
+        layout=layout,
+        copies=copies,
+        reason=reason.strip(),
+        item_ids=tuple(i.id for i in src.items),
+        reprints={i.id: src.prints[i.id] for i in src.items},
+        seals={i.id: src.states[i.id].seal for i in src.items},
+    )
+    out = _writable_output(Path(out))
+    pages = _render_and_record(
+        store,
+        _label_contents(src, signer),
+        job=label_job,
+        out=out,
+        start=start,
+        signer=signer,
+        at=at,
+    )
+    return PrintJob(
+        job=label_job.job, path=out, layout=layout, items=list(label_job.item_ids), copies=copies,
+        pages=pages, reprints={i: n for i, n in label_job.reprints.items() if n},
+    )  # fmt: skip
+
+
+def _read_sources(store: Store, *, item_ids: Sequence[str], case_no: str | None) -> _Sources:
     with store.read() as session:
         if case_no:
             if session.get(Case, case_no) is None:
@@ -147,33 +194,31 @@ def print_labels(
                 if item is None:
                     raise NotFound.item(item_id)
                 items.append(item)
-        states = _states(session, [i.id for i in items])
-        prints = {
-            i.id: sum(
-                1
-                for ev in session.exec(
-                    select(Event).where(Event.chain == i.id, Event.type == EventType.LABEL_PRINT)
-                ).all()
-            )
-            for i in items
-        }
-        actors = {a.handle: a for a in session.exec(select(Actor)).all()}
-        cases = {c.case_no: c for c in session.exec(select(Case)).all()}
-        agencies = {a.code: a for a in session.exec(select(Agency)).all()}
-        for obj in [*items, *actors.values(), *cases.values(), *agencies.values()]:
-            session.expunge(obj)
-    if not items:
-        raise InvalidInput(f"Case {case_no} has no items to label.")
-    reprinted = [i.id for i in items if prints[i.id]]
-    if reprinted and not reason.strip():
-        raise InvalidInput(
-            f"Item {reprinted[0]} already has a printed label; a reprint needs a reason (pass --reason)."
+        printed = select(Event).where(Event.type == EventType.LABEL_PRINT)
+        src = _Sources(
+            items=items,
+            states=_states(session, [i.id for i in items]),
+            prints={
+                i.id: len(session.exec(printed.where(Event.chain == i.id)).all()) for i in items
+            },
+            actors={a.handle: a for a in session.exec(select(Actor)).all()},
+            cases={c.case_no: c for c in session.exec(select(Case)).all()},
+            agencies={a.code: a for a in session.exec(select(Agency)).all()},
         )
+        for obj in [*items, *src.actors.values(), *src.cases.values(), *src.agencies.values()]:
+            session.expunge(obj)
+    return src
+
+
+def _label_contents(src: _Sources, signer: Signer) -> list[LabelContent]:
+    """Each item's label text and signed QR payload."""
+    from labels.payload import LabelPayload, sign_label
+
     contents = []
-    for item in items:
-        state = states[item.id]
-        case = cases[item.case_no]
-        agency = agencies.get(case.agency_code or "")
+    for item in src.items:
+        state = src.states[item.id]
+        case = src.cases[item.case_no]
+        agency = src.agencies.get(case.agency_code or "")
         payload = LabelPayload(
             item_id=item.id,
             case_no=item.case_no,
@@ -181,24 +226,40 @@ def print_labels(
             seized_at=from_utc_text(item.seized_at),
             record_hash=record_hash(item),
             key_fingerprint=signer.key.fingerprint,
-            reprint=prints[item.id],
+            reprint=src.prints[item.id],
         )
         contents.append(
             _content(
                 item,
                 state,
                 agency=agency.name if agency else (case.agency_code or ""),
-                officer=actors.get(item.seizing_officer),
-                reprint=prints[item.id],
+                officer=src.actors.get(item.seizing_officer),
+                reprint=src.prints[item.id],
                 qr_text=sign_label(payload, signer.key.private),
             )
         )
-    out = _writable_output(Path(out))
+    return contents
+
+
+def _render_and_record(
+    store: Store,
+    contents: list[LabelContent],
+    *,
+    job: LabelJob,
+    out: Path,
+    start: int,
+    signer: Signer,
+    at: str | None,
+) -> int:
+    """Draw the labels and record the print job: both happen, or neither does. Returns pages."""
+    from labels.render import render_labels
+
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    job = uuid.uuid4().hex[:12]
     try:
         try:
-            report = render_labels(contents, layout=layout, out=tmp, start=start, copies=copies)
+            report = render_labels(
+                contents, layout=job.layout, out=tmp, start=start, copies=job.copies
+            )
         except OSError as exc:
             raise InvalidInput(
                 f"The labels cannot be written to {out} ({exc.strerror or exc}); "
@@ -206,16 +267,7 @@ def print_labels(
             ) from None
         backup = _place(tmp, out)
         try:
-            label_job = LabelJob(
-                job=job,
-                layout=layout,
-                copies=copies,
-                reason=reason.strip(),
-                item_ids=tuple(i.id for i in items),
-                reprints={i.id: prints[i.id] for i in items},
-                seals={i.id: states[i.id].seal for i in items},
-            )
-            record_label_print(store, job=label_job, signer=signer, at=at)
+            record_label_print(store, job=job, signer=signer, at=at)
         except Exception:
             # Nothing was recorded, so the PDF must not stay either.
             if backup is not None:
@@ -227,10 +279,7 @@ def print_labels(
             backup.unlink(missing_ok=True)
     finally:
         tmp.unlink(missing_ok=True)
-    return PrintJob(
-        job=job, path=out, layout=layout, items=[i.id for i in items], copies=copies, pages=report.pages,
-        reprints={i.id: prints[i.id] for i in items if prints[i.id]},
-    )  # fmt: skip
+    return int(report.pages)
 
 
 def _writable_output(out: Path) -> Path:

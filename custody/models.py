@@ -1,4 +1,4 @@
-"""SQLModel tables of the custody store and their Create/Public shapes.
+"""SQLModel tables of the custody store, and `ItemCreate`, the shape of a new item.
 
 Invariants:
 - Natural keys are the primary keys (agency code, actor handle, case number,
@@ -40,10 +40,6 @@ class ActorBase(SQLModel):
     agency_code: str | None = Field(default=None, foreign_key="agencies.code")
 
 
-class ActorCreate(ActorBase):
-    pass
-
-
 class Actor(ActorBase, table=True):
     __tablename__ = "actors"
 
@@ -51,11 +47,6 @@ class Actor(ActorBase, table=True):
     key_fingerprint: str = Field(index=True)
     created_at: str
     registration_signature: str  # self-signature over the registration record
-
-
-class ActorPublic(ActorBase):
-    key_fingerprint: str
-    created_at: str
 
 
 class CaseBase(SQLModel):
@@ -66,20 +57,11 @@ class CaseBase(SQLModel):
     legal_basis: str = ""
 
 
-class CaseCreate(CaseBase):
-    pass
-
-
 class Case(CaseBase, table=True):
     __tablename__ = "cases"
 
     opened_at: str
     opened_by: str = Field(foreign_key="actors.handle")
-
-
-class CasePublic(CaseBase):
-    opened_at: str
-    opened_by: str
 
 
 class ItemBase(SQLModel):
@@ -114,17 +96,6 @@ class Item(ItemBase, table=True):
     seized_at_local: str  # as given, with its zone offset
     seizing_officer: str = Field(foreign_key="actors.handle")
     seal_at_seizure: str = ""
-    created_at: str
-
-
-class ItemPublic(ItemBase):
-    id: str
-    case_no: str
-    parent_id: str | None
-    seized_at: str
-    seized_at_local: str
-    seizing_officer: str
-    seal_at_seizure: str
     created_at: str
 
 

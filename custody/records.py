@@ -95,14 +95,6 @@ def _add_agency(session: Session, *, code: str, name: str, country: str) -> Agen
     return agency
 
 
-def add_agency(store: Store, *, code: str, name: str, country: str = "") -> Agency:
-    with store.write() as session:
-        agency = _add_agency(session, code=code, name=name, country=country)
-        session.flush()
-        session.expunge(agency)
-    return agency
-
-
 def add_actor(
     store: Store,
     *,

@@ -39,8 +39,3 @@ def to_utc_text(value: datetime) -> str:
 
 def from_utc_text(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def display(text: str) -> str:
-    """A short human form of a stored UTC time: 2026-03-01 11:30:00 UTC."""
-    return from_utc_text(text).strftime("%Y-%m-%d %H:%M:%S UTC")

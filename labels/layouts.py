@@ -74,11 +74,6 @@ class Layout:
         """Labels on one page (sheet) of this stock."""
         return self.columns * self.rows
 
-    @property
-    def is_sheet(self) -> bool:
-        """True for adhesive sheets with several labels per page."""
-        return self.per_page > 1
-
     def slot_origin(self, slot: int) -> tuple[float, float]:
         """Bottom-left corner (PDF points) of 0-based slot `slot` on a page."""
         row, column = divmod(slot, self.columns)

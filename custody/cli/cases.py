@@ -101,3 +101,7 @@ def case_show(
             v.state.status,
         )
     out.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="case")

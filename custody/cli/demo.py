@@ -28,3 +28,7 @@ def demo(
     out.print(
         f"(the demo actors' keys are in {result.folder / 'home'}: set CUSTODY_HOME to it to record events)"
     )
+
+
+def register(root: typer.Typer) -> None:
+    root.command("demo")(demo)

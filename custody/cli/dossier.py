@@ -89,3 +89,7 @@ def dossier_verify(
         for f in check.findings:
             out.print(f"  finding: {f.subject} event {f.event or '-'}: {f.kind}: {f.message}")
     raise typer.Exit(0 if check.valid else 1)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="dossier")

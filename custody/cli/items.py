@@ -142,3 +142,7 @@ def item_show(
     for key, value in state.to_dict().items():
         if value not in (None, "", {}):
             out.print(styled((f"{key:16}", "bold"), f" {value}"))
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="item")

@@ -115,3 +115,8 @@ def scan(
             for reason in r.reasons:
                 out.print(Text(f"  {reason}"))
     raise typer.Exit(0 if results and all(r.verdict == GENUINE for r in results) else 1)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="label")
+    root.command("scan")(scan)

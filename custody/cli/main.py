@@ -45,19 +45,9 @@ def root(
     SETTINGS.db = db
 
 
-app.command("init")(setup.init)
-app.add_typer(setup.app, name="actor")
-app.add_typer(cases.app, name="case")
-app.add_typer(items.app, name="item")
-custody_events.register(app)
-app.command("verify")(verify_cli.verify)
-app.command("checkpoint")(verify_cli.checkpoint)
-app.add_typer(species.app, name="ref")
-app.command("identify")(species.identify)
-app.add_typer(labels.app, name="label")
-app.command("scan")(labels.scan)
-app.add_typer(dossier.app, name="dossier")
-app.command("demo")(demo.demo)
+# Each command module registers its own commands and groups, in the order help lists them.
+for module in (setup, cases, items, custody_events, verify_cli, species, labels, dossier, demo):
+    module.register(app)
 
 
 def run() -> None:

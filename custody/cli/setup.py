@@ -128,3 +128,8 @@ def actor_list(
             a.handle, a.name, a.role, a.badge, a.agency_code or "", a.key_fingerprint[:16] + "…"
         )
     out.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("init")(init)
+    root.add_typer(app, name="actor")

@@ -371,3 +371,8 @@ def ref_validate(
     out.print(
         "Stored with the library version; every identification against it reports these rates."
     )
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="ref")
+    root.command("identify")(identify)

@@ -87,3 +87,8 @@ def checkpoint(
         f"Checkpoint of store log entry {data.seq} (signed by {data.signed_by}) written to "
         f"{output}; keep a copy off this machine (with the prosecutor, on paper)."
     )
+
+
+def register(root: typer.Typer) -> None:
+    root.command("verify")(verify)
+    root.command("checkpoint")(checkpoint)
