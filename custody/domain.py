@@ -35,6 +35,7 @@ class EventType(StrEnum):
     NOTE = "note"
     CORRECT = "correct"
     DOSSIER_ISSUE = "dossier-issue"
+    VOID = "void"
 
     @property
     def description(self) -> str:
@@ -64,6 +65,7 @@ _EVENT_WORDS: dict[EventType, str] = {
     EventType.NOTE: "a free-text note",
     EventType.CORRECT: "a correction pointing at an earlier event",
     EventType.DOSSIER_ISSUE: "an evidence dossier was issued for the case",
+    EventType.VOID: "the item was found to be entered in error and voided",
 }
 
 #: Event types that open an item's chain.
@@ -84,6 +86,7 @@ class ItemStatus(StrEnum):
     IN_CUSTODY = "in custody"
     IN_TRANSIT = "in transit"
     DISPOSED = "disposed"
+    VOID = "void"
 
 
 class FindingKind(StrEnum):

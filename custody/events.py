@@ -34,7 +34,7 @@ from custody.errors import (
 )
 from custody.keys import KeyPair, load_key
 from custody.models import Actor, Event, Item, StoreHead, StoreMeta
-from custody.state import ItemState, apply_event, replay
+from custody.state import ItemState, apply_event, moves_act_clock, replay
 from custody.store import Store
 from custody.timeutil import now_utc, parse_time, to_utc_text
 
@@ -58,10 +58,16 @@ PERMISSIONS: dict[EventType, frozenset[Role]] = {
     E.NOTE: ALL_ROLES,
     E.CORRECT: ALL_ROLES,
     E.DOSSIER_ISSUE: frozenset({R.PROSECUTOR, R.ANALYST, R.ADMIN}),
+    E.VOID: HANDLERS,
 }
 
-# Events the current custodian alone may record.
-CUSTODIAN_ONLY = frozenset({E.SEAL, E.UNSEAL, E.TRANSFER, E.STORE, E.SAMPLE, E.DISPOSE})
+# Events the current custodian alone may record. An analysis is a custody act: the
+# analyst holds the item (received) or took the sub-sample themselves.
+CUSTODIAN_ONLY = frozenset(
+    {E.SEAL, E.UNSEAL, E.TRANSFER, E.STORE, E.SAMPLE, E.ANALYSE, E.DISPOSE, E.VOID}
+)
+# Events that need the item open (no intact seal).
+NEEDS_UNSEALED = frozenset({E.SAMPLE, E.ANALYSE})
 # Events still allowed after disposal.
 AFTER_DISPOSAL = frozenset({E.NOTE, E.CORRECT})
 # How far in the future an event time may lie (clock skew between field devices).
@@ -202,20 +208,27 @@ class Writer:
         self._last_signer: Signer | None = None
 
     def tail(self, chain: str) -> tuple[int, str | None, str | None]:
-        """(last seq, last hash, last time) of a chain."""
+        """(last seq, last hash, act clock) of a chain: the act clock is the latest time
+        of its acts, label prints excluded (`custody.state.moves_act_clock`)."""
         if chain not in self._tails:
             last = self.session.exec(
                 select(Event).where(Event.chain == chain).order_by(col(Event.seq).desc()).limit(1)
             ).first()
-            self._tails[chain] = (last.seq, last.hash, last.at) if last else (0, None, None)
+            clock = self.session.exec(
+                select(func.max(Event.at)).where(
+                    Event.chain == chain, Event.type != EventType.LABEL_PRINT
+                )
+            ).one()
+            self._tails[chain] = (last.seq, last.hash, clock) if last else (0, None, None)
         return self._tails[chain]
 
     def check_time(self, chain: str, at: str) -> None:
-        """Refuse an event time earlier than the chain's last event."""
+        """Refuse an act time earlier than the chain's last act (times of the acts, not of
+        their recording: a day's hand-overs can be entered in the evening)."""
         prev_at = self.tail(chain)[2]
         if prev_at is not None and at < prev_at:
             raise IllegalTransition(
-                f"The event time {at} is earlier than the last event of {chain} ({prev_at}); "
+                f"The event time {at} is earlier than the last act on {chain} ({prev_at}); "
                 f"custody times cannot go backwards — give a later --at."
             )
 
@@ -260,7 +273,10 @@ class Writer:
         self.session.flush()
         self.next_id += 1
         self.log_prev = row.log_hash
-        self._tails[draft.chain] = (row.seq, row.hash, row.at)
+        clock = self._tails[draft.chain][2]
+        if moves_act_clock(row.type) and (clock is None or row.at > clock):
+            clock = row.at
+        self._tails[draft.chain] = (row.seq, row.hash, clock)
         if draft.item_id is not None and draft.chain == draft.item_id:
             if draft.item_id in self._states:
                 apply_event(self._states[draft.item_id], row)
@@ -347,13 +363,18 @@ def check_transition(
         )
     elif kind == E.UNSEAL:
         _check_unseal(state, data)
-    if (kind == E.SAMPLE or sub_item) and state.seal:
+    if (kind in NEEDS_UNSEALED or sub_item) and state.seal:
         raise IllegalTransition(
             f"Item {state.item_id} is sealed with seal {state.seal}; record an unseal event first."
         )
 
 
 def _check_open(state: ItemState, kind: EventType, *, custodial: bool) -> None:
+    if state.void is not None and kind != E.CORRECT:
+        raise IllegalTransition(
+            f"Item {state.item_id} was voided as entered in error (event {state.void['event']}: "
+            f"{state.void['reason']}); no custody act can be recorded on it."
+        )
     if state.disposed and (custodial or kind not in AFTER_DISPOSAL):
         how = (state.disposal or {}).get("method", "disposed of")
         raise IllegalTransition(
@@ -665,40 +686,75 @@ def record_label_print(
 
 
 def record_correction(
-    store: Store, *, event_id: int, signer: Signer, reason: str, at: str | None = None
+    store: Store,
+    *,
+    event_id: int,
+    signer: Signer,
+    reason: str,
+    changes: Mapping[str, Any] | None = None,
+    at: str | None = None,
 ) -> Recorded:
-    """A `correct` event on the same chain, pointing at the event it corrects."""
+    """A `correct` event on the same chain, pointing at the event it corrects.
+
+    Without `changes` the event is withdrawn; with them (already validated, see
+    `custody.records.record_field_correction`) the named fields of the item's
+    record read as corrected from now on, and the original stays in the record.
+    """
     if not reason.strip():
         raise InvalidInput("A correction needs a reason; pass --reason.")
     when = event_time(at)
     with store.write() as session:
-        target = session.get(Event, event_id)
-        if target is None:
-            raise NotFound(
-                f"Event {event_id} does not exist; see event IDs with 'custody history ITEM'."
-            )
-        check_permission(signer.actor, E.CORRECT)
-        if signer.actor.role != R.ADMIN and target.actor != signer.actor.handle:
-            raise PermissionDenied(
-                f"Event {event_id} was recorded by '{target.actor}'; only they or an admin "
-                f"may correct it."
-            )
-        if target.type == E.CORRECT:
-            raise IllegalTransition(
-                f"Event {event_id} is itself a correction; correct the original event instead."
-            )
+        target = correctable_event(session, event_id, signer.actor)
+        data: dict[str, Any] = {
+            "corrects": event_id,
+            "corrects_hash": target.hash,
+            "reason": reason.strip(),
+        }
+        if changes:
+            data["set"] = dict(changes)
         writer = Writer(session)
         draft = Draft(
             chain=target.chain,
             item_id=target.item_id,
             case_no=target.case_no,
             type=E.CORRECT,
-            data={"corrects": event_id, "corrects_hash": target.hash, "reason": reason.strip()},
+            data=data,
             at=when,
         )
         row = writer.append(draft, signer=signer)
         writer.finish()
     return Recorded(events=(row,))
+
+
+def correctable_event(session: Session, event_id: int, actor: Acting) -> Event:
+    """The event `actor` may correct, or a one-sentence refusal."""
+    target = session.get(Event, event_id) if 0 < event_id < 2**63 else None
+    if target is None:
+        raise NotFound(
+            f"Event {event_id} does not exist; see event IDs with 'custody history ITEM'."
+        )
+    check_permission(actor, E.CORRECT)
+    if actor.role != R.ADMIN and target.actor != actor.handle:
+        raise PermissionDenied(
+            f"Event {event_id} was recorded by '{target.actor}'; only they or an admin "
+            f"may correct it."
+        )
+    if target.type == E.CORRECT:
+        raise IllegalTransition(
+            f"Event {event_id} is itself a correction; correct the original event instead."
+        )
+    return target
+
+
+def record_void(
+    store: Store, *, item_id: str, signer: Signer, reason: str, at: str | None = None
+) -> Recorded:
+    """Void an item entered in error: it stays in the record, and no custody act follows."""
+    if not reason.strip():
+        raise InvalidInput("Voiding an item needs a reason; pass --reason.")
+    return record_item_event(
+        store, item_id=item_id, kind=E.VOID, signer=signer, data={"reason": reason.strip()}, at=at
+    )
 
 
 def item_history(store: Store, item_id: str) -> tuple[Item, list[EventRecord], ItemState]:

@@ -31,7 +31,7 @@ from sqlmodel import col, select
 
 from custody.canonical import canonical_json
 from custody.domain import EventType
-from custody.errors import InvalidInput, NotFound
+from custody.errors import IllegalTransition, InvalidInput, NotFound
 from custody.events import LabelJob, Signer, record_label_print
 from custody.models import Actor, Agency, Case, Event, Item
 from custody.records import item_record, item_sort_key
@@ -42,7 +42,7 @@ from custody.timeutil import from_utc_text
 if TYPE_CHECKING:
     from labels.render import LabelContent
 
-GENUINE, NOT_GENUINE, MISMATCH = "GENUINE", "NOT GENUINE", "MISMATCH"
+GENUINE, NOT_GENUINE, MISMATCH, VOID = "GENUINE", "NOT GENUINE", "MISMATCH", "VOID"
 MAX_COPIES = 100
 
 
@@ -79,6 +79,9 @@ def _content(
 ) -> LabelContent:
     from labels.render import LabelContent
 
+    # Labels print the record as it now reads (field corrections applied).
+    corrected = {k: c.value for k, c in state.field_corrections.items()}
+    item = item.model_copy(update=corrected) if corrected else item
     quantity = []
     if item.count is not None:
         quantity.append(f"{item.count} pcs")
@@ -148,8 +151,15 @@ def print_labels(
     if bool(item_ids) == bool(case_no):
         raise InvalidInput("Name the items to label, or --case for all items of a case (not both).")
     src = _read_sources(store, item_ids=item_ids, case_no=case_no)
+    if case_no:
+        src.items = [i for i in src.items if not src.states[i.id].voided]
     if not src.items:
         raise InvalidInput(f"Case {case_no} has no items to label.")
+    voided = [i.id for i in src.items if src.states[i.id].voided]
+    if voided:
+        raise IllegalTransition(
+            f"Item {voided[0]} was voided as entered in error; it gets no evidence label."
+        )
     reprinted = [i.id for i in src.items if src.prints[i.id]]
     if reprinted and not reason.strip():
         raise InvalidInput(
@@ -423,6 +433,13 @@ def _compare_with_record(
         result.reasons.append(
             f"The label names seal {payload.seal or '(none)'} but the item is now {'sealed with ' + state.seal if state.seal else 'unsealed'}; reseal or print a new label."
         )
+    if state.void is not None:
+        result.verdict = VOID
+        result.reasons.append(
+            f"Item {item.id} was voided as entered in error (event {state.void['event']}: "
+            f"{state.void['reason']}); it is not evidence."
+        )
+        return
     if state.disposed:
         result.verdict = MISMATCH
         result.reasons.append(

@@ -25,17 +25,20 @@ from sqlmodel import Session, col, select
 
 from custody import attachments as cas
 from custody.chain import actor_message, actor_record
-from custody.domain import EventType
+from custody.domain import GENESIS_TYPES, EventType
 from custody.errors import AlreadyExists, InvalidInput, NotFound, StoreProblem
 from custody.events import (
     FUTURE_TOLERANCE,
     Draft,
+    Recorded,
     Signer,
     Writer,
     check_permission,
     check_transition,
+    correctable_event,
     event_time,
     get_item,
+    record_correction,
 )
 from custody.keys import create_key
 from custody.models import (
@@ -613,10 +616,34 @@ def record_sample(
     return child
 
 
+#: Item fields that describe a seizure; a sub-sample was not seized but taken from
+#: its parent, so these inherited values are not shown as its own.
+SEIZURE_FIELDS = ("seized_at", "seized_at_local", "seizing_officer", "place", "lat", "lon")
+
+
 @dataclass(frozen=True)
 class ItemView:
+    """An item as users see it: its record with field corrections applied, and its state."""
+
     item: Item
     state: ItemState
+
+    def shown(self) -> dict[str, Any]:
+        """The record as it now reads, with what was corrected, voided or inherited said."""
+        data = self.state.record(item_record(self.item))
+        data["other_ids"] = json.loads(data.get("other_ids") or "{}")
+        if self.state.field_corrections:
+            original = item_record(self.item)
+            data["corrections"] = {
+                name: {"recorded": original.get(name), "event": c.event, "reason": c.reason}
+                for name, c in self.state.field_corrections.items()
+            }
+        if self.state.origin is not None:
+            for name in SEIZURE_FIELDS:
+                data.pop(name, None)
+            data["taken_from"] = dict(self.state.origin)
+        data["state"] = self.state.to_dict()
+        return data
 
 
 def list_items(store: Store, *, case_no: str | None = None) -> list[ItemView]:
@@ -644,3 +671,71 @@ def list_items(store: Store, *, case_no: str | None = None) -> list[ItemView]:
 def item_sort_key(item_id: str) -> tuple[Any, ...]:
     case, _, rest = item_id.partition("/")
     return (case, tuple(int(p) if p.isdigit() else 0 for p in rest.split(".")))
+
+
+#: Fields of an item's record that `correct EVENT --set FIELD=VALUE` may change.
+CORRECTABLE_FIELDS: dict[str, type] = {
+    "description": str,
+    "species": str,
+    "count": int,
+    "weight": float,
+    "unit": str,
+    "packaging": str,
+    "bag_no": int,
+    "bag_total": int,
+    "place": str,
+    "lat": float,
+    "lon": float,
+}
+
+
+def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
+    """`FIELD=VALUE` pairs as typed values (an empty value clears a number)."""
+    out: dict[str, Any] = {}
+    for text in assignments:
+        name, sep, raw = text.partition("=")
+        name = name.strip()
+        if not sep or name not in CORRECTABLE_FIELDS:
+            raise InvalidInput(
+                f"'{text}' is not a field correction; use FIELD=VALUE with FIELD one of "
+                f"{', '.join(CORRECTABLE_FIELDS)}."
+            )
+        kind = CORRECTABLE_FIELDS[name]
+        try:
+            out[name] = kind(raw.strip()) if raw.strip() or kind is str else None
+        except ValueError:
+            raise InvalidInput(
+                f"The value '{raw.strip()}' for {name} is not a{'n integer' if kind is int else ' number'}; "
+                "give a plain number."
+            ) from None
+    return out
+
+
+def record_field_correction(
+    store: Store,
+    *,
+    event_id: int,
+    signer: Signer,
+    reason: str,
+    assignments: Sequence[str],
+    at: str | None = None,
+) -> Recorded:
+    """Correct fields of an item's record (the creating event keeps the original)."""
+    changes = parse_assignments(assignments)
+    if not changes:
+        raise InvalidInput("Name at least one field to correct with --set FIELD=VALUE.")
+    with store.read() as session:
+        target = correctable_event(session, event_id, signer.actor)
+        if target.item_id is None or target.seq != 1 or target.type not in GENESIS_TYPES:
+            raise InvalidInput(
+                f"Event {event_id} ({target.type}) is not the creating event of an item, so it has "
+                "no item fields; correct it with --reason alone and record the right event anew."
+            )
+        item = get_item(session, target.item_id)
+        state = replay(item.id, session.exec(select(Event).where(Event.chain == item.id)).all())
+    current = state.record(item_record(item))
+    merged = {k: current[k] for k in CORRECTABLE_FIELDS} | changes
+    _validated(ItemCreate(**merged, seized_at=current["seized_at_local"] or None))
+    return record_correction(
+        store, event_id=event_id, signer=signer, reason=reason, changes=changes, at=at
+    )

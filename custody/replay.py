@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from custody.domain import CASE_TYPES, GENESIS_TYPES, EventRecord, EventType, FindingKind, Role
 from custody.errors import CustodyError
 from custody.findings import Finding
-from custody.state import ItemState, apply_event
+from custody.state import ItemState, apply_event, moves_act_clock
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ def replay_rules(
                 )
             )
         authors[ev.id] = ev.actor
-        prev_at = ev.at if prev_at is None or ev.at > prev_at else prev_at
+        if moves_act_clock(ev.type) and (prev_at is None or ev.at > prev_at):
+            prev_at = ev.at
         apply_event(state, ev)
     return out
 

@@ -35,6 +35,21 @@ class _Event(Protocol):
     def data(self) -> Any: ...
 
 
+@dataclass(frozen=True)
+class FieldCorrection:
+    """A recorded value replaced by a correction; the original stays in the signed record."""
+
+    value: Any
+    event: int  # the correcting event
+    reason: str
+
+
+#: Events that record an act on the item; a label print is not one (its time is kept
+#: but does not hold back the time of the next hand-over being entered after the fact).
+def moves_act_clock(kind: str) -> bool:
+    return kind != E.LABEL_PRINT
+
+
 @dataclass
 class ItemState:
     item_id: str
@@ -49,10 +64,25 @@ class ItemState:
     disposal: Mapping[str, Any] | None = None
     corrected: dict[int, list[int]] = field(default_factory=dict)  # event id -> correcting ids
     children: list[str] = field(default_factory=list)
+    # Item fields corrected by later events (`correct EVENT --set`), newest last.
+    field_corrections: dict[str, FieldCorrection] = field(default_factory=dict)
+    void: Mapping[str, Any] | None = None  # why and by which event the item was voided
+    # For a sub-sample: which item it was taken from, when and by whom.
+    origin: Mapping[str, Any] | None = None
+    # Time of the last custody act; label prints do not move it (back-office entry).
+    act_at: str | None = None
 
     @property
     def disposed(self) -> bool:
         return self.disposal is not None
+
+    @property
+    def voided(self) -> bool:
+        return self.void is not None
+
+    def record(self, signed: Mapping[str, Any]) -> dict[str, Any]:
+        """An item's record as it now reads: the signed record with its field corrections."""
+        return {**signed, **{k: c.value for k, c in self.field_corrections.items()}}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +93,7 @@ class ItemState:
             "pending_receiver": self.pending_receiver,
             "condition": self.condition,
             "disposal": dict(self.disposal) if self.disposal is not None else None,
+            "void": dict(self.void) if self.void is not None else None,
             "last_event_at": self.last_at,
             "events": self.last_seq,
         }
@@ -74,6 +105,8 @@ def apply_event(state: ItemState, ev: _Event) -> None:
     kind = ev.type
     state.last_at = ev.at
     state.last_seq = ev.seq
+    if moves_act_clock(kind) and (state.act_at is None or ev.at > state.act_at):
+        state.act_at = ev.at
     if kind == E.SEIZE:
         state.custodian = ev.actor
         state.seal = data.get("item", {}).get("seal_at_seizure") or None
@@ -82,6 +115,7 @@ def apply_event(state: ItemState, ev: _Event) -> None:
         # Genesis of a sub-sample: held by whoever took it, never sealed yet.
         state.custodian = ev.actor
         state.location = data.get("location", "")
+        state.origin = {"item": data["parent"], "at": ev.at, "by": ev.actor}
     elif kind == E.SAMPLE:
         state.children.append(data["child"])
     elif kind == E.SEAL:
@@ -92,8 +126,8 @@ def apply_event(state: ItemState, ev: _Event) -> None:
         state.custodian = ev.counterparty
         state.pending_receiver = ev.counterparty
         state.status = ItemStatus.IN_TRANSIT
-        if data.get("location"):
-            state.location = data["location"]
+        # Without a named place, the item is wherever its receiver is.
+        state.location = data.get("location") or f"with {ev.counterparty}"
     elif kind == E.RECEIVE:
         state.pending_receiver = None
         state.status = ItemStatus.IN_CUSTODY
@@ -104,8 +138,15 @@ def apply_event(state: ItemState, ev: _Event) -> None:
         state.disposal = data
         state.status = ItemStatus.DISPOSED
         state.pending_receiver = None
+    elif kind == E.VOID:
+        state.void = {"reason": data.get("reason", ""), "event": ev.id, "by": ev.actor, "at": ev.at}
+        state.status = ItemStatus.VOID
     elif kind == E.CORRECT:
         state.corrected.setdefault(int(data["corrects"]), []).append(int(ev.id))
+        for name, value in (data.get("set") or {}).items():
+            state.field_corrections[name] = FieldCorrection(
+                value, int(ev.id), data.get("reason", "")
+            )
 
 
 def replay(item_id: str, events: Iterable[_Event]) -> ItemState:

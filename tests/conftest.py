@@ -50,6 +50,15 @@ class World:
         )  # type: ignore[arg-type]
         return add_item(self.store, case_no=CASE, spec=spec, signer=self.officer).id
 
+    def hand_to_lab(self, item: str) -> str:
+        """The officer hands `item` to the analyst, who receives it (unsealed items only
+        can then be analysed)."""
+        from custody.events import record_receive, record_transfer
+
+        record_transfer(self.store, item_id=item, signer=self.officer, receiver=self.analyst)
+        record_receive(self.store, item_id=item, signer=self.analyst, condition="as described")
+        return item
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Store:

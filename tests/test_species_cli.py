@@ -59,9 +59,13 @@ def test_identify_json_lines_and_analyse_event(
     con = sqlite3.connect(world.db_path)
     assert con.execute("SELECT count(*) FROM events WHERE type = 'analyse'").fetchone()[0] == 0
     item = world.item(description="Tiger skin fragment")
-    recorded = runner.invoke(
-        app, ["identify", str(query), "--library", library, "--item", item, "--as", "wkamau"]
-    )
+    command = ["identify", str(query), "--library", library, "--item", item, "--as", "wkamau"]
+    not_held = runner.invoke(app, command)
+    assert not_held.exit_code == 1
+    assert "held by 'aotieno', not 'wkamau'" in not_held.stderr
+    assert "record 'analyse'" in not_held.stderr
+    world.hand_to_lab(item)
+    recorded = runner.invoke(app, command)
     assert recorded.exit_code == 0, recorded.output
     (data,) = con.execute("SELECT data FROM events WHERE type = 'analyse'").fetchone()
     stored = json.loads(data)

@@ -258,18 +258,41 @@ def note(
 def correct(
     event_id: int = typer.Argument(..., help="ID of the event being corrected."),
     reason: str = typer.Option(..., help="What was wrong and what is right."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="FIELD=VALUE: correct a field of the item's record (on its creating event), e.g. weight=2.9; repeatable. Without --set the event is withdrawn.",
+    ),
     at: str | None = AT,
     actor: str | None = AS,
 ) -> None:
     """Record a correction pointing at an earlier event (the original stays)."""
     from custody.events import record_correction
+    from custody.records import record_field_correction
 
     store = open_store()
-    _report(
-        record_correction(
-            store, event_id=event_id, signer=signer(store, actor), reason=reason, at=at
+    who = signer(store, actor)
+    if set_:
+        _report(
+            record_field_correction(
+                store, event_id=event_id, signer=who, reason=reason, assignments=set_, at=at
+            )
         )
-    )
+    else:
+        _report(record_correction(store, event_id=event_id, signer=who, reason=reason, at=at))
+
+
+def void(
+    item: str = ITEM,
+    reason: str = typer.Option(..., help="Why the item was entered in error."),
+    at: str | None = AT,
+    actor: str | None = AS,
+) -> None:
+    """Void an item entered in error: it stays in the record, scans VOID, and takes no further custody act."""
+    from custody.events import record_void
+
+    store = open_store()
+    _report(record_void(store, item_id=item, signer=signer(store, actor), reason=reason, at=at))
 
 
 def _summary(ev: EventRecord) -> str:
@@ -300,7 +323,9 @@ def _summary(ev: EventRecord) -> str:
             + (f" ({data['reason']})" if data.get("reason") else "")
         )
     if ev_type == E.CORRECT:
-        return f"corrects event {data.get('corrects')}: {data.get('reason')}"
+        changed = ", ".join(f"{k} = {v}" for k, v in (data.get("set") or {}).items())
+        what = f" ({changed})" if changed else ""
+        return f"corrects event {data.get('corrects')}{what}: {data.get('reason')}"
     keys = ("seal", "reason", "condition", "location", "method", "authority", "text")
     return "; ".join(f"{k} {data[k]}" for k in keys if data.get(k))
 
@@ -358,4 +383,5 @@ def register(app: typer.Typer) -> None:
     app.command("dispose")(dispose)
     app.command("note")(note)
     app.command("correct")(correct)
+    app.command("void")(void)
     app.command("history")(history)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from custody.cli.common import AS, open_store, out, print_id, print_json, signer, styled
+from custody.records import ItemView
 
 app = typer.Typer(help="Log and inspect seized items and sub-samples.", no_args_is_help=True)
 
@@ -84,12 +86,8 @@ def item_import(
         print_id(item.id)
 
 
-def _item_dict(view: object) -> dict[str, object]:
-    item = view.item  # type: ignore[attr-defined]
-    data = item.model_dump()
-    data["other_ids"] = json.loads(item.other_ids or "{}")
-    data["state"] = view.state.to_dict()  # type: ignore[attr-defined]
-    return data
+def _item_dict(view: ItemView) -> dict[str, Any]:
+    return view.shown()
 
 
 @app.command("list")
@@ -108,10 +106,11 @@ def item_list(
 
     table = Table("item", "description", "species", "custodian", "seal", "location", "status")
     for v in views:
+        shown = v.shown()
         table.add_row(
             v.item.id,
-            v.item.description,
-            v.item.species,
+            shown["description"],
+            shown["species"],
             v.state.custodian or "",
             v.state.seal or "",
             v.state.location,
@@ -127,21 +126,32 @@ def item_show(
 ) -> None:
     """Show one item: its seizure record and current state."""
     from custody.events import item_history
-    from custody.records import ItemView
 
-    item, events, state = item_history(open_store(), item_id)
-    data = _item_dict(ItemView(item=item, state=state))
+    item, _events, state = item_history(open_store(), item_id)
+    data = ItemView(item=item, state=state).shown()
     if as_json:
         print_json(data)
         return
+    corrections = data.pop("corrections", {})
+    origin = data.pop("taken_from", None)
     for key, value in data.items():
-        if key == "state":
+        if key == "state" or value in (None, "", {}):
             continue
-        if value not in (None, "", {}):
-            out.print(styled((f"{key:16}", "bold"), f" {value}"))
+        line = str(value)
+        if key in corrections:
+            c = corrections[key]
+            line += f"  (corrected by event {c['event']}: {c['reason']}; recorded as {str(c['recorded'])})"
+        out.print(styled((f"{key:16}", "bold"), f" {line}"))
+    if origin:
+        out.print(
+            styled(
+                (f"{'taken from':16}", "bold"),
+                f" {origin['item']} at {origin['at']} by {origin['by']}",
+            )
+        )
     for key, value in state.to_dict().items():
         if value not in (None, "", {}):
-            out.print(styled((f"{key:16}", "bold"), f" {value}"))
+            out.print(styled((f"{key:16}", "bold"), f" {str(value)}"))
 
 
 def register(root: typer.Typer) -> None:

@@ -70,7 +70,7 @@ def scan(
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Decode and verify label QR codes: GENUINE / NOT GENUINE / MISMATCH (exit 0 only if all genuine)."""
+    """Decode and verify label QR codes: GENUINE / NOT GENUINE / MISMATCH / VOID (exit 0 only if all genuine)."""
     from rich.text import Text
 
     from custody.errors import StoreProblem
@@ -94,7 +94,7 @@ def scan(
     if as_json:
         print_json([r.to_dict() for r in results])
     else:
-        colour = {"GENUINE": "green", "MISMATCH": "yellow"}
+        colour = {"GENUINE": "green", "MISMATCH": "yellow", "VOID": "red"}
         for r in results:
             # Item IDs, seals, handles and reasons are user text: Text objects are
             # never parsed as rich markup.
