@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +54,11 @@ GAP_OPEN = -5
 GAP_EXTEND = -2
 _IUPAC = "ACGTRYSWKMBDHVN"
 
+#: how a hit was aligned: "ungapped" (one diagonal), "aligned" (Biopython's
+#: PairwiseAligner, short queries) or "chained" (`_chained`: ungapped pieces on
+#: a few diagonals, long queries with indels).
+AlignMethod = Literal["ungapped", "aligned", "chained"]
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -74,7 +79,7 @@ class Hit:
     ref_start: int
     ref_end: int
     shared_kmers: int
-    method: str  # "ungapped" or "aligned"
+    method: AlignMethod
 
     @property
     def genus(self) -> str:
@@ -153,7 +158,7 @@ class _Raw:
     q_end: int
     r_start: int
     r_end: int
-    method: str
+    method: AlignMethod
 
 
 class Matcher:

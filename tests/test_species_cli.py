@@ -159,8 +159,8 @@ def test_import_prepares_the_search_index_so_identify_builds_nothing(
 ) -> None:
     cache = next((world.store.references_dir / library / ".cache").glob("v*"))
     assert sorted(p.name.split("_")[0] for p in cache.glob("*.npz")) == ["kmer", "species"]
-    from species_ref.decision import LibraryProfile
     from species_ref.index import KmerIndex
+    from species_ref.profile import LibraryProfile
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("identify rebuilt a cached structure")
