@@ -407,31 +407,18 @@ class LibraryStore:
 
         version = (numbers[-1] + 1) if numbers else 1
         created_at = _now()
-        try:
-            self._write_version(
-                name=name,
-                version=version,
-                records=records,
-                rejected=rejected,
-                manifest=_manifest(
-                    name=name,
-                    version=version,
-                    content_hash=content_hash,
-                    created_at=created_at,
-                    note=note,
-                    read=read,
-                    import_options={
-                        "format": fmt,
-                        "marker": marker,
-                        "max_ambiguous": max_ambiguous,
-                    },
-                ),
-            )
-        except OSError as e:
-            raise SpeciesRefError(
-                f"Library '{name}' version {version} could not be written under {self.root} "
-                f"({e.strerror or e}); check that the directory is writable. Nothing was imported."
-            ) from None
+        manifest = _manifest(
+            name=name,
+            version=version,
+            content_hash=content_hash,
+            created_at=created_at,
+            note=note,
+            read=read,
+            import_options={"format": fmt, "marker": marker, "max_ambiguous": max_ambiguous},
+        )
+        self._write_version(
+            name=name, version=version, records=records, rejected=rejected, manifest=manifest
+        )
         if progress is not None:
             progress(total, total)
         lib = LibraryVersion(
@@ -453,7 +440,29 @@ class LibraryStore:
         rejected: list[Rejection],
         manifest: dict[str, Any],
     ) -> None:
-        """Write a version into a temporary directory, then rename it into place."""
+        """Write a version into a temporary directory, then rename it into place.
+
+        Raises `SpeciesRefError` when it cannot be written; nothing is left behind.
+        """
+        try:
+            self._write_version_files(
+                name=name, version=version, records=records, rejected=rejected, manifest=manifest
+            )
+        except OSError as e:
+            raise SpeciesRefError(
+                f"Library '{name}' version {version} could not be written under {self.root} "
+                f"({e.strerror or e}); check that the directory is writable. Nothing was imported."
+            ) from None
+
+    def _write_version_files(
+        self,
+        *,
+        name: str,
+        version: int,
+        records: list[RefRecord],
+        rejected: list[Rejection],
+        manifest: dict[str, Any],
+    ) -> None:
         base = self.root / name
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=base))
