@@ -64,7 +64,7 @@ class NameConflict:
     suspect: str = ""  # the accession read as misidentified, if any
     cites: tuple[str, ...] = ()  # CITES statements of listed species among the two
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str | float | list[str] | list[list[str]]]:
         return {
             "species_a": self.species_a,
             "species_b": self.species_b,

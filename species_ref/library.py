@@ -560,7 +560,7 @@ class _Sources:
 
     records: list[RefRecord]
     rejected: list[Rejection]
-    sources: list[dict[str, Any]]  # manifest "sources" entries, one per file
+    sources: list[dict[str, str | int]]  # manifest "sources" entries, one per file
 
 
 def _read_sources(
@@ -613,7 +613,7 @@ def _manifest(
     created_at: str,
     note: str,
     read: _Sources,
-    import_options: dict[str, Any],
+    import_options: dict[str, str | float | None],
 ) -> dict[str, Any]:
     """The manifest of a new version (file hashes are added when the files are written)."""
     records = read.records

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -85,8 +85,8 @@ class Hit:
     def genus(self) -> str:
         return self.species.split(" ", 1)[0]
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+    def to_dict(self) -> dict[str, str | int | float]:
+        out: dict[str, str | int | float] = asdict(self)
         out["identity"] = round(self.identity, 3)
         out["query_coverage"] = round(self.query_coverage, 2)
         return out

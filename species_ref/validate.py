@@ -83,9 +83,9 @@ class Outcomes:
         """Species calls of any species (false calls, in the absent-species experiment)."""
         return self.correct_species + self.wrong_species
 
-    def to_dict(self, *, absent: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, absent: bool = False) -> dict[str, int | float | None]:
         rate = self.rate
-        out: dict[str, Any] = {"n": self.n}
+        out: dict[str, int | float | None] = {"n": self.n}
         if absent:
             out["false_species"] = self.correct_species + self.wrong_species
             out["false_species_rate"] = rate(self.correct_species + self.wrong_species)
@@ -124,7 +124,9 @@ class Experiment:
         for outcomes in (self.overall, self.by_marker.setdefault(marker, Outcomes())):
             outcomes.add(level=level, taxon=taxon, truth=truth, candidates=candidates)
 
-    def to_dict(self, *, absent: bool = False) -> dict[str, Any]:
+    def to_dict(
+        self, *, absent: bool = False
+    ) -> dict[str, dict[str, int | float | None] | dict[str, dict[str, int | float | None]]]:
         return {
             "overall": self.overall.to_dict(absent=absent),
             "by_marker": {m: o.to_dict(absent=absent) for m, o in sorted(self.by_marker.items())},

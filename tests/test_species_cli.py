@@ -217,3 +217,18 @@ def test_ref_conflicts_lists_species_the_library_cannot_tell_apart(
     assert table.exit_code == 0 and "species pairs within 0.0 %" in table.stdout
     narrow = runner.invoke(app, ["ref", "conflicts", "demo", "--within", "0", "--json"])
     assert all(json.loads(line)["distance"] == 0 for line in narrow.stdout.splitlines())
+
+
+def test_ref_show_lists_every_stored_validation(
+    world: World, runner: CliRunner, library: str
+) -> None:
+    from custody.species import reference_store, validation_key
+
+    refs = reference_store(world.store)
+    for rule, rate in (("fixed-98.5", 0.5), ("conservative", 0.25), ("default", 0.75)):
+        refs.attach(library, 1, validation_key(rule), {"rates": {"correct_species_rate": rate}})
+    shown = json.loads(runner.invoke(app, ["ref", "show", library, "--json"]).stdout)
+    assert list(shown["validation"]) == ["default", "conservative", "fixed-98.5"]
+    text = runner.invoke(app, ["ref", "show", library]).stdout
+    assert "validation (conservative): correct_species_rate 0.25" in text
+    assert "validation (fixed-98.5): correct_species_rate 0.5" in text

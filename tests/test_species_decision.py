@@ -13,7 +13,7 @@ from species_ref.errors import SpeciesRefError
 from species_ref.identify import Engine, Identification, identify
 from species_ref.rules import RULES, Rule, get_rule
 from species_ref.types import LibraryVersion, Query, QueryQC, RefRecord
-from species_ref.vocab import FlagCode, QcCode, QcFlag
+from species_ref.vocab import DecisionLevel, FlagCode, QcCode, QcFlag, level_words
 
 DATA = Path(__file__).parent / "data" / "species_match"
 _COMP = str.maketrans("ACGTRYSWKMBDHVN", "TGCAYRSWMKVHDBN")
@@ -377,3 +377,50 @@ def test_dominance_never_asks_for_more_references_than_are_aligned() -> None:
 
     per_species = inspect.signature(Matcher.__init__).parameters["per_species"].default
     assert all(rule.dominant_refs <= per_species for rule in RULES.values())
+
+
+def test_qc_warnings_become_flags_by_their_code_not_their_words() -> None:
+    recs = _records("coi_panthera.fasta")
+    window = next(r for r in recs if r.species == "Panthera tigris").sequence[100:190]
+    warnings = (
+        # said again by the decision's own short-query flag: dropped
+        QcFlag(QcCode.SHORT, "short query (90 bp): mini-barcode"),
+        # a different code whose sentence merely mentions "short query": kept
+        QcFlag(QcCode.VERY_SHORT, "very short query (90 bp): below the 100 bp minimum"),
+        QcFlag(QcCode.NOT_TRIMMED, "not quality-trimmed"),
+        QcFlag(QcCode.AMBIGUOUS_BASES, "phred and quality are words, not codes"),
+    )
+    res = identify([_query(window, warnings=warnings)], Engine(_version(recs, "coi")), workers=1)[0]
+    qc_flags = [(f.code, f.text) for f in res.flags if f.code != FlagCode.SHORT_QUERY][:3]
+    assert qc_flags == [
+        (FlagCode.QUERY_QC, "query QC: very short query (90 bp): below the 100 bp minimum"),
+        (FlagCode.LOW_QUALITY, "low quality: not quality-trimmed"),
+        (FlagCode.QUERY_QC, "query QC: phred and quality are words, not codes"),
+    ]
+    assert res.flag_texts[0].startswith("short query (90 bp)")
+
+
+def test_stored_json_keeps_its_shape_and_adds_codes() -> None:
+    recs = _records("coi_panthera.fasta")
+    leo = next(r for r in recs if r.species == "Panthera leo")
+    res = _one(_revcomp(leo.sequence), _version(recs, "coi"))
+    d = res.to_dict()
+    assert d["level"] == "species" and type(d["level"]) is str
+    assert all(type(f) is str for f in d["flags"])
+    assert d["flag_codes"] == [str(f.code) for f in res.flags]
+    assert "reverse-strand" in d["flag_codes"]
+    assert d["qc"]["warnings"] == [] and d["qc"]["warning_codes"] == []
+    assert set(d["species_stats"]) == {
+        "species", "n_refs", "n_pairs", "intra_max", "intra_mean", "nn_distance", "nn_species"
+    }  # fmt: skip
+
+
+def test_each_level_has_one_wording() -> None:
+    assert [lv.words for lv in DecisionLevel] == [
+        "Species",
+        "Ambiguous",
+        "Genus only",
+        "No identification",
+    ]
+    assert level_words("genus") == "Genus only"
+    assert level_words("something-newer") == "something-newer"
