@@ -15,14 +15,16 @@ Invariants:
 `Identification.to_dict()` keys: query, query_sha256, query_length, level
 (species | ambiguous | genus | none), taxon, rank, statement, identity,
 coverage, next_species_distance (identity gap to the next species, %), flags
-(plain English; `flag_codes` holds their `FlagCode`s, same order), candidates (species within the call: best_identity,
+(plain English), candidates (species within the call: best_identity,
 aligned_length, coverage, gaps, n_refs, n_supporting, accessions, strand),
 hits (every species with a usable hit, same fields, best first),
 library_name, library_version_number, library_version (content hash), rule
-(name and every value), qc (`QueryQC.to_dict`), cites (species -> appendix, when a lookup is
-given), validation (as passed in), species_stats (the library statistics of
-the best species: n_refs, intra_max, intra_mean, nn_distance, nn_species),
-top_hits (the ten best reference alignments).
+(name and every value), qc (`QueryQC.to_dict`: figures, warnings and
+warning_codes), cites (species -> appendix, when a lookup is given),
+validation (as passed in), species_stats (the library statistics of the best
+species: n_refs, intra_max, intra_mean, nn_distance, nn_species), top_hits
+(the ten best reference alignments), flag_codes (the `FlagCode` of each flag,
+in the order of `flags`; added later, so older stored results lack it).
 """
 
 from __future__ import annotations

@@ -93,12 +93,12 @@ class Hit:
 
 
 def _aligner() -> PairwiseAligner:
-    matrix = substitution_matrices.Array(alphabet=_IUPAC, dims=2)
+    matrix = substitution_matrices.Array(alphabet=_IUPAC, dims=2)  # type: ignore[no-untyped-call]  # Biopython is untyped
     masks = {ch: int(encode_mask(ch)[0]) for ch in _IUPAC}
     for a in _IUPAC:
         for b in _IUPAC:
             matrix[a, b] = MATCH if masks[a] & masks[b] else MISMATCH
-    aligner = PairwiseAligner()
+    aligner = PairwiseAligner()  # type: ignore[no-untyped-call]
     aligner.mode = "local"
     aligner.substitution_matrix = matrix
     aligner.open_gap_score = GAP_OPEN
@@ -538,7 +538,7 @@ class Matcher:
         if window.shape[0] == 0:
             return None
         try:
-            aln = self._aligner.align(_letters(window), _letters(qmask))[0]
+            aln = self._aligner.align(_letters(window), _letters(qmask))[0]  # type: ignore[no-untyped-call]
         except (IndexError, ValueError, OverflowError):
             return None
         blocks_t, blocks_q = aln.aligned

@@ -228,7 +228,7 @@ def ref_conflicts(
     table = Table("distance %", "species", "and", "reading", "references", box=None)
     for c in found:
         table.add_row(
-            f"{c.distance:.2f}",
+            f"{round(c.distance, 3):.2f}",  # as stored in the JSON form
             c.species_a,
             c.species_b,
             c.kind.words + (" (CITES-listed)" if c.cites else ""),
