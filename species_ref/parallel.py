@@ -100,6 +100,16 @@ def fork_map(
     return results
 
 
+def chunks(items: Sequence[T], *, size: int) -> list[Sequence[T]]:
+    """`items` cut into consecutive slices of at most `size` (for one task per chunk).
+
+    Example: `fork_map(check_rows, chunks(rows, size=500), shared=ctx, min_per_worker=1)`
+    returns one result per chunk, in order.
+    """
+    step = max(1, size)
+    return [items[i : i + step] for i in range(0, len(items), step)]
+
+
 def _run_one(item: Any) -> Any:
     assert _JOB is not None, "fork_map worker started without a job"
     fn, shared = _JOB

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from species_ref.parallel import default_workers, fork_map, worker_count
+from species_ref.parallel import chunks, default_workers, fork_map, worker_count
 
 
 def _pid_and_square(offset: int, x: int) -> tuple[int, int]:
@@ -62,3 +62,12 @@ def test_errors_in_workers_reach_the_caller() -> None:
         fork_map(fail_on_13, list(range(100)), shared=None, workers=2)
     # the pool is gone and the next map starts clean
     assert fork_map(fail_on_13, [1, 2], shared=None) == [1, 2]
+
+
+def test_chunks_of_a_sequence_as_tasks() -> None:
+    rows = list(range(1050))
+    parts = chunks(rows, size=500)
+    assert [len(p) for p in parts] == [500, 500, 50]
+    sums = fork_map(lambda offset, part: sum(part) + offset, parts, shared=1, min_per_worker=1)
+    assert sums == [sum(p) + 1 for p in parts]
+    assert chunks([], size=10) == []
