@@ -51,15 +51,19 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from species_ref.decision import Rule, decide, get_rule  # noqa: E402
+from species_ref.decision import decide  # noqa: E402
 from species_ref.identify import Engine  # noqa: E402
 from species_ref.index import KmerIndex  # noqa: E402
-from species_ref.validate import exclusion_mask, sample_tasks, task_sequence  # noqa: E402
+from species_ref.parallel import fork_map  # noqa: E402
+from species_ref.rules import Rule, get_rule  # noqa: E402
+from species_ref.validate import (  # noqa: E402
+    Perturb,  # noqa: E402
+    exclusion_mask,
+    sample_tasks,
+    task_sequence,
+)
 
 from validate_refdata import MARKERS, PERTURB, load_version  # noqa: E402
-
-_JOB: dict[str, Any] = {}
-
 
 #: species id of a present-species task whose query keeps an identical record in
 #: the library (a collapsed duplicate in the public design): nothing is excluded.
@@ -113,9 +117,8 @@ def public_tasks(
     return tasks
 
 
-def _collect_one(task: tuple[int, int, int]) -> dict[str, Any]:
-    eng: Engine = _JOB["engine"]
-    perturb = _JOB["perturb"]
+def _collect_one(job: tuple[Engine, Perturb | None], task: tuple[int, int, int]) -> dict[str, Any]:
+    eng, perturb = job
     ref = task[0]
     index = eng.index
     seq = task_sequence(eng.version, task, perturb)
@@ -141,8 +144,6 @@ def _collect_one(task: tuple[int, int, int]) -> dict[str, Any]:
 
 
 def collect(args: argparse.Namespace) -> int:
-    import multiprocessing
-
     args.out.mkdir(parents=True, exist_ok=True)
     for marker in [m for m in args.markers.split(",") if m]:
         path = args.refdata / f"{marker}.fasta"
@@ -164,9 +165,9 @@ def collect(args: argparse.Namespace) -> int:
                 if held != args.design:
                     raise SystemExit(f"{dest} holds {held!r} queries; use another --out.")
                 continue
-            _JOB.update(engine=engine, perturb=PERTURB[pert])
-            with multiprocessing.get_context("fork").Pool(2) as pool:
-                rows = list(pool.imap(_collect_one, tasks, chunksize=16))
+            rows = fork_map(
+                _collect_one, tasks, shared=(engine, PERTURB[pert]), workers=args.workers
+            )
             dest.write_bytes(
                 pickle.dumps(
                     {"content_hash": version.content_hash, "design": args.design, "rows": rows}
@@ -213,9 +214,7 @@ def replay(args: argparse.Namespace, rule: Rule | None = None) -> dict[str, Any]
                 row["hits"],
                 query_length=row["qlen"],
                 rule=rule,
-                profile=eng.profile,
-                index=index,
-                excluded_refs=exclude,
+                library=eng.library_view(exclude),
                 error_sites=lambda sp, errs=errs: errs.get(sp),
             )
             if sp_out < 0:
@@ -389,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--design", choices=["loo", "public"], default="loo")
     ap.add_argument("--rule", default="default")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes for collect (default: every core)",
+    )
     ap.add_argument(
         "--out", type=Path, default=None, help="default bench/out/lab or bench/out/lab-public"
     )

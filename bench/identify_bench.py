@@ -202,7 +202,7 @@ def run_scenario(
     build = time.time() - t0
     qobjs = [make_query(q, s) for q, s, _sp in queries]
     t0 = time.time()
-    results = identify(qobjs, version, engine=engine, workers=2)
+    results = identify(qobjs, engine, workers=2)
     elapsed = time.time() - t0
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024

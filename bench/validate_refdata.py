@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from species_ref.decision import get_rule  # noqa: E402
 from species_ref.identify import Engine  # noqa: E402
+from species_ref.rules import get_rule  # noqa: E402
 from species_ref.types import LibraryVersion, RefRecord  # noqa: E402
 from species_ref.validate import validate_library  # noqa: E402
 

@@ -290,7 +290,7 @@ def _demo_extensions(
     query.write_text("".join(">" + r for r in records if r.startswith("demo_Manis")))
     results = identify_files(store, files=[query], library=BUNDLED_LIBRARY)
     sample_id = result.items[-1]
-    record_identifications(store, item_id=sample_id, signer=s["wkamau"], results=results, at=at(30))
+    record_identifications(store, plan={sample_id: results}, signer=s["wkamau"], at=at(30))
     for r in results:
         result.facts.append(f"species ID of {sample_id}: {r['level']}: {r['statement']}")
     say("building the court dossier")

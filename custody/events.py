@@ -418,6 +418,15 @@ def _check_unseal(state: ItemState, data: Mapping[str, Any]) -> None:
         )
 
 
+def check_can_record(store: Store, *, item_id: str, kind: EventType, actor: Acting) -> None:
+    """Refuse now, before slow work, what recording `kind` on the item would refuse later."""
+    with store.read() as session:
+        get_item(session, item_id)
+        rows = session.exec(select(Event).where(Event.chain == item_id).order_by(col(Event.seq)))
+        state = replay(item_id, rows.all())
+    check_transition(state, kind, actor, {})
+
+
 @dataclass(frozen=True)
 class Recorded:
     """What a write produced: the events appended (and a new item, for samples)."""

@@ -5,22 +5,42 @@ Invariants: every query file is read and checked before anything is matched
 or written (a bad file changes nothing); an identification recorded on an item
 holds the query hashes, trimming figures, the library's name, version and
 content hash, the rule with its values, the hits and the call, so it can be
-reproduced exactly later; the analyst signs it.
+reproduced exactly later; the analyst signs it, and an actor who may not
+record analyses is refused before any work is done.
+
+Results stay typed (`SpeciesAnalysis`) until they are written into an event or
+printed as JSON; `SpeciesAnalysis.to_dict()` is that JSON, and its keys and
+value shapes never change (stored events and issued dossiers hold it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from custody.domain import EventType
-from custody.events import ItemAct, Recorded, Signer, record_item_events
+from custody.errors import InvalidInput
+from custody.events import ItemAct, Recorded, Signer, check_permission, record_item_events
 from custody.store import Store
 
+if TYPE_CHECKING:
+    from species_ref.cites import CitesListing
+    from species_ref.conflicts import NameConflict
+    from species_ref.identify import Engine, Identification, ValidationDoc
+    from species_ref.library import LibraryStore
+    from species_ref.types import LibraryVersion, Query
+    from species_ref.validate import ValidationReport
+
 ProgressFn = Callable[[int, int], None]
+CitesLookup = Callable[[str], "CitesListing | None"]
 
 BUNDLED_LIBRARY = "demo-barcodes"
+ANALYSIS = "species-identification"
+VALIDATION_PREFIX = "validation-"
 
 
 def bundled_data(name: str) -> Path:
@@ -29,14 +49,48 @@ def bundled_data(name: str) -> Path:
     return Path(species_ref.__file__).parent / "data" / name
 
 
-def reference_store(store: Store) -> Any:
+def reference_store(store: Store) -> LibraryStore:
     from species_ref.library import LibraryStore
 
     return LibraryStore(store.references_dir)
 
 
 def validation_key(rule: str) -> str:
-    return f"validation-{rule}"
+    return f"{VALIDATION_PREFIX}{rule}"
+
+
+@dataclass(frozen=True)
+class ReferenceImport:
+    """A library version made by an import, and what the import refused."""
+
+    version: LibraryVersion
+    rejected: list[tuple[str, int]]  # (reason category, count), most frequent first
+
+
+def import_reference(
+    store: Store,
+    *,
+    name: str,
+    files: Sequence[Path],
+    fmt: str = "auto",
+    marker: str | None = None,
+    note: str = "",
+    max_ambiguous: float = 0.01,
+    progress: ProgressFn | None = None,
+) -> ReferenceImport:
+    """Import reference files as the next version of library `name` (see `LibraryStore.import_version`)."""
+    from species_ref.refimport import rejection_counts
+
+    version, result = reference_store(store).import_version(
+        name,
+        files,
+        fmt=fmt,
+        marker=marker,
+        note=note,
+        progress=progress,
+        max_ambiguous=max_ambiguous,
+    )
+    return ReferenceImport(version, rejection_counts(result.rejected).most_common())
 
 
 def prepare_reference(
@@ -45,12 +99,12 @@ def prepare_reference(
     library: str,
     version: int | None = None,
     progress: ProgressFn | None = None,
-) -> Any:
+) -> Engine:
     """Build and cache a library version's k-mer index and species statistics.
 
     Done once per version (normally right after import), so the first
     identification does not pay for it; later calls find the cache. Returns the
-    ready search engine (`species_ref.identify.Engine`).
+    ready search engine.
     """
     from species_ref.identify import Engine
 
@@ -65,8 +119,8 @@ def reference_conflicts(
     library: str,
     version: int | None = None,
     within: float = 0.5,
-    engine: Any = None,
-) -> list[dict[str, Any]]:
+    engine: Engine | None = None,
+) -> list[NameConflict]:
     """Species pairs of a library version with references within `within` % of each other.
 
     `engine` is the version's engine when the caller has it (from `prepare_reference`).
@@ -76,8 +130,132 @@ def reference_conflicts(
 
     if engine is None:
         engine = prepare_reference(store, library=library, version=version)
-    found = find_conflicts(engine.index, engine.profile, within=within, cites=lookup_cites)
-    return [c.to_dict() for c in found]
+    return find_conflicts(engine.index, engine.profile, within=within, cites=lookup_cites)
+
+
+def reference_validations(store: Store, *, library: str, version: int) -> dict[str, ValidationDoc]:
+    """Every validation stored with a library version, by rule name.
+
+    Registered rules come first in their registry order, then any other rule
+    names alphabetically.
+    """
+    from species_ref.rules import RULES
+
+    refs = reference_store(store)
+    names = [
+        key.removeprefix(VALIDATION_PREFIX)
+        for key in refs.attachment_keys(library, version)
+        if key.startswith(VALIDATION_PREFIX)
+    ]
+    order = {name: i for i, name in enumerate(RULES)}
+    names.sort(key=lambda n: (order.get(n, len(order)), n))
+    found: dict[str, ValidationDoc] = {}
+    for name in names:
+        data = refs.attachment(library, version, validation_key(name))
+        if data:
+            found[name] = data
+    return found
+
+
+@dataclass(frozen=True)
+class QuerySource:
+    """The file a query came from."""
+
+    file: str
+    file_sha256: str
+    format: str
+    details: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, query: Query) -> QuerySource:
+        return cls(
+            file=Path(query.path).name,
+            file_sha256=query.file_sha256,
+            format=query.source_format,
+            details=dict(query.extra),
+        )
+
+    def to_dict(self) -> dict[str, str | dict[str, str]]:
+        return {
+            "file": self.file,
+            "file_sha256": self.file_sha256,
+            "format": self.format,
+            "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True)
+class CitesStatus:
+    """The CITES status of the called species or a candidate, with its snapshot."""
+
+    species: str
+    appendix: str  # "I", "II", "I/II" ... or "not listed"
+    statement: str
+    listed_under: str | None = None  # None when no listing covers the species
+    snapshot: str | None = None
+
+    @classmethod
+    def look_up(cls, species: str, lookup: CitesLookup) -> CitesStatus:
+        listing = lookup(species)
+        if listing is None:
+            statement = f"{species} has no CITES listing in the bundled snapshots."
+            return cls(species, "not listed", statement)
+        return cls(
+            species=species,
+            appendix=listing.appendix,
+            statement=listing.summary(),
+            listed_under=listing.listed_under or listing.taxon,
+            snapshot=listing.snapshot,
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        if self.listed_under is None:
+            return {"species": self.species, "appendix": self.appendix, "statement": self.statement}
+        return {
+            "species": self.species,
+            "appendix": self.appendix,
+            "listed_under": self.listed_under,
+            "snapshot": self.snapshot or "",
+            "statement": self.statement,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class SpeciesAnalysis(Mapping[str, Any]):
+    """One query's identification as custody records it: the call, CITES status, source.
+
+    Read it through its attributes. It is also a read-only mapping of its JSON
+    form (`to_dict()`), for callers written when results were plain dicts.
+    """
+
+    identification: Identification
+    cites_listings: list[CitesStatus]
+    source: QuerySource
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON stored in `analyse` events and printed by `identify --json`."""
+        return {
+            **self.identification.to_dict(),
+            "cites_listings": [c.to_dict() for c in self.cites_listings],
+            "source": self.source.to_dict(),
+        }
+
+    def event_data(self) -> dict[str, Any]:
+        """The data of the `analyse` event that records this identification."""
+        return {"analysis": ANALYSIS, **self.to_dict()}
+
+    @cached_property
+    def _json(self) -> dict[str, Any]:
+        return self.to_dict()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._json[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._json)
+
+    def __len__(self) -> int:
+        return len(self._json)
 
 
 def identify_files(
@@ -87,70 +265,52 @@ def identify_files(
     library: str,
     version: int | None = None,
     rule: str = "default",
+    analyst: Signer | None = None,
     progress: ProgressFn | None = None,
-) -> list[dict[str, Any]]:
-    """Read, QC and identify every query in `files`; returns one result dict per query."""
-    from species_ref.cites import lookup_cites
-    from species_ref.decision import get_rule
-    from species_ref.identify import identify
-    from species_ref.reading import read_queries
+) -> list[SpeciesAnalysis]:
+    """Read, QC and identify every query in `files`; one typed result per query.
 
+    With `analyst` (who will record the results), an actor who may not record
+    analyses is refused before any file is read.
+    """
+    from species_ref.cites import lookup_cites
+    from species_ref.identify import Engine, identify
+    from species_ref.reading import read_queries
+    from species_ref.rules import get_rule
+
+    if analyst is not None:
+        check_permission(analyst.actor, EventType.ANALYSE)
     chosen_rule = get_rule(rule)
     queries = [q for path in files for q in read_queries(path)]
     refs = reference_store(store)
     lib = refs.load(library, version)
     validation = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
+    engine = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
     results = identify(
         queries,
-        lib,
+        engine,
         rule=chosen_rule,
         cites=lookup_cites,
         validation=validation,
         progress=progress,
-        cache_dir=refs.cache_dir(lib.name, lib.version),
     )
-    out = []
-    for query, result in zip(queries, results, strict=True):
-        data = result.to_dict()
-        data["cites_listings"] = _cites_details(data, lookup_cites)
-        data["source"] = {
-            "file": Path(query.path).name,
-            "file_sha256": query.file_sha256,
-            "format": query.source_format,
-            "details": dict(query.extra),
-        }
-        out.append(data)
-    return out
+    return [
+        SpeciesAnalysis(
+            identification=result,
+            cites_listings=_cites_statuses(result, lookup_cites),
+            source=QuerySource.of(query),
+        )
+        for query, result in zip(queries, results, strict=True)
+    ]
 
 
-def _cites_details(result: dict[str, Any], lookup: Callable[[str], Any]) -> list[dict[str, str]]:
+def _cites_statuses(result: Identification, lookup: CitesLookup) -> list[CitesStatus]:
     """CITES status of the called species and every candidate, with the snapshot date."""
     names: list[str] = []
-    for name in [result.get("taxon"), *(c.get("species") for c in result.get("candidates", []))]:
+    for name in [result.taxon, *(c.species for c in result.candidates)]:
         if name and " " in name and name not in names:
             names.append(name)
-    details = []
-    for name in names:
-        listing = lookup(name)
-        if listing is None:
-            details.append(
-                {
-                    "species": name,
-                    "appendix": "not listed",
-                    "statement": f"{name} has no CITES listing in the bundled snapshots.",
-                }
-            )
-            continue
-        details.append(
-            {
-                "species": name,
-                "appendix": listing.appendix,
-                "listed_under": listing.listed_under or listing.taxon,
-                "snapshot": listing.snapshot,
-                "statement": listing.summary(),
-            }
-        )
-    return details
+    return [CitesStatus.look_up(name, lookup) for name in names]
 
 
 def validate_reference(
@@ -161,10 +321,10 @@ def validate_reference(
     rule: str = "default",
     max_queries: int | None = None,
     progress: ProgressFn | None = None,
-) -> dict[str, Any]:
+) -> ValidationReport:
     """Measure a library version's error rates and attach them to it (used by every result)."""
-    from species_ref.decision import get_rule
     from species_ref.identify import Engine
+    from species_ref.rules import get_rule
     from species_ref.validate import validate_library
 
     chosen = get_rule(rule)
@@ -174,22 +334,93 @@ def validate_reference(
     report = validate_library(
         lib, rule=chosen, progress=progress, max_queries=max_queries, engine=engine
     )
-    data: dict[str, Any] = report.to_dict()
-    refs.attach(lib.name, lib.version, validation_key(chosen.name), data)
-    return data
+    refs.attach(lib.name, lib.version, validation_key(chosen.name), report.to_dict())
+    return report
 
 
 def record_identifications(
     store: Store,
     *,
-    item_id: str,
+    plan: Mapping[str, Sequence[SpeciesAnalysis]],
     signer: Signer,
-    results: Sequence[dict[str, Any]],
     at: str | None = None,
 ) -> Recorded:
-    """One signed `analyse` event per identification, all in one transaction."""
+    """One signed `analyse` event per identification, on the item it was run on
+    (`assign_to_items`), all in one transaction."""
     acts = [
-        ItemAct(item_id, EventType.ANALYSE, {"analysis": "species-identification", **r})
+        ItemAct(item_id, EventType.ANALYSE, r.event_data())
+        for item_id, results in plan.items()
         for r in results
     ]
     return record_item_events(store, acts=acts, signer=signer, at=at)
+
+
+#: Read-direction suffixes of one marker's forward and reverse Sanger reads.
+_READ_SUFFIX = re.compile(r"([_.\-](?:F|R|FWD|REV|FORWARD|REVERSE|[12]))$", re.IGNORECASE)
+
+
+def marker_of(result: SpeciesAnalysis) -> str | None:
+    """The marker a query was matched on (that of its best hit), None without hits."""
+    hits = result.identification.top_hits
+    return hits[0].marker if hits else None
+
+
+def one_sample(results: Sequence[SpeciesAnalysis]) -> bool:
+    """True when the queries can be one sample's: each on another marker, or the
+    forward and reverse reads of one marker (names differing only by F/R)."""
+    if len(results) <= 1:
+        return True
+    found = [marker_of(r) for r in results]
+    if None not in found and len(set(found)) == len(found):
+        return True
+    stems = {_READ_SUFFIX.sub("", r.identification.query) for r in results}
+    return len(stems) == 1 and len(results) == 2
+
+
+def read_query_map(path: Path) -> dict[str, str]:
+    """A `--map` file: CSV with the columns query and item, one row per query."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        raise InvalidInput(f"The query map {path} cannot be read; check the path.") from None
+    mapping: dict[str, str] = {}
+    for n, row in enumerate(rows, start=2):
+        query, item = (row.get("query") or "").strip(), (row.get("item") or "").strip()
+        if not query or not item:
+            raise InvalidInput(
+                f"Row {n} of the query map {path} needs a query and an item (header: query,item)."
+            )
+        if mapping.setdefault(query, item) != item:
+            raise InvalidInput(f"Query {query} is mapped to two items in {path}; keep one row.")
+    return mapping
+
+
+def assign_to_items(
+    results: Sequence[SpeciesAnalysis], *, item: str | None, mapping: Mapping[str, str] | None
+) -> dict[str, list[SpeciesAnalysis]]:
+    """Which item each identification is recorded on; refuses a file of several samples
+    given one item, and queries the map leaves out."""
+    if mapping is not None:
+        names = [r.identification.query for r in results]
+        missing = [n for n in names if n not in mapping]
+        if missing:
+            raise InvalidInput(
+                f"Query {missing[0]} is not in the query map; add a row '{missing[0]},ITEM'."
+            )
+        out: dict[str, list[SpeciesAnalysis]] = {}
+        for r in results:
+            out.setdefault(mapping[r.identification.query], []).append(r)
+        return out
+    if item is None:
+        return {}
+    if not one_sample(results):
+        shown = ", ".join(r.identification.query for r in results[:4])
+        raise InvalidInput(
+            f"The query files hold {len(results)} queries ({shown}{', ...' if len(results) > 4 else ''}) "
+            f"that are not one sample's markers or forward/reverse reads; record each on its own "
+            "item with --map queries.csv (columns query,item) or one file per item."
+        )
+    return {item: list(results)}

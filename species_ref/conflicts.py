@@ -35,14 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from species_ref.decision import LibraryProfile
 from species_ref.index import KmerIndex
 from species_ref.matching import Matcher
+from species_ref.profile import LibraryProfile
+from species_ref.vocab import ConflictKind
 
-SYNONYM = "synonym"
-MISIDENTIFIED = "misidentified record"
-NOT_SEPARATED = "not separated"
-TWO_GENERA = "two genera"
+SYNONYM = ConflictKind.SYNONYM
+MISIDENTIFIED = ConflictKind.MISIDENTIFIED
+NOT_SEPARATED = ConflictKind.NOT_SEPARATED
+TWO_GENERA = ConflictKind.TWO_GENERA
 
 #: a reference is read as misidentified when its own species' other references
 #: lie at least this far away (median, percent) while the other species is within
@@ -58,18 +59,18 @@ class NameConflict:
     species_b: str
     distance: float  # smallest distance between a reference of each, percent
     accessions: tuple[tuple[str, str], ...]  # (reference of a, reference of b) pairs found
-    kind: str  # SYNONYM, MISIDENTIFIED, TWO_GENERA or NOT_SEPARATED
+    kind: ConflictKind
     explanation: str
     suspect: str = ""  # the accession read as misidentified, if any
     cites: tuple[str, ...] = ()  # CITES statements of listed species among the two
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str | float | list[str] | list[list[str]]]:
         return {
             "species_a": self.species_a,
             "species_b": self.species_b,
             "distance": round(self.distance, 3),
             "accessions": [list(p) for p in self.accessions],
-            "kind": self.kind,
+            "kind": str(self.kind),
             "explanation": self.explanation,
             "suspect": self.suspect,
             "cites": list(self.cites),
@@ -155,7 +156,7 @@ def _reading(
     name_b: str,
     pair: tuple[int, int],
     distance: float,
-) -> tuple[str, str, str]:
+) -> tuple[ConflictKind, str, str]:
     genus_a, _, epithet_a = name_a.partition(" ")
     genus_b, _, epithet_b = name_b.partition(" ")
     at = "identical" if distance == 0 else f"within {distance:.2f} %"

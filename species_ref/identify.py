@@ -19,40 +19,39 @@ coverage, next_species_distance (identity gap to the next species, %), flags
 aligned_length, coverage, gaps, n_refs, n_supporting, accessions, strand),
 hits (every species with a usable hit, same fields, best first),
 library_name, library_version_number, library_version (content hash), rule
-(name and every value), qc, cites (species -> appendix, when a lookup is
-given), validation (as passed in), species_stats (the library statistics of
-the best species: n_refs, intra_max, intra_mean, nn_distance, nn_species),
-top_hits (the ten best reference alignments).
+(name and every value), qc (`QueryQC.to_dict`: figures, warnings and
+warning_codes), cites (species -> appendix, when a lookup is given),
+validation (as passed in), species_stats (the library statistics of the best
+species: n_refs, intra_max, intra_mean, nn_distance, nn_species), top_hits
+(the ten best reference alignments), flag_codes (the `FlagCode` of each flag,
+in the order of `flags`; added later, so older stored results lack it).
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from species_ref.decision import (
-    Decision,
-    LibraryProfile,
-    Rule,
-    SpeciesHits,
-    decide,
-    get_rule,
-)
+from species_ref.decision import Decision, LibraryView, SpeciesHits, decide
 from species_ref.errors import SpeciesRefError
 from species_ref.index import KmerIndex
 from species_ref.matching import Hit, Matcher
-from species_ref.types import LibraryVersion, Query
+from species_ref.parallel import fork_map
+from species_ref.profile import LibraryProfile, SpeciesStats
+from species_ref.rules import Rule, get_rule
+from species_ref.types import LibraryVersion, Query, QueryQC
+from species_ref.vocab import DecisionLevel, Flag
 
 Progress = Callable[[int, int], None]
 CitesLookup = Callable[[str], object | None]
+#: a validation report as stored with a library version (`ValidationReport.to_dict()`).
+ValidationDoc = dict[str, Any]
 
 
 class IndexMismatch(SpeciesRefError):
@@ -66,51 +65,61 @@ class Identification:
     query: str
     query_sha256: str
     query_length: int
-    level: str
+    level: DecisionLevel
     taxon: str | None
     rank: str | None
     statement: str
     identity: float | None
     coverage: float | None
     next_species_distance: float | None
-    flags: list[str]
+    flags: list[Flag]
     candidates: list[SpeciesHits]
     hits: list[SpeciesHits]
     library_name: str
     library_version_number: int
     library_version: str  # content hash
     rule: Rule
-    qc: dict[str, Any] | None = None
+    qc: QueryQC | None = None
     cites: dict[str, str] | None = None
-    validation: dict[str, Any] | None = None
-    species_stats: dict[str, Any] | None = None
+    validation: ValidationDoc | None = None
+    species_stats: SpeciesStats | None = None
     top_hits: list[Hit] = field(default_factory=list)
 
+    @property
+    def flag_texts(self) -> list[str]:
+        """The flags as sentences, in order."""
+        return [f.text for f in self.flags]
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; keys are stable (documented in the module docstring)."""
+        """JSON-ready dict; keys are stable (documented in the module docstring).
+
+        Stored in custody events and issued dossiers: keys may be added, never
+        renamed or reshaped.
+        """
         return {
             "query": self.query,
             "query_sha256": self.query_sha256,
             "query_length": self.query_length,
-            "level": self.level,
+            "level": str(self.level),
             "taxon": self.taxon,
             "rank": self.rank,
             "statement": self.statement,
             "identity": None if self.identity is None else round(self.identity, 3),
             "coverage": None if self.coverage is None else round(self.coverage, 2),
             "next_species_distance": self.next_species_distance,
-            "flags": list(self.flags),
+            "flags": self.flag_texts,
             "candidates": [c.to_dict() for c in self.candidates],
             "hits": [h.to_dict() for h in self.hits],
             "library_name": self.library_name,
             "library_version_number": self.library_version_number,
             "library_version": self.library_version,
             "rule": self.rule.to_dict(),
-            "qc": self.qc,
+            "qc": None if self.qc is None else self.qc.to_dict(),
             "cites": self.cites,
             "validation": self.validation,
-            "species_stats": self.species_stats,
+            "species_stats": None if self.species_stats is None else self.species_stats.to_dict(),
             "top_hits": [h.to_dict() for h in self.top_hits[:10]],
+            "flag_codes": [str(f.code) for f in self.flags],
         }
 
 
@@ -154,10 +163,11 @@ class Engine:
         seq: str,
         *,
         rule: Rule,
-        qc: Any = None,
+        qc: QueryQC | None = None,
         cites: CitesLookup | None = None,
         exclude: npt.NDArray[np.bool_] | None = None,
     ) -> tuple[Decision, list[Hit]]:
+        """Match `seq` (with the references in `exclude` held out) and decide under `rule`."""
         hits = self.matcher.match(seq, exclude=exclude)
 
         def error_sites(species: str) -> int | None:
@@ -170,14 +180,16 @@ class Engine:
             hits,
             query_length=len(seq),
             rule=rule,
-            profile=self.profile,
-            index=self.index,
+            library=self.library_view(exclude),
             qc=qc,
             cites=cites,
-            excluded_refs=exclude,
             error_sites=error_sites,
         )
         return dec, hits
+
+    def library_view(self, exclude: npt.NDArray[np.bool_] | None = None) -> LibraryView:
+        """The library statistics for decisions, with the references in `exclude` held out."""
+        return LibraryView(profile=self.profile, index=self.index, excluded_refs=exclude)
 
     def identify_one(
         self,
@@ -185,7 +197,7 @@ class Engine:
         *,
         rule: Rule,
         cites: CitesLookup | None = None,
-        validation: dict[str, Any] | None = None,
+        validation: ValidationDoc | None = None,
     ) -> Identification:
         dec, hits = self.decide_sequence(query.sequence, rule=rule, qc=query.qc, cites=cites)
         v = self.version
@@ -200,86 +212,53 @@ class Engine:
             identity=dec.identity,
             coverage=dec.coverage,
             next_species_distance=dec.next_species_distance,
-            flags=dec.flags,
+            flags=list(dec.flags),
             candidates=dec.candidates,
             hits=dec.species_hits,
             library_name=v.name,
             library_version_number=v.version,
             library_version=v.content_hash,
             rule=rule,
-            qc=asdict(query.qc) if query.qc is not None else None,
+            qc=query.qc,
             cites=dec.cites if cites is not None else None,
             validation=validation,
-            species_stats=dec.stats.to_dict() if dec.stats is not None else None,
+            species_stats=dec.stats,
             top_hits=hits[:10],
         )
 
 
-# Worker processes inherit the engine through fork: nothing large is pickled.
-_WORKER: dict[str, Any] = {}
+@dataclass(frozen=True)
+class _Batch:
+    """What every worker identifying a batch shares (inherited through fork)."""
+
+    engine: Engine
+    rule: Rule
+    cites: CitesLookup | None
+    validation: ValidationDoc | None
 
 
-def _work(i: int) -> Identification:
-    eng: Engine = _WORKER["engine"]
-    return eng.identify_one(
-        _WORKER["queries"][i],
-        rule=_WORKER["rule"],
-        cites=_WORKER["cites"],
-        validation=_WORKER["validation"],
+def _identify_one(batch: _Batch, query: Query) -> Identification:
+    return batch.engine.identify_one(
+        query, rule=batch.rule, cites=batch.cites, validation=batch.validation
     )
-
-
-def resolve_workers(workers: int, n_items: int) -> int:
-    """Worker processes to use: `workers`, or with 0 every core, never more than items."""
-    if workers <= 0:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    return max(1, min(workers, n_items // 20 or 1))
 
 
 def identify(
     queries: Sequence[Query],
-    version: LibraryVersion,
+    engine: Engine,
     *,
     rule: Rule | str = "default",
-    index: KmerIndex | None = None,
     cites: CitesLookup | None = None,
-    validation: dict[str, Any] | None = None,
+    validation: ValidationDoc | None = None,
     progress: Progress | None = None,
-    workers: int = 0,
-    profile: LibraryProfile | None = None,
-    cache_dir: Path | None = None,
-    engine: Engine | None = None,
+    workers: int | None = None,
 ) -> list[Identification]:
-    """Identify each query against library `version` under the named or given `rule`.
+    """Identify each query with `engine` (one library version) under the named or given `rule`.
 
-    `index`/`profile` reuse prebuilt structures; otherwise they are loaded from
-    or cached in `cache_dir` (built in memory when it is None). `cites` looks a
-    species up in the CITES appendices. `validation` (the library's measured
-    rates from `validate_library(...).to_dict()`) is copied into each result.
-    `workers=0` uses every core for batches.
+    `cites` looks a species up in the CITES appendices. `validation` (the
+    library's measured rates from `validate_library(...).to_dict()`) is copied
+    into each result. `workers` None uses every core for batches (see
+    `species_ref.parallel.fork_map`). Results are in the order of `queries`.
     """
-    r = get_rule(rule)
-    eng = engine or Engine(version, index=index, profile=profile, cache_dir=cache_dir)
-    total = len(queries)
-    n_workers = resolve_workers(workers, total)
-    results: list[Identification] = []
-    if n_workers <= 1:
-        for i, q in enumerate(queries):
-            results.append(eng.identify_one(q, rule=r, cites=cites, validation=validation))
-            if progress is not None:
-                progress(i + 1, total)
-        return results
-    _WORKER.update(engine=eng, queries=queries, rule=r, cites=cites, validation=validation)
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(n_workers) as pool:
-            chunk = max(1, min(64, total // (n_workers * 8) or 1))
-            for res in pool.imap(_work, range(total), chunksize=chunk):
-                results.append(res)
-                if progress is not None:
-                    progress(len(results), total)
-    finally:
-        _WORKER.clear()
-    return results
+    batch = _Batch(engine=engine, rule=get_rule(rule), cites=cites, validation=validation)
+    return fork_map(_identify_one, queries, shared=batch, workers=workers, progress=progress)

@@ -265,9 +265,6 @@ class KmerIndex:
         return _sorted_unique(key[valid])
 
     # ------------------------------------------------------------ persistence
-    def cache_name(self) -> str:
-        return _cache_name(self.content_hash, self.k)
-
     def save(self, path: Path) -> None:
         """Write the index to an .npz file atomically."""
         save_npz_atomically(

@@ -386,39 +386,14 @@ class LibraryStore:
                 f"No reference files were given for library '{name}'; name at least one file."
             )
         total = len(files) + 1
-        records: list[RefRecord] = []
-        rejected: list[Rejection] = []
-        sources: list[dict[str, Any]] = []
-        seen: dict[tuple[str, str], str] = {}
-        for i, path in enumerate(files):
-            result = read_reference_file(path, fmt=fmt, marker=marker, max_ambiguous=max_ambiguous)
-            kept = 0
-            for rec in result.records:
-                key = (rec.seq_id, rec.marker)
-                if key in seen:
-                    rejected.append(
-                        Rejection(
-                            seq_id=rec.seq_id,
-                            reason=f"duplicate ID: {rec.seq_id} ({rec.marker}) also in {seen[key]}",
-                            source=path.name,
-                        )
-                    )
-                    continue
-                seen[key] = path.name
-                records.append(rec)
-                kept += 1
-            rejected.extend(result.rejected)
-            sources.append(
-                {
-                    "file": path.name,
-                    "sha256": _sha256_file(path),
-                    "records": kept,
-                    "rejected": len(result.records) - kept + len(result.rejected),
-                }
-            )
-            if progress is not None:
-                progress(i + 1, total)
-
+        read = _read_sources(
+            files,
+            fmt=fmt,
+            marker=marker,
+            max_ambiguous=max_ambiguous,
+            progress=None if progress is None else (lambda done: progress(done, total)),
+        )
+        records, rejected = read.records, read.rejected
         records.sort(key=_canonical_key)
         content_hash = canonical_library_hash(records)
         combined = ImportResult(records=tuple(records), rejected=tuple(rejected))
@@ -432,37 +407,18 @@ class LibraryStore:
 
         version = (numbers[-1] + 1) if numbers else 1
         created_at = _now()
-        try:
-            self._write_version(
-                name=name,
-                version=version,
-                records=records,
-                rejected=rejected,
-                manifest={
-                    "format": FORMAT_TAG,
-                    "name": name,
-                    "version": version,
-                    "content_hash": content_hash,
-                    "hash_definition": "species_ref.library.canonical_library_hash",
-                    "created_at": created_at,
-                    "note": note,
-                    "record_count": len(records),
-                    "species_count": len({r.species for r in records}),
-                    "markers": dict(sorted(Counter(r.marker for r in records).items())),
-                    "sources": sources,
-                    "import_options": {
-                        "format": fmt,
-                        "marker": marker,
-                        "max_ambiguous": max_ambiguous,
-                    },
-                    "rejected": dict(sorted(rejection_counts(rejected).items())),
-                },
-            )
-        except OSError as e:
-            raise SpeciesRefError(
-                f"Library '{name}' version {version} could not be written under {self.root} "
-                f"({e.strerror or e}); check that the directory is writable. Nothing was imported."
-            ) from None
+        manifest = _manifest(
+            name=name,
+            version=version,
+            content_hash=content_hash,
+            created_at=created_at,
+            note=note,
+            read=read,
+            import_options={"format": fmt, "marker": marker, "max_ambiguous": max_ambiguous},
+        )
+        self._write_version(
+            name=name, version=version, records=records, rejected=rejected, manifest=manifest
+        )
         if progress is not None:
             progress(total, total)
         lib = LibraryVersion(
@@ -484,7 +440,29 @@ class LibraryStore:
         rejected: list[Rejection],
         manifest: dict[str, Any],
     ) -> None:
-        """Write a version into a temporary directory, then rename it into place."""
+        """Write a version into a temporary directory, then rename it into place.
+
+        Raises `SpeciesRefError` when it cannot be written; nothing is left behind.
+        """
+        try:
+            self._write_version_files(
+                name=name, version=version, records=records, rejected=rejected, manifest=manifest
+            )
+        except OSError as e:
+            raise SpeciesRefError(
+                f"Library '{name}' version {version} could not be written under {self.root} "
+                f"({e.strerror or e}); check that the directory is writable. Nothing was imported."
+            ) from None
+
+    def _write_version_files(
+        self,
+        *,
+        name: str,
+        version: int,
+        records: list[RefRecord],
+        rejected: list[Rejection],
+        manifest: dict[str, Any],
+    ) -> None:
         base = self.root / name
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".import-", dir=base))
@@ -547,6 +525,18 @@ class LibraryStore:
         os.replace(tmp, target)
         return target
 
+    def attachment_keys(self, name: str, version: int) -> list[str]:
+        """The keys of every JSON document stored next to a version, sorted."""
+        v = self._require(name, version)
+        folder = self.version_dir(name, v) / ATTACHMENTS
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.stem
+            for p in folder.glob("*.json")
+            if not p.name.startswith(".") and _NAME.match(p.stem)
+        )
+
     def attachment(self, name: str, version: int, key: str) -> dict[str, Any] | None:
         """Return the JSON document stored under `key` for a version, or None."""
         v = self._require(name, version)
@@ -562,6 +552,86 @@ class LibraryStore:
                 "delete it and compute it again."
             ) from None
         return data if isinstance(data, dict) else None
+
+
+@dataclass
+class _Sources:
+    """What the files of one import yielded, before a version is written."""
+
+    records: list[RefRecord]
+    rejected: list[Rejection]
+    sources: list[dict[str, str | int]]  # manifest "sources" entries, one per file
+
+
+def _read_sources(
+    files: list[Path],
+    *,
+    fmt: str,
+    marker: str | None,
+    max_ambiguous: float,
+    progress: Callable[[int], None] | None,
+) -> _Sources:
+    """Parse every file; a record whose (seq_id, marker) came from an earlier file is a duplicate."""
+    out = _Sources([], [], [])
+    seen: dict[tuple[str, str], str] = {}
+    for i, path in enumerate(files):
+        result = read_reference_file(path, fmt=fmt, marker=marker, max_ambiguous=max_ambiguous)
+        kept = 0
+        for rec in result.records:
+            key = (rec.seq_id, rec.marker)
+            if key in seen:
+                out.rejected.append(
+                    Rejection(
+                        seq_id=rec.seq_id,
+                        reason=f"duplicate ID: {rec.seq_id} ({rec.marker}) also in {seen[key]}",
+                        source=path.name,
+                    )
+                )
+                continue
+            seen[key] = path.name
+            out.records.append(rec)
+            kept += 1
+        out.rejected.extend(result.rejected)
+        out.sources.append(
+            {
+                "file": path.name,
+                "sha256": _sha256_file(path),
+                "records": kept,
+                "rejected": len(result.records) - kept + len(result.rejected),
+            }
+        )
+        if progress is not None:
+            progress(i + 1)
+    return out
+
+
+def _manifest(
+    *,
+    name: str,
+    version: int,
+    content_hash: str,
+    created_at: str,
+    note: str,
+    read: _Sources,
+    import_options: dict[str, str | float | None],
+) -> dict[str, Any]:
+    """The manifest of a new version (file hashes are added when the files are written)."""
+    records = read.records
+    return {
+        "format": FORMAT_TAG,
+        "name": name,
+        "version": version,
+        "content_hash": content_hash,
+        "hash_definition": "species_ref.library.canonical_library_hash",
+        "created_at": created_at,
+        "note": note,
+        "record_count": len(records),
+        "species_count": len({r.species for r in records}),
+        "markers": dict(sorted(Counter(r.marker for r in records).items())),
+        "sources": read.sources,
+        "import_options": import_options,
+        "rejected": dict(sorted(rejection_counts(read.rejected).items())),
+    }
 
 
 def check_attachment_key(key: str) -> str:

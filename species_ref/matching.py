@@ -29,9 +29,9 @@ Invariants and definitions:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +54,11 @@ GAP_OPEN = -5
 GAP_EXTEND = -2
 _IUPAC = "ACGTRYSWKMBDHVN"
 
+#: how a hit was aligned: "ungapped" (one diagonal), "aligned" (Biopython's
+#: PairwiseAligner, short queries) or "chained" (`_chained`: ungapped pieces on
+#: a few diagonals, long queries with indels).
+AlignMethod = Literal["ungapped", "aligned", "chained"]
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -74,26 +79,26 @@ class Hit:
     ref_start: int
     ref_end: int
     shared_kmers: int
-    method: str  # "ungapped" or "aligned"
+    method: AlignMethod
 
     @property
     def genus(self) -> str:
         return self.species.split(" ", 1)[0]
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+    def to_dict(self) -> dict[str, str | int | float]:
+        out: dict[str, str | int | float] = asdict(self)
         out["identity"] = round(self.identity, 3)
         out["query_coverage"] = round(self.query_coverage, 2)
         return out
 
 
 def _aligner() -> PairwiseAligner:
-    matrix = substitution_matrices.Array(alphabet=_IUPAC, dims=2)
+    matrix = substitution_matrices.Array(alphabet=_IUPAC, dims=2)  # type: ignore[no-untyped-call]  # Biopython is untyped
     masks = {ch: int(encode_mask(ch)[0]) for ch in _IUPAC}
     for a in _IUPAC:
         for b in _IUPAC:
             matrix[a, b] = MATCH if masks[a] & masks[b] else MISMATCH
-    aligner = PairwiseAligner()
+    aligner = PairwiseAligner()  # type: ignore[no-untyped-call]
     aligner.mode = "local"
     aligner.substitution_matrix = matrix
     aligner.open_gap_score = GAP_OPEN
@@ -153,7 +158,7 @@ class _Raw:
     q_end: int
     r_start: int
     r_end: int
-    method: str
+    method: AlignMethod
 
 
 class Matcher:
@@ -246,6 +251,102 @@ class Matcher:
             return out
         index = self.index
         oriented = _orient_both(qmask, k, kmers)
+        raw_votes = self._diagonal_votes(oriented, refs=refs, strands=strands, qlen=qlen)
+        if raw_votes is None:
+            return out
+        votes = raw_votes.copy()
+        width = votes.shape[1]
+        best = votes.argmax(axis=1)
+        best_votes = votes[np.arange(n_c), best]
+        rows = np.arange(n_c)[:, None]
+        near = np.minimum(np.maximum(best[:, None] + np.arange(-2, 3), 0), width - 1)
+        votes[rows, near] = 0
+        second = votes.max(axis=1)
+        d = best - qlen
+        q0 = np.maximum(0, -d)
+        q1 = np.minimum(qlen, index.lengths[refs] - d)
+        length = np.where(best_votes > 0, np.maximum(q1 - q0, 0), 0)
+        ok = length > 0
+        if not ok.any():
+            return out
+        ci = np.flatnonzero(ok)
+        # The two orientations of the query sit side by side: [as given | reverse complement].
+        both = np.concatenate((oriented[1].mask, oriented[-1].mask))
+        qoff = np.where(strands[ci] == 1, 0, qlen)
+        roff = d[ci] + index.seq_offsets[refs[ci]]
+        cols, matches, seg_start = _best_segments(
+            both, index.seq_masks, q0=q0[ci], length=length[ci], qoff=qoff, roff=roff
+        )
+        q_start = q0[ci] + seg_start
+        top_shared = int(shared.max()) if shared is not None and shared.shape[0] else 0
+        # A gapped alignment where the k-mers show a second diagonal (indel) or
+        # the segment leaves much of the overlap unexplained, for references
+        # sharing at least half as many k-mers as the best one.
+        wants_gap = (second[ci] >= np.maximum(2, best_votes[ci] // 12)) | (cols < 0.9 * length[ci])
+        if shared is not None:
+            wants_gap &= shared[ci] * 2 >= top_shared
+        segments = zip(
+            ci.tolist(),
+            cols.tolist(),
+            q_start.tolist(),
+            d[ci].tolist(),
+            matches.tolist(),
+            wants_gap.tolist(),
+            strict=True,
+        )
+        self._finish_segments(
+            segments, out=out, oriented=oriented, votes=raw_votes, refs=refs, strands=strands
+        )
+        return out
+
+    def _finish_segments(
+        self,
+        segments: Iterable[tuple[int, int, int, int, int, bool]],
+        *,
+        out: list[_Raw | None],
+        oriented: dict[int, _Oriented],
+        votes: IntArray,
+        refs: IntArray,
+        strands: IntArray,
+    ) -> None:
+        """Fill `out[c]` for each (candidate, columns, query start, diagonal, matches,
+        wants a gapped alignment) segment, with a gapped alignment where it scores
+        better (at most `max_gapped` of them)."""
+        index = self.index
+        gapped_left = self.max_gapped
+        for c, n_cols, qs_, dd, n_match, gap in segments:
+            raw = _Raw(
+                100.0 * n_match / n_cols if n_cols else 0.0,
+                n_cols,
+                n_match if n_cols else 0,
+                0,
+                qs_,
+                qs_ + n_cols,
+                qs_ + dd,
+                qs_ + dd + n_cols,
+                "ungapped",
+            )
+            if gap and gapped_left > 0:
+                gapped_left -= 1
+                row = votes[c]
+                qlen = int(oriented[1].mask.shape[0])
+                top = np.argsort(-row, kind="stable")[:6]
+                diags = [int(x) - qlen for x in top if row[x] >= 2]
+                qm = oriented[int(strands[c])].mask
+                full = self._gapped(qm, index.ref_mask(int(refs[c])), d=dd, diags=diags)
+                if full is not None and full.identity * full.columns > raw.identity * raw.columns:
+                    raw = full
+            out[c] = raw
+
+    def _diagonal_votes(
+        self, oriented: dict[int, _Oriented], *, refs: IntArray, strands: IntArray, qlen: int
+    ) -> IntArray | None:
+        """Shared k-mers per (reference, diagonal): rows are references, column
+        `offset + qlen` counts k-mers on that diagonal. None when no reference
+        has a k-mer."""
+        index = self.index
+        k = index.k
+        n_c = int(refs.shape[0])
         lens = index.lengths[refs]
         n_kmer = np.maximum(lens - k + 1, 0)
         # Long references are sampled (about 150 k-mers each): plenty of votes
@@ -254,7 +355,7 @@ class Matcher:
         m = (n_kmer + stride - 1) // stride
         total = int(m.sum())
         if total == 0:
-            return out
+            return None
         seg = np.repeat(np.arange(n_c), m)
         first = np.cumsum(m) - m
         local = (np.arange(total) - np.repeat(first, m)) * np.repeat(stride, m)
@@ -280,99 +381,7 @@ class Matcher:
             diag = local[sel][hit] - ori.sorted_pos[idx[hit]] + qlen
             key = seg[sel][hit] * width + diag
             votes_flat += np.bincount(key, minlength=n_c * width)
-        votes = votes_flat.reshape(n_c, width)
-        raw_votes = votes.copy()
-        best = votes.argmax(axis=1)
-        best_votes = votes[np.arange(n_c), best]
-        rows = np.arange(n_c)[:, None]
-        near = np.minimum(np.maximum(best[:, None] + np.arange(-2, 3), 0), width - 1)
-        votes[rows, near] = 0
-        second = votes.max(axis=1)
-        d = best - qlen
-        q0 = np.maximum(0, -d)
-        q1 = np.minimum(qlen, lens - d)
-        length = np.where(best_votes > 0, np.maximum(q1 - q0, 0), 0)
-        ok = length > 0
-        if not ok.any():
-            return out
-        ci = np.flatnonzero(ok)
-        length_ok = length[ci]
-        n_el = int(length_ok.sum())
-        seg_first = np.cumsum(length_ok) - length_ok
-        within = np.arange(n_el) - np.repeat(seg_first, length_ok)
-        qidx = np.repeat(q0[ci], length_ok) + within
-        # The two orientations of the query sit side by side: [as given | reverse complement].
-        both = np.concatenate((oriented[1].mask, oriented[-1].mask))
-        qsel = qidx + np.repeat(np.where(strands[ci] == 1, 0, qlen), length_ok)
-        ridx = qidx + np.repeat(d[ci] + index.seq_offsets[refs[ci]], length_ok)
-        same = (both[qsel] & index.seq_masks[ridx]) != 0
-        score = same.astype(np.int64) * (MATCH - MISMATCH) + MISMATCH
-        cs = np.cumsum(score)
-        before = np.concatenate(([0], cs))[seg_first]
-        rel = cs - np.repeat(before, length_ok)
-        big = 6 * (int(length_ok.max()) + 2)
-        shift = np.repeat(np.arange(ci.shape[0], dtype=np.int64) * big, length_ok)
-        runmin = np.minimum.accumulate(rel - shift) + shift
-        low = np.minimum(runmin, 0)
-        gain = rel - low
-        seg_max = np.maximum.reduceat(gain, seg_first)
-        at_max = np.flatnonzero(gain == np.repeat(seg_max, length_ok))
-        end_el = at_max[np.searchsorted(at_max, seg_first)]
-        low_end = low[end_el]
-        # Matches from the score sums: cs over a segment = matches * (MATCH - MISMATCH) + cols * MISMATCH.
-        cs0 = np.concatenate(([0], cs))
-        # Start of the best segment: first prefix (virtual 0 before the segment,
-        # or an element) whose relative sum equals the running minimum at the end.
-        cand_start = np.flatnonzero(rel == np.repeat(low_end, length_ok))
-        pos_s = np.searchsorted(cand_start, seg_first)
-        pos_s = np.minimum(pos_s, max(cand_start.shape[0] - 1, 0))
-        start_el = np.where(
-            (low_end < 0) & (cand_start.shape[0] > 0),
-            (cand_start[pos_s] + 1) if cand_start.shape[0] else seg_first,
-            seg_first,
-        )
-        cols = np.where(seg_max > 0, end_el + 1 - start_el, 0)
-        matches = (cs0[end_el + 1] - cs0[start_el] - cols * MISMATCH) // (MATCH - MISMATCH)
-        q_start = q0[ci] + (start_el - seg_first)
-        top_shared = int(shared.max()) if shared is not None and shared.shape[0] else 0
-        # A gapped alignment where the k-mers show a second diagonal (indel) or
-        # the segment leaves much of the overlap unexplained, for references
-        # sharing at least half as many k-mers as the best one.
-        wants_gap = (second[ci] >= np.maximum(2, best_votes[ci] // 12)) | (cols < 0.9 * length_ok)
-        if shared is not None:
-            wants_gap &= shared[ci] * 2 >= top_shared
-        gapped_left = self.max_gapped
-        for c, n_cols, qs_, dd, n_match, gap in zip(
-            ci.tolist(),
-            cols.tolist(),
-            q_start.tolist(),
-            d[ci].tolist(),
-            matches.tolist(),
-            wants_gap.tolist(),
-            strict=True,
-        ):
-            raw = _Raw(
-                100.0 * n_match / n_cols if n_cols else 0.0,
-                n_cols,
-                n_match if n_cols else 0,
-                0,
-                qs_,
-                qs_ + n_cols,
-                qs_ + dd,
-                qs_ + dd + n_cols,
-                "ungapped",
-            )
-            if gap and gapped_left > 0:
-                gapped_left -= 1
-                qm = oriented[int(strands[c])].mask
-                row = raw_votes[c]
-                top = np.argsort(-row, kind="stable")[:6]
-                diags = [int(x) - qlen for x in top if row[x] >= 2]
-                full = self._gapped(qm, index.ref_mask(int(refs[c])), d=dd, diags=diags)
-                if full is not None and full.identity * full.columns > raw.identity * raw.columns:
-                    raw = full
-            out[c] = raw
-        return out
+        return votes_flat.reshape(n_c, width)
 
     def conserved_mismatches(
         self, seq: str, best: Hit, *, others: Sequence[Hit], min_refs: int = 5
@@ -529,7 +538,7 @@ class Matcher:
         if window.shape[0] == 0:
             return None
         try:
-            aln = self._aligner.align(_letters(window), _letters(qmask))[0]
+            aln = self._aligner.align(_letters(window), _letters(qmask))[0]  # type: ignore[no-untyped-call]
         except (IndexError, ValueError, OverflowError):
             return None
         blocks_t, blocks_q = aln.aligned
@@ -557,6 +566,116 @@ class Matcher:
         )
 
 
+def _best_segments(
+    both: ByteArray,
+    ref_masks: ByteArray,
+    *,
+    q0: IntArray,
+    length: IntArray,
+    qoff: IntArray,
+    roff: IntArray,
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Best-scoring ungapped segment of each of several diagonal overlaps at once.
+
+    Overlap i compares `length[i]` query positions from `q0[i]` (shifted by
+    `qoff[i]` into `both`) with the reference bases at the same positions plus
+    `roff[i]` in `ref_masks`. Returns per overlap the segment's columns, its
+    matches, and its start relative to `q0`.
+    """
+    n_el = int(length.sum())
+    seg_first = np.cumsum(length) - length
+    within = np.arange(n_el) - np.repeat(seg_first, length)
+    qidx = np.repeat(q0, length) + within
+    qsel = qidx + np.repeat(qoff, length)
+    ridx = qidx + np.repeat(roff, length)
+    same = (both[qsel] & ref_masks[ridx]) != 0
+    score = same.astype(np.int64) * (MATCH - MISMATCH) + MISMATCH
+    cs = np.cumsum(score)
+    before = np.concatenate(([0], cs))[seg_first]
+    rel = cs - np.repeat(before, length)
+    big = 6 * (int(length.max()) + 2)
+    shift = np.repeat(np.arange(length.shape[0], dtype=np.int64) * big, length)
+    runmin = np.minimum.accumulate(rel - shift) + shift
+    low = np.minimum(runmin, 0)
+    gain = rel - low
+    seg_max = np.maximum.reduceat(gain, seg_first)
+    at_max = np.flatnonzero(gain == np.repeat(seg_max, length))
+    end_el = at_max[np.searchsorted(at_max, seg_first)]
+    low_end = low[end_el]
+    # Matches from the score sums: cs over a segment = matches * (MATCH - MISMATCH) + cols * MISMATCH.
+    cs0 = np.concatenate(([0], cs))
+    # Start of the best segment: first prefix (virtual 0 before the segment,
+    # or an element) whose relative sum equals the running minimum at the end.
+    cand_start = np.flatnonzero(rel == np.repeat(low_end, length))
+    pos_s = np.searchsorted(cand_start, seg_first)
+    pos_s = np.minimum(pos_s, max(cand_start.shape[0] - 1, 0))
+    start_el = np.where(
+        (low_end < 0) & (cand_start.shape[0] > 0),
+        (cand_start[pos_s] + 1) if cand_start.shape[0] else seg_first,
+        seg_first,
+    )
+    cols = np.where(seg_max > 0, end_el + 1 - start_el, 0)
+    matches = (cs0[end_el + 1] - cs0[start_el] - cols * MISMATCH) // (MATCH - MISMATCH)
+    return cols, matches, start_el - seg_first
+
+
+_OUTSIDE = -1000  # score of a query base whose diagonal runs off the reference
+_WINDOW = 40  # query bases per window when choosing diagonals
+
+
+def _diagonal_scores(
+    qmask: ByteArray, rmask: ByteArray, *, diags: Sequence[int]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Per candidate diagonal and query base: the column score and whether it matches."""
+    qlen = int(qmask.shape[0])
+    rlen = int(rmask.shape[0])
+    pos = np.arange(qlen)
+    score = np.full((len(diags), qlen), _OUTSIDE, dtype=np.int64)
+    same = np.zeros((len(diags), qlen), dtype=bool)
+    for a, dg in enumerate(diags):
+        j = pos + dg
+        ok = (j >= 0) & (j < rlen)
+        sm = np.zeros(qlen, dtype=bool)
+        sm[ok] = (qmask[ok] & rmask[j[ok]]) != 0
+        same[a] = sm
+        score[a] = np.where(ok, np.where(sm, MATCH, MISMATCH), _OUTSIDE)
+    return score, same
+
+
+def _assign_diagonals(score: npt.NDArray[np.int64], *, diags: Sequence[int]) -> IntArray:
+    """The diagonal (row of `score`) each query base is aligned on.
+
+    Each window takes its best diagonal when switching gains more than the gap
+    penalty; between two windows on different diagonals the switch point is
+    the one that maximises the score.
+    """
+    nd, qlen = score.shape
+    w = _WINDOW
+    nwin = -(-qlen // w)
+    padded = np.full((nd, nwin * w), _OUTSIDE, dtype=np.int64)
+    padded[:, :qlen] = score
+    wsum = padded.reshape(nd, nwin, w).sum(axis=2)
+    choice = [int(wsum[:, 0].argmax())]
+    for win in range(1, nwin):
+        cur = choice[-1]
+        new = int(wsum[:, win].argmax())
+        cost = -GAP_OPEN - GAP_EXTEND * abs(diags[new] - diags[cur])
+        choice.append(new if new != cur and wsum[new, win] - wsum[cur, win] > cost else cur)
+    assign: IntArray = np.repeat(np.array(choice), w)[:qlen]
+    cum = np.concatenate((np.zeros((nd, 1), dtype=np.int64), np.cumsum(score, axis=1)), axis=1)
+    for win in range(1, nwin):
+        a, b = choice[win - 1], choice[win]
+        if a == b:
+            continue
+        lo, hi = (win - 1) * w, min((win + 1) * w, qlen)
+        split = np.arange(lo, hi + 1)
+        total = (cum[a, split] - cum[a, lo]) + (cum[b, hi] - cum[b, split])
+        p = int(split[int(total.argmax())])
+        assign[lo:p] = a
+        assign[p:hi] = b
+    return assign
+
+
 def _chained(qmask: ByteArray, rmask: ByteArray, *, diags: Sequence[int]) -> _Raw | None:
     """Local alignment made of ungapped pieces on a few candidate diagonals.
 
@@ -570,42 +689,9 @@ def _chained(qmask: ByteArray, rmask: ByteArray, *, diags: Sequence[int]) -> _Ra
     a few columns of a full dynamic-programming alignment otherwise.
     """
     qlen = int(qmask.shape[0])
-    rlen = int(rmask.shape[0])
-    nd = len(diags)
     pos = np.arange(qlen)
-    outside = -1000
-    score = np.full((nd, qlen), outside, dtype=np.int64)
-    same = np.zeros((nd, qlen), dtype=bool)
-    for a, dg in enumerate(diags):
-        j = pos + dg
-        ok = (j >= 0) & (j < rlen)
-        sm = np.zeros(qlen, dtype=bool)
-        sm[ok] = (qmask[ok] & rmask[j[ok]]) != 0
-        same[a] = sm
-        score[a] = np.where(ok, np.where(sm, MATCH, MISMATCH), outside)
-    w = 40
-    nwin = -(-qlen // w)
-    padded = np.full((nd, nwin * w), outside, dtype=np.int64)
-    padded[:, :qlen] = score
-    wsum = padded.reshape(nd, nwin, w).sum(axis=2)
-    choice = [int(wsum[:, 0].argmax())]
-    for win in range(1, nwin):
-        cur = choice[-1]
-        new = int(wsum[:, win].argmax())
-        cost = -GAP_OPEN - GAP_EXTEND * abs(diags[new] - diags[cur])
-        choice.append(new if new != cur and wsum[new, win] - wsum[cur, win] > cost else cur)
-    assign = np.repeat(np.array(choice), w)[:qlen]
-    cum = np.concatenate((np.zeros((nd, 1), dtype=np.int64), np.cumsum(score, axis=1)), axis=1)
-    for win in range(1, nwin):
-        a, b = choice[win - 1], choice[win]
-        if a == b:
-            continue
-        lo, hi = (win - 1) * w, min((win + 1) * w, qlen)
-        split = np.arange(lo, hi + 1)
-        total = (cum[a, split] - cum[a, lo]) + (cum[b, hi] - cum[b, split])
-        p = int(split[int(total.argmax())])
-        assign[lo:p] = a
-        assign[p:hi] = b
+    score, same = _diagonal_scores(qmask, rmask, diags=diags)
+    assign = _assign_diagonals(score, diags=diags)
     col_score = score[assign, pos].copy()
     col_same = same[assign, pos].copy()
     extra_cols = np.zeros(qlen, dtype=np.int64)

@@ -33,6 +33,7 @@ from Bio import SeqIO
 
 from species_ref.errors import InputFormatError, QueryRejected
 from species_ref.types import Query, QueryQC
+from species_ref.vocab import QcCode, QcFlag
 
 IUPAC_DNA = frozenset("ACGTRYSWKMBDHVN")
 UNAMBIGUOUS = frozenset("ACGT")
@@ -371,28 +372,19 @@ def _finish(
     ambiguous = (length - sum(seq.count(b) for b in "ACGT")) / length
     mean_q = round(sum(quals) / len(quals), 1) if quals else None
 
-    notes: list[str] = []
-    if length < MINI_BARCODE_MIN:
-        notes.append(
-            f"very short query ({length} bp): below the {MINI_BARCODE_MIN} bp minimum overlap "
-            "used by barcode search engines"
-        )
-    elif length < FULL_BARCODE_MIN:
-        notes.append(f"short query ({length} bp): mini-barcode")
-    if ambiguous > MAX_AMBIGUOUS_SHARE:
-        notes.append(f"{ambiguous * 100:.1f} % ambiguous bases")
-    if mean_q is not None and mean_q < min_quality:
-        notes.append(f"low mean quality (Q{mean_q:.0f})")
-    if quals is not None and not trim:
-        notes.append("not quality-trimmed")
-
     qc = QueryQC(
         raw_length=raw_length,
         length=length,
         mean_quality=mean_q,
         ambiguous_fraction=ambiguous,
         trimmed=trimmed,
-        warnings=tuple(notes),
+        flags=_qc_flags(
+            length=length,
+            ambiguous=ambiguous,
+            mean_q=mean_q,
+            min_quality=min_quality,
+            untrimmed=quals is not None and not trim,
+        ),
     )
     return Query(
         name=read.name,
@@ -403,3 +395,27 @@ def _finish(
         qc=qc,
         extra=extra,
     )
+
+
+def _qc_flags(
+    *, length: int, ambiguous: float, mean_q: float | None, min_quality: int, untrimmed: bool
+) -> tuple[QcFlag, ...]:
+    """The QC warnings of a finished read, each with its code."""
+    flags: list[QcFlag] = []
+    if length < MINI_BARCODE_MIN:
+        flags.append(
+            QcFlag(
+                QcCode.VERY_SHORT,
+                f"very short query ({length} bp): below the {MINI_BARCODE_MIN} bp minimum "
+                "overlap used by barcode search engines",
+            )
+        )
+    elif length < FULL_BARCODE_MIN:
+        flags.append(QcFlag(QcCode.SHORT, f"short query ({length} bp): mini-barcode"))
+    if ambiguous > MAX_AMBIGUOUS_SHARE:
+        flags.append(QcFlag(QcCode.AMBIGUOUS_BASES, f"{ambiguous * 100:.1f} % ambiguous bases"))
+    if mean_q is not None and mean_q < min_quality:
+        flags.append(QcFlag(QcCode.LOW_QUALITY, f"low mean quality (Q{mean_q:.0f})"))
+    if untrimmed:
+        flags.append(QcFlag(QcCode.NOT_TRIMMED, "not quality-trimmed"))
+    return tuple(flags)

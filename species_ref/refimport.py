@@ -103,33 +103,7 @@ def read_reference_file(
         raise InputFormatError(
             f"Reference format '{fmt}' is unknown; use one of {', '.join(FORMATS)}."
         )
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputFormatError(f"Reference file {p} does not exist; check the path.") from None
-    except IsADirectoryError:
-        raise InputFormatError(
-            f"Reference file {p} is a directory; "
-            "give the path of a FASTA, GenBank or BOLD TSV file."
-        ) from None
-    except OSError as e:
-        raise InputFormatError(f"Reference file {p} cannot be read ({e.strerror}).") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error):
-            raise InputFormatError(
-                f"Reference file {p.name} is a damaged gzip file; download or compress it again."
-            ) from None
-    if not data.strip():
-        raise InputFormatError(
-            f"Reference file {p.name} is empty; check that it is the right file."
-        )
-    if b"\x00" in data:
-        raise InputFormatError(
-            f"Reference file {p.name} is binary, not FASTA, GenBank or BOLD TSV text "
-            "(plain or gzipped); check that it is the right file."
-        )
+    data = _reference_bytes(p)
     text = _decode(data)
     if fmt == "auto":
         fmt = detect_reference_format(text, name=p.name)
@@ -167,6 +141,38 @@ def read_reference_file(
             f"Reference file {p.name} contains no {fmt} records; check the file or its format."
         )
     return result
+
+
+def _reference_bytes(p: Path) -> bytes:
+    """The bytes of a reference file (gunzipped), refusing missing, empty and binary files."""
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InputFormatError(f"Reference file {p} does not exist; check the path.") from None
+    except IsADirectoryError:
+        raise InputFormatError(
+            f"Reference file {p} is a directory; "
+            "give the path of a FASTA, GenBank or BOLD TSV file."
+        ) from None
+    except OSError as e:
+        raise InputFormatError(f"Reference file {p} cannot be read ({e.strerror}).") from None
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error):
+            raise InputFormatError(
+                f"Reference file {p.name} is a damaged gzip file; download or compress it again."
+            ) from None
+    if not data.strip():
+        raise InputFormatError(
+            f"Reference file {p.name} is empty; check that it is the right file."
+        )
+    if b"\x00" in data:
+        raise InputFormatError(
+            f"Reference file {p.name} is binary, not FASTA, GenBank or BOLD TSV text "
+            "(plain or gzipped); check that it is the right file."
+        )
+    return data
 
 
 def rejection_counts(rejected: tuple[Rejection, ...] | list[Rejection]) -> Counter[str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from species_ref.vocab import QcFlag
+
 
 @dataclass(frozen=True, slots=True)
 class RefRecord:
@@ -70,7 +72,24 @@ class QueryQC:
     mean_quality: float | None  # phred, None for FASTA
     ambiguous_fraction: float
     trimmed: bool
-    warnings: tuple[str, ...] = ()
+    flags: tuple[QcFlag, ...] = ()  # warnings, each a code and a sentence
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The warnings as sentences, in the order QC found them."""
+        return tuple(f.text for f in self.flags)
+
+    def to_dict(self) -> dict[str, int | float | bool | None | list[str]]:
+        """JSON form stored with identifications (`warnings` are the sentences)."""
+        return {
+            "raw_length": self.raw_length,
+            "length": self.length,
+            "mean_quality": self.mean_quality,
+            "ambiguous_fraction": self.ambiguous_fraction,
+            "trimmed": self.trimmed,
+            "warnings": list(self.warnings),
+            "warning_codes": [str(f.code) for f in self.flags],
+        }
 
 
 @dataclass(frozen=True)

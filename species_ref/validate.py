@@ -22,7 +22,6 @@ Invariants:
 
 from __future__ import annotations
 
-import multiprocessing
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,10 +30,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from species_ref.decision import Rule, get_rule
-from species_ref.identify import Engine, resolve_workers
+from species_ref.identify import Engine
 from species_ref.index import KmerIndex
+from species_ref.parallel import fork_map
+from species_ref.rules import Rule, get_rule
 from species_ref.types import LibraryVersion
+from species_ref.vocab import DecisionLevel
 
 Progress = Callable[[int, int], None]
 Perturb = Callable[[str, random.Random], str]
@@ -53,29 +54,38 @@ class Outcomes:
     genus_correct: int = 0
     none: int = 0
 
-    def add(self, *, level: str, taxon: str | None, truth: str, candidates: list[str]) -> None:
+    def add(
+        self, *, level: DecisionLevel, taxon: str | None, truth: str, candidates: list[str]
+    ) -> None:
         self.n += 1
-        if level == "species":
+        if level is DecisionLevel.SPECIES:
             if taxon == truth:
                 self.correct_species += 1
             else:
                 self.wrong_species += 1
-        elif level == "ambiguous":
+        elif level is DecisionLevel.AMBIGUOUS:
             self.ambiguous += 1
             if truth in candidates:
                 self.ambiguous_with_true += 1
-        elif level == "genus":
+        elif level is DecisionLevel.GENUS:
             self.genus += 1
             if taxon == truth.split(" ", 1)[0]:
                 self.genus_correct += 1
         else:
             self.none += 1
 
-    def to_dict(self, *, absent: bool = False) -> dict[str, Any]:
-        def rate(x: int) -> float | None:
-            return round(x / self.n, 4) if self.n else None
+    def rate(self, count: int) -> float | None:
+        """`count` as a share of the queries, rounded as reported (None without queries)."""
+        return round(count / self.n, 4) if self.n else None
 
-        out: dict[str, Any] = {"n": self.n}
+    @property
+    def false_species(self) -> int:
+        """Species calls of any species (false calls, in the absent-species experiment)."""
+        return self.correct_species + self.wrong_species
+
+    def to_dict(self, *, absent: bool = False) -> dict[str, int | float | None]:
+        rate = self.rate
+        out: dict[str, int | float | None] = {"n": self.n}
         if absent:
             out["false_species"] = self.correct_species + self.wrong_species
             out["false_species_rate"] = rate(self.correct_species + self.wrong_species)
@@ -102,11 +112,21 @@ class Experiment:
     overall: Outcomes = field(default_factory=Outcomes)
     by_marker: dict[str, Outcomes] = field(default_factory=dict)
 
-    def add(self, marker: str, **kw: Any) -> None:
-        self.overall.add(**kw)
-        self.by_marker.setdefault(marker, Outcomes()).add(**kw)
+    def add(
+        self,
+        marker: str,
+        *,
+        level: DecisionLevel,
+        taxon: str | None,
+        truth: str,
+        candidates: list[str],
+    ) -> None:
+        for outcomes in (self.overall, self.by_marker.setdefault(marker, Outcomes())):
+            outcomes.add(level=level, taxon=taxon, truth=truth, candidates=candidates)
 
-    def to_dict(self, *, absent: bool = False) -> dict[str, Any]:
+    def to_dict(
+        self, *, absent: bool = False
+    ) -> dict[str, dict[str, int | float | None] | dict[str, dict[str, int | float | None]]]:
         return {
             "overall": self.overall.to_dict(absent=absent),
             "by_marker": {m: o.to_dict(absent=absent) for m, o in sorted(self.by_marker.items())},
@@ -158,6 +178,10 @@ class ValidationReport:
             "present": self.present.to_dict(),
             "absent": self.absent.to_dict(absent=True),
         }
+
+    def __getitem__(self, key: str) -> Any:
+        """A key of the JSON form, for callers written when reports were plain dicts."""
+        return self.to_dict()[key]
 
 
 # Task: (ref index, excluded species id or -1, perturbation seed)
@@ -220,28 +244,40 @@ def sample_tasks(
     return tasks, sampled
 
 
-_JOB: dict[str, Any] = {}
+@dataclass(frozen=True)
+class _Run:
+    """What every worker of a validation shares (inherited through fork)."""
+
+    engine: Engine
+    rule: Rule
+    perturb: Perturb | None
 
 
-def _run_task(task: Task) -> tuple[str, str, str, str | None, list[str]]:
-    eng: Engine = _JOB["engine"]
-    rule: Rule = _JOB["rule"]
-    perturb: Perturb | None = _JOB["perturb"]
+@dataclass(frozen=True)
+class _Outcome:
+    """The decision on one validation query, with the truth it is judged against."""
+
+    absent: bool  # hold-whole-species-out query
+    marker: str
+    truth: str
+    level: DecisionLevel
+    taxon: str | None
+    candidates: tuple[str, ...]
+
+
+def _run_task(run: _Run, task: Task) -> _Outcome:
     ref, sp_out, _ = task
+    eng = run.engine
     index = eng.index
-    seq = task_sequence(eng.version, task, perturb)
-    dec, _hits = eng.decide_sequence(seq, rule=rule, exclude=exclusion_mask(index, task))
-    truth = index.species_names[int(index.species_ids[ref])]
-    kind = "absent" if sp_out >= 0 else "loo"
-    return (
-        kind,
-        index.markers[ref],
-        truth,
-        dec.taxon if dec.level != "none" else None,
-        [
-            dec.level,
-            *[c.species for c in dec.candidates],
-        ],
+    seq = task_sequence(eng.version, task, run.perturb)
+    dec, _hits = eng.decide_sequence(seq, rule=run.rule, exclude=exclusion_mask(index, task))
+    return _Outcome(
+        absent=sp_out >= 0,
+        marker=index.markers[ref],
+        truth=index.species_names[int(index.species_ids[ref])],
+        level=dec.level,
+        taxon=dec.taxon if dec.level != DecisionLevel.NONE else None,
+        candidates=tuple(c.species for c in dec.candidates),
     )
 
 
@@ -255,7 +291,7 @@ def validate_library(
     engine: Engine | None = None,
     perturb: Perturb | None = None,
     perturbation_name: str | None = None,
-    workers: int = 0,
+    workers: int | None = None,
 ) -> ValidationReport:
     """Leave-one-out and hold-whole-species-out validation of `version` under `rule`.
 
@@ -267,30 +303,15 @@ def validate_library(
     index = eng.index
     tasks, sampled = sample_tasks(index, max_queries=max_queries, seed=seed)
     n_refs = index.n_refs
+    run = _Run(engine=eng, rule=r, perturb=perturb)
+    outcomes = fork_map(_run_task, tasks, shared=run, workers=workers, progress=progress)
     present = Experiment()
     absent = Experiment()
-    _JOB.update(engine=eng, rule=r, perturb=perturb)
-    try:
-        n_workers = resolve_workers(workers, len(tasks))
-        if n_workers <= 1:
-            results = []
-            for i, t in enumerate(tasks):
-                results.append(_run_task(t))
-                if progress is not None:
-                    progress(i + 1, len(tasks))
-        else:
-            results = []
-            with multiprocessing.get_context("fork").Pool(n_workers) as pool:
-                for res in pool.imap(_run_task, tasks, chunksize=16):
-                    results.append(res)
-                    if progress is not None:
-                        progress(len(results), len(tasks))
-    finally:
-        _JOB.clear()
-    for kind, marker, truth, taxon, lv in results:
-        level, cands = lv[0], lv[1:]
-        target = present if kind == "loo" else absent
-        target.add(marker, level=level, taxon=taxon, truth=truth, candidates=cands)
+    for o in outcomes:
+        target = absent if o.absent else present
+        target.add(
+            o.marker, level=o.level, taxon=o.taxon, truth=o.truth, candidates=list(o.candidates)
+        )
     return ValidationReport(
         library_name=version.name,
         library_version_number=version.version,

@@ -86,7 +86,7 @@ def _build_case(world: World, tmp_path: Path) -> None:
         )
     )
     results = identify_files(world.store, files=[query], library=BUNDLED_LIBRARY)
-    record_identifications(world.store, item_id=child, signer=world.analyst, results=results)
+    record_identifications(world.store, plan={child: results}, signer=world.analyst)
     ev.record_store(world.store, item_id=b, signer=world.officer, location="Vault B")
 
 

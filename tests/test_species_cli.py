@@ -78,7 +78,7 @@ def test_identify_json_lines_and_analyse_event(
 def test_identify_refusals_change_nothing(
     world: World, runner: CliRunner, library: str, tmp_path: Path
 ) -> None:
-    item = world.item()
+    item = world.hand_to_lab(world.item())
     con = sqlite3.connect(world.db_path)
     before = con.execute("SELECT count(*) FROM events").fetchone()[0]
     protein = tmp_path / "protein.fasta"
@@ -163,8 +163,8 @@ def test_import_prepares_the_search_index_so_identify_builds_nothing(
 ) -> None:
     cache = next((world.store.references_dir / library / ".cache").glob("v*"))
     assert sorted(p.name.split("_")[0] for p in cache.glob("*.npz")) == ["kmer", "species"]
-    from species_ref.decision import LibraryProfile
     from species_ref.index import KmerIndex
+    from species_ref.profile import LibraryProfile
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("identify rebuilt a cached structure")
@@ -221,3 +221,56 @@ def test_ref_conflicts_lists_species_the_library_cannot_tell_apart(
     assert table.exit_code == 0 and "species pairs within 0.0 %" in table.stdout
     narrow = runner.invoke(app, ["ref", "conflicts", "demo", "--within", "0", "--json"])
     assert all(json.loads(line)["distance"] == 0 for line in narrow.stdout.splitlines())
+
+
+def test_ref_show_lists_every_stored_validation(
+    world: World, runner: CliRunner, library: str
+) -> None:
+    from custody.species import reference_store, validation_key
+
+    refs = reference_store(world.store)
+    for rule, rate in (("fixed-98.5", 0.5), ("conservative", 0.25), ("default", 0.75)):
+        refs.attach(library, 1, validation_key(rule), {"rates": {"correct_species_rate": rate}})
+    shown = json.loads(runner.invoke(app, ["ref", "show", library, "--json"]).stdout)
+    assert list(shown["validation"]) == ["default", "conservative", "fixed-98.5"]
+    text = runner.invoke(app, ["ref", "show", library]).stdout
+    assert "validation (conservative): correct_species_rate 0.25" in text
+    assert "validation (fixed-98.5): correct_species_rate 0.5" in text
+
+
+def _two_samples(tmp_path: Path) -> Path:
+    """Two carcass samples sequenced at the same marker, in one file."""
+    (record,) = [r for r in _query(tmp_path, "demo_Sphyrna").read_text().split(">") if r][:1]
+    body = record.split("\n", 1)[1]
+    path = tmp_path / "two.fasta"
+    path.write_text(f">fin_A\n{body}>fin_B\n{body}")
+    return path
+
+
+def test_several_samples_need_a_map_and_are_recorded_on_their_items(
+    world: World, runner: CliRunner, library: str, tmp_path: Path
+) -> None:
+    two = _two_samples(tmp_path)
+    a, b = world.hand_to_lab(world.item()), world.hand_to_lab(world.item())
+    con = sqlite3.connect(world.db_path)
+    refused = runner.invoke(
+        app, ["identify", str(two), "--library", library, "--item", a, "--as", "wkamau"]
+    )
+    assert refused.exit_code == 1 and "--map queries.csv" in refused.stderr
+    assert "fin_A, fin_B" in refused.stderr
+    assert con.execute("SELECT count(*) FROM events WHERE type = 'analyse'").fetchone()[0] == 0
+    mapping = tmp_path / "queries.csv"
+    mapping.write_text(f"query,item\nfin_A,{a}\n")
+    partial = runner.invoke(
+        app, ["identify", str(two), "--library", library, "--map", str(mapping), "--as", "wkamau"]
+    )
+    assert partial.exit_code == 1 and "Query fin_B is not in the query map" in partial.stderr
+    mapping.write_text(f"query,item\nfin_A,{a}\nfin_B,{b}\n")
+    done = runner.invoke(
+        app, ["identify", str(two), "--library", library, "--map", str(mapping), "--as", "wkamau"]
+    )
+    assert done.exit_code == 0, done.output
+    rows = con.execute(
+        "SELECT chain, json_extract(data, '$.query') FROM events WHERE type = 'analyse' ORDER BY id"
+    ).fetchall()
+    assert rows == [(a, "fin_A"), (b, "fin_B")]

@@ -15,8 +15,8 @@ from species_ref.conflicts import (
     NameConflict,
     find_conflicts,
 )
-from species_ref.decision import LibraryProfile
 from species_ref.index import KmerIndex
+from species_ref.profile import LibraryProfile
 from species_ref.types import RefRecord
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from Bio import SeqIO
 
-from species_ref.decision import RULES, Rule, get_rule
 from species_ref.errors import SpeciesRefError
-from species_ref.identify import Identification, identify
+from species_ref.identify import Engine, Identification, identify
+from species_ref.rules import RULES, Rule, get_rule
 from species_ref.types import LibraryVersion, Query, QueryQC, RefRecord
+from species_ref.vocab import DecisionLevel, FlagCode, QcCode, QcFlag, level_words
 
 DATA = Path(__file__).parent / "data" / "species_match"
 _COMP = str.maketrans("ACGTRYSWKMBDHVN", "TGCAYRSWMKVHDBN")
@@ -30,13 +31,13 @@ def _version(records: list[RefRecord], tag: str) -> LibraryVersion:
     return LibraryVersion(f"lib-{tag}", 3, f"sha256:{tag}-{len(records)}", "", tuple(records))
 
 
-def _query(seq: str, name: str = "q1", warnings: tuple[str, ...] = ()) -> Query:
+def _query(seq: str, name: str = "q1", warnings: tuple[QcFlag, ...] = ()) -> Query:
     qc = QueryQC(len(seq), len(seq), None, 0.0, False, warnings)
     return Query(name, seq, "fasta", "sha256:00", "q.fasta", qc)
 
 
 def _one(seq: str, version: LibraryVersion, **kw: object) -> Identification:
-    return identify([_query(seq)], version, workers=1, **kw)[0]  # type: ignore[arg-type]
+    return identify([_query(seq)], Engine(version), workers=1, **kw)[0]  # type: ignore[arg-type]
 
 
 def _revcomp(seq: str) -> str:
@@ -64,7 +65,7 @@ def test_reverse_complement_query_is_called_and_flagged() -> None:
     leo = next(r for r in recs if r.species == "Panthera leo")
     res = _one(_revcomp(leo.sequence), _version(recs, "coi"))
     assert res.taxon == "Panthera leo"
-    assert any(f.startswith("reverse strand") for f in res.flags)
+    assert any(f.startswith("reverse strand") for f in res.flag_texts)
 
 
 def test_removed_species_is_not_called_as_its_congener() -> None:
@@ -74,7 +75,7 @@ def test_removed_species_is_not_called_as_its_congener() -> None:
         queries = [r for r in recs if r.species == removed]
         results = identify(
             [_query(r.sequence, r.seq_id) for r in queries],
-            _version(library, "without-" + removed.split()[1]),
+            Engine(_version(library, "without-" + removed.split()[1])),
             workers=1,
         )
         assert all(res.level != "species" for res in results), removed
@@ -94,13 +95,13 @@ def test_identical_congener_sequences_are_ambiguous_at_genus() -> None:
         assert res.rank == "genus"
         assert res.statement.startswith("ambiguous between ")
         assert res.statement.endswith("reported at genus level Zebrasoma")
-        assert any(f.startswith("short query (98 bp)") for f in res.flags)
+        assert any(f.startswith("short query (98 bp)") for f in res.flag_texts)
 
 
 def test_short_markers_never_guess_a_species_among_congeners() -> None:
     recs = _records("12s_v5_felidae.fasta")
     version = _version(recs, "12s-all")
-    results = identify([_query(r.sequence, r.seq_id) for r in recs], version, workers=1)
+    results = identify([_query(r.sequence, r.seq_id) for r in recs], Engine(version), workers=1)
     for rec, res in zip(recs, results, strict=True):
         if res.level == "species":
             assert res.taxon == rec.species
@@ -110,7 +111,7 @@ def test_short_query_is_flagged() -> None:
     recs = _records("coi_panthera.fasta")
     tig = next(r for r in recs if r.species == "Panthera tigris")
     res = _one(tig.sequence[100:250], _version(recs, "coi"))
-    assert any(f.startswith("short query (150 bp)") for f in res.flags)
+    assert any(f.startswith("short query (150 bp)") for f in res.flag_texts)
     assert res.to_dict()["coverage"] == 100.0
 
 
@@ -125,9 +126,10 @@ def test_iupac_query_is_tolerated() -> None:
 
 def test_low_quality_warning_becomes_a_flag() -> None:
     recs = _records("coi_panthera.fasta")
-    q = _query(recs[0].sequence, warnings=("mean phred 18 below 20",))
-    res = identify([q], _version(recs, "coi"), workers=1)[0]
-    assert "low quality: mean phred 18 below 20" in res.flags
+    q = _query(recs[0].sequence, warnings=(QcFlag(QcCode.LOW_QUALITY, "mean phred 18 below 20"),))
+    res = identify([q], Engine(_version(recs, "coi")), workers=1)[0]
+    assert "low quality: mean phred 18 below 20" in res.flag_texts
+    assert FlagCode.LOW_QUALITY in [f.code for f in res.flags]
 
 
 def test_rule_values_and_required_keys_are_in_the_result() -> None:
@@ -181,7 +183,7 @@ def test_cites_lookup_flags_listed_candidates() -> None:
 
     res = _one(tig.sequence, _version(recs, "coi"), cites=lookup)
     assert res.to_dict()["cites"] == {"Panthera tigris": "I"}
-    assert any("CITES-listed" in f and "Appendix I" in f for f in res.flags)
+    assert any("CITES-listed" in f and "Appendix I" in f for f in res.flag_texts)
 
 
 def test_distant_query_is_no_identification() -> None:
@@ -198,7 +200,7 @@ def test_batch_with_two_workers_keeps_order() -> None:
     recs = _records("coi_panthera.fasta")
     version = _version(recs, "coi")
     queries = [_query(r.sequence, r.seq_id) for r in recs] * 2
-    results = identify(queries, version, workers=2)
+    results = identify(queries, Engine(version), workers=2)
     assert [r.query for r in results] == [q.name for q in queries]
 
 
@@ -211,9 +213,9 @@ def test_read_errors_at_conserved_sites_are_discounted_and_flagged() -> None:
         seq[i] = swap[seq[i]]
     res = _one("".join(seq), _version(recs, "coi"))
     assert res.identity is not None and res.identity < 98.5
-    assert any("probable read errors" in f for f in res.flags)
+    assert any("probable read errors" in f for f in res.flag_texts)
     strict = _one("".join(seq), _version(recs, "coi"), rule="strict")
-    assert not any("probable read errors" in f for f in strict.flags)
+    assert not any("probable read errors" in f for f in strict.flag_texts)
     assert strict.level != "species"
 
 
@@ -247,7 +249,7 @@ def test_single_reference_species_with_a_close_sister_is_not_called() -> None:
     assert res.level == "genus"
     assert res.taxon == "Testgenus"
     assert any(
-        "known from 1 reference only" in f and "nearest other species" in f for f in res.flags
+        "known from 1 reference only" in f and "nearest other species" in f for f in res.flag_texts
     )
     lab = _one(query, version, rule="fixed-98.5")
     assert lab.level == "species" and lab.taxon == "Testgenus alpha"
@@ -258,18 +260,20 @@ def test_single_reference_species_with_a_distant_sister_is_called() -> None:
     res = _one(version.records[0].sequence, version)
     assert res.level == "species"
     assert res.taxon == "Testgenus alpha"
-    assert any(f.startswith("single reference sequence") for f in res.flags)
+    assert any(f.startswith("single reference sequence") for f in res.flag_texts)
 
 
 def test_query_farther_than_the_species_nearest_neighbour_is_not_a_species_call() -> None:
-    from species_ref.decision import SpeciesStats, _outside_library_variation
+    from species_ref.decision import _outside_library_variation
+    from species_ref.profile import SpeciesStats
 
     rule = get_rule("default")
     st = SpeciesStats("Panthera onca", 6, 15, 1.2, 0.5, 1.0, "Panthera leo")
     # 1.1 % from the species, which is only 1.0 % from its nearest other species.
     reason = _outside_library_variation(1.1, st, rule=rule)
-    assert reason is not None and "missing from the library" in reason
-    assert "Panthera leo" in reason
+    assert reason is not None and "missing from the library" in reason.text
+    assert "Panthera leo" in reason.text
+    assert reason.code is FlagCode.OUTSIDE_LIBRARY_VARIATION
     # Inside both the species' spread and its distance to the nearest species.
     assert _outside_library_variation(0.8, st, rule=rule) is None
 
@@ -311,17 +315,17 @@ def test_species_matched_by_many_references_is_called_despite_a_close_second() -
     assert any(
         f.startswith("5 references of Testgenus alpha match the query at 99.85-100.00 %")
         and "next: Testgenus beta at 99.54 %" in f
-        for f in res.flags
+        for f in res.flag_texts
     )
-    assert any(f.startswith("closest other species within the 1 % gap") for f in res.flags)
+    assert any(f.startswith("closest other species within the 1 % gap") for f in res.flag_texts)
     # A listed sister within the gap is reported, but not as the called species.
     listed = _one(seq, version, cites=lambda sp: "II" if sp == "Testgenus beta" else None)
     assert listed.taxon == "Testgenus alpha"
     assert (
         "CITES-listed species within the barcode gap, not excluded by it: "
         "Testgenus beta (Appendix II)"
-    ) in listed.flags
-    assert not any(f.startswith("CITES-listed species: ") for f in listed.flags)
+    ) in listed.flag_texts
+    assert not any(f.startswith("CITES-listed species: ") for f in listed.flag_texts)
     # The common lab rule and the strict rule keep it ambiguous.
     for rule in ("fixed-98.5", "strict"):
         other = _one(seq, version, rule=rule)
@@ -341,7 +345,7 @@ def test_references_less_identical_than_the_other_species_do_not_count() -> None
     version, seq = _dominant_library(alpha_every=110, n_beta=3)
     res = _one(seq, version)
     assert res.level == "ambiguous", res.statement
-    assert not any("closer than any reference" in f for f in res.flags)
+    assert not any("closer than any reference" in f for f in res.flag_texts)
 
 
 def test_refused_dominance_stays_ambiguous_across_genera() -> None:
@@ -352,7 +356,7 @@ def test_refused_dominance_stays_ambiguous_across_genera() -> None:
     assert res.rank == "family or above" and res.taxon is None
     assert {c.species for c in res.candidates} == {"Testgenus alpha", "Othergenus beta"}
     assert res.statement.endswith("candidates span genera, no genus reported")
-    assert not any("closer than any reference" in f for f in res.flags)
+    assert not any("closer than any reference" in f for f in res.flag_texts)
     assert _one(seq, version).taxon == "Testgenus alpha"
 
 
@@ -365,7 +369,7 @@ def test_dominance_needs_the_query_at_the_species_and_enough_separation() -> Non
     window = seq[0:150]
     short = _one(window, version)
     assert short.level != "species"
-    assert not any("closer than any reference" in f for f in short.flags)
+    assert not any("closer than any reference" in f for f in short.flag_texts)
 
 
 def test_dominance_never_asks_for_more_references_than_are_aligned() -> None:
@@ -373,3 +377,50 @@ def test_dominance_never_asks_for_more_references_than_are_aligned() -> None:
 
     per_species = inspect.signature(Matcher.__init__).parameters["per_species"].default
     assert all(rule.dominant_refs <= per_species for rule in RULES.values())
+
+
+def test_qc_warnings_become_flags_by_their_code_not_their_words() -> None:
+    recs = _records("coi_panthera.fasta")
+    window = next(r for r in recs if r.species == "Panthera tigris").sequence[100:190]
+    warnings = (
+        # said again by the decision's own short-query flag: dropped
+        QcFlag(QcCode.SHORT, "short query (90 bp): mini-barcode"),
+        # a different code whose sentence merely mentions "short query": kept
+        QcFlag(QcCode.VERY_SHORT, "very short query (90 bp): below the 100 bp minimum"),
+        QcFlag(QcCode.NOT_TRIMMED, "not quality-trimmed"),
+        QcFlag(QcCode.AMBIGUOUS_BASES, "phred and quality are words, not codes"),
+    )
+    res = identify([_query(window, warnings=warnings)], Engine(_version(recs, "coi")), workers=1)[0]
+    qc_flags = [(f.code, f.text) for f in res.flags if f.code != FlagCode.SHORT_QUERY][:3]
+    assert qc_flags == [
+        (FlagCode.QUERY_QC, "query QC: very short query (90 bp): below the 100 bp minimum"),
+        (FlagCode.LOW_QUALITY, "low quality: not quality-trimmed"),
+        (FlagCode.QUERY_QC, "query QC: phred and quality are words, not codes"),
+    ]
+    assert res.flag_texts[0].startswith("short query (90 bp)")
+
+
+def test_stored_json_keeps_its_shape_and_adds_codes() -> None:
+    recs = _records("coi_panthera.fasta")
+    leo = next(r for r in recs if r.species == "Panthera leo")
+    res = _one(_revcomp(leo.sequence), _version(recs, "coi"))
+    d = res.to_dict()
+    assert d["level"] == "species" and type(d["level"]) is str
+    assert all(type(f) is str for f in d["flags"])
+    assert d["flag_codes"] == [str(f.code) for f in res.flags]
+    assert "reverse-strand" in d["flag_codes"]
+    assert d["qc"]["warnings"] == [] and d["qc"]["warning_codes"] == []
+    assert set(d["species_stats"]) == {
+        "species", "n_refs", "n_pairs", "intra_max", "intra_mean", "nn_distance", "nn_species"
+    }  # fmt: skip
+
+
+def test_each_level_has_one_wording() -> None:
+    assert [lv.words for lv in DecisionLevel] == [
+        "Species",
+        "Ambiguous",
+        "Genus only",
+        "No identification",
+    ]
+    assert level_words("genus") == "Genus only"
+    assert level_words("something-newer") == "something-newer"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from species_ref.errors import InputFormatError, QueryRejected, SpeciesRefError
 from species_ref.reading import mott_trim, read_queries
+from species_ref.vocab import QcCode
 
 DATA = Path(__file__).parent / "data"
 TRACES = DATA / "traces"
@@ -35,6 +36,10 @@ def test_fasta_reads_every_record_cleaned_and_hashed() -> None:
     assert mini.qc.length == 142
     assert mini.sequence in full.sequence
     assert "short query (142 bp): mini-barcode" in mini.qc.warnings
+    assert [f.code for f in mini.qc.flags] == [QcCode.SHORT]
+    stored = mini.qc.to_dict()
+    assert stored["warnings"] == ["short query (142 bp): mini-barcode"]
+    assert stored["warning_codes"] == ["short"]
     expected = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
     assert full.file_sha256 == mini.file_sha256 == expected
 
@@ -47,6 +52,7 @@ def test_fasta_ambiguous_share_is_warned(tmp_path: Path) -> None:
     (q,) = read_queries(f)
     assert q.qc.ambiguous_fraction == pytest.approx(0.025)
     assert "2.5 % ambiguous bases" in q.qc.warnings
+    assert [f.code for f in q.qc.flags] == [QcCode.AMBIGUOUS_BASES]
 
 
 def test_windows_line_endings_and_byte_order_mark(tmp_path: Path) -> None:

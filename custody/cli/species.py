@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from custody.cli.common import AS_HELP, done, err, open_store, out, print_json, signer, styled
+from custody.cli.common import AS, done, err, open_store, out, print_json, signer, styled
+
+if TYPE_CHECKING:
+    from species_ref.identify import Identification
 
 app = typer.Typer(
     help="Reference libraries of DNA barcodes: import, list, show, conflicts, export, validate.",
@@ -72,21 +76,17 @@ def ref_import(
     Prints the new version, its content hash and what was rejected. The k-mer index and
     species statistics are built here, once per version, so identifications start at once.
     """
-    from custody.species import prepare_reference, reference_conflicts, reference_store
+    from custody.species import import_reference, prepare_reference, reference_conflicts
 
     store = open_store()
-    refs = reference_store(store)
     with _progress_bar(f"importing {name}") as bar:
         task = bar.add_task("import", total=len(files) + 1)
-        version, result = refs.import_version(
-            name,
-            files,
-            fmt=fmt,
-            marker=marker,
-            note=note,
-            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        imported = import_reference(
+            store, name=name, files=files, fmt=fmt, marker=marker, note=note,
             max_ambiguous=max_ambiguous / 100.0,
-        )
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )  # fmt: skip
+    version = imported.version
     with _progress_bar("preparing the search index") as bar:
         task = bar.add_task("prepare", total=None)
         engine = prepare_reference(
@@ -95,15 +95,12 @@ def ref_import(
             version=version.version,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
         )
-    from collections import Counter
-
-    reasons = Counter(r.reason.split(":", 1)[0] for r in result.rejected)
     out.print(
         f"{version.name} version {version.version}  {len(version.records)} sequences, {len(version.species)} species"
     )
     out.print(f"content hash {version.content_hash}")
-    if reasons:
-        out.print("rejected: " + "; ".join(f"{n} {why}" for why, n in reasons.most_common()))
+    if imported.rejected:
+        out.print("rejected: " + "; ".join(f"{n} {why}" for why, n in imported.rejected))
     conflicts = reference_conflicts(
         store, library=version.name, version=version.version, engine=engine
     )
@@ -115,7 +112,7 @@ def ref_import(
         )
 
 
-def _markers_cell(markers: list[str], shown: int = 4) -> str:
+def _markers_cell(markers: Sequence[str], shown: int = 4) -> str:
     """Markers for a table cell: the first few, then how many more (`ref show` lists all)."""
     if len(markers) <= shown:
         return ", ".join(markers)
@@ -160,16 +157,13 @@ def ref_show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Show one library version: hash, sources, markers, rejected records and measured error rates."""
-    from custody.species import reference_store
+    from custody.species import reference_store, reference_validations
 
-    refs = reference_store(open_store())
+    store = open_store()
+    refs = reference_store(store)
     manifest = refs.manifest(name, version)
     number = manifest["version"]
-    validations = {}
-    for rule in ("default", "strict", "mini-barcode"):
-        data = refs.attachment(name, number, f"validation-{rule}")
-        if data:
-            validations[rule] = data
+    validations = reference_validations(store, library=name, version=number)
     problems = refs.verify(name, number)
     if as_json:
         print_json({**manifest, "integrity": problems or "intact", "validation": validations})
@@ -226,7 +220,7 @@ def ref_conflicts(
         found = reference_conflicts(store, library=name, version=version, within=within)
     if as_json:
         for c in found:
-            sys.stdout.write(json.dumps(c, ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
         return
     if not found:
         done(f"No two species of {name} have references within {within} % of each other.")
@@ -234,16 +228,16 @@ def ref_conflicts(
     table = Table("distance %", "species", "and", "reading", "references", box=None)
     for c in found:
         table.add_row(
-            f"{c['distance']:.2f}",
-            c["species_a"],
-            c["species_b"],
-            c["kind"] + (" (CITES-listed)" if c["cites"] else ""),
-            f"suspect {c['suspect']}"
-            if c["suspect"]
-            else ", ".join("/".join(p) for p in c["accessions"][:2]),
+            f"{round(c.distance, 3):.2f}",  # as stored in the JSON form
+            c.species_a,
+            c.species_b,
+            c.kind.words + (" (CITES-listed)" if c.cites else ""),
+            f"suspect {c.suspect}"
+            if c.suspect
+            else ", ".join("/".join(p) for p in c.accessions[:2]),
         )
     out.print(table)
-    kinds = Counter(c["kind"] for c in found)
+    kinds = Counter(c.kind.words for c in found)
     out.print(
         f"{len(found)} species pairs within {within} %: "
         + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
@@ -274,61 +268,83 @@ def identify(
         "default", help="Decision rule set (default, strict, mini-barcode ...)."
     ),
     item: str | None = typer.Option(
-        None, help="Record the result on this item (an `analyse` event)."
+        None,
+        help="Record the result on this item (an `analyse` event); several queries only when they are one sample's markers or forward/reverse reads.",
     ),
-    actor: str | None = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP),
+    query_map: Path | None = typer.Option(
+        None,
+        "--map",
+        help="CSV with columns query,item: record each query's result on its own item.",
+    ),
+    actor: str | None = AS,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per query, one per line."),
 ) -> None:
     """Identify the species of DNA barcode queries; with --item, record the result on the item."""
     import json
     import sys
 
-    from custody.species import identify_files, record_identifications
+    from custody.domain import EventType
+    from custody.events import check_can_record
+    from custody.species import (
+        assign_to_items,
+        identify_files,
+        read_query_map,
+        record_identifications,
+    )
 
+    if item and query_map:
+        raise typer.BadParameter("give --item or --map, not both.")
+    mapping = read_query_map(query_map) if query_map else None
     store = open_store()
-    who = signer(store, actor) if item else None
-    if who is not None:
-        from custody.domain import EventType
-        from custody.events import check_permission
-
-        check_permission(who.actor, EventType.ANALYSE)
+    who = signer(store, actor) if item or mapping else None
+    for target in [item] if item else sorted(set((mapping or {}).values())):
+        assert who is not None
+        check_can_record(store, item_id=target, kind=EventType.ANALYSE, actor=who.actor)
     with _progress_bar("identifying") as bar:
         task = bar.add_task("identify", total=None)
         results = identify_files(
-            store, files=query_files, library=library, version=version, rule=rule,
+            store, files=query_files, library=library, version=version, rule=rule, analyst=who,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
         )  # fmt: skip
-    if item and who is not None:
-        recorded = record_identifications(store, item_id=item, signer=who, results=results)
+    plan = assign_to_items(results, item=item, mapping=mapping)
+    if plan and who is not None:
+        recorded = record_identifications(store, plan=plan, signer=who)
         for ev in recorded.events:
-            done(f"Recorded analyse (event {ev.id}) on {item}.")
+            done(f"Recorded analyse (event {ev.id}) on {ev.chain}.")
     if as_json:
         for r in results:
-            sys.stdout.write(json.dumps(r, ensure_ascii=False) + "\n")
+            sys.stdout.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
         return
     for r in results:
-        level_colour = {"species": "green", "ambiguous": "yellow", "genus": "yellow"}.get(
-            r["level"], "red"
+        _print_identification(r.identification)
+
+
+#: colour of each decision level's tag in `identify` output.
+_LEVEL_COLOUR = {"species": "green", "ambiguous": "yellow", "genus": "yellow"}
+
+
+def _print_identification(r: Identification) -> None:
+    out.print(
+        styled(
+            (r.query, "bold"),
+            "  ",
+            (r.level.upper(), _LEVEL_COLOUR.get(r.level, "red")),
+            f"  {r.statement}",
         )
+    )
+    if r.identity is not None:
+        identity = round(r.identity, 3)
+        coverage = None if r.coverage is None else round(r.coverage, 2)
         out.print(
-            styled(
-                (r["query"], "bold"),
-                "  ",
-                (r["level"].upper(), level_colour),
-                f"  {r['statement']}",
-            )
+            f"  identity {identity} %  coverage {coverage} %  next species {r.next_species_distance}"
         )
-        if r.get("identity") is not None:
-            out.print(
-                f"  identity {r['identity']} %  coverage {r.get('coverage')} %  next species {r.get('next_species_distance')}"
-            )
-        for flag in r.get("flags", []):
-            out.print(styled(("  flag:", "yellow"), f" {flag}"))
-        if r.get("cites"):
-            out.print(f"  CITES: {r['cites']}")
-        out.print(
-            f"  library {r['library_name']} v{r['library_version_number']} {r['library_version'][:23]}…  rule {r['rule'].get('name')}"
-        )
+    for flag in r.flag_texts:
+        out.print(styled(("  flag:", "yellow"), f" {flag}"))
+    if r.cites:
+        out.print(f"  CITES: {r.cites}")
+    out.print(
+        f"  library {r.library_name} v{r.library_version_number} {r.library_version[:23]}…  rule {r.rule.name}"
+    )
 
 
 @app.command("validate")
@@ -352,25 +368,30 @@ def ref_validate(
             progress=lambda d, t: bar.update(task, completed=d, total=t),
         )  # fmt: skip
     if as_json:
-        print_json(report)
+        print_json(report.to_dict())
         return
-    s = report["summary"]
+    present, absent = report.present.overall, report.absent.overall
     out.print(
-        f"{name} v{report['library_version_number']} under rule {rule}: {s['n_present']} present-species queries, {s['n_absent']} absent-species queries"
-        + (" (sampled)" if report["sampled"] else "")
+        f"{name} v{report.library_version_number} under rule {rule}: {present.n} present-species queries, {absent.n} absent-species queries"
+        + (" (sampled)" if report.sampled else "")
     )
-    out.print(f"  correct species calls {100 * (s['correct_species_rate'] or 0):.1f} %")
-    out.print(f"  wrong species calls   {100 * (s['wrong_species_rate'] or 0):.1f} %")
+    out.print(f"  correct species calls {_pct(present.rate(present.correct_species))} %")
+    out.print(f"  wrong species calls   {_pct(present.rate(present.wrong_species))} %")
     out.print(
-        f"  false species calls for absent species {100 * (s['false_species_rate_absent'] or 0):.1f} %"
+        f"  false species calls for absent species {_pct(absent.rate(absent.false_species))} %"
     )
-    for marker, rates in report["present"]["by_marker"].items():
+    for marker, rates in sorted(report.present.by_marker.items()):
         out.print(
-            f"    {marker:12} n={rates['n']:5d}  correct {100 * (rates['correct_species_rate'] or 0):5.1f} %  wrong {100 * (rates['wrong_species_rate'] or 0):4.1f} %"
+            f"    {marker:12} n={rates.n:5d}  correct {_pct(rates.rate(rates.correct_species), 5)} %  wrong {_pct(rates.rate(rates.wrong_species), 4)} %"
         )
     out.print(
         "Stored with the library version; every identification against it reports these rates."
     )
+
+
+def _pct(rate: float | None, width: int = 0) -> str:
+    """A rate in percent with one decimal (a missing rate counts as 0)."""
+    return f"{100 * (rate or 0):{width}.1f}"
 
 
 def register(root: typer.Typer) -> None:
