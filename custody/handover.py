@@ -77,11 +77,9 @@ COUNTERSIGNERS = ("receiver", "witness")
 # --------------------------------------------------------------------------- files
 def load_document(path: Path, *, parse: Callable[..., dict[str, Any]], what: str) -> dict[str, Any]:
     """Read and parse an offer or card file; a clear error names an unreadable path."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise InvalidInput(f"The {what} file {path} cannot be read; check the path.") from None
-    return parse(text, name=str(path))
+    from custody.files import read_text
+
+    return parse(read_text(path, what=f"{what} file"), name=str(path))
 
 
 def save_document(path: Path, data: dict[str, Any], *, what: str) -> None:
@@ -121,10 +119,9 @@ def actor_card(store: Store, handle: str) -> dict[str, Any]:
 
 
 def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
+    from custody.files import parse_json
+
+    return parse_json(text)
 
 
 def read_card(text: str, *, name: str) -> dict[str, Any]:
@@ -136,6 +133,7 @@ def read_card(text: str, *, name: str) -> dict[str, Any]:
         not isinstance(card, dict)
         or card.get("format") != CARD_FORMAT
         or not isinstance(actor, dict)
+        or any(f not in actor for f in ACTOR_FIELDS)
         or any(not isinstance(actor.get(f), str) for f in ACTOR_FIELDS if f != "agency_code")
         or not isinstance(actor.get("agency_code"), str | None)
         or not (

@@ -24,6 +24,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from custody import attachments as cas
+from custody import files
 from custody.chain import actor_message, actor_record
 from custody.errors import AlreadyExists, IllegalTransition, InvalidInput, NotFound, StoreProblem
 from custody.events import (
@@ -478,10 +479,13 @@ def parse_bag(text: str, *, where: str = "") -> tuple[int | None, int | None]:
     text = text.strip()
     if not text:
         return None, None
-    match = re.fullmatch(r"(\d+)\s*(?:/|of)\s*(\d+)", text)
+    match = re.fullmatch(r"([0-9]+)\s*(?:/|of)\s*([0-9]+)", text)
     if not match:
         at = f" ({where})" if where else ""
         raise InvalidInput(f"Bag '{text}'{at} is not of the form n/N, e.g. 2/5.")
+    if len(match.group(1)) > 9 or len(match.group(2)) > 9:
+        at = f" ({where})" if where else ""
+        raise InvalidInput(f"Bag '{text}'{at} numbers more than {MAX_COUNT} bags; check it.")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -500,14 +504,7 @@ def parse_other_ids(pairs: Sequence[str], *, where: str = "") -> dict[str, str]:
 
 def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) -> list[Item]:
     """Import items from CSV (header row; see CSV_COLUMNS). All rows or none."""
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise NotFound(f"The CSV file {csv_path} does not exist; check the path.") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(
-            f"The CSV file {csv_path} is not UTF-8 text; save it as UTF-8 CSV."
-        ) from None
+    text = files.read_text(csv_path, what="CSV file")
     if "\x00" in text:
         raise InvalidInput(
             f"The CSV file {csv_path} contains NUL bytes; it is not a text CSV file."
@@ -518,6 +515,12 @@ def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) 
         raise InvalidInput(
             f"The CSV file {csv_path} has no 'description' column; the header must name columns "
             f"from: {', '.join(CSV_COLUMNS)}."
+        )
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise InvalidInput(
+            f"The CSV file {csv_path} names the column(s) {', '.join(twice)} more than once; "
+            f"keep one column of each name."
         )
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if unknown:
@@ -566,7 +569,9 @@ def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) 
         except ValueError as exc:
             raise InvalidInput(f"{where}: a number is malformed ({exc}); fix the row.") from None
         photos = [
-            (csv_path.parent / p.strip()) for p in row.get("photos", "").split(";") if p.strip()
+            files.attachment_inside(csv_path.parent, p, where=where)
+            for p in row.get("photos", "").split(";")
+            if p.strip()
         ]
         specs.append((spec, photos))
     if not specs:

@@ -604,11 +604,9 @@ def take_checkpoint(store: Store) -> dict[str, Any]:
 def read_checkpoint(text_: str, *, name: str) -> dict[str, Any]:
     """Parse a checkpoint file's text; `InvalidInput` names the file when it is not one."""
     from custody.errors import InvalidInput
+    from custody.files import parse_json
 
-    try:
-        data = json.loads(text_)
-    except ValueError:
-        data = None
+    data = parse_json(text_)
     if (
         not isinstance(data, dict)
         or data.get("format") != CHECKPOINT_FORMAT

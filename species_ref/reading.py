@@ -32,6 +32,7 @@ from pathlib import Path
 from Bio import SeqIO
 
 from species_ref.errors import InputFormatError, QueryRejected
+from species_ref.files import read_regular
 from species_ref.types import Query, QueryQC
 
 IUPAC_DNA = frozenset("ACGTRYSWKMBDHVN")
@@ -114,16 +115,7 @@ def read_queries(
     read with nothing usable left; in either case nothing is returned.
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputFormatError(f"Query file {p} does not exist; check the path.") from None
-    except IsADirectoryError:
-        raise InputFormatError(
-            f"Query file {p} is a directory; give the path of a FASTA, FASTQ or .ab1 file."
-        ) from None
-    except OSError as e:
-        raise InputFormatError(f"Query file {p} cannot be read ({e.strerror}).") from None
+    data = read_regular(p, what="Query file", hint="give the path of a FASTA, FASTQ or .ab1 file")
 
     fmt = detect_query_format(data, name=p.name)
     if fmt == "abi":

@@ -8,7 +8,17 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import AS_HELP, AT_HELP, done, open_store, out, print_id, print_json, signer
+from custody.cli.common import (
+    AS_HELP,
+    AT_HELP,
+    MAX_INT,
+    done,
+    open_store,
+    out,
+    print_id,
+    print_json,
+    signer,
+)
 
 AS = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP)
 AT = typer.Option(None, "--at", help=AT_HELP)
@@ -69,7 +79,10 @@ def transfer(
     """Hand an item over: releaser and receiver (and witness) all sign."""
     store = open_store()
     if offer is not None:
+        from custody.files import check_output
         from custody.handover import prepare_transfer, save_document
+
+        check_output(offer, what="transfer offer file", can_force=False)
 
         prepared = prepare_transfer(
             store,
@@ -257,7 +270,9 @@ def note(
 
 
 def correct(
-    event_id: int = typer.Argument(..., help="ID of the event being corrected."),
+    event_id: int = typer.Argument(
+        ..., min=1, max=MAX_INT, help="ID of the event being corrected."
+    ),
     reason: str = typer.Option(..., help="What was wrong and what is right."),
     at: str | None = AT,
     actor: str | None = AS,

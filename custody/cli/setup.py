@@ -61,11 +61,14 @@ def actor_add(
 def actor_card(
     handle: str = typer.Argument(..., help="Handle of the actor."),
     output: Path = typer.Option(..., "-o", "--output", help="Actor card file to write (JSON)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing card file."),
 ) -> None:
     """Write an actor's public registration card, to register them in another store."""
+    from custody.files import check_output
     from custody.handover import actor_card as make_card
     from custody.handover import save_document
 
+    check_output(output, what="actor card file", force=force)
     card = make_card(open_store(), handle)
     save_document(output, card, what="actor card")
     done(

@@ -26,6 +26,7 @@ def verify(
 ) -> None:
     """Verify custody chains and signatures (exit 0 intact, 1 with findings)."""
     from custody.errors import InvalidInput
+    from custody.files import read_text
     from custody.verify import read_checkpoint
     from custody.verify import verify as run_verify
 
@@ -34,12 +35,7 @@ def verify(
         raise typer.Exit(2)
     trusted: frozenset[str] | None = None
     if trusted_keys is not None:
-        try:
-            lines = trusted_keys.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
-            raise InvalidInput(
-                f"The trusted key file {trusted_keys} cannot be read; check the path."
-            ) from None
+        lines = read_text(trusted_keys, what="trusted key file").splitlines()
         trusted = frozenset(
             x.split("#", 1)[0].strip().lower() for x in lines if x.split("#", 1)[0].strip()
         )
@@ -51,12 +47,7 @@ def verify(
             )
     checkpoints = []
     for path in checkpoint:
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            raise InvalidInput(
-                f"The checkpoint file {path} cannot be read; check the path."
-            ) from None
+        raw = read_text(path, what="checkpoint file")
         checkpoints.append(read_checkpoint(raw, name=path.name))
     report = run_verify(
         open_store(), item_id=item, case_no=case, trusted_keys=trusted, checkpoints=checkpoints
@@ -88,6 +79,7 @@ def verify(
 
 def checkpoint(
     output: Path = typer.Option(..., "-o", "--output", help="Checkpoint file to write (JSON)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint file."),
 ) -> None:
     """Write the signed head of the store log to a file to keep outside this machine.
 
@@ -98,17 +90,13 @@ def checkpoint(
     import json
 
     from custody.cli.common import done
-    from custody.errors import InvalidInput
+    from custody.files import check_output, write_output
     from custody.verify import take_checkpoint
 
+    check_output(output, what="checkpoint file", force=force)
     data = take_checkpoint(open_store())
     text = json.dumps(data, indent=1, sort_keys=True) + "\n"
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(
-            f"The checkpoint file {output} cannot be written ({exc.strerror})."
-        ) from None
+    write_output(output, text.encode("utf-8"), what="checkpoint file", force=force)
     done(
         f"Checkpoint of store log entry {data['seq']} (signed by {data['signed_by']}) written to "
         f"{output}; keep a copy off this machine (with the prosecutor, on paper)."
