@@ -188,8 +188,8 @@ def check_output(path: Path, *, what: str, force: bool = False, can_force: bool 
     folder = path.parent
     if not folder.is_dir():
         raise InvalidInput(
-            f"The folder {folder} for the {what} does not exist; create it first or choose "
-            f"another path."
+            f"The {what} {path} cannot be written because its folder {folder} does not exist; "
+            f"create the folder first or choose another path."
         )
     try:
         mode = os.lstat(path).st_mode

@@ -47,9 +47,11 @@ from custody.models import (
     ItemCreate,
     StoreMeta,
 )
+from custody.seals import check_seal_unused
 from custody.state import ItemState, replay
 from custody.store import Store, open_store
 from custody.timeutil import now_utc, parse_time, to_utc_text
+from custody.units import check_unit
 
 MAX_COUNT = 10**9
 CASE_NO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -279,6 +281,7 @@ def _validated(spec: ItemCreate, *, where: str = "") -> tuple[ItemCreate, str, s
             raise InvalidInput(
                 f"The {label} {number}{at} is not a finite number; give a real value."
             )
+    spec = spec.model_copy(update={"unit": check_unit(spec.unit, where=where)})
     if spec.weight is not None:
         if spec.weight < 0:
             raise InvalidInput(f"The weight {spec.weight}{at} is negative; give a positive weight.")
@@ -407,8 +410,12 @@ def add_items(
     case_no: str,
     specs: Sequence[tuple[ItemCreate, Sequence[Path]]],
     signer: Signer,
+    allow_duplicate_seal: bool = False,
 ) -> list[Item]:
-    """Log seized items (with photos) in one transaction: all or none."""
+    """Log seized items (with photos) in one transaction: all or none.
+
+    A seal number already on another item is refused unless `allow_duplicate_seal`.
+    """
     check_permission(signer.actor, "seize")
     prepared = []
     for index, (spec, photos) in enumerate(specs, start=1):
@@ -420,6 +427,18 @@ def add_items(
         if session.get(Case, case_no) is None:
             raise NotFound(f"Case {case_no} does not exist; open it with 'custody case open'.")
         writer = Writer(session)
+        seals: dict[str, int] = {}
+        for index, (checked, *_rest) in enumerate(prepared, start=1):
+            where = f"row {index}" if len(prepared) > 1 else ""
+            seal = checked.seal.strip()
+            if seal and not allow_duplicate_seal:
+                if seal in seals:
+                    raise InvalidInput(
+                        f"Seal {seal} is given to rows {seals[seal]} and {index}; check the "
+                        f"numbers, or pass --allow-duplicate-seal if two seals really carry it."
+                    )
+                seals[seal] = index
+                check_seal_unused(session, seal, item_id=None, allow_duplicate=False, where=where)
         for checked, utc, local, manifest, _ in prepared:
             items.append(
                 _insert_item(
@@ -449,8 +468,15 @@ def add_item(
     spec: ItemCreate,
     signer: Signer,
     photos: Sequence[Path] = (),
+    allow_duplicate_seal: bool = False,
 ) -> Item:
-    return add_items(store, case_no=case_no, specs=[(spec, photos)], signer=signer)[0]
+    return add_items(
+        store,
+        case_no=case_no,
+        specs=[(spec, photos)],
+        signer=signer,
+        allow_duplicate_seal=allow_duplicate_seal,
+    )[0]
 
 
 CSV_COLUMNS = (
@@ -502,7 +528,14 @@ def parse_other_ids(pairs: Sequence[str], *, where: str = "") -> dict[str, str]:
     return out
 
 
-def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) -> list[Item]:
+def import_items(
+    store: Store,
+    *,
+    case_no: str,
+    csv_path: Path,
+    signer: Signer,
+    allow_duplicate_seal: bool = False,
+) -> list[Item]:
     """Import items from CSV (header row; see CSV_COLUMNS). All rows or none."""
     text = files.read_text(csv_path, what="CSV file")
     if "\x00" in text:
@@ -576,7 +609,13 @@ def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) 
         specs.append((spec, photos))
     if not specs:
         raise InvalidInput(f"The CSV file {csv_path} has no rows; nothing was imported.")
-    return add_items(store, case_no=case_no, specs=specs, signer=signer)
+    return add_items(
+        store,
+        case_no=case_no,
+        specs=specs,
+        signer=signer,
+        allow_duplicate_seal=allow_duplicate_seal,
+    )
 
 
 def record_sample(

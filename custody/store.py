@@ -203,7 +203,11 @@ def open_store(
     if path is not None:
         if not path.exists() and not create:
             raise StoreProblem(f"No custody store at {path}; run 'custody init' to create one.")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.exists():
+            # The store's folder (usually CUSTODY_HOME) is private whatever the umask.
+            path.parent.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(path.parent, 0o700)
     home = home or custody_home()
     try:
         engine = _make_engine(url)

@@ -30,8 +30,8 @@ def parse_time(text: str, *, what: str = "time") -> datetime:
     # The year is checked before converting: 0001-01-01T00:00+14:00 has no UTC form.
     if not MIN_YEAR <= value.year <= MAX_YEAR:
         raise InvalidInput(
-            f"The {what} '{text}' has the year {value.year}, outside {MIN_YEAR}..{MAX_YEAR}; "
-            f"check the year."
+            f"The {what} '{text}' is not a plausible date (year {value.year}, outside "
+            f"{MIN_YEAR}..{MAX_YEAR}); check the year."
         )
     return value
 

@@ -226,6 +226,12 @@ def test_unwritable_output_is_refused_before_anything_is_recorded(
     )
     assert cli.exit_code == 1 and cli.stderr.startswith("error: The output ")
     assert _event_count(labelled) == before
+    with pytest.raises(CustodyError, match="does not exist; create it first"):
+        print_labels(
+            labelled.store, signer=labelled.officer, out=folder / "new" / "l.pdf", case_no=CASE
+        )
+    assert not (folder / "new").exists() and _event_count(labelled) == before
+    (folder / "new").mkdir()
     job = print_labels(
         labelled.store, signer=labelled.officer, out=folder / "new" / "l.pdf", case_no=CASE
     )

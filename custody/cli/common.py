@@ -10,8 +10,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperGroup
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from custody.store import Store
 
 EXPECTED = (CustodyError, SpeciesRefError, LabelError)
+T = TypeVar("T")
 
 
 # Control characters (ESC starts terminal escape sequences), C1 controls, line and
@@ -220,10 +221,31 @@ def open_store(*, create: bool = False) -> Store:
     return _open(SETTINGS.db, create=create)
 
 
+def _terminal_attached() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def with_passphrase(unlock: Callable[[str | None], T], handle: str) -> T:
+    """Run `unlock`; when the key is encrypted and no CUSTODY_PASSPHRASE is set, ask for
+    the passphrase on the terminal (without echo) and run it again."""
+    from custody.errors import PassphraseNeeded
+
+    try:
+        return unlock(None)
+    except PassphraseNeeded:
+        if not _terminal_attached():
+            raise
+    import getpass
+
+    return unlock(getpass.getpass(f"Passphrase of the key of '{handle}': "))
+
+
 def signer(store: Store, handle: str | None) -> Signer:
     from custody.events import load_signer
 
-    return load_signer(store, handle)
+    return with_passphrase(
+        lambda passphrase: load_signer(store, handle, passphrase=passphrase), handle or ""
+    )
 
 
 def print_json(value: Any) -> None:

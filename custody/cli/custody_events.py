@@ -18,6 +18,7 @@ from custody.cli.common import (
     print_id,
     print_json,
     signer,
+    with_passphrase,
 )
 
 AS = typer.Option(None, "--as", envvar="CUSTODY_ACTOR", help=AS_HELP)
@@ -33,6 +34,11 @@ def _report(recorded: object) -> None:
 def seal(
     item: str = ITEM,
     seal: str = typer.Option(..., "--seal", help="Seal number."),
+    allow_duplicate_seal: bool = typer.Option(
+        False,
+        "--allow-duplicate-seal",
+        help="Accept a seal number already recorded on another item.",
+    ),
     at: str | None = AT,
     actor: str | None = AS,
 ) -> None:
@@ -40,7 +46,16 @@ def seal(
     from custody.events import record_seal
 
     store = open_store()
-    _report(record_seal(store, item_id=item, signer=signer(store, actor), seal=seal, at=at))
+    _report(
+        record_seal(
+            store,
+            item_id=item,
+            signer=signer(store, actor),
+            seal=seal,
+            at=at,
+            allow_duplicate_seal=allow_duplicate_seal,
+        )
+    )
 
 
 def unseal(
@@ -147,12 +162,15 @@ def countersign(
             "Countersigning needs the signer; pass --as HANDLE or set CUSTODY_ACTOR."
         )
     data = load_document(offer, parse=read_offer, what="transfer offer")
-    signed, role = sign_offer(
-        data,
-        handle=actor,
-        home=custody_home(),
-        passphrase=os.environ.get(PASSPHRASE_ENV) or None,
-        name=str(offer),
+    signed, role = with_passphrase(
+        lambda passphrase: sign_offer(
+            data,
+            handle=actor,
+            home=custody_home(),
+            passphrase=passphrase or os.environ.get(PASSPHRASE_ENV) or None,
+            name=str(offer),
+        ),
+        actor,
     )
     save_document(offer, signed, what="transfer offer")
     d = describe_offer(signed)

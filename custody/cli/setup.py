@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -41,7 +40,7 @@ def actor_add(
     agency: str | None = typer.Option(None, help="Agency code."),
 ) -> None:
     """Register an actor and create their Ed25519 key pair (private key kept in CUSTODY_HOME/keys)."""
-    from custody.keys import PASSPHRASE_ENV
+    from custody.keys import new_key_passphrase
     from custody.records import add_actor
 
     store = open_store()
@@ -52,7 +51,7 @@ def actor_add(
         role=role,
         badge=badge,
         agency_code=agency,
-        passphrase=os.environ.get(PASSPHRASE_ENV) or None,
+        passphrase=new_key_passphrase(),
     )
     out.print(f"{actor.handle}  {actor.role}  key {actor.key_fingerprint[:16]}")
 
