@@ -179,7 +179,26 @@ def _backup_sqlite(path: Path, revision: str) -> Path:
     return target
 
 
+def _postgres_driver(url: str) -> str:
+    """`postgresql://` with the driver that is installed made explicit.
+
+    SQLAlchemy's default driver for a bare `postgresql://` differs between its
+    versions (psycopg2, then psycopg 3); the `postgres` extra installs psycopg 3,
+    and a machine with only psycopg2 keeps working.
+    """
+    import importlib.util
+
+    parsed = make_url(url)
+    if parsed.drivername != "postgresql":
+        return url
+    for module, driver in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return parsed.set(drivername=driver).render_as_string(hide_password=False)
+    return url
+
+
 def _make_engine(url: str) -> Engine:
+    url = _postgres_driver(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _install_sqlite_pragmas(engine)

@@ -127,111 +127,206 @@ AS = ["--as", "aotieno"]
 CASES: dict[str, Case] = {
     # extreme and impossible dates, everywhere a time is accepted
     "seized-at year 1 east of UTC": Case(
-        lambda t, i: ["item", "add", CASE, "--description", "x", "--seized-at",
-                      "0001-01-01T00:00+14:00", *AS], "plausible"),
+        lambda t, i: [
+            "item",
+            "add",
+            CASE,
+            "--description",
+            "x",
+            "--seized-at",
+            "0001-01-01T00:00+14:00",
+            *AS,
+        ],
+        "plausible",
+    ),
     "seized-at year 9999 west of UTC": Case(
-        lambda t, i: ["item", "add", CASE, "--description", "x", "--seized-at",
-                      "9999-12-31T23:59-12:00", *AS], "plausible"),
+        lambda t, i: [
+            "item",
+            "add",
+            CASE,
+            "--description",
+            "x",
+            "--seized-at",
+            "9999-12-31T23:59-12:00",
+            *AS,
+        ],
+        "plausible",
+    ),
     "case open --at year 1": Case(
-        lambda t, i: ["case", "open", "C-2", "--title", "t", "--at", "0001-01-01T00:00+14:00",
-                      *AS], "plausible"),
+        lambda t, i: ["case", "open", "C-2", "--title", "t", "--at", "0001-01-01T00:00+14:00", *AS],
+        "plausible",
+    ),
     "transfer --at year 9999": Case(
         lambda t, i: ["transfer", i, "--to", "jmwangi", "--at", "9999-12-31T23:59-12:00", *AS],
-        "plausible"),
+        "plausible",
+    ),
     "transfer --at in the future": Case(
-        lambda t, i: ["transfer", i, "--to", "jmwangi", "--at", "2199-01-01T00:00Z", *AS],
-        "future"),
+        lambda t, i: ["transfer", i, "--to", "jmwangi", "--at", "2199-01-01T00:00Z", *AS], "future"
+    ),
     "CSV seized_at year 1": Case(
-        lambda t, i: ["item", "import", CASE,
-                      _csv(t, "description,seized_at\nx,0001-01-01T00:00+14:00\n"), *AS],
-        "plausible"),
+        lambda t, i: [
+            "item",
+            "import",
+            CASE,
+            _csv(t, "description,seized_at\nx,0001-01-01T00:00+14:00\n"),
+            *AS,
+        ],
+        "plausible",
+    ),
     # numbers too large for the store
     "correct a 20-digit event": Case(
-        lambda t, i: ["correct", "99999999999999999999", "--reason", "r", *AS], "event_id"),
+        lambda t, i: ["correct", "99999999999999999999", "--reason", "r", *AS], "event_id"
+    ),
     "bag with 21 digits": Case(
-        lambda t, i: ["item", "add", CASE, "--description", "x", "--bag",
-                      "999999999999999999999/9999999999999999999999", *AS], "bag"),
+        lambda t, i: [
+            "item",
+            "add",
+            CASE,
+            "--description",
+            "x",
+            "--bag",
+            "999999999999999999999/9999999999999999999999",
+            *AS,
+        ],
+        "bag",
+    ),
     "ref validate --max-queries -3": Case(
-        lambda t, i: ["ref", "validate", "demo", "--max-queries", "-3"], "--max-queries"),
+        lambda t, i: ["ref", "validate", "demo", "--max-queries", "-3"], "--max-queries"
+    ),
     "ref show --version 0": Case(lambda t, i: ["ref", "show", "demo", "--version", "0"]),
     # arguments that are not UTF-8 (bytes 0xff on the command line)
     "non-UTF-8 item ID": Case(lambda t, i: ["item", "show", i + "\udcff"], "UTF-8"),
     "non-UTF-8 description": Case(
-        lambda t, i: ["item", "add", CASE, "--description", "\udcff\udcfe", *AS], "UTF-8"),
+        lambda t, i: ["item", "add", CASE, "--description", "\udcff\udcfe", *AS], "UTF-8"
+    ),
     # JSON nested 100,000 deep
     "deep offer (complete-transfer)": Case(
-        lambda t, i: ["complete-transfer", str(deep_json(t)), *AS], "not a transfer offer"),
+        lambda t, i: ["complete-transfer", str(deep_json(t)), *AS], "not a transfer offer"
+    ),
     "deep offer (countersign)": Case(
-        lambda t, i: ["countersign", str(deep_json(t)), "--as", "jmwangi"],
-        "not a transfer offer"),
-    "deep actor card": Case(lambda t, i: ["actor", "import", str(deep_json(t))],
-                            "not an actor card"),
-    "deep checkpoint": Case(lambda t, i: ["verify", "--checkpoint", str(deep_json(t))],
-                            "not a custody checkpoint"),
+        lambda t, i: ["countersign", str(deep_json(t)), "--as", "jmwangi"], "not a transfer offer"
+    ),
+    "deep actor card": Case(
+        lambda t, i: ["actor", "import", str(deep_json(t))], "not an actor card"
+    ),
+    "deep checkpoint": Case(
+        lambda t, i: ["verify", "--checkpoint", str(deep_json(t))], "not a custody checkpoint"
+    ),
     "JSON nested 65 deep": Case(
-        lambda t, i: ["actor", "import", str(deep_json(t, 65))], "not an actor card"),
+        lambda t, i: ["actor", "import", str(deep_json(t, 65))], "not an actor card"
+    ),
     # CSV files
     "CSV column twice": Case(
         lambda t, i: ["item", "import", CASE, _csv(t, "description,description\na,b\n"), *AS],
-        "more than once"),
+        "more than once",
+    ),
     "CSV photo ../": Case(
-        lambda t, i: ["item", "import", CASE,
-                      _csv(t, "description,photos\nx,../home/keys/secret.pem\n"), *AS],
-        "leaves the CSV's folder"),
+        lambda t, i: [
+            "item",
+            "import",
+            CASE,
+            _csv(t, "description,photos\nx,../home/keys/secret.pem\n"),
+            *AS,
+        ],
+        "leaves the CSV's folder",
+    ),
     "CSV photo absolute": Case(
-        lambda t, i: ["item", "import", CASE, _csv(t, "description,photos\nx,/etc/passwd\n"),
-                      *AS], "not relative"),
+        lambda t, i: ["item", "import", CASE, _csv(t, "description,photos\nx,/etc/passwd\n"), *AS],
+        "not relative",
+    ),
     "CSV photo ~": Case(
-        lambda t, i: ["item", "import", CASE, _csv(t, "description,photos\nx,~/.ssh/id\n"),
-                      *AS], "not relative"),
+        lambda t, i: ["item", "import", CASE, _csv(t, "description,photos\nx,~/.ssh/id\n"), *AS],
+        "not relative",
+    ),
     "CSV photo folder": Case(
         lambda t, i: ["item", "import", CASE, _csv(t, "description,photos\nx,.\n"), *AS],
-        "not an ordinary file"),
+        "not an ordinary file",
+    ),
     "CSV unit stone": Case(
-        lambda t, i: ["item", "import", CASE,
-                      _csv(t, "description,weight,unit\nx,3,stone\n"), *AS], "stone"),
+        lambda t, i: ["item", "import", CASE, _csv(t, "description,weight,unit\nx,3,stone\n"), *AS],
+        "stone",
+    ),
     # units and seals
     "unit stone": Case(
-        lambda t, i: ["item", "add", CASE, "--description", "x", "--weight", "3", "--unit",
-                      "stone", *AS], "unit 'stone'"),
+        lambda t, i: [
+            "item",
+            "add",
+            CASE,
+            "--description",
+            "x",
+            "--weight",
+            "3",
+            "--unit",
+            "stone",
+            *AS,
+        ],
+        "unit 'stone'",
+    ),
     "seal already on another item": Case(
         lambda t, i: ["item", "add", CASE, "--description", "x", "--seal", "S-1", *AS],
-        "already recorded on item KWS-2026-0042/1"),
+        "already recorded on item KWS-2026-0042/1",
+    ),
     # outputs
     "label print into a missing folder": Case(
         lambda t, i: ["label", "print", i, "-o", str(t / "missing" / "dir" / "x.pdf"), *AS],
-        "does not exist"),
+        "does not exist",
+    ),
     "checkpoint into a missing folder": Case(
-        lambda t, i: ["checkpoint", "-o", str(t / "missing" / "cp.json")], "does not exist"),
+        lambda t, i: ["checkpoint", "-o", str(t / "missing" / "cp.json")], "does not exist"
+    ),
     "checkpoint onto a folder": Case(lambda t, i: ["checkpoint", "-o", str(t)], "is a folder"),
     "checkpoint with a too long name": Case(
-        lambda t, i: ["checkpoint", "-o", str(t / ("c" * 300))], "name is too long"),
+        lambda t, i: ["checkpoint", "-o", str(t / ("c" * 300))], "name is too long"
+    ),
     "actor card into a missing folder": Case(
         lambda t, i: ["actor", "card", "aotieno", "-o", str(t / "no" / "card.json")],
-        "does not exist"),
+        "does not exist",
+    ),
     # reference files
     "GenBank cut inside ORIGIN": Case(
-        lambda t, i: ["ref", "import", "lib", str(_cut_genbank(t))], "no closing '//'"),
+        lambda t, i: ["ref", "import", "lib", str(_cut_genbank(t))], "no closing '//'"
+    ),
     "GenBank shorter than its LOCUS": Case(
-        lambda t, i: ["ref", "import", "lib", str(_short_genbank(t))], "declares 384 bp"),
+        lambda t, i: ["ref", "import", "lib", str(_short_genbank(t))], "declares 384 bp"
+    ),
     "GenBank read as FASTA": Case(
-        lambda t, i: ["ref", "import", "lib", str(DATA / "ref_small.gb"), "--format", "fasta"]),
+        lambda t, i: ["ref", "import", "lib", str(DATA / "ref_small.gb"), "--format", "fasta"]
+    ),
     "marker with a newline": Case(
-        lambda t, i: ["ref", "import", "lib", str(DATA / "ref_bold.fasta"), "--marker",
-                      "COI\n>evil|Homo sapiens|COI"], "marker"),
+        lambda t, i: [
+            "ref",
+            "import",
+            "lib",
+            str(DATA / "ref_bold.fasta"),
+            "--marker",
+            "COI\n>evil|Homo sapiens|COI",
+        ],
+        "marker",
+    ),
     "marker with an escape": Case(
-        lambda t, i: ["ref", "import", "lib", str(DATA / "ref_bold.fasta"), "--marker",
-                      "COI\x1b[2J"], "marker"),
+        lambda t, i: [
+            "ref",
+            "import",
+            "lib",
+            str(DATA / "ref_bold.fasta"),
+            "--marker",
+            "COI\x1b[2J",
+        ],
+        "marker",
+    ),
     "reference file is a folder": Case(lambda t, i: ["ref", "import", "lib", str(t)], "directory"),
     "query file is a folder": Case(
-        lambda t, i: ["identify", str(t), "--library", "lib"], "directory"),
+        lambda t, i: ["identify", str(t), "--library", "lib"], "directory"
+    ),
     # usage errors print one line too
     "missing argument": Case(lambda t, i: ["item", "add"], "missing argument"),
     "not an integer": Case(
-        lambda t, i: ["item", "add", CASE, "--description", "x", "--count", "many"], "--count"),
+        lambda t, i: ["item", "add", CASE, "--description", "x", "--count", "many"], "--count"
+    ),
     "unknown command": Case(lambda t, i: ["frobnicate"], "no such command"),
     "dossier verify of a missing file": Case(
-        lambda t, i: ["dossier", "verify", str(t / "none.pdf")], "does not exist"),
+        lambda t, i: ["dossier", "verify", str(t / "none.pdf")], "does not exist"
+    ),
 }
 
 
@@ -281,7 +376,9 @@ def test_a_fifo_is_refused_without_blocking(
     assert "pipe" in line or "not a file" in line or "not a regular file" in line, line
 
 
-def test_csv_photos_stay_inside_the_csv_folder(world: World, cli: CliRunner, tmp_path: Path) -> None:
+def test_csv_photos_stay_inside_the_csv_folder(
+    world: World, cli: CliRunner, tmp_path: Path
+) -> None:
     """The HIGH finding: a private key outside the CSV's folder must never be attached."""
     folder = tmp_path / "import"
     (folder / "photos").mkdir(parents=True)
@@ -374,9 +471,7 @@ def test_ids_with_a_pipe_never_reach_an_export(
     assert f"  {kept} sequences" in stdout and "rejected" not in stdout
 
 
-def test_control_characters_in_user_text_are_shown_escaped(
-    world: World, cli: CliRunner
-) -> None:
+def test_control_characters_in_user_text_are_shown_escaped(world: World, cli: CliRunner) -> None:
     evil = "Fins \x1b[2J\x1b]0;owned\x07 \u009b31m \u202egnp.exe"
     code, item_id, _ = invoke(cli, ["item", "add", CASE, "--description", evil, *AS])
     assert code == 0
@@ -397,7 +492,9 @@ def test_control_characters_in_user_text_are_shown_escaped(
     assert "\\x1b[2J" in line
 
 
-def test_duplicate_seal_can_be_accepted_deliberately(world: World, item: str, cli: CliRunner) -> None:
+def test_duplicate_seal_can_be_accepted_deliberately(
+    world: World, item: str, cli: CliRunner
+) -> None:
     code, stdout, stderr = invoke(
         cli,
         ["item", "add", CASE, "--description", "x", "--seal", "S-1", "--allow-duplicate-seal",

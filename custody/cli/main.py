@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from custody import __version__
+from custody.cli import backup as backup_cli
 from custody.cli import cases, custody_events, demo, dossier, items, labels, setup, species
 from custody.cli import verify as verify_cli
 from custody.cli.common import SETTINGS, ErrorMappingGroup
@@ -52,6 +53,7 @@ app.add_typer(items.app, name="item")
 custody_events.register(app)
 app.command("verify")(verify_cli.verify)
 app.command("checkpoint")(verify_cli.checkpoint)
+app.command("backup")(backup_cli.backup)
 app.add_typer(species.app, name="ref")
 app.command("identify")(species.identify)
 app.add_typer(labels.app, name="label")
