@@ -84,12 +84,16 @@ def load_document(path: Path, *, parse: Callable[..., dict[str, Any]], what: str
 
 def save_document(path: Path, data: dict[str, Any], *, what: str) -> None:
     """Write `data` as JSON to `path` atomically (an offer is rewritten when countersigned)."""
+    from custody.files import os_reason
+
     text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     except OSError as exc:
-        raise InvalidInput(f"The {what} file {path} cannot be written ({exc.strerror}).") from None
+        raise InvalidInput(
+            f"The {what} file {path} cannot be written ({os_reason(exc)}); choose another path."
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -98,7 +102,9 @@ def save_document(path: Path, data: dict[str, Any], *, what: str) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise InvalidInput(f"The {what} file {path} cannot be written ({exc.strerror}).") from None
+        raise InvalidInput(
+            f"The {what} file {path} cannot be written ({os_reason(exc)}); choose another path."
+        ) from None
 
 
 # --------------------------------------------------------------------------- actor cards

@@ -55,6 +55,14 @@ def resolve_url(url_or_path: str | os.PathLike[str] | None) -> str:
     return "sqlite:///" + str(Path(value).expanduser().resolve())
 
 
+def _without_password(url: str) -> str:
+    """The URL for messages: a password never reaches the terminal or a log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as given, minus nothing secret
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
 def _sqlite_path(url: str) -> Path | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -218,6 +226,7 @@ def open_store(
     error unless `create` is set.
     """
     url = resolve_url(url_or_path)
+    shown_url = _without_password(url)
     path = _sqlite_path(url)
     if path is not None:
         if not path.exists() and not create:
@@ -232,7 +241,7 @@ def open_store(
         engine = _make_engine(url)
     except Exception as exc:  # unknown dialect, missing driver, malformed URL
         raise StoreProblem(
-            f"The database URL {url} cannot be used ({exc.__class__.__name__}: "
+            f"The database URL {shown_url} cannot be used ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check the URL, and for "
             f"PostgreSQL install the driver with \"pip install 'custody[postgres]'\"."
         ) from None
@@ -244,17 +253,17 @@ def open_store(
             tables = set(inspect(engine).get_table_names())
             if tables and "events" in tables:
                 raise StoreProblem(
-                    f"The database {url} has custody tables but no schema revision; "
+                    f"The database {shown_url} has custody tables but no schema revision; "
                     f"restore it from a backup."
                 )
             if tables:
                 raise StoreProblem(
-                    f"The database {url} already holds other tables ({', '.join(sorted(tables)[:3])}"
+                    f"The database {shown_url} already holds other tables ({', '.join(sorted(tables)[:3])}"
                     f"{' ...' if len(tables) > 3 else ''}); give custody a database of its own."
                 )
             if not create:
                 raise StoreProblem(
-                    f"The database {url} is not a custody store; run 'custody init' first."
+                    f"The database {shown_url} is not a custody store; run 'custody init' first."
                 )
             upgrade(engine)
         elif revision != head:
@@ -262,7 +271,7 @@ def open_store(
                 backup = _backup_sqlite(path, revision)
             elif not create:
                 raise StoreProblem(
-                    f"The store {url} has schema revision {revision}, this version needs {head}; "
+                    f"The store {shown_url} has schema revision {revision}, this version needs {head}; "
                     f"back it up and run 'custody init' to upgrade it."
                 )
             upgrade(engine)
@@ -272,7 +281,7 @@ def open_store(
     except Exception as exc:  # driver errors: unreadable file, not a database ...
         engine.dispose()
         raise StoreProblem(
-            f"The store {url} could not be opened ({exc.__class__.__name__}: "
+            f"The store {shown_url} could not be opened ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0]}); check the path or restore a backup."
         ) from exc
     attachments = (

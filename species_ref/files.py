@@ -40,6 +40,14 @@ def os_reason(exc: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
+def first_line(exc: BaseException, limit: int = 120) -> str:
+    """The first sentence of a parser's message on one line (Biopython's messages run to
+    many lines and several paragraphs), shortened."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text.split(". ", 1)[0].rstrip(".:")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def read_regular(path: Path, *, what: str, hint: str) -> bytes:
     """The bytes of the regular file `path`; `InputFormatError` otherwise.
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from Bio import SeqIO
 
 from species_ref.errors import InputFormatError, QueryRejected
-from species_ref.files import read_regular
+from species_ref.files import first_line, read_regular
 from species_ref.types import Query, QueryQC
 
 IUPAC_DNA = frozenset("ACGTRYSWKMBDHVN")
@@ -227,7 +227,7 @@ def _parse_text(data: bytes, path: Path, fmt: str) -> list[_Read]:
                 )
     except Exception as e:  # noqa: BLE001 - any parser failure on bad input is a format error
         kind = "FASTQ" if fmt == "fastq" else "FASTA"
-        detail = str(e).rstrip(".") or type(e).__name__
+        detail = first_line(e)
         if fmt == "fastq":
             fix = "check that every quality line matches its sequence length and uses phred+33"
         else:
@@ -255,7 +255,7 @@ def _parse_abif(data: bytes, path: Path) -> _Read:
             rec = SeqIO.read(io.BytesIO(data), "abi")
     except Exception as e:  # noqa: BLE001 - corrupt traces raise struct.error, ValueError ...
         raise InputFormatError(
-            f"{name} is a corrupt or truncated ABIF trace ({str(e) or type(e).__name__}); "
+            f"{name} is a corrupt or truncated ABIF trace ({first_line(e)}); "
             "export the read from the sequencer again."
         ) from None
     raw = rec.annotations.get("abif_raw", {})

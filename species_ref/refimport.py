@@ -39,7 +39,7 @@ from pathlib import Path
 from Bio import SeqIO
 
 from species_ref.errors import InputFormatError
-from species_ref.files import read_regular
+from species_ref.files import first_line, read_regular
 from species_ref.types import ImportResult, RefRecord, Rejection
 
 FORMATS = ("auto", "fasta", "genbank", "bold-tsv")
@@ -166,9 +166,8 @@ def read_reference_file(
     except InputFormatError:
         raise
     except Exception as e:  # noqa: BLE001 - any parser failure on bad input is a format error
-        detail = (str(e).strip().splitlines() or [type(e).__name__])[0].strip().rstrip(".")
         raise InputFormatError(
-            f"Reference file {p.name} is not valid {fmt} ({_short(detail, 80)}); "
+            f"Reference file {p.name} is not valid {fmt} ({first_line(e)}); "
             "check the file or give the right --format."
         ) from None
 

@@ -290,7 +290,9 @@ CASES: dict[str, Case] = {
         lambda t, i: ["ref", "import", "lib", str(_short_genbank(t))], "declares 384 bp"
     ),
     "GenBank read as FASTA": Case(
-        lambda t, i: ["ref", "import", "lib", str(DATA / "ref_small.gb"), "--format", "fasta"]
+        lambda t, i: ["ref", "import", "lib", str(DATA / "ref_small.gb"), "--format", "fasta"],
+        "is not valid fasta (this fasta file contains comments at the beginning of the file, "
+        "which are not allowed by the 'fasta' parser); check the file",
     ),
     "marker with a newline": Case(
         lambda t, i: [
@@ -324,6 +326,10 @@ CASES: dict[str, Case] = {
         lambda t, i: ["item", "add", CASE, "--description", "x", "--count", "many"], "--count"
     ),
     "unknown command": Case(lambda t, i: ["frobnicate"], "no such command"),
+    "database password in an error": Case(
+        lambda t, i: ["--db", "postgresql://alice:hunter2@/nodb?host=/nonexistent", "verify"],
+        "alice:***@",
+    ),
     "dossier verify of a missing file": Case(
         lambda t, i: ["dossier", "verify", str(t / "none.pdf")], "does not exist"
     ),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import SETTINGS, done, open_store, out, print_json
+from custody.cli.common import SETTINGS, done, open_store, out, print_json, shown
 
 app = typer.Typer(
     help="Register actors (officers, custodians, analysts, prosecutors, admins).",
@@ -103,7 +103,7 @@ def actor_list(
     actors = list_actors(open_store())
     if fingerprints:
         for a in actors:
-            typer.echo(f"{a.key_fingerprint}  # {a.handle}, {a.name}, {a.role}")
+            typer.echo(f"{a.key_fingerprint}  # {a.handle}, {shown(a.name)}, {a.role}")
         return
     if as_json:
         print_json(
