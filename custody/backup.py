@@ -132,6 +132,13 @@ def backup_store(
     say = progress or (lambda _m: None)
     out = Path(out)
     _check_target(out)
+    target = out.resolve()
+    for folder in (store.attachments_dir, store.references_dir):
+        if target.is_relative_to(folder.resolve()):
+            raise InvalidInput(
+                f"The backup folder {out} lies inside the store's folder {folder}, which it "
+                f"copies; give a folder outside it."
+            )
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{out.name[:40]}.partial-", dir=out.parent))
     except OSError as exc:

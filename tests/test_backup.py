@@ -100,6 +100,8 @@ def test_backup_refuses_a_non_empty_folder_and_accepts_an_empty_one(
         "earlier backup is mixed into this one."
     ]
     assert sorted(p.name for p in full.iterdir()) == ["old.txt"]
+    inside = cli.invoke(app, ["backup", "-o", str(tmp_path / "attachments" / "bk")])
+    assert inside.exit_code == 1 and "lies inside the store's folder" in inside.stderr
     missing = cli.invoke(app, ["backup", "-o", str(tmp_path / "no" / "such")])
     assert missing.exit_code == 1 and "does not exist" in missing.stderr
     empty = tmp_path / "empty"

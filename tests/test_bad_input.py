@@ -529,7 +529,7 @@ def test_units_come_from_the_list(world: World, cli: CliRunner) -> None:
 
 
 @settings(
-    max_examples=40,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -626,3 +626,51 @@ def test_private_folders_under_umask_000(
     assert code == 1 and f"run 'chmod 700 {home / 'keys'}'" in stderr
     code, _, stderr = invoke(cli, ["actor", "add", "a2", "--name", "B", "--role", "officer"])
     assert code == 1 and "can be written by other users" in stderr
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    content=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300).map(lambda s: s.encode("utf-8", "surrogatepass")),
+        st.sampled_from(
+            [
+                b"LOCUS       X 10 bp DNA\nORIGIN\n        1 acgt",
+                b'{"format": "custody-actor-card-v1", "actor": {}}',
+                b"description,photos\nx,/etc/passwd\n",
+                b"\xef\xbb\xbfdescription\n\x00\n",
+                b">a|Manis javanica|COI\n" + b"ACGT" * 30 + b"\n>b|\n",
+            ]
+        ),
+    ),
+    command=st.sampled_from(
+        [
+            ["actor", "import", "{f}"],
+            ["verify", "--checkpoint", "{f}"],
+            ["item", "import", CASE, "{f}", "--as", "aotieno"],
+            ["ref", "import", "lib", "{f}"],
+            ["complete-transfer", "{f}", "--as", "aotieno"],
+            ["dossier", "verify", "{f}"],
+        ]
+    ),
+)
+def test_arbitrary_file_contents_are_refused_in_one_line(
+    world: World, cli: CliRunner, tmp_path: Path, content: bytes, command: list[str]
+) -> None:
+    path = tmp_path / "input.dat"
+    path.write_bytes(content)
+    result = cli.invoke(app, [str(path) if a == "{f}" else a for a in command])
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    if command[0] == "dossier":  # a damaged dossier is a report, not an error
+        assert result.exit_code == 1 and result.stdout.startswith("NOT VALID"), result.output
+    elif result.exit_code != 0:
+        assert result.exit_code in (1, 2), result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
