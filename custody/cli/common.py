@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from typer.core import TyperGroup
-from typer.exceptions import TyperException
 
 from custody.errors import CustodyError
 from labels.errors import LabelError
@@ -172,6 +171,28 @@ def _undecodable_argument(args: list[str]) -> str | None:
     return None
 
 
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """Usage errors of the command-line parser: typer's own (typer >= 0.2x vendors its
+    parser) or click's (older typer)."""
+    found: list[type[Exception]] = []
+    try:
+        from typer.exceptions import TyperException
+
+        found.append(TyperException)
+    except ImportError:
+        pass
+    try:
+        from click.exceptions import ClickException  # type: ignore[import-not-found,unused-ignore]
+
+        found.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+_USAGE_ERRORS = _usage_error_types()
+
+
 class ErrorMappingGroup(TyperGroup):
     """Root command group: expected errors become one line on stderr and exit 1, usage
     errors one line and exit 2."""
@@ -196,12 +217,12 @@ class ErrorMappingGroup(TyperGroup):
         except typer.Abort:
             _print_error("The command was aborted; nothing more was done.")
             sys.exit(1)
-        except TyperException as exc:
+        except _USAGE_ERRORS as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":  # the help text, as asked for
                 exc.show()  # type: ignore[attr-defined]
             else:
                 _print_error(_usage_message(exc))
-            sys.exit(exc.exit_code)
+            sys.exit(getattr(exc, "exit_code", 2))
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: Any) -> Any:
