@@ -21,6 +21,7 @@ from sqlalchemy import text
 from custody.chain import head_message
 from custody.domain import EventRecord, FindingKind
 from custody.errors import InvalidInput
+from custody.files import parse_json, read_text
 from custody.findings import Finding
 from custody.keys import key_matches, verify_signature
 from custody.store import Store
@@ -89,10 +90,7 @@ def take_checkpoint(store: Store) -> Checkpoint:
 
 def read_checkpoint(text_: str, *, name: str) -> Checkpoint:
     """Parse a checkpoint file's text; `InvalidInput` names the file when it is not one."""
-    try:
-        data = json.loads(text_)
-    except (ValueError, RecursionError):
-        data = None
+    data = parse_json(text_)
     if (
         not isinstance(data, dict)
         or data.get("format") != CHECKPOINT_FORMAT
@@ -112,11 +110,7 @@ def read_checkpoint(text_: str, *, name: str) -> Checkpoint:
 
 
 def read_checkpoint_file(path: Path) -> Checkpoint:
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise InvalidInput(f"The checkpoint file {path} cannot be read; check the path.") from None
-    return read_checkpoint(raw, name=path.name)
+    return read_checkpoint(read_text(path, what="checkpoint file"), name=path.name)
 
 
 def check_checkpoint(

@@ -48,6 +48,10 @@ class KeyProblem(CustodyError):
     """A private key is missing, unreadable or does not match the store."""
 
 
+class PassphraseNeeded(KeyProblem):
+    """A private key is encrypted and no passphrase was given (the CLI may ask for one)."""
+
+
 class StoreProblem(CustodyError):
     """The store cannot be opened, migrated or written."""
 

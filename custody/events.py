@@ -467,13 +467,23 @@ def record_item_event(
 
 
 def record_seal(
-    store: Store, *, item_id: str, signer: Signer, seal: str, at: str | None = None
+    store: Store,
+    *,
+    item_id: str,
+    signer: Signer,
+    seal: str,
+    at: str | None = None,
+    allow_duplicate_seal: bool = False,
 ) -> Recorded:
     seal = seal.strip()
     if not seal:
         raise InvalidInput(
             "A seal number is required; pass --seal with the number on the bag or tape."
         )
+    from custody.seals import check_seal_unused
+
+    with store.read() as session:
+        check_seal_unused(session, seal, item_id=item_id, allow_duplicate=allow_duplicate_seal)
     return record_item_event(
         store, item_id=item_id, kind=E.SEAL, signer=signer, data={"seal": seal}, at=at
     )

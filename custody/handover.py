@@ -80,21 +80,23 @@ COUNTERSIGNERS = ("receiver", "witness")
 # --------------------------------------------------------------------------- files
 def load_document(path: Path, *, parse: Callable[..., dict[str, Any]], what: str) -> dict[str, Any]:
     """Read and parse an offer or card file; a clear error names an unreadable path."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise InvalidInput(f"The {what} file {path} cannot be read; check the path.") from None
-    return parse(text, name=str(path))
+    from custody.files import read_text
+
+    return parse(read_text(path, what=f"{what} file"), name=str(path))
 
 
 def save_document(path: Path, data: dict[str, Any], *, what: str) -> None:
     """Write `data` as JSON to `path` atomically (an offer is rewritten when countersigned)."""
+    from custody.files import os_reason
+
     text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     except OSError as exc:
-        raise InvalidInput(f"The {what} file {path} cannot be written ({exc.strerror}).") from None
+        raise InvalidInput(
+            f"The {what} file {path} cannot be written ({os_reason(exc)}); choose another path."
+        ) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -103,7 +105,9 @@ def save_document(path: Path, data: dict[str, Any], *, what: str) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise InvalidInput(f"The {what} file {path} cannot be written ({exc.strerror}).") from None
+        raise InvalidInput(
+            f"The {what} file {path} cannot be written ({os_reason(exc)}); choose another path."
+        ) from None
 
 
 # --------------------------------------------------------------------------- actor cards
@@ -124,10 +128,9 @@ def actor_card(store: Store, handle: str) -> dict[str, Any]:
 
 
 def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
+    from custody.files import parse_json
+
+    return parse_json(text)
 
 
 def read_card(text: str, *, name: str) -> dict[str, Any]:
@@ -139,6 +142,7 @@ def read_card(text: str, *, name: str) -> dict[str, Any]:
         not isinstance(card, dict)
         or card.get("format") != CARD_FORMAT
         or not isinstance(actor, dict)
+        or any(f not in actor for f in ACTOR_FIELDS)
         or any(not isinstance(actor.get(f), str) for f in ACTOR_FIELDS if f != "agency_code")
         or not isinstance(actor.get("agency_code"), str | None)
         or not (

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from custody.errors import KeyProblem
+from custody.errors import KeyProblem, PassphraseNeeded
 
 PASSPHRASE_ENV = "CUSTODY_PASSPHRASE"
 
@@ -66,14 +66,57 @@ def _key_path(home: Path, handle: str, fpr: str) -> Path:
     return keys_dir(home) / f"{handle}.{fpr[:16]}.pem"
 
 
+def new_key_passphrase() -> str | None:
+    """The passphrase for a new key from CUSTODY_PASSPHRASE: None when it is unset.
+
+    Set but empty is refused: it would write an unencrypted key to someone who
+    meant to encrypt it.
+    """
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value is None:
+        return None
+    if not value:
+        raise KeyProblem(
+            f"{PASSPHRASE_ENV} is set but empty, so the new key would not be encrypted; "
+            f"set it to the passphrase, or unset it to store the key unencrypted."
+        )
+    return value
+
+
+def _private_folder(path: Path) -> None:
+    """Create `path` (and missing parents' last step) as 0700 whatever the umask."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    os.chmod(path, 0o700)
+
+
+def check_keys_folder(folder: Path) -> None:
+    """Refuse a keys folder other users can write to: keys in it could be planted."""
+    try:
+        mode = folder.stat().st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o022:
+        raise KeyProblem(
+            f"The keys folder {folder} can be written by other users (mode {mode:o}); "
+            f"run 'chmod 700 {folder}'."
+        )
+
+
 def create_key(home: Path, handle: str, *, passphrase: str | None = None) -> KeyPair:
     """Generate a key pair and write the private key with 0600 permissions."""
     key = Ed25519PrivateKey.generate()
     raw = public_raw(key)
     fpr = fingerprint(raw)
     folder = keys_dir(home)
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    _private_folder(home)
+    _private_folder(folder)
+    check_keys_folder(folder)
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase.encode("utf-8"))
         if passphrase
@@ -101,6 +144,7 @@ def load_key(home: Path, *, handle: str, fpr: str, passphrase: str | None = None
             f"The private key of actor '{handle}' is not on this machine (looked for {path}); "
             f"sign on the machine that holds it or set CUSTODY_HOME to its folder."
         )
+    check_keys_folder(path.parent)
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise KeyProblem(
@@ -110,14 +154,23 @@ def load_key(home: Path, *, handle: str, fpr: str, passphrase: str | None = None
     if passphrase is None:
         passphrase = os.environ.get(PASSPHRASE_ENV) or None
     data = path.read_bytes()
+    password = passphrase.encode("utf-8") if passphrase else None
     try:
-        key = serialization.load_pem_private_key(
-            data, password=passphrase.encode("utf-8") if passphrase else None
-        )
+        try:
+            key = serialization.load_pem_private_key(data, password=password)
+        except TypeError:
+            if password is None:
+                raise PassphraseNeeded(
+                    f"The private key of actor '{handle}' is passphrase-protected; "
+                    f"set {PASSPHRASE_ENV} to its passphrase."
+                ) from None
+            # A passphrase was given for a key stored unencrypted: it is simply not needed.
+            key = serialization.load_pem_private_key(data, password=None)
+    except PassphraseNeeded:
+        raise
     except TypeError:
         raise KeyProblem(
-            f"The private key of actor '{handle}' is passphrase-protected; "
-            f"set {PASSPHRASE_ENV} to its passphrase."
+            f"The key file {path} could not be loaded; re-create the actor's key."
         ) from None
     except ValueError:
         raise KeyProblem(

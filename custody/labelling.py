@@ -298,13 +298,17 @@ def _writable_output(out: Path) -> Path:
         raise InvalidInput(
             f"The output {out} is a folder; give a PDF file name such as {out / 'labels.pdf'}."
         )
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    if not out.parent.is_dir():
+        # Like `dossier build`: a mistyped folder is an error, not something to create.
         raise InvalidInput(
-            f"The folder {out.parent} for the output cannot be created; "
-            "write the PDF into an existing folder."
-        ) from None
+            f"The folder {out.parent} for the label PDF does not exist; create it first or "
+            "choose another output path."
+        )
+    if out.is_symlink():
+        raise InvalidInput(
+            f"The output {out} is a symbolic link; labels are never written through links, "
+            "so give the path of a plain file."
+        )
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise InvalidInput(
             f"The folder {out.parent} is not writable; write the PDF into a writable folder."

@@ -24,6 +24,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from custody import attachments as cas
+from custody import files
 from custody.chain import actor_message, actor_record
 from custody.domain import GENESIS_TYPES, EventType
 from custody.errors import AlreadyExists, InvalidInput, NotFound, StoreProblem
@@ -51,9 +52,11 @@ from custody.models import (
     ItemCreate,
     StoreMeta,
 )
+from custody.seals import check_seal_unused
 from custody.state import ItemState, replay
 from custody.store import Store, open_store
 from custody.timeutil import now_utc, parse_time, to_utc_text
+from custody.units import check_unit
 
 MAX_COUNT = 10**9
 CASE_NO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -274,6 +277,7 @@ def _validated(spec: ItemCreate, *, where: str = "") -> tuple[ItemCreate, str, s
             raise InvalidInput(
                 f"The {label} {number}{at} is not a finite number; give a real value."
             )
+    spec = spec.model_copy(update={"unit": check_unit(spec.unit, where=where)})
     if spec.weight is not None:
         if spec.weight < 0:
             raise InvalidInput(f"The weight {spec.weight}{at} is negative; give a positive weight.")
@@ -391,8 +395,12 @@ def add_items(
     case_no: str,
     specs: Sequence[tuple[ItemCreate, Sequence[Path]]],
     signer: Signer,
+    allow_duplicate_seal: bool = False,
 ) -> list[Item]:
-    """Log seized items (with photos) in one transaction: all or none."""
+    """Log seized items (with photos) in one transaction: all or none.
+
+    A seal number already on another item is refused unless `allow_duplicate_seal`.
+    """
     check_permission(signer.actor, EventType.SEIZE)
     prepared = []
     for index, (spec, photos) in enumerate(specs, start=1):
@@ -404,6 +412,18 @@ def add_items(
         if session.get(Case, case_no) is None:
             raise NotFound(f"Case {case_no} does not exist; open it with 'custody case open'.")
         writer = Writer(session)
+        seals: dict[str, int] = {}
+        for index, (checked, *_rest) in enumerate(prepared, start=1):
+            where = f"row {index}" if len(prepared) > 1 else ""
+            seal = checked.seal.strip()
+            if seal and not allow_duplicate_seal:
+                if seal in seals:
+                    raise InvalidInput(
+                        f"Seal {seal} is given to rows {seals[seal]} and {index}; check the "
+                        f"numbers, or pass --allow-duplicate-seal if two seals really carry it."
+                    )
+                seals[seal] = index
+                check_seal_unused(session, seal, item_id=None, allow_duplicate=False, where=where)
         for checked, utc, local, manifest, _ in prepared:
             items.append(
                 _insert_item(
@@ -433,8 +453,15 @@ def add_item(
     spec: ItemCreate,
     signer: Signer,
     photos: Sequence[Path] = (),
+    allow_duplicate_seal: bool = False,
 ) -> Item:
-    return add_items(store, case_no=case_no, specs=[(spec, photos)], signer=signer)[0]
+    return add_items(
+        store,
+        case_no=case_no,
+        specs=[(spec, photos)],
+        signer=signer,
+        allow_duplicate_seal=allow_duplicate_seal,
+    )[0]
 
 
 CSV_COLUMNS = (
@@ -463,10 +490,13 @@ def parse_bag(text: str, *, where: str = "") -> tuple[int | None, int | None]:
     text = text.strip()
     if not text:
         return None, None
-    match = re.fullmatch(r"(\d+)\s*(?:/|of)\s*(\d+)", text)
+    match = re.fullmatch(r"([0-9]+)\s*(?:/|of)\s*([0-9]+)", text)
     if not match:
         at = f" ({where})" if where else ""
         raise InvalidInput(f"Bag '{text}'{at} is not of the form n/N, e.g. 2/5.")
+    if len(match.group(1)) > 9 or len(match.group(2)) > 9:
+        at = f" ({where})" if where else ""
+        raise InvalidInput(f"Bag '{text}'{at} numbers more than {MAX_COUNT} bags; check it.")
     return int(match.group(1)), int(match.group(2))
 
 
@@ -483,16 +513,16 @@ def parse_other_ids(pairs: Sequence[str], *, where: str = "") -> dict[str, str]:
     return out
 
 
-def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) -> list[Item]:
+def import_items(
+    store: Store,
+    *,
+    case_no: str,
+    csv_path: Path,
+    signer: Signer,
+    allow_duplicate_seal: bool = False,
+) -> list[Item]:
     """Import items from CSV (header row; see CSV_COLUMNS). All rows or none."""
-    try:
-        text = csv_path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise NotFound(f"The CSV file {csv_path} does not exist; check the path.") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(
-            f"The CSV file {csv_path} is not UTF-8 text; save it as UTF-8 CSV."
-        ) from None
+    text = files.read_text(csv_path, what="CSV file")
     if "\x00" in text:
         raise InvalidInput(
             f"The CSV file {csv_path} contains NUL bytes; it is not a text CSV file."
@@ -503,6 +533,12 @@ def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) 
         raise InvalidInput(
             f"The CSV file {csv_path} has no 'description' column; the header must name columns "
             f"from: {', '.join(CSV_COLUMNS)}."
+        )
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise InvalidInput(
+            f"The CSV file {csv_path} names the column(s) {', '.join(twice)} more than once; "
+            f"keep one column of each name."
         )
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if unknown:
@@ -551,12 +587,20 @@ def import_items(store: Store, *, case_no: str, csv_path: Path, signer: Signer) 
         except ValueError as exc:
             raise InvalidInput(f"{where}: a number is malformed ({exc}); fix the row.") from None
         photos = [
-            (csv_path.parent / p.strip()) for p in row.get("photos", "").split(";") if p.strip()
+            files.attachment_inside(csv_path.parent, p, where=where)
+            for p in row.get("photos", "").split(";")
+            if p.strip()
         ]
         specs.append((spec, photos))
     if not specs:
         raise InvalidInput(f"The CSV file {csv_path} has no rows; nothing was imported.")
-    return add_items(store, case_no=case_no, specs=specs, signer=signer)
+    return add_items(
+        store,
+        case_no=case_no,
+        specs=specs,
+        signer=signer,
+        allow_duplicate_seal=allow_duplicate_seal,
+    )
 
 
 def record_sample(

@@ -16,6 +16,7 @@ from typing import Any
 from custody.chain import actor_message, actor_record
 from custody.domain import FindingKind
 from custody.errors import InvalidInput
+from custody.files import read_text
 from custody.findings import Finding
 from custody.keys import key_matches, verify_signature
 
@@ -94,10 +95,7 @@ def keep_trusted(keys: KeyMap, trusted: frozenset[str]) -> list[Finding]:
 
 def read_trusted_keys(path: Path) -> frozenset[str]:
     """A trusted key file: 64-hex-digit fingerprints, one per line, `#` comments allowed."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        raise InvalidInput(f"The trusted key file {path} cannot be read; check the path.") from None
+    lines = read_text(path, what="trusted key file").splitlines()
     trusted = frozenset(
         x.split("#", 1)[0].strip().lower() for x in lines if x.split("#", 1)[0].strip()
     )

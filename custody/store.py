@@ -55,6 +55,14 @@ def resolve_url(url_or_path: str | os.PathLike[str] | None) -> str:
     return "sqlite:///" + str(Path(value).expanduser().resolve())
 
 
+def _without_password(url: str) -> str:
+    """The URL for messages: a password never reaches the terminal or a log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as given, minus nothing secret
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
 def _sqlite_path(url: str) -> Path | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -179,7 +187,26 @@ def _backup_sqlite(path: Path, revision: str) -> Path:
     return target
 
 
+def _postgres_driver(url: str) -> str:
+    """`postgresql://` with the driver that is installed made explicit.
+
+    SQLAlchemy's default driver for a bare `postgresql://` differs between its
+    versions (psycopg2, then psycopg 3); the `postgres` extra installs psycopg 3,
+    and a machine with only psycopg2 keeps working.
+    """
+    import importlib.util
+
+    parsed = make_url(url)
+    if parsed.drivername != "postgresql":
+        return url
+    for module, driver in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql+psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return parsed.set(drivername=driver).render_as_string(hide_password=False)
+    return url
+
+
 def _make_engine(url: str) -> Engine:
+    url = _postgres_driver(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _install_sqlite_pragmas(engine)
@@ -199,17 +226,22 @@ def open_store(
     error unless `create` is set.
     """
     url = resolve_url(url_or_path)
+    shown_url = _without_password(url)
     path = _sqlite_path(url)
     if path is not None:
         if not path.exists() and not create:
             raise StoreProblem(f"No custody store at {path}; run 'custody init' to create one.")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.exists():
+            # The store's folder (usually CUSTODY_HOME) is private whatever the umask.
+            path.parent.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(path.parent, 0o700)
     home = home or custody_home()
     try:
         engine = _make_engine(url)
     except Exception as exc:  # unknown dialect, missing driver, malformed URL
         raise StoreProblem(
-            f"The database URL {url} cannot be used ({exc.__class__.__name__}: "
+            f"The database URL {shown_url} cannot be used ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check the URL, and for "
             f"PostgreSQL install the driver with \"pip install 'custody[postgres]'\"."
         ) from None
@@ -221,17 +253,17 @@ def open_store(
             tables = set(inspect(engine).get_table_names())
             if tables and "events" in tables:
                 raise StoreProblem(
-                    f"The database {url} has custody tables but no schema revision; "
+                    f"The database {shown_url} has custody tables but no schema revision; "
                     f"restore it from a backup."
                 )
             if tables:
                 raise StoreProblem(
-                    f"The database {url} already holds other tables ({', '.join(sorted(tables)[:3])}"
+                    f"The database {shown_url} already holds other tables ({', '.join(sorted(tables)[:3])}"
                     f"{' ...' if len(tables) > 3 else ''}); give custody a database of its own."
                 )
             if not create:
                 raise StoreProblem(
-                    f"The database {url} is not a custody store; run 'custody init' first."
+                    f"The database {shown_url} is not a custody store; run 'custody init' first."
                 )
             upgrade(engine)
         elif revision != head:
@@ -239,7 +271,7 @@ def open_store(
                 backup = _backup_sqlite(path, revision)
             elif not create:
                 raise StoreProblem(
-                    f"The store {url} has schema revision {revision}, this version needs {head}; "
+                    f"The store {shown_url} has schema revision {revision}, this version needs {head}; "
                     f"back it up and run 'custody init' to upgrade it."
                 )
             upgrade(engine)
@@ -249,7 +281,7 @@ def open_store(
     except Exception as exc:  # driver errors: unreadable file, not a database ...
         engine.dispose()
         raise StoreProblem(
-            f"The store {url} could not be opened ({exc.__class__.__name__}: "
+            f"The store {shown_url} could not be opened ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0]}); check the path or restore a backup."
         ) from exc
     attachments = (

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from custody.errors import InvalidInput
 
 MIN_YEAR = 1900  # custody records of seizures before this are data-entry errors
+MAX_YEAR = 2200  # far beyond any real record; keeps every time convertible to UTC
 
 
 def now_utc() -> datetime:
@@ -26,8 +27,12 @@ def parse_time(text: str, *, what: str = "time") -> datetime:
         raise InvalidInput(
             f"The {what} '{text}' has no time zone; add one, e.g. {raw}+03:00 or {raw}Z."
         )
-    if not MIN_YEAR <= value.astimezone(UTC).year <= 9999:
-        raise InvalidInput(f"The {what} '{text}' is not a plausible date; check the year.")
+    # The year is checked before converting: 0001-01-01T00:00+14:00 has no UTC form.
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise InvalidInput(
+            f"The {what} '{text}' is not a plausible date (year {value.year}, outside "
+            f"{MIN_YEAR}..{MAX_YEAR}); check the year."
+        )
     return value
 
 

@@ -495,21 +495,30 @@ class LibraryStore:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def export_fasta(self, name: str, out_path: str | Path, *, version: int | None = None) -> Path:
+    def export_fasta(
+        self, name: str, out_path: str | Path, *, version: int | None = None, force: bool = False
+    ) -> Path:
         """Write a version as FASTA with `>ID|Genus species|marker` headers; return the path.
 
         Records come out in canonical order, so the export re-imports to the
-        same content hash.
+        same content hash. A record whose ID or marker would break its header is
+        refused rather than written as a FASTA that re-imports differently.
         """
+        from species_ref.files import write_text_exclusive
+        from species_ref.refimport import header_unsafe
+
         lib = self.load(name, version)
         out = Path(out_path)
         ordered = sorted(lib.records, key=_canonical_key)
-        tmp = out.with_name(out.name + ".tmp")
-        with tmp.open("w", encoding="utf-8", newline="\n") as f:
-            for r in ordered:
-                f.write(f">{r.seq_id}|{r.species}|{r.marker}\n{r.sequence}\n")
-        os.replace(tmp, out)
-        return out
+        for r in ordered:
+            if header_unsafe(r.seq_id) or header_unsafe(r.marker):
+                raise SpeciesRefError(
+                    f"Record {r.seq_id!r} of library '{name}' has an ID or marker holding '|', "
+                    "'>' or a control character, which a FASTA export cannot carry; re-import "
+                    "the library from its source files with this version of custody."
+                )
+        text = "".join(f">{r.seq_id}|{r.species}|{r.marker}\n{r.sequence}\n" for r in ordered)
+        return write_text_exclusive(out, text, what="FASTA export", force=force)
 
     # -- attachments -----------------------------------------------------------
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from Bio import SeqIO
 
 from species_ref.errors import InputFormatError, QueryRejected
+from species_ref.files import first_line, read_regular
 from species_ref.types import Query, QueryQC
 from species_ref.vocab import QcCode, QcFlag
 
@@ -115,16 +116,7 @@ def read_queries(
     read with nothing usable left; in either case nothing is returned.
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputFormatError(f"Query file {p} does not exist; check the path.") from None
-    except IsADirectoryError:
-        raise InputFormatError(
-            f"Query file {p} is a directory; give the path of a FASTA, FASTQ or .ab1 file."
-        ) from None
-    except OSError as e:
-        raise InputFormatError(f"Query file {p} cannot be read ({e.strerror}).") from None
+    data = read_regular(p, what="Query file", hint="give the path of a FASTA, FASTQ or .ab1 file")
 
     fmt = detect_query_format(data, name=p.name)
     if fmt == "abi":
@@ -236,7 +228,7 @@ def _parse_text(data: bytes, path: Path, fmt: str) -> list[_Read]:
                 )
     except Exception as e:  # noqa: BLE001 - any parser failure on bad input is a format error
         kind = "FASTQ" if fmt == "fastq" else "FASTA"
-        detail = str(e).rstrip(".") or type(e).__name__
+        detail = first_line(e)
         if fmt == "fastq":
             fix = "check that every quality line matches its sequence length and uses phred+33"
         else:
@@ -264,7 +256,7 @@ def _parse_abif(data: bytes, path: Path) -> _Read:
             rec = SeqIO.read(io.BytesIO(data), "abi")
     except Exception as e:  # noqa: BLE001 - corrupt traces raise struct.error, ValueError ...
         raise InputFormatError(
-            f"{name} is a corrupt or truncated ABIF trace ({str(e) or type(e).__name__}); "
+            f"{name} is a corrupt or truncated ABIF trace ({first_line(e)}); "
             "export the read from the sequencer again."
         ) from None
     raw = rec.annotations.get("abif_raw", {})

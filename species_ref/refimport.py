@@ -39,6 +39,7 @@ from pathlib import Path
 from Bio import SeqIO
 
 from species_ref.errors import InputFormatError
+from species_ref.files import first_line, read_regular
 from species_ref.types import ImportResult, RefRecord, Rejection
 
 FORMATS = ("auto", "fasta", "genbank", "bold-tsv")
@@ -53,7 +54,30 @@ REJECTION_CATEGORIES = (
     "duplicate ID",
     "unverified",
     "no sequence",
+    "unusable ID",
 )
+
+# A marker or ID is written into FASTA headers (`>ID|species|marker`): it must not
+# hold the field separator, a header start or any control character.
+_HEADER_UNSAFE = re.compile(r"[|>\x00-\x1f\x7f-\x9f]")
+
+
+def header_unsafe(text: str) -> bool:
+    """True when `text` cannot be written as a field of a `>ID|species|marker` header."""
+    return bool(_HEADER_UNSAFE.search(text))
+
+
+def check_marker(marker: str | None) -> str | None:
+    """Return `marker` when it can be written into a FASTA header; else `InputFormatError`."""
+    if marker is None:
+        return None
+    if not marker.strip() or _HEADER_UNSAFE.search(marker) or len(marker) > 40:
+        raise InputFormatError(
+            f"The marker {marker!r} is not a plain marker name (it is empty, too long, or holds "
+            "'|', '>', a line break or a control character); give a name like COI-5P or cytb."
+        )
+    return marker
+
 
 _GENUS = re.compile(r"^[A-Z][a-z]+$")
 _EPITHET = re.compile(r"^[a-z][a-z-]+$")
@@ -103,6 +127,7 @@ def read_reference_file(
         raise InputFormatError(
             f"Reference format '{fmt}' is unknown; use one of {', '.join(FORMATS)}."
         )
+    check_marker(marker)
     data = _reference_bytes(p)
     text = _decode(data)
     if fmt == "auto":
@@ -124,7 +149,7 @@ def read_reference_file(
         raise
     except Exception as e:  # noqa: BLE001 - any parser failure on bad input is a format error
         raise InputFormatError(
-            f"Reference file {p.name} is not valid {fmt} ({str(e) or type(e).__name__}); "
+            f"Reference file {p.name} is not valid {fmt} ({first_line(e)}); "
             "check the file or give the right --format."
         ) from None
 
@@ -145,17 +170,9 @@ def read_reference_file(
 
 def _reference_bytes(p: Path) -> bytes:
     """The bytes of a reference file (gunzipped), refusing missing, empty and binary files."""
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputFormatError(f"Reference file {p} does not exist; check the path.") from None
-    except IsADirectoryError:
-        raise InputFormatError(
-            f"Reference file {p} is a directory; "
-            "give the path of a FASTA, GenBank or BOLD TSV file."
-        ) from None
-    except OSError as e:
-        raise InputFormatError(f"Reference file {p} cannot be read ({e.strerror}).") from None
+    data = read_regular(
+        p, what="Reference file", hint="give the path of a FASTA, GenBank or BOLD TSV file"
+    )
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -259,6 +276,14 @@ class _Cleaner:
 
     def add(self, *, seq_id: str, name: str, marker: str | None, sequence: str, label: str) -> None:
         seq_id = seq_id.strip() or "(no ID)"
+        if _HEADER_UNSAFE.search(seq_id):
+            shown = seq_id.encode("unicode_escape").decode("ascii")
+            self._reject(
+                shown,
+                "unusable ID: it holds '|', '>' or a control character, which FASTA "
+                "exports cannot carry",
+            )
+            return
         if _UNVERIFIED.search(label):
             self._reject(seq_id, "unverified: GenBank marks the record UNVERIFIED")
             return
@@ -269,6 +294,9 @@ class _Cleaner:
         rec_marker = self.marker or (marker.strip() if marker else "")
         if not rec_marker:
             self._reject(seq_id, "no marker: the file does not name one; pass the marker")
+            return
+        if _HEADER_UNSAFE.search(rec_marker):
+            self._reject(seq_id, "no marker: the file's marker holds '|' or a control character")
             return
         seq = _STRIP.sub("", sequence).upper()
         if not seq:
@@ -347,10 +375,39 @@ def parse_fasta_header(header: str) -> tuple[str, str, str | None]:
     return seq_id, desc, marker_from_text(desc)
 
 
+_LOCUS = re.compile(r"^LOCUS\s+(\S+)\s+(\d+)\s+(?:bp|aa)\b", re.MULTILINE)
+_RECORD_END = re.compile(r"^//\s*$", re.MULTILINE)
+
+
+def _locus_lengths(text: str, name: str) -> list[tuple[str, int]]:
+    """(locus, declared length) of every record; refuse a file cut inside a record."""
+    loci = [(m.group(1), int(m.group(2))) for m in _LOCUS.finditer(text)]
+    ends = len(_RECORD_END.findall(text))
+    if loci and ends < len(loci):
+        raise InputFormatError(
+            f"Reference file {name} ends inside GenBank record {loci[-1][0]} (no closing '//'); "
+            "the download was cut short, so download the file again."
+        )
+    return loci
+
+
 def _genbank_records(text: str, name: str) -> Iterator[_RawRecord]:
+    loci = _locus_lengths(text, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for rec in SeqIO.parse(io.StringIO(text), "genbank"):
+        for number, rec in enumerate(SeqIO.parse(io.StringIO(text), "genbank")):
+            if number < len(loci):
+                locus, declared = loci[number]
+                try:
+                    actual = len(rec.seq)
+                except Exception:  # noqa: BLE001 - records without sequence data
+                    actual = 0
+                if actual and actual != declared:
+                    raise InputFormatError(
+                        f"Reference file {name}: GenBank record {locus} declares {declared} bp "
+                        f"in its LOCUS line but holds {actual}; the file is damaged, so "
+                        "download it again."
+                    )
             organism = str(rec.annotations.get("organism", ""))
             for feat in rec.features:
                 if feat.type == "source" and "organism" in feat.qualifiers:

@@ -117,7 +117,7 @@ def test_checkpoint_cli(world: World, tmp_path: Path) -> None:
     assert bad.exit_code == 1
     assert "junk.json is not a custody checkpoint" in bad.stderr
     missing = runner.invoke(app, ["verify", "--checkpoint", str(tmp_path / "nowhere.json")])
-    assert missing.exit_code == 1 and "nowhere.json cannot be read" in missing.stderr
+    assert missing.exit_code == 1 and "nowhere.json does not exist" in missing.stderr
     unwritable = runner.invoke(app, ["checkpoint", "-o", str(tmp_path / "no" / "dir" / "cp.json")])
     assert unwritable.exit_code == 1 and "cannot be written" in unwritable.stderr
 

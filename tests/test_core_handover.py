@@ -281,7 +281,7 @@ def test_cli_hand_over_between_two_machines(world: World, lab: Lab, tmp_path: Pa
     ):
         r = run(here, *args)
         assert r.exit_code == 1, args
-        assert "is not a" in r.output or "cannot be read" in r.output
+        assert "is not a" in r.output or "does not exist" in r.output
     card = tmp_path / "card.json"
     r = run(there, "actor", "card", "nobody", "-o", str(card))
     assert r.exit_code == 1 and "does not exist" in r.output and not card.exists()

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PG = os.environ.get(
-    "CUSTODY_TEST_PG"
-)  # e.g. postgresql+psycopg2://postgres@/postgres?host=/tmp&port=55432
+PG = os.environ.get("CUSTODY_TEST_PG")  # e.g. postgresql://postgres@/postgres?host=/tmp&port=55432
 pytestmark = pytest.mark.skipif(
     not PG, reason="CUSTODY_TEST_PG is not set (no PostgreSQL server to test against)"
 )

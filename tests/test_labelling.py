@@ -214,7 +214,7 @@ def test_unwritable_output_is_refused_before_anything_is_recorded(
     assert str(folder) in str(refused.value) and ".tmp" not in str(refused.value)
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(CustodyError, match="cannot be created"):
+    with pytest.raises(CustodyError, match="does not exist; create it first"):
         print_labels(
             labelled.store, signer=labelled.officer, out=blocker / "labels.pdf", case_no=CASE
         )
@@ -226,6 +226,12 @@ def test_unwritable_output_is_refused_before_anything_is_recorded(
     )
     assert cli.exit_code == 1 and cli.stderr.startswith("error: The output ")
     assert _event_count(labelled) == before
+    with pytest.raises(CustodyError, match="does not exist; create it first"):
+        print_labels(
+            labelled.store, signer=labelled.officer, out=folder / "new" / "l.pdf", case_no=CASE
+        )
+    assert not (folder / "new").exists() and _event_count(labelled) == before
+    (folder / "new").mkdir()
     job = print_labels(
         labelled.store, signer=labelled.officer, out=folder / "new" / "l.pdf", case_no=CASE
     )
@@ -353,6 +359,7 @@ def test_user_text_is_not_read_as_rich_markup(world: World, tmp_path: Path) -> N
     item = world.item(seal="[/bold]")
     runner = CliRunner()
     out = tmp_path / "[red]" / "l.pdf"
+    out.parent.mkdir()
     printed = runner.invoke(app, ["label", "print", item, "-o", str(out), "--as", "aotieno"])
     assert printed.exit_code == 0, printed.output
     assert f"{out}: 1 label(s)" in printed.stdout

@@ -7,7 +7,18 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import AS, AT, done, open_store, out, print_id, print_json, signer
+from custody.cli.common import (
+    AS,
+    AT,
+    MAX_INT,
+    done,
+    open_store,
+    out,
+    print_id,
+    print_json,
+    signer,
+    with_passphrase,
+)
 from custody.domain import EventRecord
 from custody.domain import EventType as E
 
@@ -22,6 +33,11 @@ def _report(recorded: object) -> None:
 def seal(
     item: str = ITEM,
     seal: str = typer.Option(..., "--seal", help="Seal number."),
+    allow_duplicate_seal: bool = typer.Option(
+        False,
+        "--allow-duplicate-seal",
+        help="Accept a seal number already recorded on another item.",
+    ),
     at: str | None = AT,
     actor: str | None = AS,
 ) -> None:
@@ -29,7 +45,16 @@ def seal(
     from custody.events import record_seal
 
     store = open_store()
-    _report(record_seal(store, item_id=item, signer=signer(store, actor), seal=seal, at=at))
+    _report(
+        record_seal(
+            store,
+            item_id=item,
+            signer=signer(store, actor),
+            seal=seal,
+            at=at,
+            allow_duplicate_seal=allow_duplicate_seal,
+        )
+    )
 
 
 def unseal(
@@ -68,7 +93,10 @@ def transfer(
     """Hand an item over: releaser and receiver (and witness) all sign."""
     store = open_store()
     if offer is not None:
+        from custody.files import check_output
         from custody.handover import prepare_transfer, save_document
+
+        check_output(offer, what="transfer offer file", can_force=False)
 
         prepared = prepare_transfer(
             store,
@@ -133,12 +161,15 @@ def countersign(
             "Countersigning needs the signer; pass --as HANDLE or set CUSTODY_ACTOR."
         )
     data = load_document(offer, parse=read_offer, what="transfer offer")
-    signed, role = sign_offer(
-        data,
-        handle=actor,
-        home=custody_home(),
-        passphrase=os.environ.get(PASSPHRASE_ENV) or None,
-        name=str(offer),
+    signed, role = with_passphrase(
+        lambda passphrase: sign_offer(
+            data,
+            handle=actor,
+            home=custody_home(),
+            passphrase=passphrase or os.environ.get(PASSPHRASE_ENV) or None,
+            name=str(offer),
+        ),
+        actor,
     )
     save_document(offer, signed, what="transfer offer")
     d = describe_offer(signed)
@@ -256,7 +287,9 @@ def note(
 
 
 def correct(
-    event_id: int = typer.Argument(..., help="ID of the event being corrected."),
+    event_id: int = typer.Argument(
+        ..., min=1, max=MAX_INT, help="ID of the event being corrected."
+    ),
     reason: str = typer.Option(..., help="What was wrong and what is right."),
     set_: list[str] = typer.Option(
         [],

@@ -67,8 +67,9 @@ def dossier_verify(
 ) -> None:
     """Check a dossier offline: bundle, every chain and signature, printed hash, PDF signature."""
     from custody.dossier.build import verify_dossier
+    from custody.files import require_regular
 
-    check = verify_dossier(pdf)
+    check = verify_dossier(require_regular(pdf, what="dossier"))
     if as_json:
         print_json(check.to_dict())
     elif check.valid:

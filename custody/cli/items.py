@@ -21,10 +21,17 @@ def item_add(
     species: str = typer.Option("", help="Claimed or suspected species."),
     count: int | None = typer.Option(None, help="Number of pieces."),
     weight: float | None = typer.Option(None, help="Weight (with --unit)."),
-    unit: str = typer.Option("", help="Unit of the weight: g, kg ..."),
+    unit: str = typer.Option(
+        "", help="Unit of the quantity: SI (g, kg, ml, l, m ...), a count (pcs) or a CITES code."
+    ),
     packaging: str = typer.Option("", help="Packaging, e.g. 'sealed evidence bag'."),
     bag: str = typer.Option("", help="Bag n of N, written n/N, e.g. 2/5."),
     seal: str = typer.Option("", help="Number of the seal applied at seizure."),
+    allow_duplicate_seal: bool = typer.Option(
+        False,
+        "--allow-duplicate-seal",
+        help="Accept a seal number already recorded on another item.",
+    ),
     other_id: list[str] = typer.Option(
         [], "--other-id", help="Other ID KIND=VALUE (ring, microchip, cites_permit); repeatable."
     ),
@@ -63,7 +70,14 @@ def item_add(
         parent_id=parent,
     )
     store = open_store()
-    item = add_item(store, case_no=case_no, spec=spec, signer=signer(store, actor), photos=photo)
+    item = add_item(
+        store,
+        case_no=case_no,
+        spec=spec,
+        signer=signer(store, actor),
+        photos=photo,
+        allow_duplicate_seal=allow_duplicate_seal,
+    )
     print_id(item.id)
 
 
@@ -74,6 +88,11 @@ def item_import(
         ...,
         help="CSV with a header row (description, species, count, weight, unit, packaging, bag, seal, place, lat, lon, seized_at, ring, microchip, cites_permit, other_ids, photos, parent).",
     ),
+    allow_duplicate_seal: bool = typer.Option(
+        False,
+        "--allow-duplicate-seal",
+        help="Accept a seal number already recorded on another item.",
+    ),
     actor: str | None = AS,
 ) -> None:
     """Import seized items from CSV: all rows or none; prints the new item IDs."""
@@ -81,7 +100,11 @@ def item_import(
 
     store = open_store()
     for item in import_items(
-        store, case_no=case_no, csv_path=csv_file, signer=signer(store, actor)
+        store,
+        case_no=case_no,
+        csv_path=csv_file,
+        signer=signer(store, actor),
+        allow_duplicate_seal=allow_duplicate_seal,
     ):
         print_id(item.id)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from custody import __version__
+from custody.cli import backup as backup_cli
 from custody.cli import cases, custody_events, demo, dossier, items, labels, setup, species
 from custody.cli import verify as verify_cli
 from custody.cli.common import SETTINGS, ErrorMappingGroup
@@ -46,7 +47,9 @@ def root(
 
 
 # Each command module registers its own commands and groups, in the order help lists them.
-for module in (setup, cases, items, custody_events, verify_cli, species, labels, dossier, demo):
+for module in (
+    setup, cases, items, custody_events, verify_cli, backup_cli, species, labels, dossier, demo
+):  # fmt: skip
     module.register(app)
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 
-from custody.cli.common import SETTINGS, done, open_store, out, print_json
+from custody.cli.common import SETTINGS, done, open_store, out, print_json, shown
 
 app = typer.Typer(
     help="Register actors (officers, custodians, analysts, prosecutors, admins).",
@@ -41,7 +40,7 @@ def actor_add(
     agency: str | None = typer.Option(None, help="Agency code."),
 ) -> None:
     """Register an actor and create their Ed25519 key pair (private key kept in CUSTODY_HOME/keys)."""
-    from custody.keys import PASSPHRASE_ENV
+    from custody.keys import new_key_passphrase
     from custody.records import add_actor
 
     store = open_store()
@@ -52,7 +51,7 @@ def actor_add(
         role=role,
         badge=badge,
         agency_code=agency,
-        passphrase=os.environ.get(PASSPHRASE_ENV) or None,
+        passphrase=new_key_passphrase(),
     )
     out.print(f"{actor.handle}  {actor.role}  key {actor.key_fingerprint[:16]}")
 
@@ -61,11 +60,14 @@ def actor_add(
 def actor_card(
     handle: str = typer.Argument(..., help="Handle of the actor."),
     output: Path = typer.Option(..., "-o", "--output", help="Actor card file to write (JSON)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing card file."),
 ) -> None:
     """Write an actor's public registration card, to register them in another store."""
+    from custody.files import check_output
     from custody.handover import actor_card as make_card
     from custody.handover import save_document
 
+    check_output(output, what="actor card file", force=force)
     card = make_card(open_store(), handle)
     save_document(output, card, what="actor card")
     done(
@@ -101,7 +103,7 @@ def actor_list(
     actors = list_actors(open_store())
     if fingerprints:
         for a in actors:
-            typer.echo(f"{a.key_fingerprint}  # {a.handle}, {a.name}, {a.role}")
+            typer.echo(f"{a.key_fingerprint}  # {a.handle}, {shown(a.name)}, {a.role}")
         return
     if as_json:
         print_json(

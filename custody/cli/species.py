@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from custody.cli.common import AS, done, err, open_store, out, print_json, signer, styled
+from custody.cli.common import (
+    AS,
+    MAX_INT,
+    done,
+    err,
+    open_store,
+    out,
+    print_json,
+    signer,
+    styled,
+)
 
 if TYPE_CHECKING:
     from species_ref.identify import Identification
@@ -153,7 +163,9 @@ def ref_list(
 @app.command("show")
 def ref_show(
     name: str = typer.Argument(..., help="Library name."),
-    version: int | None = typer.Option(None, help="Version number (default: latest)."),
+    version: int | None = typer.Option(
+        None, min=1, max=MAX_INT, help="Version number (default: latest)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Show one library version: hash, sources, markers, rejected records and measured error rates."""
@@ -194,7 +206,9 @@ def ref_show(
 @app.command("conflicts")
 def ref_conflicts(
     name: str = typer.Argument(..., help="Library name."),
-    version: int | None = typer.Option(None, help="Version number (default: latest)."),
+    version: int | None = typer.Option(
+        None, min=1, max=MAX_INT, help="Version number (default: latest)."
+    ),
     within: float = typer.Option(
         0.5, min=0.0, max=5.0, help="Report species with references at most this far apart, in %."
     ),
@@ -249,12 +263,15 @@ def ref_conflicts(
 def ref_export(
     name: str = typer.Argument(..., help="Library name."),
     output: Path = typer.Option(..., "-o", "--output", help="FASTA file to write."),
-    version: int | None = typer.Option(None, help="Version number (default: latest)."),
+    version: int | None = typer.Option(
+        None, min=1, max=MAX_INT, help="Version number (default: latest)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output file."),
 ) -> None:
     """Export a library version as FASTA (>ID|Genus species|marker)."""
     from custody.species import reference_store
 
-    path = reference_store(open_store()).export_fasta(name, output, version=version)
+    path = reference_store(open_store()).export_fasta(name, output, version=version, force=force)
     done(f"Wrote {path}")
 
 
@@ -263,7 +280,9 @@ def identify(
         ..., help="Query files: FASTA, FASTQ or Sanger .ab1 traces."
     ),
     library: str = typer.Option(..., help="Reference library name."),
-    version: int | None = typer.Option(None, help="Library version (default: latest)."),
+    version: int | None = typer.Option(
+        None, min=1, max=MAX_INT, help="Library version (default: latest)."
+    ),
     rule: str = typer.Option(
         "default", help="Decision rule set (default, strict, mini-barcode ...)."
     ),
@@ -350,10 +369,12 @@ def _print_identification(r: Identification) -> None:
 @app.command("validate")
 def ref_validate(
     name: str = typer.Argument(..., help="Library name."),
-    version: int | None = typer.Option(None, help="Version number (default: latest)."),
+    version: int | None = typer.Option(
+        None, min=1, max=MAX_INT, help="Version number (default: latest)."
+    ),
     rule: str = typer.Option("default", help="Decision rule set to measure."),
     max_queries: int | None = typer.Option(
-        None, help="Sample at most this many queries (large libraries)."
+        None, min=1, max=MAX_INT, help="Sample at most this many queries (large libraries)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:

@@ -64,6 +64,7 @@ def verify(
 
 def checkpoint(
     output: Path = typer.Option(..., "-o", "--output", help="Checkpoint file to write (JSON)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint file."),
 ) -> None:
     """Write the signed head of the store log to a file to keep outside this machine.
 
@@ -73,16 +74,11 @@ def checkpoint(
     """
     from custody.checkpoints import take_checkpoint
     from custody.cli.common import done
-    from custody.errors import InvalidInput
+    from custody.files import check_output, write_output
 
+    check_output(output, what="checkpoint file", force=force)
     data = take_checkpoint(open_store())
-    text = data.to_json()
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInput(
-            f"The checkpoint file {output} cannot be written ({exc.strerror})."
-        ) from None
+    write_output(output, data.to_json().encode("utf-8"), what="checkpoint file", force=force)
     done(
         f"Checkpoint of store log entry {data.seq} (signed by {data.signed_by}) written to "
         f"{output}; keep a copy off this machine (with the prosecutor, on paper)."
