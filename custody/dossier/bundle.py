@@ -8,6 +8,8 @@ Invariants:
 - Its bytes are the canonical JSON encoding; its hash is "sha256:<hex>" over
   those bytes. The hash is printed in the dossier, put in its QR code and
   recorded in the case's `dossier-issue` event.
+- It is encoded from the typed `CaseFile` (custody.dossier.case), whose records
+  give back the stored columns unchanged; this module is the JSON edge.
 - `verify_bundle` uses the same chain checks as store verification. A bundle
   read from a PDF is hostile input: its shape is checked first
   (`bundle_shape_problems`), so a malformed one yields sentences, never a crash.
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody.canonical import canonical_json, sha256_hex
+from custody.domain import FindingKind
 from custody.dossier.case import CaseFile, ReportDetails
 from custody.verify import (
     ACTOR_FIELDS,
@@ -235,7 +238,7 @@ def verify_bundle(bundle: Any) -> BundleCheck:
     check = BundleCheck()
     shape = bundle_shape_problems(bundle)
     if shape:
-        check.findings.extend(Finding("bundle", None, "altered", s) for s in shape)
+        check.findings.extend(Finding("bundle", None, FindingKind.ALTERED, s) for s in shape)
         return check
     try:
         _verify_well_formed(bundle, check)
@@ -246,7 +249,7 @@ def verify_bundle(bundle: Any) -> BundleCheck:
             Finding(
                 "bundle",
                 None,
-                "altered",
+                FindingKind.ALTERED,
                 f"The embedded bundle is malformed ({exc.__class__.__name__}) and cannot be checked.",
             )
         ]
@@ -276,7 +279,7 @@ def _verify_well_formed(bundle: dict[str, Any], check: BundleCheck) -> None:
                 Finding(
                     chain,
                     None,
-                    "missing",
+                    FindingKind.MISSING,
                     f"Chain {chain} in the bundle does not end at the head recorded at issue.",
                 )
             )

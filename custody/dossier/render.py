@@ -181,10 +181,6 @@ def _styles() -> dict[str, ParagraphStyle]:
         "body": body,
         "small": ParagraphStyle("small", parent=body, fontSize=7.5, leading=9.2),
         "cell": ParagraphStyle("cell", parent=body, fontSize=7.5, leading=9),
-        "cellb": ParagraphStyle(
-            "cellb", parent=body, fontSize=7.5, leading=9, fontName="Helvetica-Bold"
-        ),
-        "mono": ParagraphStyle("mono", parent=body, fontName="Courier", fontSize=7, leading=8.6),
         "call": ParagraphStyle(
             "call", parent=body, fontSize=11, leading=14, fontName="Helvetica-Bold"
         ),
@@ -956,26 +952,28 @@ def _sign_off(content: DossierContent) -> list[Flowable]:
     analysts = sorted(
         {e.actor for entry in content.items for e in entry.events if e.type == EventType.ANALYSE}
     )
-    blocks = [("Analyst", h) for h in analysts]
-    blocks.append(("Authorised and issued by", content.report.issued_by))
+    blocks = [_signature_block(content, "Analyst", h, deviations="none recorded") for h in analysts]
+    blocks.append(_signature_block(content, "Authorised and issued by", content.report.issued_by))
     return [
         CondPageBreak(70 * mm),
         heading(f"{len(content.items) + 2}. Analyst and authoriser", 0, "signoff"),
-        *(_signature_block(content, role, handle) for role, handle in blocks),
+        *blocks,
     ]
 
 
-def _signature_block(content: DossierContent, role: str, handle: str) -> Flowable:
+def _signature_block(
+    content: DossierContent, title: str, handle: str, *, deviations: str = ""
+) -> Flowable:
     a = content.actors.get(handle)
     rows: list[tuple[str, CellValue]] = [
         ("Name", a.name if a else handle),
         ("Role and badge", f"{a.role} {a.badge or ''}".strip() if a else ""),
         ("Agency", a.agency_code if a else None),
         ("Key fingerprint (SHA-256)", (a.key_fingerprint if a else "", "mono")),
-        ("Deviations from the method", "none recorded" if role == "Analyst" else ""),
+        ("Deviations from the method", deviations),
         ("Wet-ink signature", WET_INK),
     ]
-    return KeepTogether([Paragraph(markup(role), S["h3"]), kv_table(rows)])
+    return KeepTogether([Paragraph(markup(title), S["h3"]), kv_table(rows)])
 
 
 def _integrity_appendix(content: DossierContent) -> list[Flowable]:
