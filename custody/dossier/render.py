@@ -691,13 +691,15 @@ TIMELINE_HEADER = (
 def _timeline(content: DossierContent, entry: ItemEntry) -> list[Flowable]:
     rows = []
     seal: str | None = entry.item.seal_at_seizure or None
+    results = {a.event.id: a.result for a in entry.analyses}
     for e in entry.events:
         before = seal
         if e.type == EventType.SEAL:
             seal = e.data.get("seal")
         elif e.type == EventType.UNSEAL:
             seal = None
-        rows.append(_timeline_row(content, e, seal_before=before, seal_after=seal))
+        details = _event_details(e, results.get(e.id))
+        rows.append(_timeline_row(content, e, details, seal_before=before, seal_after=seal))
     return [
         Paragraph("Custody timeline", S["h3"]),
         table(TIMELINE_HEADER, rows, [4, 10, 9, 12, 12, 9, 13, 18, 13]),
@@ -705,7 +707,12 @@ def _timeline(content: DossierContent, entry: ItemEntry) -> list[Flowable]:
 
 
 def _timeline_row(
-    content: DossierContent, e: EventRecord, *, seal_before: str | None, seal_after: str | None
+    content: DossierContent,
+    e: EventRecord,
+    details: str,
+    *,
+    seal_before: str | None,
+    seal_after: str | None,
 ) -> list[CellValue]:
     released = e.actor if e.type == EventType.TRANSFER else ""
     if e.type == EventType.TRANSFER:
@@ -715,7 +722,6 @@ def _timeline_row(
     problems = content.event_problems.get(e.id)
     status = "verified" if not problems else "NOT VERIFIED: " + "; ".join(problems)
     signatures = f"{status}\n{_signers(e)}"
-    details = _event_details(e)
     if e.witness:
         details += f"; witness {e.witness}"
     if seal_before != seal_after:
@@ -752,7 +758,8 @@ def _signers(e: EventRecord) -> str:
     return ", ".join(f"{s.get('role', '')} {s.get('handle', '')}" for s in signatures)
 
 
-def _event_details(e: EventRecord) -> str:
+def _event_details(e: EventRecord, result: AnalysisResult | None = None) -> str:
+    """What the event did, in a few words; `result` is its identification, when it is one."""
     d, t = e.data, e.type
     if t == EventType.SEIZE:
         return "seized and logged"
@@ -765,7 +772,7 @@ def _event_details(e: EventRecord) -> str:
             return f"sub-sample {d['child']}: {d.get('description', '')}"
         return f"taken from {d.get('parent')}"
     if t == EventType.ANALYSE:
-        result = AnalysisResult.from_data(d)
+        result = result or AnalysisResult.from_data(d)
         return f"{result.statement or 'analysis'} (query {result.query})"
     if t == EventType.LABEL_PRINT:
         return (
