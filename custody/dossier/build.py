@@ -512,7 +512,7 @@ def _check_dossier(check: DossierCheck) -> None:
         result = verify_bundle(bundle)
         check.findings = result.findings
         check.events = result.events
-        _check_attachments(check, bundle, pdf.attachments)
+        _check_attachments(check, bundle=bundle, embedded=pdf.attachments)
     _check_signature(check, bundle)
 
 
@@ -535,7 +535,7 @@ def _check_printed(check: DossierCheck, pdf: _PdfParts) -> None:
 
 
 def _check_attachments(
-    check: DossierCheck, bundle: dict[str, Any], embedded: dict[str, bytes]
+    check: DossierCheck, *, bundle: dict[str, Any], embedded: dict[str, bytes]
 ) -> None:
     for entry in bundle["attachments"]:
         blob = embedded.get(attachment_file_name(entry["sha256"], entry["name"]))

@@ -550,7 +550,7 @@ def _item_section(
     ]
     out += _receipts(content, entry)
     out += _photographs(content, entry)
-    out += _sampling(content, entry, tree)
+    out += _sampling(content, entry, tree=tree)
     out += _timeline(content, entry)
     for analysis in entry.analyses:
         out += _identification(content, analysis)
@@ -635,7 +635,7 @@ def _picture(path: Path) -> Flowable:
         return P("(image could not be rendered)")
 
 
-def _sampling(content: DossierContent, entry: ItemEntry, tree: _ItemTree) -> list[Flowable]:
+def _sampling(content: DossierContent, entry: ItemEntry, *, tree: _ItemTree) -> list[Flowable]:
     """Where a sub-sample came from, the samples taken from this item, and the tree below it."""
     item = entry.item
     samples = [e for e in entry.events if e.type == EventType.SAMPLE and "child" in e.data]
@@ -699,7 +699,7 @@ def _timeline(content: DossierContent, entry: ItemEntry) -> list[Flowable]:
         elif e.type == EventType.UNSEAL:
             seal = None
         details = _event_details(e, results.get(e.id))
-        rows.append(_timeline_row(content, e, details, seal_before=before, seal_after=seal))
+        rows.append(_timeline_row(content, e, details=details, seal_before=before, seal_after=seal))
     return [
         Paragraph("Custody timeline", S["h3"]),
         table(TIMELINE_HEADER, rows, [4, 10, 9, 12, 12, 9, 13, 18, 13]),
@@ -709,8 +709,8 @@ def _timeline(content: DossierContent, entry: ItemEntry) -> list[Flowable]:
 def _timeline_row(
     content: DossierContent,
     e: EventRecord,
-    details: str,
     *,
+    details: str,
     seal_before: str | None,
     seal_after: str | None,
 ) -> list[CellValue]:
@@ -959,8 +959,13 @@ def _sign_off(content: DossierContent) -> list[Flowable]:
     analysts = sorted(
         {e.actor for entry in content.items for e in entry.events if e.type == EventType.ANALYSE}
     )
-    blocks = [_signature_block(content, "Analyst", h, deviations="none recorded") for h in analysts]
-    blocks.append(_signature_block(content, "Authorised and issued by", content.report.issued_by))
+    blocks = [
+        _signature_block(content, title="Analyst", handle=h, deviations="none recorded")
+        for h in analysts
+    ]
+    blocks.append(
+        _signature_block(content, title="Authorised and issued by", handle=content.report.issued_by)
+    )
     return [
         CondPageBreak(70 * mm),
         heading(f"{len(content.items) + 2}. Analyst and authoriser", 0, "signoff"),
@@ -969,7 +974,7 @@ def _sign_off(content: DossierContent) -> list[Flowable]:
 
 
 def _signature_block(
-    content: DossierContent, title: str, handle: str, *, deviations: str = ""
+    content: DossierContent, *, title: str, handle: str, deviations: str = ""
 ) -> Flowable:
     a = content.actors.get(handle)
     rows: list[tuple[str, CellValue]] = [

@@ -375,12 +375,21 @@ def _check_last(
             f"The signature in {file_name} cannot be checked ({_brief(exc)}); "
             "the file is damaged or was altered."
         )
-        return _signed(names, signer_fpr, problems, intact=False, covers=False, time=None)
+        return _signed(
+            names, fingerprint=signer_fpr, problems=problems, intact=False, covers=False, time=None
+        )
     intact = bool(status.intact and status.valid)
     problems += _status_problems(status, embedded, data=data, file_name=file_name)
     covers = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
     signing_time = to_utc_text(status.signer_reported_dt) if status.signer_reported_dt else None
-    return _signed(names, signer_fpr, problems, intact=intact, covers=covers, time=signing_time)
+    return _signed(
+        names,
+        fingerprint=signer_fpr,
+        problems=problems,
+        intact=intact,
+        covers=covers,
+        time=signing_time,
+    )
 
 
 def _status_problems(
@@ -411,9 +420,9 @@ def _status_problems(
 
 def _signed(
     names: dict[str, str | None],
+    *,
     fingerprint: str | None,
     problems: list[str],
-    *,
     intact: bool,
     covers: bool,
     time: str | None,
