@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--ids", type=int, default=200)
     args = parser.parse_args()
 
+    from custody.analysis import SPECIES_IDENTIFICATION
     from custody.dossier.build import build_dossier, verify_dossier
     from custody.events import Writer, load_signer
     from custody.models import ItemCreate
@@ -90,7 +91,7 @@ def main() -> None:
                     type="analyse",
                     at=t,
                     signer=lab,
-                    data={"analysis": "species-identification", **result},
+                    data={"analysis": SPECIES_IDENTIFICATION, **result},
                 )
             w.finish()
         start = time.perf_counter()

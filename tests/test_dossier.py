@@ -533,3 +533,63 @@ def test_names_and_notes_in_any_script_print_as_written(world: World, tmp_path: 
     }
     assert any(f.endswith("+DejaVuSans") for f in fonts) and "/STSong-Light" in fonts
     assert verify_dossier(out).valid
+
+
+def test_case_records_have_exactly_the_columns_of_their_tables() -> None:
+    """A column added to a table must be added to its record, or the bundle would drop it."""
+    from dataclasses import fields
+
+    from custody.dossier.case import ActorRecord, AgencyRecord, CaseRow, ItemRecord
+    from custody.models import Actor, Agency, Case, Item
+    from custody.registrations import ACTOR_FIELDS
+
+    for record, model in ((CaseRow, Case), (ItemRecord, Item), (AgencyRecord, Agency)):
+        assert {f.name for f in fields(record)} == set(model.__table__.columns.keys()), record
+    assert tuple(f.name for f in fields(ActorRecord)) == ACTOR_FIELDS
+    assert set(ACTOR_FIELDS) <= set(Actor.__table__.columns.keys())
+
+
+def test_bundle_carries_the_stored_rows_unchanged(case_world: World) -> None:
+    """Issued dossiers must keep verifying: the typed case gives back the stored values."""
+    from custody.canonical import canonical_json
+    from custody.domain import EVENT_FIELDS
+    from custody.dossier.bundle import build_bundle
+    from custody.dossier.case import ReportDetails, collect_case
+    from custody.registrations import ACTOR_FIELDS
+    from custody.verify import verify
+
+    case = collect_case(case_world.store, CASE, also_actors=("pnjeri",))
+    report = ReportDetails(
+        report_id=f"{CASE}-R1",
+        version=1,
+        amendment=0,
+        supersedes=None,
+        original=None,
+        issued_at="2026-01-01T00:00:00.000000Z",
+        issued_by="pnjeri",
+    )
+    bundle = build_bundle(case, report=report, verification=verify(case_world.store))
+    con = sqlite3.connect(case_world.db_path)
+    con.row_factory = sqlite3.Row
+
+    def rows(sql: str, *args: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in con.execute(sql, args)]
+
+    stored = {
+        "case": rows("SELECT * FROM cases WHERE case_no = ?", CASE)[0],
+        "items": rows("SELECT * FROM items WHERE case_no = ?", CASE),
+        "events": rows(
+            f"SELECT {', '.join(EVENT_FIELDS)} FROM events WHERE case_no = ? ORDER BY id", CASE
+        ),
+        "actors": rows(f"SELECT {', '.join(ACTOR_FIELDS)} FROM actors"),
+        "agencies": rows("SELECT * FROM agencies"),
+    }
+    for section, value in stored.items():
+        assert canonical_json(bundle[section]) == canonical_json(value), section
+    photos = [a for a in bundle["attachments"] if a["media_type"] == "image/jpeg"]
+    assert [(p["name"], p["item"]) for p in photos] == [("bag1.jpg", f"{CASE}/1")]
+    assert set(photos[0]) == {"sha256", "name", "size", "media_type", "event", "item"}
+    assert set(bundle["report"]) == {
+        "report_id", "version", "amendment", "supersedes", "original", "issued_at",
+        "issued_by", "prepared_for", "reason", "places", "changes",
+    }  # fmt: skip

@@ -37,21 +37,30 @@ from custody.domain import EventRecord, EventType
 from custody.dossier.bundle import (
     build_bundle,
     bundle_shape_problems,
-    collect_case,
     encode_bundle,
     verify_bundle,
 )
-from custody.dossier.render import DossierContent, render_dossier
+from custody.dossier.case import (
+    Attachment,
+    CaseFile,
+    IssuedDossier,
+    ReportDetails,
+    collect_case,
+)
+from custody.dossier.render import DossierContent, ItemEntry, render_dossier
 from custody.errors import CustodyError, InvalidInput
 from custody.events import Draft, Signer, Writer, check_permission, event_time
+from custody.findings import Finding, VerifyReport
 from custody.records import item_sort_key
 from custody.state import replay
 from custody.store import Store
 from custody.timeutil import now_utc, to_utc_text
-from custody.verify import Finding, verify
+from custody.verify import verify
 
 BUNDLE_NAME = "case-bundle.json"
 QR_PREFIX = "CUSTODY-DOSSIER/1"
+
+Progress = Callable[[str], None]
 
 
 class DossierRefused(CustodyError):
@@ -70,65 +79,39 @@ class DossierResult:
     findings: list[Finding] = field(default_factory=list)
 
 
-class _Row:
-    """Attribute access over an event dict, for the state replay."""
-
-    def __init__(self, d: dict[str, Any]) -> None:
-        self.__dict__.update(d)
-
-
-def _event_view(ev: dict[str, Any]) -> dict[str, Any]:
-    return {**ev, "data": json.loads(ev["data"]), "signatures": json.loads(ev["signatures"])}
-
-
-def signed_items(rows: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each item's record as signed in its creating (seize or sample) event, by item ID."""
-    out: dict[str, dict[str, Any]] = {}
-    for ev in rows["events"]:
-        if ev["item_id"] and ev["seq"] == 1 and ev["type"] in ("seize", "sample"):
-            record = json.loads(ev["data"]).get("item")
-            if isinstance(record, dict) and record.get("id") == ev["item_id"]:
-                out[ev["item_id"]] = record
-    return out
-
-
 def prepare_content(
     store: Store,
-    rows: dict[str, Any],
+    case: CaseFile,
     *,
-    report: dict[str, Any],
-    verification: dict[str, Any],
-    findings: list[Finding],
-    bundle: dict[str, Any],
+    report: ReportDetails,
+    verification: VerifyReport,
     bundle_hash: str,
 ) -> DossierContent:
-    events_by_chain: dict[str, list[dict[str, Any]]] = {}
-    for ev in rows["events"]:
-        events_by_chain.setdefault(ev["chain"], []).append(ev)
-    # An item without a creating event is shown as its row says; verification
-    # reports it as inserted outside custody.
-    records = signed_items(rows)
+    """What the renderer shows: items in number order with their chains, state and analyses."""
+    chains: dict[str, list[EventRecord]] = {}
+    for ev in case.events:
+        chains.setdefault(ev.chain, []).append(ev)
+    attachments: dict[int, list[Attachment]] = {}
+    for a in case.attachments:
+        attachments.setdefault(a.event, []).append(a)
+    analyses = {a.event.id: a for a in case.analyses}
     items = []
-    for row in sorted(rows["items"], key=lambda i: item_sort_key(i["id"])):
-        item = records.get(row["id"], row)
-        chain = sorted(events_by_chain.get(item["id"], []), key=lambda e: e["seq"])
-        state = replay(item["id"], [EventRecord.from_mapping(e) for e in chain])
-        depth = item["id"].split("/", 1)[1].count(".") if "/" in item["id"] else 0
+    for row in sorted(case.items, key=lambda i: item_sort_key(i.id)):
+        item = case.item(row)
+        chain = sorted(chains.get(item.id, []), key=lambda e: e.seq)
         items.append(
-            {
-                "item": item,
-                "state": state.to_dict(),
-                "events": [_event_view(e) for e in chain],
-                "depth": depth,
-            }
+            ItemEntry(
+                item=item,
+                state=replay(item.id, chain),
+                events=tuple(chain),
+                attachments=tuple(a for e in chain for a in attachments.get(e.id, [])),
+                analyses=tuple(analyses[e.id] for e in chain if e.id in analyses),
+            )
         )
     problems: dict[int, list[str]] = {}
-    for f in findings:
+    for f in verification.findings:
         if f.event is not None:
             problems.setdefault(f.event, []).append(f.kind)
-    agency: dict[str, Any] = next(
-        (a for a in rows["agencies"] if a["code"] == rows["case"].get("agency_code")), {}
-    )
 
     def photo_path(sha: str) -> Path | None:
         path = blob_path(store.attachments_dir, sha)
@@ -136,42 +119,39 @@ def prepare_content(
 
     return DossierContent(
         report=report,
-        agency=agency,
-        case=rows["case"],
-        items=items,
-        actors={a["handle"]: a for a in rows["actors"]},
-        findings=[f.to_dict() for f in findings],
+        agency=case.agency,
+        case=case.case,
+        items=tuple(items),
+        actors={a.handle: a for a in case.actors},
         verification=verification,
-        attachments=bundle["attachments"],
+        attachments=case.attachments,
         bundle_hash=bundle_hash,
-        qr_text=f"{QR_PREFIX} {report['report_id']} {bundle_hash}",
+        qr_text=f"{QR_PREFIX} {report.report_id} {bundle_hash}",
         photo_path=photo_path,
         event_problems=problems,
     )
 
 
-def _places(rows: dict[str, Any]) -> list[str]:
+def _places(case: CaseFile) -> list[str]:
+    """Where the work was done: places of seizure, then every location events name."""
     seen: list[str] = []
-    records = signed_items(rows)
-    for row in rows["items"]:
-        item = records.get(row["id"], row)
-        if item.get("place") and item["place"] not in seen:
-            seen.append(item["place"])
-    for ev in rows["events"]:
-        loc = json.loads(ev["data"]).get("location")
+    for row in case.items:
+        place = case.item(row).place
+        if place and place not in seen:
+            seen.append(place)
+    for ev in case.events:
+        loc = ev.data.get("location")
         if loc and loc not in seen:
             seen.append(loc)
     return seen
 
 
-def _changes(rows: dict[str, Any], since_event: int) -> list[str]:
-    lines = []
-    for ev in rows["events"]:
-        if ev["id"] > since_event and ev["type"] != "dossier-issue":
-            what = ev["item_id"] or ev["chain"]
-            lines.append(
-                f"event {ev['id']} ({_short(ev['at'])}): {ev['type']} on {what} by {ev['actor']}"
-            )
+def _changes(case: CaseFile, since_event: int) -> list[str]:
+    lines = [
+        f"event {ev.id} ({_short(ev.at)}): {ev.type} on {ev.subject} by {ev.actor}"
+        for ev in case.events
+        if ev.id > since_event and ev.type != EventType.DOSSIER_ISSUE
+    ]
     return lines or [
         "no custody events since the previous issue; reissued without changes to the record"
     ]
@@ -217,12 +197,10 @@ def _issued_reports(store: Store, case_no: str) -> list[str]:
 
     with store.engine.connect() as conn:
         data = conn.execute(
-            text(
-                "SELECT data FROM events WHERE case_no = :c AND type = 'dossier-issue' ORDER BY id"
-            ),
-            {"c": case_no},
+            text("SELECT data FROM events WHERE case_no = :c AND type = :t ORDER BY id"),
+            {"c": case_no, "t": str(EventType.DOSSIER_ISSUE)},
         ).scalars()
-        return [str(json.loads(d).get("report_id")) for d in data]
+        return [IssuedDossier.from_data(json.loads(d)).report_id for d in data]
 
 
 def _check_reason(case_no: str, reason: str, issued: list[str]) -> None:
@@ -247,7 +225,7 @@ def build_dossier(
     prepared_for: str = "",
     reason: str = "",
     allow_findings: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> DossierResult:
     """Verify, render, embed, sign and record a dossier for `case_no`.
 
@@ -261,6 +239,45 @@ def build_dossier(
     reason = reason.strip()
     _check_reason(case_no, reason, _issued_reports(store, case_no))
     say("verifying the case")
+    verification = _verified(store, case_no=case_no, allow_findings=allow_findings)
+    case = collect_case(store, case_no, also_actors=(signer.actor.handle,))
+    # Another issue may have been recorded since the early check.
+    _check_reason(case_no, reason, [d.report_id for d in case.issued])
+    report = _report_details(case, signer=signer, prepared_for=prepared_for, reason=reason)
+    data, bundle_hash = encode_bundle(build_bundle(case, report=report, verification=verification))
+    say("rendering the PDF")
+    content = prepare_content(
+        store, case, report=report, verification=verification, bundle_hash=bundle_hash
+    )
+    pages = _write_pdf(store, content, out=out, bundle=data, signer=signer, say=say)
+    pdf_sha = "sha256:" + hashlib.sha256(out.read_bytes()).hexdigest()
+    issue = IssuedDossier(
+        report_id=report.report_id,
+        amendment=report.amendment,
+        supersedes=report.supersedes,
+        bundle_hash=bundle_hash,
+        pdf_sha256=pdf_sha,
+        pages=pages,
+        prepared_for=prepared_for,
+        reason=reason,
+        last_event=case.last_event,
+        findings=len(verification.findings),
+    )
+    _record_issue(store, case_no=case_no, signer=signer, issue=issue)
+    return DossierResult(
+        report_id=report.report_id,
+        path=out,
+        bundle_hash=bundle_hash,
+        pdf_sha256=pdf_sha,
+        pages=pages,
+        amendment=report.amendment,
+        supersedes=report.supersedes,
+        findings=verification.findings,
+    )
+
+
+def _verified(store: Store, *, case_no: str, allow_findings: bool) -> VerifyReport:
+    """A fresh verification of the case; refused when it finds problems, unless allowed."""
     report = verify(store, case_no=case_no)
     if report.findings and not allow_findings:
         first = report.findings[0]
@@ -268,109 +285,92 @@ def build_dossier(
             f"Verification of case {case_no} found {len(report.findings)} problem(s), the first: "
             f"{first.message} Fix them, or pass --allow-findings to print them in the dossier."
         )
-    rows = collect_case(store, case_no, also_actors=(signer.actor.handle,))
-    issues = [e for e in rows["events"] if e["type"] == "dossier-issue"]
-    # Another issue may have been recorded since the early check.
-    _check_reason(case_no, reason, [json.loads(e["data"])["report_id"] for e in issues])
-    number = len(issues) + 1
-    first_id = json.loads(issues[0]["data"])["report_id"] if issues else None
-    previous = json.loads(issues[-1]["data"]) if issues else None
-    report_id = f"{case_no}-R{number}"
-    meta = {
-        "report_id": report_id,
-        "version": number,
-        "amendment": number - 1,
-        "supersedes": previous["report_id"] if previous else None,
-        "original": first_id,
-        "issued_at": to_utc_text(now_utc()),
-        "issued_by": signer.actor.handle,
-        "prepared_for": prepared_for,
-        "reason": reason,
-        "places": _places(rows),
-        "changes": _changes(rows, previous["last_event"]) if previous else [],
-    }
-    verification = report.to_dict()
-    bundle = build_bundle(rows, report=meta, verification=verification)
-    data, bundle_hash = encode_bundle(bundle)
-    say("rendering the PDF")
-    content = prepare_content(
-        store,
-        rows,
-        report=meta,
-        verification=verification,
-        findings=report.findings,
-        bundle=bundle,
-        bundle_hash=bundle_hash,
+    return report
+
+
+def _report_details(
+    case: CaseFile, *, signer: Signer, prepared_for: str, reason: str
+) -> ReportDetails:
+    """This issue's number, what it supersedes, and what changed since the previous one."""
+    number = len(case.issued) + 1
+    previous = case.issued[-1] if case.issued else None
+    return ReportDetails(
+        report_id=f"{case.case.case_no}-R{number}",
+        version=number,
+        amendment=number - 1,
+        supersedes=previous.report_id if previous else None,
+        original=case.issued[0].report_id if case.issued else None,
+        issued_at=to_utc_text(now_utc()),
+        issued_by=signer.actor.handle,
+        prepared_for=prepared_for,
+        reason=reason,
+        places=tuple(_places(case)),
+        changes=tuple(_changes(case, previous.last_event)) if previous else (),
     )
+
+
+def _write_pdf(
+    store: Store,
+    content: DossierContent,
+    *,
+    out: Path,
+    bundle: bytes,
+    signer: Signer,
+    say: Progress,
+) -> int:
+    """Render, embed the bundle and attachments, sign, then move the PDF into place.
+
+    Returns the number of pages; `out` appears only once the signed PDF is complete.
+    """
+    report_id = content.report.report_id
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         draft = Path(tmp) / "draft.pdf"
         pages = render_dossier(content, draft)
-        files = {BUNDLE_NAME: data}
-        for entry in bundle["attachments"]:
-            path = blob_path(store.attachments_dir, entry["sha256"])
+        files = {BUNDLE_NAME: bundle}
+        for entry in content.attachments:
+            path = blob_path(store.attachments_dir, entry.sha256)
             if path.exists():
-                files[_attachment_name(entry)] = path.read_bytes()
+                files[attachment_file_name(entry.sha256, entry.name)] = path.read_bytes()
         embedded = Path(tmp) / "embedded.pdf"
         embed_files(
             draft,
             embedded,
             files=files,
-            metadata={"/CustodyReportID": report_id, "/CustodyBundleSHA256": bundle_hash},
+            metadata={"/CustodyReportID": report_id, "/CustodyBundleSHA256": content.bundle_hash},
         )
         say("signing the PDF")
-        from custody.dossier.signing import actor_certificate, sign_pdf
-
-        agency = content.agency
-        cert = actor_certificate(
-            private_key=signer.key.private,
-            name=signer.actor.name,
-            handle=signer.actor.handle,
-            role=signer.actor.role,
-            agency=agency.get("name") or (signer.actor.agency_code or "custody"),
-            country=agency.get("country", ""),
-            badge=signer.actor.badge,
-        )
         signed = Path(tmp) / "signed.pdf"
-        sign_pdf(
-            pdf_in=embedded,
-            pdf_out=signed,
-            private_key=signer.key.private,
-            certificate=cert,
-            reason=f"Issue of evidence dossier {report_id}",
-            location=agency.get("name", ""),
-        )
+        _sign(embedded, signed, content=content, signer=signer)
         os.replace(signed, out)
-    pdf_sha = "sha256:" + hashlib.sha256(out.read_bytes()).hexdigest()
-    _record_issue(
-        store,
-        case_no=case_no,
-        signer=signer,
-        data={
-            "report_id": report_id,
-            "amendment": number - 1,
-            "supersedes": meta["supersedes"],
-            "bundle_hash": bundle_hash,
-            "pdf_sha256": pdf_sha,
-            "pages": pages,
-            "prepared_for": prepared_for,
-            "reason": reason,
-            "last_event": max((e["id"] for e in rows["events"]), default=0),
-            "findings": len(report.findings),
-        },
+    return pages
+
+
+def _sign(pdf_in: Path, pdf_out: Path, *, content: DossierContent, signer: Signer) -> None:
+    """Sign with the issuing actor's key, under a certificate naming them and their agency."""
+    from custody.dossier.signing import actor_certificate, sign_pdf
+
+    agency = content.agency
+    actor = signer.actor
+    cert = actor_certificate(
+        private_key=signer.key.private,
+        name=actor.name,
+        handle=actor.handle,
+        role=actor.role,
+        agency=(agency.name if agency else "") or (actor.agency_code or "custody"),
+        country=agency.country if agency else "",
+        badge=actor.badge,
     )
-    return DossierResult(
-        report_id=report_id,
-        path=out,
-        bundle_hash=bundle_hash,
-        pdf_sha256=pdf_sha,
-        pages=pages,
-        amendment=number - 1,
-        supersedes=previous["report_id"] if previous else None,
-        findings=report.findings,
+    sign_pdf(
+        pdf_in=pdf_in,
+        pdf_out=pdf_out,
+        private_key=signer.key.private,
+        certificate=cert,
+        reason=f"Issue of evidence dossier {content.report.report_id}",
+        location=agency.name if agency else "",
     )
 
 
-def _record_issue(store: Store, *, case_no: str, signer: Signer, data: dict[str, Any]) -> None:
+def _record_issue(store: Store, *, case_no: str, signer: Signer, issue: IssuedDossier) -> None:
     when = event_time(None)
     with store.write() as session:
         writer = Writer(session)
@@ -378,7 +378,7 @@ def _record_issue(store: Store, *, case_no: str, signer: Signer, data: dict[str,
             chain=f"case:{case_no}",
             case_no=case_no,
             type=EventType.DOSSIER_ISSUE,
-            data=data,
+            data=issue.to_data(),
             at=when,
         )
         writer.append(draft, signer=signer)
@@ -393,7 +393,7 @@ class DossierCheck:
     events: int = 0
     problems: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
-    signature: dict[str, Any] = field(default_factory=dict)
+    signature: dict[str, str | bool | None] = field(default_factory=dict)
 
     @property
     def valid(self) -> bool:
@@ -448,8 +448,9 @@ def verify_dossier(path: Path) -> DossierCheck:
     return check
 
 
-def _attachment_name(entry: dict[str, Any]) -> str:
-    return f"attachment-{entry['sha256'].removeprefix('sha256:')[:16]}-{entry['name']}"
+def attachment_file_name(sha256: str, name: str) -> str:
+    """The name an attachment is embedded under in the PDF."""
+    return f"attachment-{sha256.removeprefix('sha256:')[:16]}-{name}"
 
 
 def _read_bundle(data: bytes, check: DossierCheck) -> dict[str, Any] | None:
@@ -466,57 +467,90 @@ def _read_bundle(data: bytes, check: DossierCheck) -> dict[str, Any] | None:
     return dict(bundle)
 
 
-def _check_dossier(check: DossierCheck) -> None:
+@dataclass(frozen=True)
+class _PdfParts:
+    """What the check reads from the PDF: embedded files, metadata and printed text."""
+
+    attachments: dict[str, bytes]
+    metadata: dict[str, str]
+    first_page: str
+    text: str  # the first page and the last two
+
+
+def _read_pdf(check: DossierCheck) -> _PdfParts | None:
     from pypdf import PdfReader
 
     try:
         reader = PdfReader(str(check.path))
         attachments = {str(name): parts[0] for name, parts in reader.attachments.items()}
-        meta: dict[str, Any] = dict(reader.metadata or {})
+        meta = {str(k): str(v or "") for k, v in (reader.metadata or {}).items()}
         first_page = reader.pages[0].extract_text() or ""
-        all_text = first_page + "".join((p.extract_text() or "") for p in reader.pages[-2:])
+        text = first_page + "".join((p.extract_text() or "") for p in reader.pages[-2:])
     except Exception as exc:  # pypdf raises many kinds of error on a hostile file
         check.problems.append(
             f"The file is not a readable PDF ({exc.__class__.__name__}); it may be truncated or corrupt."
         )
+        return None
+    return _PdfParts(attachments, meta, first_page, text)
+
+
+def _check_dossier(check: DossierCheck) -> None:
+    pdf = _read_pdf(check)
+    if pdf is None:
         return
-    check.report_id = str(meta.get("/CustodyReportID") or "") or None
-    data = attachments.get(BUNDLE_NAME)
+    check.report_id = pdf.metadata.get("/CustodyReportID") or None
+    data = pdf.attachments.get(BUNDLE_NAME)
     if not isinstance(data, bytes):
         check.problems.append(
             f"The PDF carries no embedded {BUNDLE_NAME}; it is not a custody dossier or the bundle was removed."
         )
         return
     check.bundle_hash = "sha256:" + hashlib.sha256(data).hexdigest()
-    printed = str(meta.get("/CustodyBundleSHA256") or "")
-    if printed != check.bundle_hash:
-        check.problems.append(
-            "The embedded bundle's SHA-256 differs from the hash recorded in the PDF: the bundle was changed."
-        )
-    flat = "".join(first_page.split())
-    if check.bundle_hash.removeprefix("sha256:") not in flat:
-        check.problems.append(
-            "The bundle hash printed on the first page does not match the embedded bundle."
-        )
-    if check.report_id and check.report_id not in all_text:
-        check.problems.append(
-            f"The report ID {check.report_id} is not printed on the report's pages."
-        )
+    _check_printed(check, pdf)
     bundle = _read_bundle(data, check)
     if bundle is not None:
         result = verify_bundle(bundle)
         check.findings = result.findings
         check.events = result.events
-        for entry in bundle["attachments"]:
-            blob = attachments.get(_attachment_name(entry))
-            if blob is None:
-                check.problems.append(
-                    f"Attachment {entry['name']} listed in the bundle is not embedded in the PDF."
-                )
-            elif "sha256:" + hashlib.sha256(blob).hexdigest() != entry["sha256"]:
-                check.problems.append(
-                    f"Embedded attachment {entry['name']} does not match its recorded SHA-256."
-                )
+        _check_attachments(check, bundle=bundle, embedded=pdf.attachments)
+    _check_signature(check, bundle)
+
+
+def _check_printed(check: DossierCheck, pdf: _PdfParts) -> None:
+    """The bundle hash in the metadata and on the first page, the report ID on the pages."""
+    bundle_hash = check.bundle_hash or ""
+    if pdf.metadata.get("/CustodyBundleSHA256", "") != bundle_hash:
+        check.problems.append(
+            "The embedded bundle's SHA-256 differs from the hash recorded in the PDF: the bundle was changed."
+        )
+    flat = "".join(pdf.first_page.split())
+    if bundle_hash.removeprefix("sha256:") not in flat:
+        check.problems.append(
+            "The bundle hash printed on the first page does not match the embedded bundle."
+        )
+    if check.report_id and check.report_id not in pdf.text:
+        check.problems.append(
+            f"The report ID {check.report_id} is not printed on the report's pages."
+        )
+
+
+def _check_attachments(
+    check: DossierCheck, *, bundle: dict[str, Any], embedded: dict[str, bytes]
+) -> None:
+    for entry in bundle["attachments"]:
+        blob = embedded.get(attachment_file_name(entry["sha256"], entry["name"]))
+        if blob is None:
+            check.problems.append(
+                f"Attachment {entry['name']} listed in the bundle is not embedded in the PDF."
+            )
+        elif "sha256:" + hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+            check.problems.append(
+                f"Embedded attachment {entry['name']} does not match its recorded SHA-256."
+            )
+
+
+def _check_signature(check: DossierCheck, bundle: dict[str, Any] | None) -> None:
+    """The PDF signature covers the whole file and is by the issuing actor's registered key."""
     from custody.dossier.signing import verify_pdf_signature
 
     sig = verify_pdf_signature(check.path)

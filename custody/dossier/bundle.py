@@ -8,6 +8,8 @@ Invariants:
 - Its bytes are the canonical JSON encoding; its hash is "sha256:<hex>" over
   those bytes. The hash is printed in the dossier, put in its QR code and
   recorded in the case's `dossier-issue` event.
+- It is encoded from the typed `CaseFile` (custody.dossier.case), whose records
+  give back the stored columns unchanged; this module is the JSON edge.
 - `verify_bundle` uses the same chain checks as store verification. A bundle
   read from a PDF is hostile input: its shape is checked first
   (`bundle_shape_problems`), so a malformed one yields sentences, never a crash.
@@ -19,13 +21,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
-
 from custody.canonical import canonical_json, sha256_hex
-from custody.domain import EVENT_FIELDS, EventRecord, FindingKind
-from custody.findings import Finding
+from custody.domain import EventRecord, FindingKind
+from custody.dossier.case import CaseFile, ReportDetails
+from custody.findings import Finding, VerifyReport
 from custody.registrations import ACTOR_FIELDS, actor_keys
-from custody.store import Store
 from custody.verify import verify_chains
 
 BUNDLE_FORMAT = "custody-case-bundle/1"
@@ -48,87 +48,21 @@ ATTACHMENT_FIELD_TYPES: dict[str, tuple[type, ...]] = {"name": _STR, "sha256": _
 SIGNATURE_FIELDS = ("role", "handle", "key", "sig")
 
 
-def collect_case(
-    store: Store, case_no: str, *, also_actors: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Rows of one case as plain dicts (case, items, events, actors, agencies)."""
-    from custody.errors import NotFound
-
-    with store.engine.connect() as conn, conn.begin():
-        case = (
-            conn.execute(text("SELECT * FROM cases WHERE case_no = :c"), {"c": case_no})
-            .mappings()
-            .first()
-        )
-        if case is None:
-            raise NotFound.case(case_no)
-        items = [
-            dict(r)
-            for r in conn.execute(
-                text("SELECT * FROM items WHERE case_no = :c"), {"c": case_no}
-            ).mappings()
-        ]
-        events = [
-            dict(r)
-            for r in conn.execute(
-                text(
-                    f"SELECT {', '.join(EVENT_FIELDS)} FROM events WHERE case_no = :c ORDER BY id"
-                ),
-                {"c": case_no},
-            ).mappings()
-        ]
-        actors = [
-            dict(r)
-            for r in conn.execute(text(f"SELECT {', '.join(ACTOR_FIELDS)} FROM actors")).mappings()
-        ]
-        agencies = [dict(r) for r in conn.execute(text("SELECT * FROM agencies")).mappings()]
-        meta: dict[str, str] = {
-            str(k): str(v)
-            for k, v in conn.exec_driver_sql("SELECT key, value FROM store_meta").all()
-        }
-    involved = (
-        set(also_actors)
-        | {e["actor"] for e in events}
-        | {e["counterparty"] for e in events}
-        | {e["witness"] for e in events}
-    )
-    return {
-        "case": dict(case),
-        "items": items,
-        "events": events,
-        "actors": [a for a in actors if a["handle"] in involved],
-        "agencies": [
-            a
-            for a in agencies
-            if a["code"] in {case["agency_code"]} | {x["agency_code"] for x in actors}
-        ],
-        "store_id": meta.get("store_id", ""),
-    }
-
-
-def attachment_manifest(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for ev in events:
-        data = json.loads(ev["data"])
-        for entry in data.get("attachments") or []:
-            out.append({**entry, "event": ev["id"], "item": ev["item_id"]})
-    return out
-
-
 def build_bundle(
-    rows: dict[str, Any], *, report: dict[str, Any], verification: dict[str, Any]
+    case: CaseFile, *, report: ReportDetails, verification: VerifyReport
 ) -> dict[str, Any]:
+    """The bundle of `case` as JSON-ready values (the stored columns, unchanged)."""
     return {
         "format": BUNDLE_FORMAT,
-        "report": report,
-        "store_id": rows["store_id"],
-        "case": rows["case"],
-        "agencies": rows["agencies"],
-        "actors": rows["actors"],
-        "items": rows["items"],
-        "events": rows["events"],
-        "attachments": attachment_manifest(rows["events"]),
-        "verification": verification,
+        "report": report.to_bundle(),
+        "store_id": case.store_id,
+        "case": case.case.columns(),
+        "agencies": [a.columns() for a in case.agencies],
+        "actors": [a.columns() for a in case.actors],
+        "items": [i.columns() for i in case.items],
+        "events": [e.columns() for e in case.events],
+        "attachments": [a.columns() for a in case.attachments],
+        "verification": verification.to_dict(),
     }
 
 

@@ -10,7 +10,6 @@ hashes are broken between characters so nothing runs out of its box.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from reportlab.lib import colors
 from reportlab.platypus import Flowable
@@ -195,7 +194,3 @@ class FastTable(Flowable):
         for w in [0.0, *self.col_widths]:
             x += w
             c.line(x, 0, x, self.height)
-
-
-def cell_text(value: Any) -> str:
-    return "" if value is None else str(value)

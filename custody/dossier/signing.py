@@ -121,8 +121,53 @@ def actor_certificate(
     published key. Ed25519 signing is deterministic and the serial number derives from
     the key and `issued_at`, so the same inputs give a byte-identical certificate.
     """
-    fields_given = {"name": name, "handle": handle, "role": role, "agency": agency}
-    for label, value in fields_given.items():
+    start = _certificate_start(
+        {"name": name, "handle": handle, "role": role, "agency": agency}, valid_days, issued_at
+    )
+    subject = _subject(
+        name=name, handle=handle, role=role, agency=agency, country=country, badge=badge
+    )
+    public_key = private_key.public_key()
+    seed = f"{fingerprint(public_raw(private_key))}|{start.isoformat()}".encode()
+    # RFC 5280: positive, at most 20 octets; 152 bits keeps the top bit clear.
+    serial = int.from_bytes(hashlib.sha256(seed).digest()[:19], "big") or 1
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_KEY_USAGE, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False
+        )
+        .sign(private_key, None)
+    )
+
+
+#: Signing only: digitalSignature and nonRepudiation.
+_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    content_commitment=True,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=False,
+    crl_sign=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+
+
+def _certificate_start(
+    names: dict[str, str], valid_days: int, issued_at: datetime | None
+) -> datetime:
+    """The validity start (whole seconds), once the names and period are usable."""
+    for label, value in names.items():
         if not value.strip():
             raise InvalidInput(
                 f"The actor certificate needs a non-empty {label}; pass the actor's {label}."
@@ -137,7 +182,12 @@ def actor_certificate(
         raise InvalidInput(
             f"The certificate time {start.isoformat()} has no time zone; pass an aware datetime."
         )
+    return start
 
+
+def _subject(
+    *, name: str, handle: str, role: str, agency: str, country: str, badge: str
+) -> x509.Name:
     attributes = [x509.NameAttribute(NameOID.COMMON_NAME, name.strip())]
     code = country.strip().upper()
     if len(code) == 2 and code.isascii() and code.isalpha():
@@ -152,39 +202,7 @@ def actor_certificate(
         x509.NameAttribute(NameOID.USER_ID, handle.strip()),
         x509.NameAttribute(NameOID.SERIAL_NUMBER, handle.strip()),
     ]
-    subject = x509.Name(attributes)
-
-    public_key = private_key.public_key()
-    seed = f"{fingerprint(public_raw(private_key))}|{start.isoformat()}".encode()
-    # RFC 5280: positive, at most 20 octets; 152 bits keeps the top bit clear.
-    serial = int.from_bytes(hashlib.sha256(seed).digest()[:19], "big") or 1
-    usage = x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=True,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(public_key)
-        .serial_number(serial)
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=valid_days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), critical=False
-        )
-        .sign(private_key, None)
-    )
+    return x509.Name(attributes)
 
 
 def sign_pdf(
@@ -217,6 +235,46 @@ def sign_pdf(
             "make it with actor_certificate from the same key."
         )
 
+    pdf_signer = _pdf_signer(
+        private_key=private_key,
+        certificate=certificate,
+        reason=reason,
+        location=location,
+        field_name=field_name,
+        visible=visible,
+    )
+    data = pdf_in.read_bytes()
+    try:
+        writer = IncrementalPdfFileWriter(io.BytesIO(data))
+    except (PdfError, ValueError) as exc:
+        raise InvalidInput(
+            f"The file {pdf_in} is not a readable PDF ({exc}); re-render it."
+        ) from None
+    signed = io.BytesIO()
+    try:
+        pdf_signer.sign_pdf(
+            writer,
+            output=signed,
+            appearance_text_params={"key": fingerprint(key_raw)[:16]},
+        )
+    except (SigningError, PdfError) as exc:
+        raise SignatureProblem(
+            f"Signing {pdf_in} in field {field_name} failed ({exc}); "
+            "use a fresh field name or an unsigned PDF."
+        ) from None
+    _write_atomically(pdf_out, signed.getvalue())
+
+
+def _pdf_signer(
+    *,
+    private_key: Ed25519PrivateKey,
+    certificate: x509.Certificate,
+    reason: str,
+    location: str,
+    field_name: str,
+    visible: bool,
+) -> signers.PdfSigner:
+    """A PAdES signer (SHA-512, the certificate embedded once) for one signature field."""
     signing_cert = asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
     signing_key = asn1_keys.PrivateKeyInfo.load(
         private_key.private_bytes(
@@ -240,33 +298,12 @@ def sign_pdf(
         md_algorithm="sha512",
     )
     field_spec = SigFieldSpec(field_name, on_page=-1, box=_STAMP_BOX) if visible else None
-    pdf_signer = signers.PdfSigner(
+    return signers.PdfSigner(
         metadata,
         signer,
         stamp_style=TextStampStyle(stamp_text=_STAMP_TEXT),
         new_field_spec=field_spec,
     )
-
-    data = pdf_in.read_bytes()
-    try:
-        writer = IncrementalPdfFileWriter(io.BytesIO(data))
-    except (PdfError, ValueError) as exc:
-        raise InvalidInput(
-            f"The file {pdf_in} is not a readable PDF ({exc}); re-render it."
-        ) from None
-    signed = io.BytesIO()
-    try:
-        pdf_signer.sign_pdf(
-            writer,
-            output=signed,
-            appearance_text_params={"key": fingerprint(key_raw)[:16]},
-        )
-    except (SigningError, PdfError) as exc:
-        raise SignatureProblem(
-            f"Signing {pdf_in} in field {field_name} failed ({exc}); "
-            "use a fresh field name or an unsigned PDF."
-        ) from None
-    _write_atomically(pdf_out, signed.getvalue())
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -338,19 +375,28 @@ def _check_last(
             f"The signature in {file_name} cannot be checked ({_brief(exc)}); "
             "the file is damaged or was altered."
         )
-        return PdfSignatureCheck(
-            signed=True,
-            intact=False,
-            covers_whole_file=False,
-            signer_name=names["name"],
-            signer_fingerprint=signer_fpr,
-            signing_time=None,
-            problems=problems,
-            signer_handle=names["handle"],
-            signer_agency=names["agency"],
+        return _signed(
+            names, fingerprint=signer_fpr, problems=problems, intact=False, covers=False, time=None
         )
-
     intact = bool(status.intact and status.valid)
+    problems += _status_problems(status, embedded, data=data, file_name=file_name)
+    covers = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+    signing_time = to_utc_text(status.signer_reported_dt) if status.signer_reported_dt else None
+    return _signed(
+        names,
+        fingerprint=signer_fpr,
+        problems=problems,
+        intact=intact,
+        covers=covers,
+        time=signing_time,
+    )
+
+
+def _status_problems(
+    status: PdfSignatureStatus, embedded: EmbeddedPdfSignature, *, data: bytes, file_name: str
+) -> list[str]:
+    """What the validation status says is wrong, as sentences."""
+    problems = []
     if not status.valid:
         problems.append(f"The signature value in {file_name} does not verify; it was altered.")
     if not status.intact:
@@ -362,22 +408,32 @@ def _check_last(
         problems.append(
             f"The signature container in {file_name} was changed outside the signature itself."
         )
-    if intact and not status.trusted:
+    if status.intact and status.valid and not status.trusted:
         problems.append(
             f"The signing certificate in {file_name} is not valid now (expired or malformed); "
             "compare the key fingerprint with the agency's published key."
         )
-    covers = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
-    if not covers:
+    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
         problems.append(_coverage_problem(status, file_name))
-    signing_time = to_utc_text(status.signer_reported_dt) if status.signer_reported_dt else None
+    return problems
+
+
+def _signed(
+    names: dict[str, str | None],
+    *,
+    fingerprint: str | None,
+    problems: list[str],
+    intact: bool,
+    covers: bool,
+    time: str | None,
+) -> PdfSignatureCheck:
     return PdfSignatureCheck(
         signed=True,
         intact=intact,
         covers_whole_file=covers,
         signer_name=names["name"],
-        signer_fingerprint=signer_fpr,
-        signing_time=signing_time,
+        signer_fingerprint=fingerprint,
+        signing_time=time,
         problems=problems,
         signer_handle=names["handle"],
         signer_agency=names["agency"],

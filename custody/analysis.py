@@ -1,0 +1,439 @@
+"""A stored species identification, read back as typed values.
+
+An `analyse` event of kind "species-identification" holds the JSON written from
+`species_ref.identify.Identification.to_dict()` (plus `analysis`, `source` and
+`cites_listings` added by `custody.species`). `AnalysisResult.from_data` is the
+one reader of that JSON: everything that shows a stored identification (the
+dossier first) reads its attributes, never the keys.
+
+Invariants:
+- Reading never fails: a signed event may hold an older shape (written before
+  the query source, CITES listings or validation were recorded) or an
+  incomplete one; a missing or mistyped value reads as its default (None,
+  "", an empty tuple), never as an exception.
+- Nothing is recomputed: the values are the ones the analyst signed.
+- Decision levels are `Level` members; `Level.description` is the one place that
+  turns a level into the words a report prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from custody.domain import EventRecord, EventType
+
+#: The `analysis` value of an `analyse` event that records a species identification.
+SPECIES_IDENTIFICATION = "species-identification"
+
+#: A value of a decision rule's setting, as stored.
+RuleValue = bool | int | float | str | None
+
+
+class Level(StrEnum):
+    """How far an identification got (species_ref's decision levels)."""
+
+    SPECIES = "species"
+    AMBIGUOUS = "ambiguous"
+    GENUS = "genus"
+    NONE = "none"
+
+    @property
+    def description(self) -> str:
+        return _LEVEL_WORDS[self]
+
+    @classmethod
+    def parse(cls, value: object) -> Level | None:
+        """The member named by `value`, or None for anything else."""
+        if not isinstance(value, str):
+            return None
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+_LEVEL_WORDS: dict[Level, str] = {
+    Level.SPECIES: "Species",
+    Level.AMBIGUOUS: "Ambiguous",
+    Level.GENUS: "Genus only",
+    Level.NONE: "No identification",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SpeciesHit:
+    """The best alignment of the query to one species (percentages as stored)."""
+
+    species: str
+    best_identity: float | None = None
+    aligned_length: int | None = None
+    coverage: float | None = None
+    gaps: int | None = None
+    n_refs: int | None = None
+    n_supporting: int | None = None
+    accessions: tuple[str, ...] = ()
+    strand: str = ""
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> SpeciesHit:
+        return cls(
+            species=_text(data.get("species")),
+            best_identity=_number(data.get("best_identity")),
+            aligned_length=_count(data.get("aligned_length")),
+            coverage=_number(data.get("coverage")),
+            gaps=_count(data.get("gaps")),
+            n_refs=_count(data.get("n_refs")),
+            n_supporting=_count(data.get("n_supporting")),
+            accessions=_strings(data.get("accessions")),
+            strand=_text(data.get("strand")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceHit:
+    """One query-to-reference alignment among the best ten."""
+
+    seq_id: str
+    species: str
+    marker: str
+    identity: float | None = None
+    query_coverage: float | None = None
+    aligned_length: int | None = None
+    strand: str = ""
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> ReferenceHit:
+        return cls(
+            seq_id=_text(data.get("seq_id")),
+            species=_text(data.get("species")),
+            marker=_text(data.get("marker")),
+            identity=_number(data.get("identity")),
+            query_coverage=_number(data.get("query_coverage")),
+            aligned_length=_count(data.get("aligned_length")),
+            strand=_text(data.get("strand")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueryQC:
+    """Quality figures of the query read (lengths in bases, quality as Phred)."""
+
+    raw_length: int | None = None
+    length: int | None = None
+    mean_quality: float | None = None
+    ambiguous_fraction: float | None = None
+    trimmed: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> QueryQC:
+        return cls(
+            raw_length=_count(data.get("raw_length")),
+            length=_count(data.get("length")),
+            mean_quality=_number(data.get("mean_quality")),
+            ambiguous_fraction=_number(data.get("ambiguous_fraction")),
+            trimmed=bool(data.get("trimmed")),
+            warnings=_sentences(data.get("warnings")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySource:
+    """The file the query was read from."""
+
+    file: str = ""
+    file_sha256: str = ""
+    format: str = ""
+    details: Mapping[str, str] = field(default_factory=dict)  # base calling of a trace
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> QuerySource:
+        details = _mapping(data.get("details"))
+        return cls(
+            file=_text(data.get("file")),
+            file_sha256=_text(data.get("file_sha256")),
+            format=_text(data.get("format")),
+            details={str(k): _text(v) for k, v in details.items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRule:
+    """The decision rule as recorded: its name and every setting, in stored order."""
+
+    name: str = ""
+    description: str = ""
+    settings: tuple[tuple[str, RuleValue], ...] = ()
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> DecisionRule:
+        return cls(
+            name=_text(data.get("name")),
+            description=_text(data.get("description")),
+            settings=tuple(
+                (str(k), _rule_value(v))
+                for k, v in data.items()
+                if k not in ("name", "description")
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SpeciesStats:
+    """What the library shows about the best-matching species (distances in %)."""
+
+    species: str | None = None
+    n_refs: int | None = None
+    intra_max: float | None = None
+    intra_mean: float | None = None
+    nn_distance: float | None = None
+    nn_species: str | None = None
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> SpeciesStats:
+        return cls(
+            species=_optional_text(data.get("species")),
+            n_refs=_count(data.get("n_refs")),
+            intra_max=_number(data.get("intra_max")),
+            intra_mean=_number(data.get("intra_mean")),
+            nn_distance=_number(data.get("nn_distance")),
+            nn_species=_optional_text(data.get("nn_species")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CitesListing:
+    """The CITES status of the called species or a candidate, from a dated snapshot."""
+
+    species: str
+    appendix: str
+    statement: str
+    listed_under: str = ""
+    snapshot: str = ""
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> CitesListing:
+        return cls(
+            species=_text(data.get("species")),
+            appendix=_text(data.get("appendix")),
+            statement=_text(data.get("statement")),
+            listed_under=_text(data.get("listed_under")),
+            snapshot=_text(data.get("snapshot")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LibraryValidation:
+    """The library version's measured error rates (rates as fractions of 1)."""
+
+    method: str = ""
+    correct_species_rate: float | None = None
+    wrong_species_rate: float | None = None
+    false_species_rate_absent: float | None = None
+    n_present: int | None = None  # test queries of species in the library
+    n_absent: int | None = None  # test queries of species held out
+    sampled: bool = False
+    max_queries: int | None = None
+    seed: int | None = None
+    rule_name: str = ""
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> LibraryValidation:
+        summary = _mapping(data.get("summary"))
+        return cls(
+            method=_text(data.get("method")),
+            correct_species_rate=_number(summary.get("correct_species_rate")),
+            wrong_species_rate=_number(summary.get("wrong_species_rate")),
+            false_species_rate_absent=_number(summary.get("false_species_rate_absent")),
+            n_present=_count(summary.get("n_present")),
+            n_absent=_count(summary.get("n_absent")),
+            sampled=bool(data.get("sampled")),
+            max_queries=_count(data.get("max_queries")),
+            seed=_count(data.get("seed")),
+            rule_name=_text(_mapping(data.get("rule")).get("name")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisResult:
+    """One stored species identification (see the module docstring for tolerance)."""
+
+    query: str = ""
+    query_sha256: str = ""
+    query_length: int | None = None
+    level: Level | None = None  # None when the stored level is no known level
+    level_text: str = ""  # the level as stored
+    taxon: str | None = None
+    rank: str | None = None
+    statement: str = ""
+    identity: float | None = None  # % identity of the best hit
+    coverage: float | None = None  # % of the query covered
+    next_species_distance: float | None = None  # identity gap to the next species, %
+    flags: tuple[str, ...] = ()
+    candidates: tuple[SpeciesHit, ...] = ()
+    hits: tuple[SpeciesHit, ...] = ()
+    top_hits: tuple[ReferenceHit, ...] = ()
+    library_name: str = ""
+    library_version_number: int | None = None
+    library_version: str = ""  # the library's content hash
+    rule: DecisionRule = DecisionRule()
+    qc: QueryQC | None = None
+    source: QuerySource | None = None
+    cites: Mapping[str, str] = field(default_factory=dict)  # species -> CITES appendix
+    cites_listings: tuple[CitesListing, ...] = ()
+    validation: LibraryValidation | None = None
+    species_stats: SpeciesStats | None = None
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> AnalysisResult:
+        """Read an `analyse` event's data; never raises (missing keys give defaults)."""
+        qc, source, stats, validation = (
+            _mapping(data.get(k)) for k in ("qc", "source", "species_stats", "validation")
+        )
+        return cls(
+            query=_text(data.get("query")),
+            query_sha256=_text(data.get("query_sha256")),
+            query_length=_count(data.get("query_length")),
+            level=Level.parse(data.get("level")),
+            level_text=_text(data.get("level")),
+            taxon=_optional_text(data.get("taxon")),
+            rank=_optional_text(data.get("rank")),
+            statement=_text(data.get("statement")),
+            identity=_number(data.get("identity")),
+            coverage=_number(data.get("coverage")),
+            next_species_distance=_number(data.get("next_species_distance")),
+            flags=_sentences(data.get("flags")),
+            candidates=tuple(SpeciesHit.from_data(h) for h in _records(data.get("candidates"))),
+            hits=tuple(SpeciesHit.from_data(h) for h in _records(data.get("hits"))),
+            top_hits=tuple(ReferenceHit.from_data(h) for h in _records(data.get("top_hits"))),
+            library_name=_text(data.get("library_name")),
+            library_version_number=_count(data.get("library_version_number")),
+            library_version=_text(data.get("library_version")),
+            rule=DecisionRule.from_data(_mapping(data.get("rule"))),
+            qc=QueryQC.from_data(qc) if qc else None,
+            source=QuerySource.from_data(source) if source else None,
+            cites={str(k): _text(v) for k, v in _mapping(data.get("cites")).items()},
+            cites_listings=tuple(
+                CitesListing.from_data(x) for x in _records(data.get("cites_listings"))
+            ),
+            validation=LibraryValidation.from_data(validation) if validation else None,
+            species_stats=SpeciesStats.from_data(stats) if stats else None,
+        )
+
+    @property
+    def level_words(self) -> str:
+        """The level in a report's words ("Species", "Genus only" ...), or as stored."""
+        return self.level.description if self.level is not None else self.level_text
+
+    @property
+    def query_bases(self) -> int | None:
+        """The query's length after trimming."""
+        if self.qc is not None and self.qc.length is not None:
+            return self.qc.length
+        return self.query_length
+
+    @property
+    def markers(self) -> list[str]:
+        """The markers of the best reference alignments, sorted."""
+        return sorted({h.marker for h in self.top_hits if h.marker})
+
+    def appendix_of(self, species: str) -> str:
+        """The CITES appendix recorded for `species`; "" when none was recorded."""
+        return self.cites.get(species, "")
+
+    @property
+    def called_appendix(self) -> str:
+        """The CITES appendix of the called taxon; failing that, every recorded
+        listing as "species: appendix"; "" when nothing listed was recorded."""
+        appendix = self.cites.get(self.taxon or "", "")
+        if not appendix and self.cites:
+            appendix = "; ".join(f"{k}: {v}" for k, v in self.cites.items())
+        return appendix
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """A species identification as recorded: the signed event and its result."""
+
+    event: EventRecord
+    result: AnalysisResult
+
+
+def is_species_identification(event: EventRecord) -> bool:
+    return event.type == EventType.ANALYSE and event.data.get("analysis") == SPECIES_IDENTIFICATION
+
+
+def species_identifications(events: Iterable[EventRecord]) -> list[Analysis]:
+    """The species identifications among `events`, in the order given."""
+    return [
+        Analysis(event=e, result=AnalysisResult.from_data(e.data))
+        for e in events
+        if is_species_identification(e)
+    ]
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _rule_value(value: object) -> RuleValue:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _records(value: object) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list | tuple):
+        return []
+    return [v for v in value if isinstance(v, Mapping)]
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(_text(v) for v in value if v is not None)
+
+
+def _sentences(value: object) -> tuple[str, ...]:
+    """Plain sentences from a list of them; a (code, text) pair or an object with a
+    "text" gives its text, so warnings carried with codes read the same."""
+    if not isinstance(value, list | tuple):
+        return ()
+    out = []
+    for entry in value:
+        if isinstance(entry, Mapping):
+            out.append(_text(entry.get("text") or entry.get("message")))
+        elif isinstance(entry, list | tuple) and len(entry) == 2:
+            out.append(_text(entry[1]))
+        elif entry is not None:
+            out.append(_text(entry))
+    return tuple(out)
