@@ -23,7 +23,8 @@ from pathlib import Path
 
 
 def record(store, signer, *, items: int, events: int) -> float:  # type: ignore[no-untyped-def]
-    from custody.events import Writer
+    from custody.domain import EventType
+    from custody.events import Draft, Writer
     from custody.models import ItemCreate
     from custody.records import add_items, open_case
     from custody.timeutil import now_utc, to_utc_text
@@ -42,10 +43,11 @@ def record(store, signer, *, items: int, events: int) -> float:  # type: ignore[
             writer = Writer(session)
             at = to_utc_text(now_utc())
             for item_id, k in pending[i : i + batch]:
-                writer.append(
-                    chain=item_id, item_id=item_id, case_no="BENCH-1", type="note", at=at,
-                    signer=signer, data={"text": f"inspection {k}: seal intact, weight unchanged"},
-                )  # fmt: skip
+                note = {"text": f"inspection {k}: seal intact, weight unchanged"}
+                draft = Draft.on_item(
+                    item_id, case_no="BENCH-1", type=EventType.NOTE, data=note, at=at
+                )
+                writer.append(draft, signer=signer)
             writer.finish()
     return time.perf_counter() - start
 

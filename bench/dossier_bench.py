@@ -23,9 +23,16 @@ def main() -> None:
     parser.add_argument("--ids", type=int, default=200)
     args = parser.parse_args()
 
-    from custody.analysis import SPECIES_IDENTIFICATION
+    from custody.domain import EventType
     from custody.dossier.build import build_dossier, verify_dossier
-    from custody.events import Writer, load_signer
+    from custody.events import (
+        Draft,
+        Writer,
+        load_signer,
+        record_receive,
+        record_transfer,
+        record_unseal,
+    )
     from custody.models import ItemCreate
     from custody.records import add_actor, add_items, init_store, open_case
     from custody.species import BUNDLED_LIBRARY, bundled_data, identify_files, reference_store
@@ -67,32 +74,27 @@ def main() -> None:
         result = identify_files(
             store, files=[bundled_data("demo_queries.fasta")], library=BUNDLED_LIBRARY
         )[0]
-        remaining = args.events - args.items - 1 - args.ids
+        analysed = items[: min(args.ids, len(items))]
+        for n, item in enumerate(analysed):
+            # The lab holds and opens what it analyses.
+            record_transfer(store, item_id=item, signer=officer, receiver=lab)
+            record_receive(store, item_id=item, signer=lab, condition="seal intact")
+            record_unseal(store, item_id=item, signer=lab, seal=f"S-{n:05d}", reason="sampling")
+        remaining = args.events - args.items - 1 - args.ids - 3 * len(analysed)
         t = to_utc_text(now_utc())
         with store.write() as session:
             w = Writer(session)
             for n in range(max(0, remaining)):
                 item = items[n % len(items)]
-                w.append(
-                    chain=item,
-                    item_id=item,
-                    case_no="BIG-1",
-                    type="note",
-                    at=t,
-                    signer=officer,
-                    data={"text": f"inspection {n}: seal intact, contents unchanged"},
-                )
+                note = {"text": f"inspection {n}: seal intact, contents unchanged"}
+                draft = Draft.on_item(item, case_no="BIG-1", type=EventType.NOTE, data=note, at=t)
+                w.append(draft, signer=officer)
             for n in range(args.ids):
-                item = items[n % len(items)]
-                w.append(
-                    chain=item,
-                    item_id=item,
-                    case_no="BIG-1",
-                    type="analyse",
-                    at=t,
-                    signer=lab,
-                    data={"analysis": SPECIES_IDENTIFICATION, **result},
+                item = analysed[n % len(analysed)]
+                draft = Draft.on_item(
+                    item, case_no="BIG-1", type=EventType.ANALYSE, data=result.event_data(), at=t
                 )
+                w.append(draft, signer=lab)
             w.finish()
         start = time.perf_counter()
         built = build_dossier(store, case_no="BIG-1", out=root / "big.pdf", signer=dpp)

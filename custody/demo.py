@@ -277,7 +277,7 @@ def _demo_extensions(
         f"reference library {version.name} v{version.version} {version.content_hash[:23]}…"
     )
     say("measuring the library's error rates (leave-one-out, hold-species-out)")
-    rates = validate_reference(store, library=BUNDLED_LIBRARY)["summary"]
+    rates = validate_reference(store, library=BUNDLED_LIBRARY).to_dict()["summary"]
     result.facts.append(
         f"library error rates: {100 * rates['correct_species_rate']:.1f} % correct, "
         f"{100 * rates['wrong_species_rate']:.1f} % wrong, "
@@ -292,7 +292,8 @@ def _demo_extensions(
     sample_id = result.items[-1]
     record_identifications(store, plan={sample_id: results}, signer=s["wkamau"], at=at(30))
     for r in results:
-        result.facts.append(f"species ID of {sample_id}: {r['level']}: {r['statement']}")
+        found = r.identification
+        result.facts.append(f"species ID of {sample_id}: {found.level}: {found.statement}")
     say("building the court dossier")
     dossier = build_dossier(
         store,

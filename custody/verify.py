@@ -97,33 +97,21 @@ def load_snapshot(store: Store, *, item_id: str | None, case_no: str | None) -> 
 
 def check_events(events: Sequence[EventRecord], keys: KeyMap, *, workers: int = 0) -> list[Finding]:
     """Per-event checks, spread over the machine's cores when there are many events."""
+    from species_ref.parallel import chunks, fork_map
+
     if len(events) < PARALLEL_THRESHOLD:
-        return _check_slice(events, keys)
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    global _SHARED
-    workers = workers or os.cpu_count() or 1
-    size = max(1000, len(events) // (workers * 4))
-    bounds = [(i, min(i + size, len(events))) for i in range(0, len(events), size)]
-    _SHARED = (events, keys)
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            return [f for part in pool.map(_check_range, bounds) for f in part]
-    finally:
-        _SHARED = ((), {})
+        return _check_slice(keys, events)
+    parts = fork_map(
+        _check_slice,
+        chunks(events, size=1000),
+        shared=keys,
+        workers=workers or None,
+        min_per_worker=1,
+    )
+    return [f for part in parts for f in part]
 
 
-_SHARED: tuple[Sequence[EventRecord], KeyMap] = ((), {})
-
-
-def _check_range(bounds: tuple[int, int]) -> list[Finding]:
-    return _check_slice(_SHARED[0][bounds[0] : bounds[1]], _SHARED[1])
-
-
-def _check_slice(events: Sequence[EventRecord], keys: KeyMap) -> list[Finding]:
+def _check_slice(keys: KeyMap, events: Sequence[EventRecord]) -> list[Finding]:
     return [f for ev in events for f in check_event(ev, keys)]
 
 
