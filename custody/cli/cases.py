@@ -70,16 +70,21 @@ def case_show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Show a case with its items and their current custody status."""
+    from custody.dossier.build import issued_dossiers
     from custody.records import get_case, list_items
 
     store = open_store()
     case = get_case(store, case_no)
     views = list_items(store, case_no=case_no)
+    issued = issued_dossiers(store, case_no)
     if as_json:
         print_json(
             {
                 **case.model_dump(),
-                "items": [{**v.item.model_dump(), "state": v.state.to_dict()} for v in views],
+                "items": [v.shown() | {"id": v.item.id} for v in views],
+                "dossiers": [
+                    {**d.dossier.to_data(), "issued_at": d.at, "issued_by": d.by} for d in issued
+                ],
             }
         )
         return
@@ -101,6 +106,15 @@ def case_show(
             v.state.status,
         )
     out.print(table)
+    for d in issued:
+        out.print(
+            styled(
+                (d.dossier.report_id, "bold"),
+                f"  issued {d.at[:19].replace('T', ' ')} UTC by {d.by}, {d.dossier.pages} pages",
+            )
+        )
+        out.print(f"  pdf    {d.dossier.pdf_sha256}")
+        out.print(f"  bundle {d.dossier.bundle_hash}")
 
 
 def register(root: typer.Typer) -> None:

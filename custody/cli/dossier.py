@@ -27,6 +27,11 @@ def dossier_build(
         "--allow-findings",
         help="Build even when verification finds problems (they are printed prominently).",
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an existing file at the output path that is not an issued dossier (issued dossiers are never replaced).",
+    ),
     actor: str | None = AS,
 ) -> None:
     """Verify the case, then write and sign its evidence dossier; records the issue in the case."""
@@ -41,6 +46,7 @@ def dossier_build(
         prepared_for=prepared_for,
         reason=reason,
         allow_findings=allow_findings,
+        force=force,
         progress=lambda m: err.print(styled((m, "dim"))),
     )
     for f in result.findings:

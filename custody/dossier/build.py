@@ -25,8 +25,9 @@ import json
 import logging
 import os
 import tempfile
+import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,8 +175,18 @@ def embed_files(
         writer.write(fh)
 
 
-def check_output_path(out: Path) -> None:
-    """Refuse, before any work, an output path the PDF cannot be written to."""
+def check_output_path(
+    out: Path, *, issued_hashes: frozenset[str] = frozenset(), force: bool = False
+) -> None:
+    """Refuse, before any work, an output path the PDF cannot or must not be written to.
+
+    An existing file is never replaced unless `force`, and an issued dossier (one this
+    store recorded, or any PDF carrying a custody report ID) never is.
+    """
+    if out.is_symlink():
+        raise InvalidInput(
+            f"The output path {out} is a symbolic link; name a plain file to write the dossier to."
+        )
     if out.is_dir():
         raise InvalidInput(
             f"The output path {out} is a folder; name the PDF file to write, e.g. {out / 'dossier.pdf'}."
@@ -189,18 +200,101 @@ def check_output_path(out: Path) -> None:
         raise InvalidInput(
             f"The folder {parent} is not writable, so the dossier {out.name} cannot be written there; choose another output path."
         )
+    if out.exists():
+        issued = _issued_dossier_id(out, issued_hashes)
+        if issued:
+            raise InvalidInput(
+                f"{out} is the issued dossier {issued}; an issued dossier is never replaced, "
+                "so choose another file name."
+            )
+        if not force:
+            raise InvalidInput(
+                f"{out} exists already; choose another file name, or pass --force to replace it "
+                "(issued dossiers are never replaced)."
+            )
 
 
-def _issued_reports(store: Store, case_no: str) -> list[str]:
-    """Report IDs of the case's earlier dossiers, oldest first."""
+def _issued_dossier_id(path: Path, issued_hashes: frozenset[str]) -> str | None:
+    """The report ID of an issued dossier at `path`, None for any other file."""
+    data = path.read_bytes() if path.is_file() else b""
+    if "sha256:" + hashlib.sha256(data).hexdigest() in issued_hashes:
+        return path.name
+    marker = data.find(b"/CustodyReportID")
+    if marker < 0:
+        return None
+    try:
+        from pypdf import PdfReader
+
+        meta: Mapping[str, Any] = PdfReader(path).metadata or {}
+        return str(meta.get("/CustodyReportID") or path.name)
+    except Exception:  # a damaged PDF that names a report is still treated as issued
+        return path.name
+
+
+def _unplace(staged: Path, out: Path) -> None:
+    """Remove `out` only if it is the file this build placed (a hard link of `staged`)."""
+    try:
+        if os.path.samefile(staged, out):
+            out.unlink()
+    except OSError:
+        pass
+
+
+def _place(staged: Path, out: Path, *, force: bool) -> None:
+    """Put the finished PDF at `out` without ever replacing an issued dossier: a hard
+    link creates the name only if it is free (atomic); `force` first removes a file
+    that `check_output_path` found not to be a dossier."""
+    if force and out.exists() and not out.is_symlink():
+        out.unlink()
+    try:
+        os.link(staged, out)
+    except FileExistsError:
+        raise InvalidInput(
+            f"{out} appeared while the dossier was being made; nothing was issued — "
+            "choose another file name."
+        ) from None
+    except OSError as exc:
+        raise InvalidInput(
+            f"The dossier cannot be written to {out} ({exc.strerror}); choose another output path."
+        ) from None
+
+
+def _issued(store: Store, case_no: str | None = None) -> list[IssuedDossier]:
+    """Dossiers issued (of one case, or of the whole store), oldest first."""
+    from sqlalchemy import text
+
+    sql = "SELECT data FROM events WHERE type = :t"
+    params = {"t": str(EventType.DOSSIER_ISSUE)}
+    if case_no is not None:
+        sql, params = sql + " AND case_no = :c", {**params, "c": case_no}
+    with store.engine.connect() as conn:
+        data = conn.execute(text(sql + " ORDER BY id"), params).scalars()
+        return [IssuedDossier.from_data(json.loads(d)) for d in data]
+
+
+def _issued_hashes(store: Store) -> frozenset[str]:
+    return frozenset(d.pdf_sha256 for d in _issued(store))
+
+
+@dataclass(frozen=True)
+class IssueRecord:
+    """An issued dossier with when and by whom it was issued."""
+
+    dossier: IssuedDossier
+    at: str
+    by: str
+
+
+def issued_dossiers(store: Store, case_no: str) -> list[IssueRecord]:
+    """The dossiers issued for a case, oldest first (what `case show` lists)."""
     from sqlalchemy import text
 
     with store.engine.connect() as conn:
-        data = conn.execute(
-            text("SELECT data FROM events WHERE case_no = :c AND type = :t ORDER BY id"),
-            {"c": case_no, "t": str(EventType.DOSSIER_ISSUE)},
-        ).scalars()
-        return [IssuedDossier.from_data(json.loads(d)).report_id for d in data]
+        rows = conn.execute(
+            text("SELECT data, at, actor FROM events WHERE type = :t AND case_no = :c ORDER BY id"),
+            {"t": str(EventType.DOSSIER_ISSUE), "c": case_no},
+        ).all()
+    return [IssueRecord(IssuedDossier.from_data(json.loads(d)), at, by) for d, at, by in rows]
 
 
 def _check_reason(case_no: str, reason: str, issued: list[str]) -> None:
@@ -225,6 +319,7 @@ def build_dossier(
     prepared_for: str = "",
     reason: str = "",
     allow_findings: bool = False,
+    force: bool = False,
     progress: Progress | None = None,
 ) -> DossierResult:
     """Verify, render, embed, sign and record a dossier for `case_no`.
@@ -235,9 +330,10 @@ def build_dossier(
     say = progress or (lambda _m: None)
     check_permission(signer.actor, EventType.DOSSIER_ISSUE)
     out = Path(out)
-    check_output_path(out)
+    issued_before = _issued(store, case_no)
+    check_output_path(out, issued_hashes=_issued_hashes(store), force=force)
     reason = reason.strip()
-    _check_reason(case_no, reason, _issued_reports(store, case_no))
+    _check_reason(case_no, reason, [d.report_id for d in issued_before])
     say("verifying the case")
     verification = _verified(store, case_no=case_no, allow_findings=allow_findings)
     case = collect_case(store, case_no, also_actors=(signer.actor.handle,))
@@ -249,21 +345,35 @@ def build_dossier(
     content = prepare_content(
         store, case, report=report, verification=verification, bundle_hash=bundle_hash
     )
-    pages = _write_pdf(store, content, out=out, bundle=data, signer=signer, say=say)
-    pdf_sha = "sha256:" + hashlib.sha256(out.read_bytes()).hexdigest()
-    issue = IssuedDossier(
-        report_id=report.report_id,
-        amendment=report.amendment,
-        supersedes=report.supersedes,
-        bundle_hash=bundle_hash,
-        pdf_sha256=pdf_sha,
-        pages=pages,
-        prepared_for=prepared_for,
-        reason=reason,
-        last_event=case.last_event,
-        findings=len(verification.findings),
-    )
-    _record_issue(store, case_no=case_no, signer=signer, issue=issue)
+    staged = out.with_name(f".{out.name[:60]}.{uuid.uuid4().hex[:8]}.staged.pdf")
+    try:
+        pages = _write_pdf(store, content, out=staged, bundle=data, signer=signer, say=say)
+        pdf_sha = "sha256:" + hashlib.sha256(staged.read_bytes()).hexdigest()
+        issue = IssuedDossier(
+            report_id=report.report_id,
+            amendment=report.amendment,
+            supersedes=report.supersedes,
+            bundle_hash=bundle_hash,
+            pdf_sha256=pdf_sha,
+            pages=pages,
+            prepared_for=prepared_for,
+            reason=reason,
+            last_event=case.last_event,
+            findings=len(verification.findings),
+        )
+        # The issue is recorded and the file placed in one transaction: the record
+        # commits only once the file stands under its name, and the file is removed
+        # again if the record cannot commit, so either both exist or neither does.
+        _record_issue(
+            store,
+            case_no=case_no,
+            signer=signer,
+            issue=issue,
+            place=lambda: _place(staged, out, force=force),
+            unplace=lambda: _unplace(staged, out),
+        )
+    finally:
+        staged.unlink(missing_ok=True)
     return DossierResult(
         report_id=report.report_id,
         path=out,
@@ -370,19 +480,32 @@ def _sign(pdf_in: Path, pdf_out: Path, *, content: DossierContent, signer: Signe
     )
 
 
-def _record_issue(store: Store, *, case_no: str, signer: Signer, issue: IssuedDossier) -> None:
+def _record_issue(
+    store: Store,
+    *,
+    case_no: str,
+    signer: Signer,
+    issue: IssuedDossier,
+    place: Callable[[], None],
+    unplace: Callable[[], None],
+) -> None:
     when = event_time(None)
-    with store.write() as session:
-        writer = Writer(session)
-        draft = Draft(
-            chain=f"case:{case_no}",
-            case_no=case_no,
-            type=EventType.DOSSIER_ISSUE,
-            data=issue.to_data(),
-            at=when,
-        )
-        writer.append(draft, signer=signer)
-        writer.finish()
+    try:
+        with store.write() as session:
+            writer = Writer(session)
+            draft = Draft(
+                chain=f"case:{case_no}",
+                case_no=case_no,
+                type=EventType.DOSSIER_ISSUE,
+                data=issue.to_data(),
+                at=when,
+            )
+            writer.append(draft, signer=signer)
+            writer.finish()
+            place()
+    except BaseException:
+        unplace()
+        raise
 
 
 @dataclass
