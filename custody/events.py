@@ -56,6 +56,16 @@ EVENT_TYPES: dict[str, str] = {
     "note": "a free-text note",
     "correct": "a correction pointing at an earlier event",
     "dossier-issue": "an evidence dossier was issued for the case",
+    # Case-level intelligence and evidence-room events (see custody.domain.INTEL_TYPES).
+    "seizure-facts": "seizure facts of the case were recorded or changed",
+    "trade-terms": "CITES trade terms and units were set for items",
+    "entity-add": "a person, organisation, conveyance or shipment was added",
+    "entity-update": "a case entity or its personal data was changed",
+    "entity-link": "a case entity was linked to an item",
+    "nominal-erase": "a case entity's personal data was erased",
+    "share-export": "seizure records were exported to another agency",
+    "smart-import": "a SMART patrol was imported",
+    "audit": "a storage location was audited",
 }
 
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -73,6 +83,15 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "note": ALL_ROLES,
     "correct": ALL_ROLES,
     "dossier-issue": frozenset({"prosecutor", "analyst", "admin"}),
+    "seizure-facts": frozenset({"officer", "custodian", "prosecutor", "admin"}),
+    "trade-terms": frozenset({"officer", "custodian", "analyst", "admin"}),
+    "entity-add": frozenset({"officer", "prosecutor", "admin"}),
+    "entity-update": frozenset({"officer", "prosecutor", "admin"}),
+    "entity-link": frozenset({"officer", "prosecutor", "admin"}),
+    "nominal-erase": frozenset({"prosecutor", "admin"}),
+    "share-export": ALL_ROLES,
+    "smart-import": frozenset({"officer", "admin"}),
+    "audit": frozenset({"officer", "custodian", "admin"}),
 }
 
 # Events the current custodian alone may record.

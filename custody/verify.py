@@ -803,6 +803,10 @@ def verify(
     report.chains_checked = len(report.heads)
     chains = {r[1] for r in in_scope}
     report.findings.extend(_check_attachments(store, in_scope))
+    # Personal data of case entities must still match the commitments signed for it.
+    from custody.entities import nominal_findings
+
+    report.findings.extend(nominal_findings(store, in_scope))
     present_items = {r["id"] for r in item_rows}
     present_cases = {r["case_no"] for r in case_rows}
     for chain in sorted(chains):
