@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from custody import __version__
-from custody.cli import cases, custody_events, demo, dossier, items, labels, setup, species
+from custody.cli import cases, custody_events, demo, dossier, intel, items, labels, setup, species
 from custody.cli import verify as verify_cli
 from custody.cli.common import SETTINGS, ErrorMappingGroup
 
@@ -58,6 +58,9 @@ app.add_typer(labels.app, name="label")
 app.command("scan")(labels.scan)
 app.add_typer(dossier.app, name="dossier")
 app.command("demo")(demo.demo)
+app.add_typer(intel.seizure_app, name="seizure")
+app.add_typer(intel.entity_app, name="entity")
+app.command("codes")(intel.codes_cmd)
 
 
 def run() -> None:

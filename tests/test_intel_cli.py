@@ -1,0 +1,129 @@
+"""CLI wiring of seizure facts, trade terms, entities, exports, SMART import and the
+evidence room: outputs, exit codes, one-line errors that change nothing."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from custody.cli.main import app
+
+CASE = "KWS-2026-0042"
+
+
+def run(cli: CliRunner, *args: str, code: int = 0) -> str:
+    result = cli.invoke(app, list(args))
+    assert result.exit_code == code, (args, result.output, result.exception)
+    return result.stdout
+
+
+def fails(cli: CliRunner, *args: str, words: str) -> str:
+    result = cli.invoke(app, list(args))
+    assert result.exit_code == 1, (args, result.output, result.exception)
+    assert "Traceback" not in result.output
+    message = result.stderr.strip()
+    assert message.startswith("error: ") and words in message, message
+    assert len(message.splitlines()) == 1, message
+    return message
+
+
+def snapshot(path: Path) -> list[tuple[str, list[tuple[object, ...]]]]:
+    con = sqlite3.connect(path)
+    try:
+        tables = [
+            r[0]
+            for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+        ]
+        return [
+            (t, sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr)) for t in tables
+        ]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def seeded(cli: CliRunner, tmp_path: Path) -> Path:
+    run(
+        cli,
+        "init",
+        "--agency-code",
+        "KWS",
+        "--agency-name",
+        "Kenya Wildlife Service",
+        "--country",
+        "KE",
+    )
+    for handle, name, role in (
+        ("aotieno", "Amina Otieno", "officer"),
+        ("jmwangi", "Joseph Mwangi", "custodian"),
+        ("bkiprop", "Brian Kiprop", "officer"),
+        ("pnjeri", "Peris Njeri", "prosecutor"),
+    ):
+        run(cli, "actor", "add", handle, "--name", name, "--role", role, "--agency", "KWS")
+    run(cli, "case", "open", CASE, "--title", "Pangolin scales at JKIA", "--as", "aotieno")
+    run(cli, "item", "add", CASE, "--description", "Sack of pangolin scales", "--species", "Manis tricuspis",
+        "--weight", "3.2", "--unit", "kg", "--seal", "S-1", "--seized-at", "2026-03-04T10:00:00+03:00",
+        "--lat", "-1.31923", "--lon", "36.92781", "--as", "aotieno")  # fmt: skip
+    run(cli, "item", "add", CASE, "--description", "Elephant tusks", "--count", "2",
+        "--seized-at", "2026-03-04T10:30:00+03:00", "--as", "aotieno")  # fmt: skip
+    return tmp_path / "custody.db"
+
+
+def test_seizure_facts_terms_and_codes(cli: CliRunner, seeded: Path) -> None:
+    run(cli, "seizure", "set", CASE, "--location-type", "airport", "--origin", "NG,CM",
+        "--destination", "VN", "--value", "125000", "--currency", "USD", "--as", "aotieno")  # fmt: skip
+    run(cli, "seizure", "term", f"{CASE}/2", "--term", "TUS", "--unit", "-", "--as", "jmwangi")
+    shown = json.loads(run(cli, "seizure", "show", CASE, "--json"))
+    assert shown["facts"]["origin"] == ["NG", "CM"]
+    assert {t["item"]: (t["term"], t["unit"]) for t in shown["items"]} == {
+        f"{CASE}/1": ("SCA", "KIL"),
+        f"{CASE}/2": ("TUS", ""),
+    }
+    assert "airport" in run(cli, "seizure", "show", CASE)
+    assert "KIL  Kilograms" in run(cli, "codes", "unit")
+    before = snapshot(seeded)
+    fails(cli, "seizure", "set", CASE, "--origin", "Nigeria", "--as", "aotieno", words="ISO 3166")
+    fails(cli, "seizure", "set", "NOPE", "--reason", "x", "--as", "aotieno", words="Case NOPE")
+    fails(
+        cli, "seizure", "term", f"{CASE}/1", "--term", "XYZ", "--as", "aotieno", words="CITES term"
+    )
+    fails(
+        cli, "seizure", "term", f"{CASE}/9", "--term", "SCA", "--as", "aotieno", words=f"{CASE}/9"
+    )
+    fails(cli, "codes", "colours", words="not a code list")
+    assert snapshot(seeded) == before
+
+
+def test_entities_through_the_cli(cli: CliRunner, seeded: Path) -> None:
+    pid = run(cli, "entity", "add", CASE, "--kind", "person", "--category", "suspect",
+              "--nationality", "VN", "--name", "Nguyen Van Thanh", "--passport", "C4471902",
+              "--link", f"{CASE}/1=owned-by", "--as", "aotieno").strip()  # fmt: skip
+    assert pid == f"{CASE}/P1"
+    listed = run(cli, "entity", "list", CASE)
+    assert "suspect" in listed and "Nguyen" not in listed
+    assert "Nguyen Van Thanh" in run(cli, "entity", "list", CASE, "--nominal")
+    run(cli, "entity", "update", pid, "--set", "phone=+84 912 555 014", "--as", "aotieno")
+    run(cli, "entity", "link", pid, f"{CASE}/2", "--relation", "carried-by", "--as", "aotieno")
+    data = json.loads(run(cli, "entity", "list", CASE, "--json", "--nominal"))
+    assert data[0]["nominal"]["phone"] == "+84 912 555 014" and len(data[0]["links"]) == 2
+    before = snapshot(seeded)
+    fails(cli, "entity", "add", CASE, "--kind", "person", "--category", "suspect", "--number", "1",
+          "--as", "aotieno", words="--number")  # fmt: skip
+    fails(cli, "entity", "add", CASE, "--kind", "ship", "--category", "x", "--as", "aotieno",
+          words="not an entity kind")  # fmt: skip
+    fails(cli, "entity", "link", pid, f"{CASE}/1", "--relation", "owned-by", "--as", "aotieno",
+          words="already linked")  # fmt: skip
+    fails(cli, "entity", "erase", pid, "--reason", "retention", "--as", "aotieno", words="role")
+    assert snapshot(seeded) == before
+    run(cli, "entity", "erase", pid, "--reason", "retention ended", "--as", "pnjeri")
+    assert "erased" in run(cli, "entity", "list", CASE)
+    run(cli, "verify")
