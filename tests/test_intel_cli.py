@@ -127,3 +127,67 @@ def test_entities_through_the_cli(cli: CliRunner, seeded: Path) -> None:
     run(cli, "entity", "erase", pid, "--reason", "retention ended", "--as", "pnjeri")
     assert "erased" in run(cli, "entity", "list", CASE)
     run(cli, "verify")
+
+
+def test_exports_through_the_cli(cli: CliRunner, seeded: Path, tmp_path: Path) -> None:
+    run(cli, "entity", "add", CASE, "--kind", "person", "--category", "suspect", "--nationality", "VN",
+        "--name", "Nguyen Van Thanh", "--passport", "C4471902", "--link", f"{CASE}/1=owned-by",
+        "--as", "aotieno")  # fmt: skip
+    run(cli, "transfer", f"{CASE}/1", "--to", "jmwangi", "--as", "aotieno")
+    result = cli.invoke(app, ["export", "aitr", "--year", "2026", "-o", str(tmp_path / "aitr.xlsx"),
+                              "--as", "aotieno"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Wrote the 2026 AITR (2 rows)" in result.stderr and "recorded as event" in result.stderr
+    run(
+        cli,
+        "export",
+        "seizures",
+        "--recipient",
+        "WCO CEN",
+        "-o",
+        str(tmp_path / "cen.csv"),
+        "--as",
+        "aotieno",
+    )
+    assert "Nguyen" not in (tmp_path / "cen.csv").read_text(encoding="utf-8-sig")
+    run(cli, "export", "i2", "--case", CASE, "-o", str(tmp_path / "case.anx"), "--as", "aotieno")
+    run(
+        cli,
+        "export",
+        "i2",
+        "--case",
+        CASE,
+        "--format",
+        "csv",
+        "-o",
+        str(tmp_path / "case"),
+        "--as",
+        "aotieno",
+    )
+    assert (tmp_path / "case-entities.csv").exists() and (tmp_path / "case-links.csv").exists()
+    run(cli, "export", "items", "--format", "json", "-o", str(tmp_path / "items.json"))
+    assert len(json.loads((tmp_path / "items.json").read_text())) == 2
+    run(cli, "verify")
+    before = snapshot(seeded)
+    fails(cli, "export", "aitr", "--year", "1066", "-o", str(tmp_path / "x.csv"), "--as", "aotieno",
+          words="Year 1066")  # fmt: skip
+    fails(cli, "export", "aitr", "--year", "2026", "-o", str(tmp_path / "aitr.xlsx"), "--as", "aotieno",
+          words="exists already")  # fmt: skip
+    fails(cli, "export", "i2", "--case", "NOPE", "-o", str(tmp_path / "x.anx"), "--as", "aotieno",
+          words="Case NOPE")  # fmt: skip
+    fails(cli, "export", "i2", "--case", CASE, "-o", str(tmp_path / "x.xml"), "--as", "aotieno",
+          words=".anx")  # fmt: skip
+    fails(
+        cli,
+        "export",
+        "items",
+        "--format",
+        "xml",
+        "-o",
+        str(tmp_path / "x.xml"),
+        words="csv or json",
+    )
+    fails(cli, "export", "seizures", "--recipient", "EU-TWIX", "-o", str(tmp_path / "x.csv"),
+          words="--as")  # fmt: skip
+    assert snapshot(seeded) == before
+    assert not any(p.name.startswith("x") for p in tmp_path.iterdir())

@@ -10,6 +10,7 @@ import typer
 
 from custody import __version__
 from custody.cli import cases, custody_events, demo, dossier, intel, items, labels, setup, species
+from custody.cli import exports as exports_cli
 from custody.cli import verify as verify_cli
 from custody.cli.common import SETTINGS, ErrorMappingGroup
 
@@ -61,6 +62,7 @@ app.command("demo")(demo.demo)
 app.add_typer(intel.seizure_app, name="seizure")
 app.add_typer(intel.entity_app, name="entity")
 app.command("codes")(intel.codes_cmd)
+app.add_typer(exports_cli.app, name="export")
 
 
 def run() -> None:
