@@ -52,7 +52,17 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
 }
 #: Nominal fields each kind may carry (never in a signed body, never shared).
 NOMINAL_FIELDS: dict[str, tuple[str, ...]] = {
-    "person": ("name", "dob", "id_number", "passport", "phone", "email", "address"),
+    "person": (
+        "name",
+        "dob",
+        "age",
+        "id_number",
+        "passport",
+        "phone",
+        "email",
+        "address",
+        "place_of_origin",
+    ),
     "organisation": ("name", "registration", "phone", "email", "address"),
     "conveyance": ("identifier", "owner"),
     "shipment": ("number", "consignor", "consignee"),

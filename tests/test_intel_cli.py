@@ -191,3 +191,26 @@ def test_exports_through_the_cli(cli: CliRunner, seeded: Path, tmp_path: Path) -
           words="--as")  # fmt: skip
     assert snapshot(seeded) == before
     assert not any(p.name.startswith("x") for p in tmp_path.iterdir())
+
+
+def test_smart_import_through_the_cli(cli: CliRunner, seeded: Path, tmp_path: Path) -> None:
+    patrol = Path(__file__).parent / "data" / "smart" / "patrol_tsavo.xml"
+    result = cli.invoke(app, ["smart", "import", str(patrol), "--case", CASE, "--tz", "Africa/Nairobi",
+                              "--as", "aotieno"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [f"{CASE}/3", f"{CASE}/4"]
+    assert "2 item(s) and 2 person(s) imported" in result.stderr
+    again = cli.invoke(app, ["smart", "import", str(patrol), "--case", CASE, "--tz", "Africa/Nairobi",
+                             "--as", "aotieno"])  # fmt: skip
+    assert again.exit_code == 0 and "4 already imported" in again.stderr and again.stdout == ""
+    hostile = tmp_path / "bomb.xml"
+    hostile.write_text('<?xml version="1.0"?><!DOCTYPE a [<!ENTITY b "c">]><patrol id="&b;"/>')
+    before = snapshot(seeded)
+    fails(cli, "smart", "import", str(hostile), "--case", CASE, "--tz", "UTC", "--as", "aotieno",
+          words="declares a DTD")  # fmt: skip
+    fails(cli, "smart", "import", str(patrol), "--case", CASE, "--tz", "Nowhere/City", "--as", "aotieno",
+          words="time zone")  # fmt: skip
+    fails(cli, "smart", "import", str(tmp_path), "--case", CASE, "--tz", "UTC", "--as", "aotieno",
+          words="not a regular file")  # fmt: skip
+    assert snapshot(seeded) == before
+    run(cli, "verify")

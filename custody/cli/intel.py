@@ -3,6 +3,8 @@ CITES trade terms, and the persons, organisations, conveyances and shipments of 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from custody.cli.common import AS_HELP, AT_HELP, done, open_store, out, print_id, print_json, signer
@@ -371,3 +373,39 @@ def entity_erase(
     store = open_store()
     erase_nominal(store, entity_id=entity_id, signer=signer(store, actor), reason=reason, at=at)
     done(f"Erased the personal data of {entity_id}; its signed record remains.")
+
+
+smart_app = typer.Typer(
+    help="Import SMART patrols (XML or SMART Connect GeoJSON).", no_args_is_help=True
+)
+
+
+@smart_app.command("import")
+def smart_import(
+    file: Path = typer.Argument(..., help="SMART patrol XML or SMART Connect GeoJSON file."),
+    case: str = typer.Option(..., "--case", help="Case number to import into."),
+    tz: str = typer.Option(
+        ...,
+        "--tz",
+        help="Time zone of the patrol's times (SMART stores none), e.g. Africa/Nairobi.",
+    ),
+    map_file: Path | None = typer.Option(
+        None, "--map", help="TOML map: which attributes and values mean seized, quantities, people."
+    ),
+    actor: str | None = AS,
+) -> None:
+    """Import a SMART patrol: confiscations become items, people become person entities."""
+    from custody.smart import import_smart
+
+    store = open_store()
+    result = import_smart(
+        store, path=file, case_no=case, tz=tz, signer=signer(store, actor), map_path=map_file
+    )
+    for item_id in result.items:
+        print_id(item_id)
+    done(
+        f"Patrol {result.patrol}: {len(result.items)} item(s) and {len(result.persons)} person(s) "
+        f"imported, {result.skipped} already imported, {result.ignored} observation(s) neither "
+        f"seized nor people"
+        + (f"; recorded as event {result.event}." if result.event else "; nothing was recorded.")
+    )

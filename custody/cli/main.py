@@ -63,6 +63,7 @@ app.add_typer(intel.seizure_app, name="seizure")
 app.add_typer(intel.entity_app, name="entity")
 app.command("codes")(intel.codes_cmd)
 app.add_typer(exports_cli.app, name="export")
+app.add_typer(intel.smart_app, name="smart")
 
 
 def run() -> None:
