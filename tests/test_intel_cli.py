@@ -214,3 +214,70 @@ def test_smart_import_through_the_cli(cli: CliRunner, seeded: Path, tmp_path: Pa
           words="not a regular file")  # fmt: skip
     assert snapshot(seeded) == before
     run(cli, "verify")
+
+
+def test_evidence_room_through_the_cli(cli: CliRunner, seeded: Path, tmp_path: Path) -> None:
+    item1, item2 = f"{CASE}/1", f"{CASE}/2"
+    result = cli.invoke(app, ["transfer", item1, item2, "--to", "jmwangi", "--witness", "bkiprop",
+                              "--purpose", "safe keeping", "--as", "aotieno"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("Recorded transfer") == 2
+    run(cli, "location", "add", "HQ", "--name", "KWS HQ", "--kind", "building")
+    run(
+        cli,
+        "location",
+        "add",
+        "EV1",
+        "--name",
+        "Evidence room 1",
+        "--kind",
+        "room",
+        "--parent",
+        "HQ",
+    )
+    run(cli, "location", "add", "EV1-S3", "--name", "Shelf 3", "--kind", "shelf", "--parent", "EV1")
+    assert "    EV1-S3  Shelf 3 (shelf)" in run(cli, "location", "list")
+    for item in (item1, item2):
+        run(cli, "receive", item, "--condition", "intact", "--as", "jmwangi")
+        run(cli, "store", item, "--location", "EV1-S3", "--as", "jmwangi")
+    found = json.loads(run(cli, "item", "find", "--location", "EV1", "--json"))
+    assert [f["id"] for f in found] == [item1, item2]
+    assert [f["id"] for f in json.loads(run(cli, "item", "find", "--seal", "S-1", "--json"))] == [
+        item1
+    ]
+    result = cli.invoke(app, ["item", "find", "--text", "tusks"])
+    assert result.exit_code == 0 and "1 item(s) found" in result.stderr
+    assert item1 in run(cli, "audit", "EV1-S3")
+    scans = tmp_path / "scans.txt"
+    scans.write_text("S-1\nKWS-0000/9\n")
+    result = cli.invoke(app, ["audit", "EV1-S3", "--found", str(scans), "--as", "jmwangi"])
+    assert result.exit_code == 0, result.output
+    assert "missing" in result.stdout and "unknown" in result.stdout
+    assert "2 discrepancies" in result.stderr
+    run(cli, "verify")
+    before = snapshot(seeded)
+    fails(cli, "transfer", item1, item2, "--to", "aotieno", "--offer", str(tmp_path / "o.json"),
+          "--as", "jmwangi", words="one item")  # fmt: skip
+    fails(
+        cli, "transfer", item1, f"{CASE}/9", "--to", "aotieno", "--as", "jmwangi", words=f"{CASE}/9"
+    )
+    fails(cli, "item", "find", "--from", "yesterday", words="not a date")
+    fails(cli, "audit", "NOPE", "--item", "x", "--as", "jmwangi", words="Location NOPE")
+    fails(
+        cli,
+        "audit",
+        "EV1-S3",
+        "--found",
+        str(tmp_path),
+        "--as",
+        "jmwangi",
+        words="not a regular file",
+    )
+    fails(cli, "location", "add", "B1", "--name", "Box", "--kind", "box", words="must sit inside")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("DESCRIPTION;Count\nOk;1\nBad;x\n;2\n")
+    fails(cli, "item", "import", CASE, str(bad), "--as", "aotieno", words="2 bad rows")
+    assert snapshot(seeded) == before
+    good = tmp_path / "good.csv"
+    good.write_text("DESCRIPTION;Count;Seal\nParrot;1;S-9\n")
+    assert run(cli, "item", "import", CASE, str(good), "--as", "aotieno").split() == [f"{CASE}/3"]

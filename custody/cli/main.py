@@ -11,6 +11,7 @@ import typer
 from custody import __version__
 from custody.cli import cases, custody_events, demo, dossier, intel, items, labels, setup, species
 from custody.cli import exports as exports_cli
+from custody.cli import room as room_cli
 from custody.cli import verify as verify_cli
 from custody.cli.common import SETTINGS, ErrorMappingGroup
 
@@ -64,6 +65,7 @@ app.add_typer(intel.entity_app, name="entity")
 app.command("codes")(intel.codes_cmd)
 app.add_typer(exports_cli.app, name="export")
 app.add_typer(intel.smart_app, name="smart")
+room_cli.register(app, items.app)
 
 
 def run() -> None:
