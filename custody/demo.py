@@ -201,6 +201,9 @@ def run_demo(out: Path, *, progress: Callable[[str], None] | None = None) -> Dem
     result.files["lab labels"] = lab_job.path
     result.facts.append(f"sample {sample.id} taken from {lab_item}")
     _demo_extensions(store, result, s, at, say)
+    from custody.demo_intel import demo_intel  # seizure facts, entities and exchange files
+
+    demo_intel(store, result, s, at, say)
     report = verify(store)
     result.facts.append(
         f"verification: {'INTACT' if report.intact else 'FINDINGS'} "
