@@ -18,12 +18,16 @@ app = typer.Typer(
 )
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _said(result: object, what: str) -> None:
     paths = [result.path, *result.extra_paths]  # type: ignore[attr-defined]
     events = result.events  # type: ignore[attr-defined]
     recorded = f"; recorded as event {', '.join(map(str, events))}" if events else ""
     done(
-        f"Wrote {what} ({result.rows} rows) to {', '.join(map(str, paths))}"  # type: ignore[attr-defined]
+        f"Wrote {what} ({_plural(result.rows, 'row')}) to {', '.join(map(str, paths))}"  # type: ignore[attr-defined]
         f" {result.sha256[:23]}…{recorded}."  # type: ignore[attr-defined]
     )
 

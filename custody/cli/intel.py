@@ -93,7 +93,13 @@ def seizure_show(case_no: str = CASE, as_json: bool = JSON) -> None:
     for name, value in facts.facts.items():
         if value is None:
             continue
-        shown = ", ".join(value) if isinstance(value, list) else value
+        shown = (
+            ", ".join(value)
+            if isinstance(value, list)
+            else f"{value:g}"
+            if isinstance(value, float)
+            else value
+        )
         out.print(f"{name.replace('_', ' '):18} {shown}  (event {facts.set_by[name]})")
     for term in terms.values():
         quantity = "" if term.quantity is None else f"{term.quantity:g}"

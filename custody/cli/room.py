@@ -151,7 +151,8 @@ def audit(
     for d in result.discrepancies:
         out.print(f"  {d['kind']:10} {d['item'] or '-':24} {d['detail']}")
     done(
-        f"Audit of {location} recorded ({len(result.discrepancies)} discrepancies) as event "
+        f"Audit of {location} recorded ({len(result.discrepancies)} "
+        f"{'discrepancy' if len(result.discrepancies) == 1 else 'discrepancies'}) as event "
         f"{', '.join(map(str, result.events))}."
     )
 
