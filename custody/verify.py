@@ -333,6 +333,7 @@ GENESIS_TYPES = {"seize": "seize", "sample": "sample"}
 
 def _replay_rules(chain: str, rows: Sequence[Row], roles: dict[str, str]) -> list[Finding]:
     """Replay one item chain through the custody rules; each breach is a finding."""
+    from custody.domain import INTEL_TYPES
     from custody.errors import CustodyError
     from custody.events import EVENT_TYPES, check_permission, check_transition
     from custody.state import ItemState, apply_event
@@ -350,7 +351,11 @@ def _replay_rules(chain: str, rows: Sequence[Row], roles: dict[str, str]) -> lis
         actor = _ActorView(ev.actor, roles.get(ev.actor, ""))
         problem: str | None = None
         try:
-            if ev.type not in EVENT_TYPES or ev.type in ("case-open", "dossier-issue"):
+            if (
+                ev.type not in EVENT_TYPES
+                or ev.type in ("case-open", "dossier-issue")
+                or ev.type in INTEL_TYPES  # case-chain events only
+            ):
                 problem = f"'{ev.type}' is not an item event type"
             elif ev.seq == 1:
                 if ev.type not in GENESIS_TYPES:

@@ -198,3 +198,17 @@ def test_entity_roles_and_unknown_entities(world: World) -> None:
         nominal_data(world.store, f"{CASE}/P9")
     with pytest.raises(NotFound, match="not an entity ID"):
         nominal_data(world.store, "garbage")
+
+
+def test_a_case_event_on_an_item_chain_is_reported(world: World) -> None:
+    from custody.events import Writer
+
+    item = world.item()
+    with world.store.write() as session:
+        writer = Writer(session)
+        writer.append(chain=item, item_id=item, case_no=CASE, type="seizure-facts", at=None,
+                      signer=world.officer, data={"facts": {"reason": "x"}})  # fmt: skip
+        writer.finish()
+    report = verify(world.store)
+    assert [f.kind for f in report.findings] == ["inserted"]
+    assert "not an item event type" in report.findings[0].message
