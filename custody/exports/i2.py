@@ -321,8 +321,11 @@ def anx_bytes(chart: Chart) -> bytes:
                 "Id": f"AC{n}",
                 "Name": name,
                 "Type": "AttText",
-                "Visible": "true",
+                "IsUser": "true",
+                "UserCanAdd": "true",
+                "UserCanRemove": "true",
                 "ShowValue": "true",
+                "Visible": "true",
             },
         )
     ac_ref = {name: f"AC{n}" for n, name in enumerate(attr_names, start=1)}
