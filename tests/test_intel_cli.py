@@ -166,6 +166,9 @@ def test_exports_through_the_cli(cli: CliRunner, seeded: Path, tmp_path: Path) -
     )
     assert (tmp_path / "case-entities.csv").exists() and (tmp_path / "case-links.csv").exists()
     run(cli, "export", "items", "--format", "json", "-o", str(tmp_path / "items.json"))
+    logged = json.loads(run(cli, "export", "log", "--case", CASE, "--json"))
+    assert [e["export"] for e in logged] == ["aitr", "seizures-non-nominal", "i2-chart", "i2-chart"]
+    assert "WCO CEN" in run(cli, "export", "log")
     assert len(json.loads((tmp_path / "items.json").read_text())) == 2
     run(cli, "verify")
     before = snapshot(seeded)

@@ -17,6 +17,7 @@ from custody import events as ev
 from custody.entities import add_entity, case_nominal
 from custody.errors import AlreadyExists, InvalidInput, NotFound
 from custody.exports.aitr import AITR_COLUMNS, export_aitr
+from custody.exports.common import disclosure_log
 from custody.exports.i2 import export_i2
 from custody.exports.items import export_items
 from custody.exports.shared import export_seizures
@@ -319,3 +320,21 @@ def test_identifications_through_the_species_module_count(world: World, tmp_path
                            results=[_identification("Smutsia gigantea")])  # fmt: skip
     export_aitr(world.store, year=YEAR, out=tmp_path / "a.csv", signer=world.officer)
     assert "Smutsia gigantea,SCA,0.5,KIL" in (tmp_path / "a.csv").read_text(encoding="utf-8-sig")
+
+
+def test_every_disclosure_is_in_the_log(world: World, case: dict[str, str], tmp_path: Path) -> None:
+    export_aitr(world.store, year=YEAR, out=tmp_path / "a.csv", signer=world.prosecutor)
+    export_seizures(world.store, recipient="WCO CEN", out=tmp_path / "b.csv", signer=world.officer)
+    export_i2(world.store, case_no=CASE, out=tmp_path / "c", signer=world.officer, fmt="csv")
+    log = disclosure_log(world.store, case_no=CASE)
+    assert [(e.export, e.actor) for e in log] == [
+        ("aitr", "pnjeri"),
+        ("seizures-non-nominal", "aotieno"),
+        ("i2-chart", "aotieno"),
+    ]
+    assert log[1].recipient == "WCO CEN" and log[1].items == [case["scales"], case["tusks"]]
+    digest = "sha256:" + hashlib.sha256((tmp_path / "b.csv").read_bytes()).hexdigest()
+    assert log[1].files == [{"file": "b.csv", "sha256": digest}]
+    assert [f["file"] for f in log[2].files] == ["c-entities.csv", "c-links.csv"]
+    with pytest.raises(NotFound):
+        disclosure_log(world.store, case_no="NOPE")

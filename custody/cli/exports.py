@@ -110,3 +110,24 @@ def export_items(
     from custody.exports.items import export_items as run
 
     _said(run(open_store(), out=out, fmt=fmt, case_no=case), "the item table")
+
+
+@app.command("log")
+def export_log(
+    case: str | None = typer.Option(None, "--case", help="Only disclosures of this case."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List every recorded export: when, who, to whom, what and the file's hash."""
+    from custody.cli.common import out, print_json
+    from custody.exports.common import disclosure_log
+
+    entries = disclosure_log(open_store(), case_no=case)
+    if as_json:
+        print_json([e.to_dict() for e in entries])
+        return
+    for e in entries:
+        files = ", ".join(f"{f['file']} {f['sha256'][:23]}…" for f in e.files)
+        out.print(
+            f"{e.at[:19].replace('T', ' ')}  event {e.event}  {e.case_no}  {e.actor} -> "
+            f"{e.recipient}  {e.export}, {len(e.items)} item(s): {files}"
+        )

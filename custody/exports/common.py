@@ -265,3 +265,66 @@ def write_recorded(
             remove_output(out)
         raise
     return ExportResult(path=out, sha256=digest, rows=n_rows, cases=cases, events=ids)
+
+
+@dataclass
+class Disclosure:
+    """One recorded export: when, who, to whom, what and the file's hash."""
+
+    event: int
+    case_no: str
+    at: str
+    actor: str
+    export: str
+    recipient: str
+    files: list[dict[str, str]]
+    items: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "case_no": self.case_no,
+            "at": self.at,
+            "actor": self.actor,
+            "export": self.export,
+            "recipient": self.recipient,
+            "files": self.files,
+            "items": self.items,
+        }
+
+
+def disclosure_log(store: Any, *, case_no: str | None = None) -> list[Disclosure]:
+    """Every `share-export` event (of one case), oldest first: the log of disclosures."""
+    from custody.errors import NotFound
+
+    with store.read() as session:
+        query = select(Event).where(Event.type == "share-export")
+        if case_no:
+            if session.get(Case, case_no) is None:
+                raise NotFound(
+                    f"Case {case_no} does not exist; list cases with 'custody case list'."
+                )
+            query = query.where(Event.case_no == case_no)
+        rows = list(session.exec(query.order_by(col(Event.id))).all())
+    out: list[Disclosure] = []
+    for ev in rows:
+        data = json.loads(ev.data)
+        files = data.get("files") or [
+            {"file": data.get("file", ""), "sha256": data.get("sha256", "")}
+        ]
+        out.append(
+            Disclosure(
+                event=ev.id,
+                case_no=ev.case_no,
+                at=ev.at,
+                actor=ev.actor,
+                export=str(data.get("export", "")),
+                recipient=str(data.get("recipient", "")),
+                files=[
+                    {"file": str(f.get("file", "")), "sha256": str(f.get("sha256", ""))}
+                    for f in files
+                ],
+                items=[str(i) for i in data.get("items", [])],
+            )
+        )
+    return out
