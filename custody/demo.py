@@ -102,6 +102,9 @@ def run_demo(out: Path, *, progress: Callable[[str], None] | None = None) -> Dem
     _hand_over(play, items)
     _sample_at_lab(play, items[0])
     _demo_extensions(store, play.result, play.cast, play.at, say)
+    from custody.demo_intel import demo_intel  # seizure facts, entities and exchange files
+
+    demo_intel(store, play.result, play.cast, play.at, say)
     report = verify(store)
     play.result.facts.append(
         f"verification: {'INTACT' if report.intact else 'FINDINGS'} "

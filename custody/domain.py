@@ -36,6 +36,16 @@ class EventType(StrEnum):
     CORRECT = "correct"
     DOSSIER_ISSUE = "dossier-issue"
     VOID = "void"
+    # Case-level intelligence and evidence-room events (issue 15).
+    SEIZURE_FACTS = "seizure-facts"
+    TRADE_TERMS = "trade-terms"
+    ENTITY_ADD = "entity-add"
+    ENTITY_UPDATE = "entity-update"
+    ENTITY_LINK = "entity-link"
+    NOMINAL_ERASE = "nominal-erase"
+    SHARE_EXPORT = "share-export"
+    SMART_IMPORT = "smart-import"
+    AUDIT = "audit"
 
     @property
     def description(self) -> str:
@@ -66,12 +76,35 @@ _EVENT_WORDS: dict[EventType, str] = {
     EventType.CORRECT: "a correction pointing at an earlier event",
     EventType.DOSSIER_ISSUE: "an evidence dossier was issued for the case",
     EventType.VOID: "the item was found to be entered in error and voided",
+    EventType.SEIZURE_FACTS: "seizure facts of the case were recorded or changed",
+    EventType.TRADE_TERMS: "CITES trade terms and units were set for items",
+    EventType.ENTITY_ADD: "a person, organisation, conveyance or shipment was added",
+    EventType.ENTITY_UPDATE: "a case entity or its personal data was changed",
+    EventType.ENTITY_LINK: "a case entity was linked to an item",
+    EventType.NOMINAL_ERASE: "a case entity's personal data was erased",
+    EventType.SHARE_EXPORT: "seizure records were exported to another agency",
+    EventType.SMART_IMPORT: "a SMART patrol was imported",
+    EventType.AUDIT: "a storage location was audited",
 }
 
 #: Event types that open an item's chain.
 GENESIS_TYPES = frozenset({EventType.SEIZE, EventType.SAMPLE})
 #: Event types that belong to a case chain, never to an item's.
 CASE_TYPES = frozenset({EventType.CASE_OPEN, EventType.DOSSIER_ISSUE})
+#: Case-chain events of seizure facts, case entities, exports, imports and audits.
+INTEL_TYPES = frozenset(
+    {
+        EventType.SEIZURE_FACTS,
+        EventType.TRADE_TERMS,
+        EventType.ENTITY_ADD,
+        EventType.ENTITY_UPDATE,
+        EventType.ENTITY_LINK,
+        EventType.NOMINAL_ERASE,
+        EventType.SHARE_EXPORT,
+        EventType.SMART_IMPORT,
+        EventType.AUDIT,
+    }
+)
 
 
 class Role(StrEnum):

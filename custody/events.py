@@ -59,6 +59,16 @@ PERMISSIONS: dict[EventType, frozenset[Role]] = {
     E.CORRECT: ALL_ROLES,
     E.DOSSIER_ISSUE: frozenset({R.PROSECUTOR, R.ANALYST, R.ADMIN}),
     E.VOID: HANDLERS,
+    # Case-level intelligence and evidence-room events (`custody.domain.INTEL_TYPES`).
+    E.SEIZURE_FACTS: frozenset({R.OFFICER, R.CUSTODIAN, R.PROSECUTOR, R.ADMIN}),
+    E.TRADE_TERMS: HANDLERS,
+    E.ENTITY_ADD: frozenset({R.OFFICER, R.PROSECUTOR, R.ADMIN}),
+    E.ENTITY_UPDATE: frozenset({R.OFFICER, R.PROSECUTOR, R.ADMIN}),
+    E.ENTITY_LINK: frozenset({R.OFFICER, R.PROSECUTOR, R.ADMIN}),
+    E.NOMINAL_ERASE: frozenset({R.PROSECUTOR, R.ADMIN}),
+    E.SHARE_EXPORT: ALL_ROLES,
+    E.SMART_IMPORT: frozenset({R.OFFICER, R.ADMIN}),
+    E.AUDIT: frozenset({R.OFFICER, R.CUSTODIAN, R.ADMIN}),
 }
 
 # Events the current custodian alone may record. An analysis is a custody act: the

@@ -140,3 +140,46 @@ class StoreHead(SQLModel, table=True):
     actor_key: str
     signature: str
     updated_at: str
+
+
+# --- Case entities' personal data, export keys and storage locations (issue 15) ---
+
+
+class NominalRecord(SQLModel, table=True):
+    """Personal data of a case entity, kept out of every signed event body.
+
+    The entity's events carry `sha256(canonical({entity, salt, data}))`, so the data
+    can be checked against its commitment, corrected by a new commitment, or erased
+    (salt and data set to NULL) without breaking any chain.
+    """
+
+    __tablename__ = "nominal_records"
+    __table_args__ = (Index("ix_nominal_records_case", "case_no"),)
+
+    entity_id: str = Field(primary_key=True)  # <CASE>/P1, <CASE>/V2 ...
+    case_no: str = Field(foreign_key="cases.case_no")
+    salt: str | None = None  # hex; NULL once erased
+    data: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    updated_at: str
+
+
+class ExportKey(SQLModel, table=True):
+    """The HMAC key of one recipient of shared exports (pseudonyms link only for it)."""
+
+    __tablename__ = "export_keys"
+
+    recipient: str = Field(primary_key=True)
+    key: str  # 32 random bytes, hex
+    created_at: str
+
+
+class StorageLocation(SQLModel, table=True):
+    """A place evidence is kept: building > room > shelf > box."""
+
+    __tablename__ = "storage_locations"
+
+    code: str = Field(primary_key=True)
+    name: str
+    kind: str
+    parent: str | None = Field(default=None, foreign_key="storage_locations.code")
+    created_at: str

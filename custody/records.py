@@ -11,7 +11,6 @@ Invariants:
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -24,7 +23,6 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from custody import attachments as cas
-from custody import files
 from custody.chain import actor_message, actor_record
 from custody.domain import GENESIS_TYPES, EventType
 from custody.errors import AlreadyExists, InvalidInput, NotFound, StoreProblem
@@ -521,83 +519,16 @@ def import_items(
     signer: Signer,
     allow_duplicate_seal: bool = False,
 ) -> list[Item]:
-    """Import items from CSV (header row; see CSV_COLUMNS). All rows or none."""
-    text = files.read_text(csv_path, what="CSV file")
-    if "\x00" in text:
-        raise InvalidInput(
-            f"The CSV file {csv_path} contains NUL bytes; it is not a text CSV file."
-        )
-    reader = csv.DictReader(text.splitlines(), strict=True)
-    header = [h.strip() for h in (reader.fieldnames or [])]
-    if "description" not in header:
-        raise InvalidInput(
-            f"The CSV file {csv_path} has no 'description' column; the header must name columns "
-            f"from: {', '.join(CSV_COLUMNS)}."
-        )
-    twice = sorted({h for h in header if header.count(h) > 1})
-    if twice:
-        raise InvalidInput(
-            f"The CSV file {csv_path} names the column(s) {', '.join(twice)} more than once; "
-            f"keep one column of each name."
-        )
-    unknown = [h for h in header if h not in CSV_COLUMNS]
-    if unknown:
-        raise InvalidInput(
-            f"The CSV file {csv_path} has unknown columns {', '.join(unknown)}; "
-            f"allowed: {', '.join(CSV_COLUMNS)}."
-        )
-    specs: list[tuple[ItemCreate, list[Path]]] = []
-    rows: list[dict[str, Any]] = []
-    try:
-        rows = list(reader)
-    except csv.Error as exc:
-        raise InvalidInput(
-            f"The CSV file {csv_path} is malformed near line {reader.line_num} ({exc}); fix its quoting."
-        ) from None
-    for number, raw in enumerate(rows, start=2):
-        where = f"{csv_path.name} line {number}"
-        if None in raw:
-            raise InvalidInput(
-                f"{where} has more fields than the header; check its commas and quotes."
-            )
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
-        try:
-            bag_no, bag_total = parse_bag(row.get("bag", ""), where=where)
-            other = parse_other_ids(row.get("other_ids", "").split(";"), where=where)
-            for kind in ("ring", "microchip", "cites_permit"):
-                if row.get(kind):
-                    other[kind] = row[kind]
-            spec = ItemCreate(
-                description=row.get("description", ""),
-                species=row.get("species", ""),
-                count=int(row["count"]) if row.get("count") else None,
-                weight=float(row["weight"]) if row.get("weight") else None,
-                unit=row.get("unit", ""),
-                packaging=row.get("packaging", ""),
-                bag_no=bag_no,
-                bag_total=bag_total,
-                other_ids=json.dumps(other, sort_keys=True),
-                place=row.get("place", ""),
-                lat=float(row["lat"]) if row.get("lat") else None,
-                lon=float(row["lon"]) if row.get("lon") else None,
-                seized_at=row.get("seized_at") or None,
-                seal=row.get("seal", ""),
-                parent_id=row.get("parent") or None,
-            )
-        except ValueError as exc:
-            raise InvalidInput(f"{where}: a number is malformed ({exc}); fix the row.") from None
-        photos = [
-            files.attachment_inside(csv_path.parent, p, where=where)
-            for p in row.get("photos", "").split(";")
-            if p.strip()
-        ]
-        specs.append((spec, photos))
-    if not specs:
-        raise InvalidInput(f"The CSV file {csv_path} has no rows; nothing was imported.")
-    return add_items(
+    """Import items from CSV (header row; see CSV_COLUMNS, in any case; `,` or `;`).
+
+    Every bad row is reported at once; all rows or none (see `custody.itemcsv`).
+    """
+    from custody.itemcsv import import_items_csv
+
+    return import_items_csv(
         store,
         case_no=case_no,
-        specs=specs,
+        csv_path=csv_path,
         signer=signer,
         allow_duplicate_seal=allow_duplicate_seal,
     )

@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from custody.domain import CASE_TYPES, GENESIS_TYPES, EventRecord, EventType, FindingKind, Role
+from custody.domain import (
+    CASE_TYPES,
+    GENESIS_TYPES,
+    INTEL_TYPES,
+    EventRecord,
+    EventType,
+    FindingKind,
+    Role,
+)
 from custody.errors import CustodyError
 from custody.findings import Finding
 from custody.state import ItemState, apply_event, moves_act_clock
@@ -66,7 +74,7 @@ def _breach(
 
     kind = ev.kind
     try:
-        if kind is None or kind in CASE_TYPES:
+        if kind is None or kind in CASE_TYPES or kind in INTEL_TYPES:
             return f"'{ev.type}' is not an item event type"
         if ev.seq == 1:
             if kind not in GENESIS_TYPES:

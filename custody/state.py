@@ -64,6 +64,7 @@ class ItemState:
     disposal: Mapping[str, Any] | None = None
     corrected: dict[int, list[int]] = field(default_factory=dict)  # event id -> correcting ids
     children: list[str] = field(default_factory=list)
+    seals_seen: list[str] = field(default_factory=list)  # every seal it has carried (item find)
     # Item fields corrected by later events (`correct EVENT --set`), newest last.
     field_corrections: dict[str, FieldCorrection] = field(default_factory=dict)
     void: Mapping[str, Any] | None = None  # why and by which event the item was voided
@@ -110,6 +111,8 @@ def apply_event(state: ItemState, ev: _Event) -> None:
     if kind == E.SEIZE:
         state.custodian = ev.actor
         state.seal = data.get("item", {}).get("seal_at_seizure") or None
+        if state.seal:
+            state.seals_seen.append(state.seal)
         state.location = data.get("item", {}).get("place", "")
     elif kind == E.SAMPLE and data.get("parent") is not None:
         # Genesis of a sub-sample: held by whoever took it, never sealed yet.
@@ -120,6 +123,7 @@ def apply_event(state: ItemState, ev: _Event) -> None:
         state.children.append(data["child"])
     elif kind == E.SEAL:
         state.seal = data["seal"]
+        state.seals_seen.append(data["seal"])
     elif kind == E.UNSEAL:
         state.seal = None
     elif kind == E.TRANSFER:

@@ -32,6 +32,7 @@ from sqlalchemy import text
 
 from custody.checkpoints import Checkpoint, check_checkpoint
 from custody.domain import EVENT_COLUMNS, EventRecord, FindingKind
+from custody.entities import nominal_findings
 from custody.errors import NotFound
 from custody.findings import Finding, VerifyReport
 from custody.integrity import (
@@ -196,6 +197,8 @@ def verify(
     )
     report.findings.extend(chain_findings)
     report.findings.extend(check_attachments(store.attachments_dir, in_scope))
+    # Personal data of case entities must still match the commitments signed for it.
+    report.findings.extend(nominal_findings(store, in_scope))
     report.findings.extend(_deleted_rows(snap, in_scope, whole_case=not item_id))
     report.events_checked = len(in_scope)
     report.chains_checked = len(report.heads)

@@ -396,7 +396,7 @@ def test_csv_photos_stay_inside_the_csv_folder(
         csv = folder / "items.csv"
         csv.write_text(f"description,photos\nbag,photos/bag.jpg;{bad}\n", encoding="utf-8")
         line = assert_refused(cli, world, ["item", "import", CASE, str(csv), *AS])
-        assert "items.csv line 2" in line
+        assert "items.csv" in line and "line 2: the attachment" in line
     attachments = world.db_path.parent / "attachments"
     key_hash = hashlib.sha256(key.read_bytes()).hexdigest()
     assert not any(p.name == key_hash for p in attachments.rglob("*"))

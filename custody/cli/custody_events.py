@@ -76,7 +76,9 @@ def unseal(
 
 
 def transfer(
-    item: str = ITEM,
+    items: list[str] = typer.Argument(
+        ..., help="Item ID(s); several are handed over in one signature ceremony."
+    ),
     to: str = typer.Option(..., "--to", help="Handle of the receiver (signs too)."),
     purpose: str = typer.Option("", help="Purpose of the transfer."),
     location: str = typer.Option("", help="Where the hand-over happens."),
@@ -90,8 +92,31 @@ def transfer(
     at: str | None = AT,
     actor: str | None = AS,
 ) -> None:
-    """Hand an item over: releaser and receiver (and witness) all sign."""
+    """Hand items over: releaser and receiver (and witness) all sign, one event per item."""
     store = open_store()
+    if len(items) > 1:
+        from custody.errors import InvalidInput
+        from custody.room import record_transfers
+
+        if offer is not None:
+            raise InvalidInput(
+                "A transfer offer carries one item; write one offer per item or hand the items "
+                "over together on this machine."
+            )
+        _report(
+            record_transfers(
+                store,
+                item_ids=items,
+                signer=signer(store, actor),
+                receiver=signer(store, to),
+                witness=signer(store, witness) if witness else None,
+                purpose=purpose,
+                location=location,
+                at=at,
+            )
+        )
+        return
+    item = items[0]
     if offer is not None:
         from custody.files import check_output
         from custody.handover import prepare_transfer, save_document
