@@ -65,6 +65,8 @@ class ItemState:
     corrected: dict[int, list[int]] = field(default_factory=dict)  # event id -> correcting ids
     children: list[str] = field(default_factory=list)
     seals_seen: list[str] = field(default_factory=list)  # every seal it has carried (item find)
+    # Events withdrawn by a correction without new values: event id -> (correcting event, reason).
+    withdrawn: dict[int, tuple[int, str]] = field(default_factory=dict)
     # Item fields corrected by later events (`correct EVENT --set`), newest last.
     field_corrections: dict[str, FieldCorrection] = field(default_factory=dict)
     void: Mapping[str, Any] | None = None  # why and by which event the item was voided
@@ -147,6 +149,8 @@ def apply_event(state: ItemState, ev: _Event) -> None:
         state.status = ItemStatus.VOID
     elif kind == E.CORRECT:
         state.corrected.setdefault(int(data["corrects"]), []).append(int(ev.id))
+        if not data.get("set"):
+            state.withdrawn[int(data["corrects"])] = (int(ev.id), str(data.get("reason", "")))
         for name, value in (data.get("set") or {}).items():
             state.field_corrections[name] = FieldCorrection(
                 value, int(ev.id), data.get("reason", "")

@@ -217,3 +217,20 @@ def test_analysis_is_a_custody_act(world: World) -> None:
         record_analysis(world.store, item_id=item, signer=world.analyst, result={"x": 1})
     record_unseal(world.store, item_id=item, signer=world.analyst, seal="S-5", reason="sampling")
     record_analysis(world.store, item_id=item, signer=world.analyst, result={"x": 1})
+
+
+def test_withdrawn_analysis_says_so_in_history(world: World, cli: CliRunner) -> None:
+    from custody.events import record_analysis
+
+    item = world.hand_to_lab(world.item())
+    recorded = record_analysis(
+        world.store, item_id=item, signer=world.analyst, result={"statement": "Manis sp."}
+    )
+    analysis = recorded.events[0].id
+    _ok(cli, "correct", str(analysis), "--reason", "contaminated extraction", "--as", "wkamau")
+    history = json.loads(_ok(cli, "history", item, "--json"))
+    entry = next(e for e in history if e["id"] == analysis)
+    assert entry["withdrawn"] == {"by_event": analysis + 1, "reason": "contaminated extraction"}
+    assert all(e["withdrawn"] is None for e in history if e["id"] != analysis)
+    text = _ok(cli, "history", item)
+    assert "WITHDRAWN by event" in text and "contaminated extraction" in text

@@ -21,6 +21,7 @@ from custody.cli.common import (
 )
 from custody.domain import EventRecord
 from custody.domain import EventType as E
+from custody.state import ItemState
 
 ITEM = typer.Argument(..., help="Item ID, e.g. KWS-2026-0042/3.")
 
@@ -388,6 +389,13 @@ def _summary(ev: EventRecord) -> str:
     return "; ".join(f"{k} {data[k]}" for k in keys if data.get(k))
 
 
+def _withdrawn(state: ItemState, event_id: int) -> dict[str, object] | None:
+    if event_id not in state.withdrawn:
+        return None
+    by, reason = state.withdrawn[event_id]
+    return {"by_event": by, "reason": reason}
+
+
 def history(
     item: str = ITEM, as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")
 ) -> None:
@@ -412,6 +420,7 @@ def history(
                     "prev_hash": ev.prev_hash,
                     "signatures": ev.signatures(),
                     "corrected_by": state.corrected.get(ev.id, []),
+                    "withdrawn": _withdrawn(state, ev.id),
                 }
                 for ev in events
             ]
@@ -422,7 +431,10 @@ def history(
     table = Table("event", "time (UTC)", "type", "actor", "details")
     for ev in events:
         detail = _summary(ev)
-        if ev.id in state.corrected:
+        if ev.id in state.withdrawn:
+            by, why = state.withdrawn[ev.id]
+            detail = f"WITHDRAWN by event {by} ({why}): {detail}"
+        elif ev.id in state.corrected:
             detail += f"  (corrected by {', '.join(map(str, state.corrected[ev.id]))})"
         table.add_row(str(ev.id), ev.at.replace("T", " ")[:19], ev.type, ev.actor, detail)
     out.print(table)
