@@ -149,11 +149,28 @@ def test_each_level_has_its_report_words_and_an_unknown_one_shows_as_stored() ->
 
 
 def test_cites_appendix_of_a_call_above_species_lists_the_listed_candidates() -> None:
-    genus = AnalysisResult.from_data(
-        {"taxon": "Manis", "cites": {"Manis javanica": "I", "Manis culionensis": "I"}}
-    )
+    listed = {"Manis javanica": "I", "Manis culionensis": "I"}
+    genus = AnalysisResult.from_data({"level": "genus", "taxon": "Manis", "cites": listed})
     assert genus.called_appendix == "Manis javanica: I; Manis culionensis: I"
     assert AnalysisResult.from_data({"taxon": "Manis", "cites": None}).called_appendix == ""
+
+
+def test_cites_of_species_that_are_neither_called_nor_tied_are_not_relevant() -> None:
+    # Below the genus floor the closest species are no candidates: their listings are
+    # not the item's, whatever the look-up recorded.
+    below = AnalysisResult.from_data(
+        {"level": "none", "taxon": None, "candidates": [], "cites": {"Saiga tatarica": "II"}}
+    )
+    assert below.relevant_species == [] and below.called_appendix == ""
+    assert below.appendix_of("Saiga tatarica") == "" and below.relevant_listings == ()
+    species = AnalysisResult.from_data(
+        {**CURRENT, "cites": {"Manis pentadactyla": "I", "Manis javanica": "I"}}
+    )
+    # A species call keeps the species recorded within its gap (tied, not excluded).
+    assert species.relevant_species == ["Manis pentadactyla", "Manis javanica"]
+    assert [x.snapshot for x in species.relevant_listings] == ["2017-04-21"]
+    unknown = AnalysisResult.from_data({"level": "subspecies", "cites": {"Manis javanica": "I"}})
+    assert unknown.relevant_cites == {}
 
 
 def test_warnings_and_flags_carried_with_codes_read_as_their_text() -> None:
