@@ -231,14 +231,18 @@ class SpeciesAnalysis(Mapping[str, Any]):
     identification: Identification
     cites_listings: list[CitesStatus]
     source: QuerySource
+    sequence: str = ""  # the query as matched (trimmed), printed in the dossier's appendix
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON stored in `analyse` events and printed by `identify --json`."""
-        return {
+        out = {
             **self.identification.to_dict(),
             "cites_listings": [c.to_dict() for c in self.cites_listings],
             "source": self.source.to_dict(),
         }
+        if self.sequence:
+            out["query_sequence"] = self.sequence
+        return out
 
     def event_data(self) -> dict[str, Any]:
         """The data of the `analyse` event that records this identification."""
@@ -299,6 +303,7 @@ def identify_files(
             identification=result,
             cites_listings=_cites_statuses(result, lookup_cites),
             source=QuerySource.of(query),
+            sequence=query.sequence,
         )
         for query, result in zip(queries, results, strict=True)
     ]
