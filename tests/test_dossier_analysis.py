@@ -271,3 +271,167 @@ def test_identifications_recorded_in_older_shapes_still_make_a_valid_dossier(
     # Once per library version and rule, not after every result.
     assert text.count("was not validated under rule") == 2
     assert verify_dossier(out).valid
+
+
+# A species call far from the next species, whose library statistics name a sister
+# species at 0.0 % (a misidentified record), and a result below the genus floor whose
+# CITES look-up named an unrelated listed species.
+MOKARRAN: dict[str, Any] = {
+    **CURRENT,
+    "query": "fin-1",
+    "taxon": "Sphyrna mokarran",
+    "statement": "consistent with Sphyrna mokarran",
+    "identity": 100.0,
+    "next_species_distance": 6.96,
+    "flags": [],
+    "candidates": [{"species": "Sphyrna mokarran", "best_identity": 100.0}],
+    "hits": [
+        {
+            "species": "Sphyrna mokarran",
+            "best_identity": 100.0,
+            "aligned_length": 600,
+            "n_refs": 5,
+            "n_supporting": 5,
+            "accessions": ["M1", "M2"],
+        },
+        {"species": "Sphyrna zygaena", "best_identity": 93.04, "aligned_length": 600},
+        {"species": "Sphyrna lewini", "best_identity": 92.5, "aligned_length": 600},
+    ],  # fmt: skip
+    "top_hits": [
+        {
+            "seq_id": "M1",
+            "species": "Sphyrna mokarran",
+            "marker": "COI-5P",
+            "identity": 100.0,
+            "aligned_length": 600,
+            "mismatches": 0,
+            "gaps": 0,
+            "query_start": 0,
+            "query_end": 600,
+            "ref_start": 12,
+            "ref_end": 612,
+            "strand": "+",
+        },
+    ],  # fmt: skip
+    "query_sequence": "ACGT" * 150,
+    "rule": {
+        "name": "default",
+        "species_identity": 98.5,
+        "species_gap": 1.0,
+        "genus_floor": 95.0,
+        "discount_conserved_errors": True,
+    },  # fmt: skip
+    "cites": {"Sphyrna mokarran": "II"},
+    "cites_listings": [
+        {
+            "species": "Sphyrna mokarran",
+            "appendix": "II",
+            "listed_under": "Sphyrna mokarran",
+            "snapshot": "2017-04-21",
+            "statement": "Sphyrna mokarran is listed in CITES Appendix II (snapshot 2017-04-21).",
+        }
+    ],  # fmt: skip
+    "species_stats": {
+        "species": "Sphyrna mokarran",
+        "n_refs": 6,
+        "intra_max": 0.3,
+        "nn_distance": 0.0,
+        "nn_species": "Sphyrna lewini",
+    },  # fmt: skip
+}
+BELOW_FLOOR: dict[str, Any] = {
+    **CURRENT,
+    "query": "fin-2",
+    "level": "none",
+    "taxon": None,
+    "rank": None,
+    "statement": "no identification (best match Saiga tatarica at 75.8 %, below the 95 % genus floor)",
+    "identity": 75.8,
+    "next_species_distance": 0.4,
+    "flags": [],
+    "candidates": [],
+    "hits": [
+        {"species": "Saiga tatarica", "best_identity": 75.8, "aligned_length": 500},
+        {"species": "Bos taurus", "best_identity": 75.4, "aligned_length": 500},
+    ],
+    "cites": {"Saiga tatarica": "II"},
+    "cites_listings": [],
+    "species_stats": None,
+}
+
+
+def _record_and_build(world: World, tmp_path: Path, *results: dict[str, Any]) -> str:
+    item = world.hand_to_lab(world.item(description="Carton of fins"))
+    for data in results:
+        ev.record_analysis(world.store, item_id=item, signer=world.analyst, result=data)
+    out = tmp_path / "dossier.pdf"
+    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
+    assert verify_dossier(out).valid
+    return re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
+
+
+def test_distances_rule_and_cites_read_as_one_consistent_account(
+    world: World, tmp_path: Path
+) -> None:
+    text = _record_and_build(world, tmp_path, MOKARRAN, BELOW_FLOOR)
+    # The rule in words, with what held; the raw settings only in Appendix B.
+    assert "calls a species only when (1) the best match reaches 98.5 % identity" in text
+    assert "Here all of this held: the best match, Sphyrna mokarran, is at 100.00 %" in text
+    assert "discount conserved errors True" not in text
+    settings = text[text.index("Appendix B. Identification details") :]
+    assert "discount conserved errors yes" in settings
+    # "Next species" in plain words, and the library's 0.0 % reconciled with the call.
+    assert "the next-closest species, Sphyrna zygaena, is 93.04 % identical to the query, " in text
+    assert "6.96 percentage points less than the best reference of Sphyrna mokarran" in text
+    assert "nearest other species in the library is Sphyrna lewini at 0.0 %" not in text
+    assert "Between reference sequences (not involving the query)" in text
+    assert "This does not contradict the call" in text and "misidentified" in text
+    assert "its best reference matches the query at 92.50 %" in text
+    # The CITES listing is dated, with a caution for a snapshot years older than the analysis.
+    assert "Sphyrna mokarran App. II 2017-04-21" in text
+    assert "Caution: the CITES listing shown comes from the snapshot of 2017-04-21" in text
+    # Below the genus floor: no candidate, so no CITES listing belongs to the result.
+    assert "Saiga tatarica: App. II" not in text and "App. II 2017" not in text.replace(
+        "Sphyrna mokarran App. II 2017", ""
+    )
+    assert "No species is called or tied with the call" in text
+    assert "these species are not candidates" in text
+    # Error rates and limitations once for the library version, true for it.
+    assert text.count("Mitochondrial and plastid markers") == 1
+    assert text.count("The error rates quoted were measured on this library version") == 1
+    assert "Correct species calls (species in the library) 32.2 %" in text
+    # Appendix B: the best alignment's summary and the query sequence.
+    assert "M1 Sphyrna mokarran COI-5P 100.00 % 600 bp 0 0 1-600 13-612 +" in settings
+    assert "ACGTACGTACGT" in settings.replace(" ", "")
+
+
+def test_a_recent_listing_carries_no_caution(world: World, tmp_path: Path) -> None:
+    recent = {
+        **MOKARRAN,
+        "cites_listings": [{**MOKARRAN["cites_listings"][0], "snapshot": "2026-07"}],
+    }
+    text = _record_and_build(world, tmp_path, recent)
+    assert "Sphyrna mokarran App. II 2026-07" in text and "Caution: the CITES" not in text
+
+
+def test_identify_prints_cites_readably_for_called_species_only(world: World) -> None:
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+    from custody.species import bundled_data
+
+    cli = CliRunner()
+    imported = cli.invoke(app, ["ref", "import", "demo", str(bundled_data("demo_library.fasta"))])
+    assert imported.exit_code == 0, imported.output
+    result = cli.invoke(
+        app, ["identify", str(bundled_data("demo_queries.fasta")), "--library", "demo"]
+    )
+    assert result.exit_code == 0, result.output
+    blocks = result.stdout.split("\ndemo_")
+    below = next(b for b in blocks if "Manis_pentadactyla_COI-5P" in b)
+    # 88 % identity: the species that matched best are no candidates, so no CITES line.
+    assert "NONE" in below and "CITES" not in below
+    called = next(b for b in blocks if "Manis_pentadactyla_12S-V5" in b)
+    assert "CITES: Manis pentadactyla: Appendix I (listing of 2017-04-21)" in called
+    assert "next species Manis crassicaudata 8.071 % less identical" in called
+    assert "{" not in result.stdout and "'I'" not in result.stdout
