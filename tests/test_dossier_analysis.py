@@ -389,6 +389,7 @@ def test_distances_rule_and_cites_read_as_one_consistent_account(
     assert "its best reference matches the query at 92.50 %" in text
     # The CITES listing is dated, with a caution for a snapshot years older than the analysis.
     assert "Sphyrna mokarran App. II 2017-04-21" in text
+    assert "App. II (2017-04-21)" in text  # the hits table too
     assert "Caution: the CITES listing shown comes from the snapshot of 2017-04-21" in text
     # Below the genus floor: no candidate, so no CITES listing belongs to the result.
     assert "Saiga tatarica: App. II" not in text and "App. II 2017" not in text.replace(

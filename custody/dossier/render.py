@@ -606,6 +606,23 @@ def _summary(content: DossierContent, tree: _ItemTree) -> list[Flowable]:
             [15, 24, 33, 15, 13],
         ),
     ]
+    stale = sorted(
+        {
+            snapshot
+            for entry in content.evidence
+            for a in entry.findings
+            for snapshot in stale_snapshots(a.result.relevant_listings, at=a.event.at)
+        }
+    )
+    if stale:
+        out.append(
+            P(
+                f"Caution: the CITES listings above come from the snapshot of {', '.join(stale)}, "
+                "more than a year before the analyses. Listings change at each Conference of "
+                "the Parties; the Appendices in force on the date of the offence must be checked.",
+                "alert",
+            )
+        )
     out += _voided_items(content)
     return out
 
@@ -665,6 +682,7 @@ def _item_finding(samples: Sequence[ItemEntry]) -> tuple[str, str]:
     CITES listings of the species called or tied in them."""
     lines: list[str] = []
     keys: set[tuple[str, str]] = set()
+    combined = ""
     counted = 0
     listings: dict[tuple[str, str, str], None] = {}
     for sample in sorted(samples, key=lambda e: item_sort_parts(e.item.id)):
@@ -680,6 +698,7 @@ def _item_finding(samples: Sequence[ItemEntry]) -> tuple[str, str]:
             if text not in shown:
                 shown.append(text)
             keys.add(_finding_key(a.result))
+            combined = _short_finding(a.result)
             for x in a.result.relevant_listings:
                 listings[(x.species, x.appendix, x.snapshot)] = None
         counted += bool(found)
@@ -688,10 +707,12 @@ def _item_finding(samples: Sequence[ItemEntry]) -> tuple[str, str]:
         lines.append(f"{sample.label}: " + "; ".join(shown or ["no finding"]))
     if not lines:
         return "not analysed", ""
-    if len(keys) > 1:
+    if len(keys) > 1 and counted > 1:
         lines.append("The samples disagree: no finding for the item as a whole.")
+    elif len(keys) > 1:
+        lines.append("The analyses of this sample disagree: no single finding.")
     elif counted > 1:
-        lines.append(f"All {counted} analysed samples agree.")
+        lines.append(f"All {counted} analysed samples agree: {combined}.")
     elif counted == 0:
         lines.append("No finding counts: every analysis was withdrawn.")
     cites = [
@@ -898,6 +919,7 @@ def _sampling(content: DossierContent, entry: ItemEntry, *, tree: _ItemTree) -> 
     if not (samples or children or item.parent_id):
         return []
     out: list[Flowable] = [Paragraph("Sampling plan and sub-samples", S["h3"])]
+    voided = {v.item.id for v in content.voided}
     origin = next(
         (e for e in entry.events if e.type == EventType.SAMPLE and e.data.get("parent")), None
     )
@@ -914,7 +936,8 @@ def _sampling(content: DossierContent, entry: ItemEntry, *, tree: _ItemTree) -> 
                 ["sub-sample", "taken (UTC)", "by", "what", "why"],
                 [
                     [
-                        e.data["child"],
+                        e.data["child"]
+                        + (" (VOIDED: not evidence)" if e.data["child"] in voided else ""),
                         _short_time(e.at),
                         _actor(content, e.actor),
                         e.data.get("description"),
@@ -1079,7 +1102,12 @@ def _identification(content: DossierContent, analysis: Analysis) -> list[Flowabl
     out += _cites_listings(r, at=e.at)
     out += [
         Paragraph("Flags", S["h3"]),
-        P("\n".join(f"• {f}" for f in r.flags) if r.flags else "None.", "body"),
+        P(
+            "\n".join(f"• {_dated_flag(f, r.relevant_listings)}" for f in r.flags)
+            if r.flags
+            else "None.",
+            "body",
+        ),
         P(
             f"Error rates and limitations of {_library_name(r)}: see the section on the "
             "reference libraries used. Rule settings, the alignments and the query sequence: "
@@ -1325,8 +1353,9 @@ def _hits(r: AnalysisResult) -> list[Flowable]:
         "gaps",
         "refs (supporting)",
         "accessions",
-        "CITES",
+        "CITES (listing of)",
     ]
+    listed = {x.species: x for x in r.relevant_listings}
     rows: list[list[CellValue]] = [
         [
             h.species,
@@ -1336,19 +1365,36 @@ def _hits(r: AnalysisResult) -> list[Flowable]:
             h.gaps,
             f"{h.n_refs} ({'' if h.n_supporting is None else h.n_supporting})",
             ", ".join(h.accessions[:6]),
-            _appendix_words(r.appendix_of(h.species)) if r.appendix_of(h.species) else "",
+            _listing_cell(listed.get(h.species)),
         ]
         for h in r.hits[:12]
     ]
     return [
         Paragraph("Hits grouped by species (best per species)", S["h3"]),
-        table(header, rows, [20, 9, 10, 10, 6, 10, 26, 9]),
+        table(header, rows, [18, 8, 8, 9, 5, 9, 25, 18]),
         P(
             "CITES is shown only for the species called or tied with the call; the other "
             "species matched less well and are not candidates.",
             "small",
         ),
     ]
+
+
+def _listing_cell(listing: CitesListing | None) -> str:
+    if listing is None:
+        return ""
+    return f"{_appendix_words(listing.appendix)} ({listing.snapshot or 'date not recorded'})"
+
+
+def _dated_flag(flag: str, listings: Sequence[CitesListing]) -> str:
+    """A flag naming a CITES appendix, with the date of the listing it comes from."""
+    for x in listings:
+        named = f"{x.species} (Appendix {x.appendix})"
+        if x.snapshot and named in flag:
+            flag = flag.replace(
+                named, f"{x.species} (Appendix {x.appendix}, listing of {x.snapshot})"
+            )
+    return flag
 
 
 def _snapshot_date(snapshot: str) -> date | None:
