@@ -436,3 +436,38 @@ def test_identify_prints_cites_readably_for_called_species_only(world: World) ->
     assert "CITES: Manis pentadactyla: Appendix I (listing of 2017-04-21)" in called
     assert "next species Manis crassicaudata 8.071 % less identical" in called
     assert "{" not in result.stdout and "'I'" not in result.stdout
+
+
+def test_summary_names_a_combined_finding_only_when_the_samples_agree(
+    world: World, tmp_path: Path
+) -> None:
+    from custody.records import record_sample
+
+    def sampled(description: str, *results: dict[str, Any]) -> str:
+        item = world.hand_to_lab(world.item(description=description))
+        for n, data in enumerate(results, start=1):
+            child = record_sample(
+                world.store, item_id=item, signer=world.analyst, description=f"scale {n}"
+            ).id
+            ev.record_analysis(world.store, item_id=child, signer=world.analyst, result=data)
+        return item
+
+    agree = sampled("Bag A", CURRENT, CURRENT)
+    partial = sampled("Bag B", CURRENT, BELOW_FLOOR)
+    out = tmp_path / "dossier.pdf"
+    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
+    start = text.index("Each analysed sample's own finding")
+    summary = text[start : text.index(f"2. Item {agree}", start)]
+    row_a = summary[summary.index(agree) : summary.index(f"{agree}.1")]
+    assert "1.1: Manis pentadactyla (species) 1.2: Manis pentadactyla (species)" in row_a
+    assert "All 2 analysed samples agree: Manis pentadactyla (species)." in row_a
+    row_b = summary[summary.index(partial) : summary.index(f"{partial}.1")]
+    assert "2.2: no identification" in row_b and "agree" not in row_b
+    assert (
+        "Not every analysis identifies: Manis pentadactyla (species) from 1 of 2 analyses; "
+        "the others gave no identification."
+    ) in row_b
+    # The sub-sample that gave no identification shows its own result, not its sibling's.
+    row_b2 = summary[summary.index(f"{partial}.2") :]
+    assert row_b2.split(f"{partial}.2", 1)[1].split(" in custody")[0].count("Manis") == 0

@@ -388,6 +388,14 @@ def _actor(content: DossierContent, handle: str | None) -> str:
     return f"{a.name} ({handle})"
 
 
+def _place(content: DossierContent, location: str | None) -> str:
+    """A location as recorded; "with HANDLE" (an item wherever its holder is) names them."""
+    text = location or ""
+    if text.startswith("with ") and text[5:] in content.actors:
+        return f"with {_actor(content, text[5:])}"
+    return text
+
+
 def _short_time(utc: str | None) -> str:
     return (utc or "").replace("T", " ")[:19]
 
@@ -681,9 +689,8 @@ def _item_finding(samples: Sequence[ItemEntry]) -> tuple[str, str]:
     """Each analysed sample's findings, a combined finding when they agree, and the
     CITES listings of the species called or tied in them."""
     lines: list[str] = []
-    keys: set[tuple[str, str]] = set()
-    combined = ""
-    counted = 0
+    counted: list[AnalysisResult] = []
+    analysed_samples = 0
     listings: dict[tuple[str, str, str], None] = {}
     for sample in sorted(samples, key=lambda e: item_sort_parts(e.item.id)):
         if not sample.analyses:
@@ -697,29 +704,44 @@ def _item_finding(samples: Sequence[ItemEntry]) -> tuple[str, str]:
                 text += f" [{marker}]"
             if text not in shown:
                 shown.append(text)
-            keys.add(_finding_key(a.result))
-            combined = _short_finding(a.result)
+            counted.append(a.result)
             for x in a.result.relevant_listings:
                 listings[(x.species, x.appendix, x.snapshot)] = None
-        counted += bool(found)
+        analysed_samples += bool(found)
         for a, by in sample.withdrawn:
             shown.append(f"analysis event {a.event.id} WITHDRAWN by event {by.id}")
         lines.append(f"{sample.label}: " + "; ".join(shown or ["no finding"]))
     if not lines:
         return "not analysed", ""
-    if len(keys) > 1 and counted > 1:
-        lines.append("The samples disagree: no finding for the item as a whole.")
-    elif len(keys) > 1:
-        lines.append("The analyses of this sample disagree: no single finding.")
-    elif counted > 1:
-        lines.append(f"All {counted} analysed samples agree: {combined}.")
-    elif counted == 0:
-        lines.append("No finding counts: every analysis was withdrawn.")
+    lines += _agreement(counted, samples=analysed_samples)
     cites = [
         f"{sp}: {_appendix_words(appendix)}{_dated(snapshot)}"
         for sp, appendix, snapshot in listings
     ]
     return "\n".join(lines), "\n".join(cites) or "no species called"
+
+
+def _agreement(results: Sequence[AnalysisResult], *, samples: int) -> list[str]:
+    """Whether the counted findings agree, in one plain sentence (none for a lone one)."""
+    if not results:
+        return ["No finding counts: every analysis was withdrawn."]
+    identified = [r for r in results if r.taxon]
+    taxa = {_finding_key(r) for r in identified}
+    if len(taxa) > 1:
+        if samples > 1:
+            return ["The samples disagree: no finding for the item as a whole."]
+        return ["The analyses of this sample disagree: no single finding."]
+    if len(results) == 1:
+        return []
+    if identified and len(identified) < len(results):
+        return [
+            f"Not every analysis identifies: {_short_finding(identified[0])} from "
+            f"{len(identified)} of {len(results)} analyses; the others gave no identification."
+        ]
+    what = _short_finding(results[0])
+    if samples > 1:
+        return [f"All {samples} analysed samples agree: {what}."]
+    return [f"All {len(results)} analyses agree: {what}."]
 
 
 def _appendix_words(appendix: str) -> str:
@@ -821,7 +843,8 @@ def _description(content: DossierContent, entry: ItemEntry) -> Flowable:
             *provenance,
             (
                 "Custody status",
-                f"{state.status}; custodian {custodian}; location {state.location or '-'}",
+                f"{state.status}; custodian {custodian}; "
+                f"location {_place(content, state.location) or '-'}",
             ),
         ]
     )
@@ -1021,7 +1044,7 @@ def _timeline_row(
         e.type,
         _actor(content, acting),
         _actor(content, received),
-        e.data.get("location") or "",
+        _place(content, e.data.get("location")),
         seal,
         _spaced(details),
         (signatures, "alert") if problems else signatures,
