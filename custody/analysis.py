@@ -280,6 +280,7 @@ class AnalysisResult:
     coverage: float | None = None  # % of the query covered
     next_species_distance: float | None = None  # identity gap to the next species, %
     flags: tuple[str, ...] = ()
+    flag_codes: tuple[str, ...] = ()  # the code of each flag, in order (later results only)
     candidates: tuple[SpeciesHit, ...] = ()
     hits: tuple[SpeciesHit, ...] = ()
     top_hits: tuple[ReferenceHit, ...] = ()
@@ -314,6 +315,7 @@ class AnalysisResult:
             coverage=_number(data.get("coverage")),
             next_species_distance=_number(data.get("next_species_distance")),
             flags=_sentences(data.get("flags")),
+            flag_codes=_strings(data.get("flag_codes")),
             candidates=tuple(SpeciesHit.from_data(h) for h in _records(data.get("candidates"))),
             hits=tuple(SpeciesHit.from_data(h) for h in _records(data.get("hits"))),
             top_hits=tuple(ReferenceHit.from_data(h) for h in _records(data.get("top_hits"))),
@@ -405,6 +407,13 @@ class AnalysisResult:
         if not appendix and listed:
             appendix = "; ".join(f"{k}: {v}" for k, v in listed.items())
         return appendix
+
+    def flags_coded(self, *codes: str) -> list[str]:
+        """The flags recorded with one of `codes` (`species_ref.vocab.FlagCode` values);
+        none for a result recorded before flags carried codes."""
+        if len(self.flag_codes) != len(self.flags):
+            return []
+        return [f for f, c in zip(self.flags, self.flag_codes, strict=True) if c in codes]
 
     @property
     def best_hit(self) -> SpeciesHit | None:

@@ -376,7 +376,10 @@ def test_distances_rule_and_cites_read_as_one_consistent_account(
     text = _record_and_build(world, tmp_path, MOKARRAN, BELOW_FLOOR)
     # The rule in words, with what held; the raw settings only in Appendix B.
     assert "calls a species only when (1) the best match reaches 98.5 % identity" in text
-    assert "Here all of this held: the best match, Sphyrna mokarran, is at 100.00 %" in text
+    assert (
+        "Here the best match, Sphyrna mokarran, is at 100.00 %; the next species, Sphyrna "
+        "zygaena, matches 6.96 percentage points less well; and the library checks passed"
+    ) in text
     assert "discount conserved errors True" not in text
     settings = text[text.index("Appendix B. Identification details") :]
     assert "discount conserved errors yes" in settings
@@ -471,3 +474,44 @@ def test_summary_names_a_combined_finding_only_when_the_samples_agree(
     # The sub-sample that gave no identification shows its own result, not its sibling's.
     row_b2 = summary[summary.index(f"{partial}.2") :]
     assert row_b2.split(f"{partial}.2", 1)[1].split(" in custody")[0].count("Manis") == 0
+
+
+def test_the_rule_in_words_names_the_exception_or_the_failed_condition(
+    world: World, tmp_path: Path
+) -> None:
+    dominant_flag = (
+        "5 references of Sphyrna mokarran match the query at 99.80-100.00 %, closer than any "
+        "reference of another species (next: Sphyrna zygaena at 99.50 %)"
+    )
+    dominant = {
+        **MOKARRAN,
+        "query": "fin-3",
+        "next_species_distance": 0.5,
+        "hits": [MOKARRAN["hits"][0], {**MOKARRAN["hits"][1], "best_identity": 99.5}],
+        "flags": [dominant_flag],
+        "flag_codes": ["dominant-support"],
+    }
+    outside = (
+        "query is 1.00 % from Sphyrna mokarran, outside the variation seen among its 6 "
+        "references (at most 0.30 %)"
+    )
+    genus = {
+        **MOKARRAN,
+        "query": "fin-4",
+        "level": "genus",
+        "taxon": "Sphyrna",
+        "rank": "genus",
+        "statement": "consistent with genus Sphyrna; species not determined",
+        "identity": 99.0,
+        "flags": [outside],
+        "flag_codes": ["outside-library-variation"],
+    }
+    text = _record_and_build(world, tmp_path, dominant, genus)
+    assert (
+        "condition (2) did not hold, since Sphyrna zygaena lies 0.50 percentage points behind, "
+        f"within the gap; the rule makes one exception, which applied: {dominant_flag}"
+    ) in text
+    assert (
+        "Here the best match, at 99.00 %, reached the species threshold, but condition (3) "
+        f"failed: {outside}; the closest species all belong to Sphyrna"
+    ) in text

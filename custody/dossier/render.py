@@ -1223,7 +1223,6 @@ def _rule_words(r: AnalysisResult) -> str:
     gap = _num(rule.number("species_gap"), 1.0)
     floor = _num(rule.number("genus_floor"), 95.0)
     identity = _pct(r.identity) or "not recorded"
-    nxt = r.next_hit
     name = f"Rule '{rule.name}'" if rule.name else "The rule recorded"
     species_needs = (
         f"{name} calls a species only when (1) the best match reaches {species_id} % identity, "
@@ -1238,16 +1237,7 @@ def _rule_words(r: AnalysisResult) -> str:
         )
     species_needs += "."
     if r.level is Level.SPECIES:
-        gap_text = (
-            f"the next species, {nxt.species}, matches {_gap(r)} less well"
-            if nxt is not None
-            else "no other species matched"
-        )
-        return (
-            f"{species_needs} Here all of this held: the best match, {r.taxon}, is at "
-            f"{identity}; {gap_text}; and the library checks passed (any reservation is "
-            "listed under Flags). The call is therefore at species level."
-        )
+        return f"{species_needs} {_species_held(r, species_id=species_id, gap=gap)}"
     if r.level is Level.AMBIGUOUS:
         names = _join([c.species for c in r.candidates])
         return (
@@ -1261,12 +1251,25 @@ def _rule_words(r: AnalysisResult) -> str:
             )
         )
     if r.level is Level.GENUS:
+        held = (
+            f"the closest species all belong to {r.taxon}, so the result is genus {r.taxon} only."
+        )
+        failed = r.flags_coded(*_LIBRARY_REFUSALS)
+        if r.identity is not None and r.identity < (rule.number("species_identity") or 98.5):
+            why = f"Here the best match is at {identity}, below the {species_id} % needed for a species"
+        elif failed:
+            why = (
+                f"Here the best match, at {identity}, reached the species threshold, but condition "
+                f"(3) failed: {failed[0]}"
+            )
+        else:
+            why = (
+                f"Here the best match is at {identity}, and a condition for a species call did "
+                "not hold (the reason is listed under Flags)"
+            )
         return (
             f"{species_needs} A genus is reported when the best match lies at or above "
-            f"{floor} % and the closest species share one genus. Here the best match is at "
-            f"{identity}, and not every condition for a species call held (the reason is "
-            f"listed under Flags, or the identity is below {species_id} %); the closest "
-            f"species all belong to {r.taxon}, so the result is genus {r.taxon} only."
+            f"{floor} % and the closest species share one genus. {why}; {held}"
         )
     if r.level is Level.NONE and not r.has_candidates:
         return (
@@ -1281,6 +1284,36 @@ def _rule_words(r: AnalysisResult) -> str:
             "different genera: no identification."
         )
     return f"The rule recorded is '{rule.name}'. {rule.description}".strip()
+
+
+#: Flag codes (`species_ref.vocab.FlagCode`) of the library checks that refuse a species call.
+_LIBRARY_REFUSALS = ("outside-library-variation", "few-references", "genus-unresolved")
+
+
+def _species_held(r: AnalysisResult, *, species_id: str, gap: str) -> str:
+    """Why a species call's conditions held, including the rule's two exceptions."""
+    nxt = r.next_hit
+    parts = [f"Here the best match, {r.taxon}, is at {_pct(r.identity)}"]
+    discounted = r.flags_coded("read-errors")
+    if discounted and r.identity is not None and r.identity < float(species_id):
+        parts.append(
+            f"which reaches {species_id} % once {discounted[0].split(' at ')[0]} at sites "
+            "conserved in every related reference are treated as probable read errors, as the "
+            "rule allows"
+        )
+    dominant = r.flags_coded("dominant-support")
+    within = r.next_species_distance is not None and r.next_species_distance < float(gap)
+    if nxt is None:
+        parts.append("no other species matched")
+    elif within and dominant:
+        parts.append(
+            f"condition (2) did not hold, since {nxt.species} lies {_gap(r)} behind, within "
+            f"the gap; the rule makes one exception, which applied: {dominant[0]}"
+        )
+    else:
+        parts.append(f"the next species, {nxt.species}, matches {_gap(r)} less well")
+    parts.append("and the library checks passed (any reservation is listed under Flags)")
+    return "; ".join(parts) + ". The call is therefore at species level."
 
 
 def _gap(r: AnalysisResult) -> str:
