@@ -267,7 +267,8 @@ def test_identifications_recorded_in_older_shapes_still_make_a_valid_dossier(
     # saying that the date of the listing was not recorded.
     assert "Manis javanica: App. I (listing date not recorded)" in text
     assert "97.50 %" in text and "several species above threshold" in text
-    assert "Rule 'fixed-98.5' as recorded" in text and "species identity 98.5" in text
+    assert "Decision rule 'fixed-98.5' as recorded" in text and "species identity 98.5" in text
+    assert "Decision rule (name not recorded) as recorded No setting was recorded" in text
     # Once per library version and rule, not after every result.
     assert text.count("was not validated under rule") == 2
     assert verify_dossier(out).valid

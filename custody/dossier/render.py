@@ -52,6 +52,7 @@ from custody.analysis import (
     Analysis,
     AnalysisResult,
     CitesListing,
+    DecisionRule,
     Level,
     LibraryValidation,
     QueryQC,
@@ -1634,40 +1635,64 @@ def _rate_rows(v: LibraryValidation) -> list[tuple[str, CellValue]]:
 
 
 def _identification_appendix(content: DossierContent) -> list[Flowable]:
+    analyses = [(entry, a) for entry in content.evidence for a in entry.analyses]
+    rules: dict[tuple[str, tuple[tuple[str, RuleValue], ...]], DecisionRule] = {}
+    for _entry, a in analyses:
+        rules.setdefault((a.result.rule.name, a.result.rule.settings), a.result.rule)
+    named = {key: f"B.{n}" for n, key in enumerate(rules, start=1)}
     out: list[Flowable] = [
         PageBreak(),
         heading("Appendix B. Identification details: rules, alignments, queries", 0, "details"),
         P(
-            "For each species identification: every setting of the decision rule as recorded, "
-            "the best alignments of the query to reference sequences, and the query sequence.",
+            "Every setting of each decision rule used, as recorded with the analyses; then, for "
+            "each species identification, the best alignments of the query to reference "
+            "sequences and the query sequence.",
             "body",
         ),
     ]
-    for entry in content.evidence:
-        for a in entry.analyses:
-            out += _identification_details(entry, a)
+    for key, rule in rules.items():
+        out += _rule_settings(rule, label=named[key])
+    for entry, a in analyses:
+        label = named[(a.result.rule.name, a.result.rule.settings)]
+        out += _identification_details(entry, a, rule_label=label)
     out += [Spacer(1, 10 * mm), P(f"— End of report {content.report.report_id} —", "end")]
     return out
 
 
-def _identification_details(entry: ItemEntry, analysis: Analysis) -> list[Flowable]:
+def _rule_name(rule: DecisionRule) -> str:
+    return f"'{rule.name}'" if rule.name else "(name not recorded)"
+
+
+def _rule_settings(rule: DecisionRule, *, label: str) -> list[Flowable]:
+    out: list[Flowable] = [
+        CondPageBreak(40 * mm),
+        Paragraph(markup(f"{label}. Decision rule {_rule_name(rule)} as recorded"), S["h2"]),
+    ]
+    if rule.description:
+        out.append(P(rule.description, "small"))
+    if rule.settings:
+        out.append(
+            table(
+                ["setting", "value", "setting", "value"],
+                _two_columns([(k.replace("_", " "), _setting(v)) for k, v in rule.settings]),
+                [32, 18, 32, 18],
+            )
+        )
+    else:
+        out.append(P("No setting was recorded with this rule.", "body"))
+    return out
+
+
+def _identification_details(
+    entry: ItemEntry, analysis: Analysis, *, rule_label: str
+) -> list[Flowable]:
     e, r = analysis.event, analysis.result
     withdrawn = " (WITHDRAWN)" if entry.withdrawal(e.id) is not None else ""
     out: list[Flowable] = [
         CondPageBreak(40 * mm),
         Paragraph(markup(f"Event {e.id}, item {entry.item.id}: {r.query}{withdrawn}"), S["h2"]),
-        Paragraph(markup(f"Rule '{r.rule.name}' as recorded"), S["h3"]),
+        P(f"Decision rule: {_rule_name(r.rule)}, settings in {rule_label}.", "small"),
     ]
-    if r.rule.description:
-        out.append(P(r.rule.description, "small"))
-    if r.rule.settings:
-        out.append(
-            table(
-                ["setting", "value", "setting", "value"],
-                _two_columns([(k.replace("_", " "), _setting(v)) for k, v in r.rule.settings]),
-                [32, 18, 32, 18],
-            )
-        )
     out.append(Paragraph("Best alignments to reference sequences", S["h3"]))
     if r.top_hits:
         out.append(
