@@ -516,3 +516,18 @@ def test_the_rule_in_words_names_the_exception_or_the_failed_condition(
         "Here the best match, at 99.00 %, reached the species threshold, but condition (3) "
         f"failed: {outside}; the closest species all belong to Sphyrna"
     ) in text
+
+
+def test_a_dossier_issued_before_these_changes_still_verifies() -> None:
+    """Issued with the code of the typed dossier (before withdrawn analyses were shown as
+    such): the bundle's format is unchanged, so it verifies as it did."""
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    issued = Path(__file__).parent / "data" / "dossiers" / "issued-before-court-record.pdf"
+    check = verify_dossier(issued)
+    assert check.valid, (check.problems, check.findings)
+    assert check.report_id == f"{CASE}-R1" and check.events > 0
+    result = CliRunner().invoke(app, ["dossier", "verify", str(issued)])
+    assert result.exit_code == 0 and result.stdout.startswith("VALID")
