@@ -393,7 +393,7 @@ def test_distances_rule_and_cites_read_as_one_consistent_account(
     assert "its best reference matches the query at 92.50 %" in text
     # The CITES listing is dated, with a caution for a snapshot years older than the analysis.
     assert "Sphyrna mokarran App. II 2017-04-21" in text
-    assert "App. II (2017-04-21)" in text  # the hits table too
+    assert "App. II (listing of 2017-04-21)" in text  # the hits table too
     assert "Caution: the CITES listing shown comes from the snapshot of 2017-04-21" in text
     # Below the genus floor: no candidate, so no CITES listing belongs to the result.
     assert "Saiga tatarica: App. II" not in text and "App. II 2017" not in text.replace(
@@ -408,6 +408,21 @@ def test_distances_rule_and_cites_read_as_one_consistent_account(
     # Appendix B: the best alignment's summary and the query sequence.
     assert "M1 Sphyrna mokarran COI-5P 100.00 % 600 bp 0 0 1-600 13-612 +" in settings
     assert "ACGTACGTACGT" in settings.replace(" ", "")
+
+
+def test_a_species_not_listed_reads_so_without_a_date_warning(world: World, tmp_path: Path) -> None:
+    statement = "Sphyrna mokarran has no CITES listing in the bundled snapshots."
+    unlisted = {
+        **MOKARRAN,
+        "cites": {},
+        "cites_listings": [
+            {"species": "Sphyrna mokarran", "appendix": "not listed", "statement": statement}
+        ],
+    }
+    text = _record_and_build(world, tmp_path, unlisted)
+    assert "Sphyrna mokarran: not listed (in the bundled snapshots)" in text
+    assert statement in text
+    assert "date not recorded" not in text and "was not recorded with this analysis" not in text
 
 
 def test_a_recent_listing_carries_no_caution(world: World, tmp_path: Path) -> None:

@@ -15,6 +15,16 @@ Invariants:
 - The renderer reads only the prepared `DossierContent`, never the store; each
   entry's `item` is the item's signed record, not its (alterable) row, and a
   species identification is read through `custody.analysis.AnalysisResult`.
+- What the record says now is what is shown: an item's particulars include its
+  field corrections (each listed with the value first recorded, the correcting
+  event and the reason); a withdrawn identification is marked WITHDRAWN wherever
+  it appears and counts as no finding; a voided item is listed only among the
+  voided items, never as evidence (no summary row, no section).
+- A finding belongs to the sample it was run on: an item's summary row lists each
+  analysed sample's own findings and names a finding for the item only when they
+  agree. CITES listings are shown, dated, only for the species called or tied.
+- Error rates and limitations are printed once per library version, in words
+  true for it (validated or not); rule settings and alignments go to Appendix B.
 """
 
 from __future__ import annotations
@@ -716,7 +726,7 @@ def _item_finding(samples: Sequence[ItemEntry]) -> tuple[str, str]:
         return "not analysed", ""
     lines += _agreement(counted, samples=analysed_samples)
     cites = [
-        f"{sp}: {_appendix_words(appendix)}{_dated(snapshot)}"
+        f"{sp}: {_appendix_words(appendix)}{_dated(snapshot, listed=_listed(appendix))}"
         for sp, appendix, snapshot in listings
     ]
     return "\n".join(lines), "\n".join(cites) or "no species called"
@@ -751,8 +761,16 @@ def _appendix_words(appendix: str) -> str:
     return f"App. {appendix}"
 
 
-def _dated(snapshot: str) -> str:
-    return f" (listing of {snapshot})" if snapshot else " (listing date not recorded)"
+def _listed(appendix: str) -> bool:
+    return bool(appendix) and appendix != "not listed"
+
+
+def _dated(snapshot: str, *, listed: bool = True) -> str:
+    """When the listing (or its absence) was taken from; the bundled snapshots answer
+    "not listed" without a date."""
+    if snapshot:
+        return f" (listing of {snapshot})"
+    return " (listing date not recorded)" if listed else " (in the bundled snapshots)"
 
 
 def _join(names: Sequence[str]) -> str:
@@ -1440,7 +1458,7 @@ def _hits(r: AnalysisResult) -> list[Flowable]:
 def _listing_cell(listing: CitesListing | None) -> str:
     if listing is None:
         return ""
-    return f"{_appendix_words(listing.appendix)} ({listing.snapshot or 'date not recorded'})"
+    return f"{_appendix_words(listing.appendix)}{_dated(listing.snapshot, listed=_listed(listing.appendix))}"
 
 
 def _dated_flag(flag: str, listings: Sequence[CitesListing]) -> str:
@@ -1498,7 +1516,7 @@ def _cites_listings(r: AnalysisResult, *, at: str) -> list[Flowable]:
                 [
                     x.species,
                     _appendix_words(x.appendix),
-                    x.snapshot or "not recorded",
+                    x.snapshot or ("not recorded" if _listed(x.appendix) else "-"),
                     x.listed_under,
                     x.statement,
                 ]
@@ -1518,7 +1536,7 @@ def _cites_listings(r: AnalysisResult, *, at: str) -> list[Flowable]:
                 "alert",
             )
         )
-    if any(not x.snapshot for x in listings):
+    if any(not x.snapshot and _listed(x.appendix) for x in listings):
         out.append(
             P(
                 "The date of the CITES listing was not recorded with this analysis; the "
