@@ -473,6 +473,15 @@ def test_summary_names_a_combined_finding_only_when_the_samples_agree(
 
     agree = sampled("Bag A", CURRENT, CURRENT)
     partial = sampled("Bag B", CURRENT, BELOW_FLOOR)
+    ambiguous = {
+        **CURRENT,
+        "level": "ambiguous",
+        "taxon": "Manis",
+        "rank": "genus",
+        "statement": "ambiguous between Manis javanica and Manis culionensis; reported at genus level Manis",
+        "candidates": [{"species": "Manis javanica"}, {"species": "Manis culionensis"}],
+    }
+    tied = sampled("Bag C", ambiguous)
     out = tmp_path / "dossier.pdf"
     build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
     text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
@@ -487,6 +496,8 @@ def test_summary_names_a_combined_finding_only_when_the_samples_agree(
         "Not every analysis identifies: Manis pentadactyla (species) from 1 of 2 analyses; "
         "the others gave no identification."
     ) in row_b
+    row_c = summary[summary.index(tied) : summary.index(f"{tied}.1")]
+    assert "3.1: Manis (ambiguous: Manis javanica and Manis culionensis)" in row_c
     # The sub-sample that gave no identification shows its own result, not its sibling's.
     row_b2 = summary[summary.index(f"{partial}.2") :]
     assert row_b2.split(f"{partial}.2", 1)[1].split(" in custody")[0].count("Manis") == 0

@@ -678,17 +678,15 @@ def _voided_items(content: DossierContent) -> list[Flowable]:
 
 
 def _short_finding(r: AnalysisResult) -> str:
-    """A finding in a few words: the taxon and how far the call got."""
-    names = _join([c.species for c in r.candidates])
-    if r.level is Level.SPECIES:
-        return f"{r.taxon} (species)"
-    if r.level is Level.GENUS and r.taxon:
-        return f"{r.taxon} (genus only)"
+    """A finding in a few words: the taxon and the level's words (`level_words`)."""
+    words = r.level_words.lower()
     if r.level is Level.AMBIGUOUS:
-        among = f"ambiguous between {names}" if names else "ambiguous"
-        return f"{r.taxon} (genus; {among})" if r.taxon else among
-    if r.level in (Level.NONE, Level.GENUS):
-        return "no identification"
+        names = _join([c.species for c in r.candidates])
+        return f"{r.taxon or 'no genus'} ({words}{': ' + names if names else ''})"
+    if r.level in (Level.SPECIES, Level.GENUS) and r.taxon:
+        return f"{r.taxon} ({words})"
+    if r.level is not None:
+        return Level.NONE.words.lower()
     return r.statement or r.level_text or "result not readable"
 
 
