@@ -471,7 +471,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
     appendices = 2 if any(e.analyses for e in evidence) else 1
     story = [
         *_front_matter(content),
-        *_contents(sections + appendices),
+        *_contents(sections + appendices + (1 if content.voided else 0)),
         *_summary(content, tree),
     ]
     for number, entry in enumerate(evidence, start=1):
@@ -662,7 +662,7 @@ def _voided_items(content: DossierContent) -> list[Flowable]:
             ]
         )
     return [
-        Paragraph("Voided items (entered in error)", S["h2"]),
+        heading("Voided items (entered in error)", 1, "voided"),
         P(
             "These items were recorded and later voided as entered in error. They are not "
             "evidence and have no section in this report; their signed records stay in the "
