@@ -3,14 +3,15 @@ and `analyse` events that record identifications on items.
 
 Invariants: every query file is read and checked before anything is matched
 or written (a bad file changes nothing); an identification recorded on an item
-holds the query hashes, trimming figures, the library's name, version and
+holds the query (its trimmed sequence and hashes), trimming figures, the library's name, version and
 content hash, the rule with its values, the hits and the call, so it can be
 reproduced exactly later; the analyst signs it, and an actor who may not
 record analyses is refused before any work is done.
 
 Results stay typed (`SpeciesAnalysis`) until they are written into an event or
 printed as JSON; `SpeciesAnalysis.to_dict()` is that JSON, and its keys and
-value shapes never change (stored events and issued dossiers hold it).
+value shapes never change (stored events and issued dossiers hold it); keys may
+be added (`query_sequence` was, for the dossier's appendix).
 """
 
 from __future__ import annotations
