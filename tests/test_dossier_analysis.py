@@ -557,3 +557,24 @@ def test_a_dossier_issued_before_these_changes_still_verifies() -> None:
     assert check.report_id == f"{CASE}-R1" and check.events > 0
     result = CliRunner().invoke(app, ["dossier", "verify", str(issued)])
     assert result.exit_code == 0 and result.stdout.startswith("VALID")
+
+
+def test_a_fixed_threshold_rule_is_not_said_to_have_checked_the_library(
+    world: World, tmp_path: Path
+) -> None:
+    fixed = {
+        **MOKARRAN,
+        "rule": {
+            "name": "fixed-98.5",
+            "species_identity": 98.5,
+            "species_gap": 1.0,
+            "use_library_stats": False,
+        },  # fmt: skip
+        "species_stats": None,
+    }
+    text = _record_and_build(world, tmp_path, fixed)
+    assert "Rule 'fixed-98.5' calls a species only when (1)" in text
+    assert "(3)" not in text and "library checks passed" not in text
+    assert "matches 6.96 percentage points less well. The call is therefore at species level." in (
+        text
+    )

@@ -670,7 +670,7 @@ def _voided_items(content: DossierContent) -> list[Flowable]:
             "small",
         ),
         table(
-            ["item", "description as recorded", "reason for voiding", "voided by"],
+            ["item", "description", "reason for voiding", "voided by"],
             rows,
             [16, 30, 30, 24],
         ),
@@ -853,7 +853,12 @@ def _description(content: DossierContent, entry: ItemEntry) -> Flowable:
             ("Claimed species", mark(item.species, "species")),
             ("Count / weight", mark(", ".join(quantity), "count", "weight", "unit")),
             ("Packaging", mark(item.packaging, "packaging")),
-            ("Bag", f"{item.bag_no} of {item.bag_total}" if item.bag_no else ""),
+            (
+                "Bag",
+                mark(f"{item.bag_no} of {item.bag_total}", "bag_no", "bag_total")
+                if item.bag_no
+                else "",
+            ),
             ("Seal at seizure", item.seal_at_seizure),
             ("Current seal", state.seal or "unsealed"),
             ("Other IDs", "; ".join(f"{k}: {v}" for k, v in item.other_id_pairs)),
@@ -1254,7 +1259,10 @@ def _rule_words(r: AnalysisResult) -> str:
         )
     species_needs += "."
     if r.level is Level.SPECIES:
-        return f"{species_needs} {_species_held(r, species_id=species_id, gap=gap)}"
+        held = _species_held(
+            r, species_id=species_id, gap=gap, library=rule.value("use_library_stats") is not False
+        )
+        return f"{species_needs} {held}"
     if r.level is Level.AMBIGUOUS:
         names = _join([c.species for c in r.candidates])
         return (
@@ -1307,7 +1315,7 @@ def _rule_words(r: AnalysisResult) -> str:
 _LIBRARY_REFUSALS = ("outside-library-variation", "few-references", "genus-unresolved")
 
 
-def _species_held(r: AnalysisResult, *, species_id: str, gap: str) -> str:
+def _species_held(r: AnalysisResult, *, species_id: str, gap: str, library: bool) -> str:
     """Why a species call's conditions held, including the rule's two exceptions."""
     nxt = r.next_hit
     parts = [f"Here the best match, {r.taxon}, is at {_pct(r.identity)}"]
@@ -1329,7 +1337,8 @@ def _species_held(r: AnalysisResult, *, species_id: str, gap: str) -> str:
         )
     else:
         parts.append(f"the next species, {nxt.species}, matches {_gap(r)} less well")
-    parts.append("and the library checks passed (any reservation is listed under Flags)")
+    if library:
+        parts.append("and the library checks passed (any reservation is listed under Flags)")
     return "; ".join(parts) + ". The call is therefore at species level."
 
 
