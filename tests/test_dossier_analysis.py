@@ -385,10 +385,15 @@ def test_distances_rule_and_cites_read_as_one_consistent_account(
     settings = text[text.index("Appendix B. Identification details") :]
     assert "discount conserved errors yes" in settings
     # "Next species" in plain words, and the library's 0.0 % reconciled with the call.
+    assert "Distance to the next species: 6.96 %. This means that the best reference" in text
     assert "the next-closest species, Sphyrna zygaena, is 93.04 % identical to the query, " in text
+    assert "about 42 more differing base(s)" in text  # 6.96 % of 600 aligned bases
     assert "6.96 percentage points less than the best reference of Sphyrna mokarran" in text
     assert "nearest other species in the library is Sphyrna lewini at 0.0 %" not in text
-    assert "Between reference sequences (not involving the query)" in text
+    assert (
+        "Between reference sequences (not involving the query), the reference of another species "
+        "closest to any reference of Sphyrna mokarran belongs to Sphyrna lewini, 0.00 % away."
+    ) in text
     assert "This does not contradict the call" in text and "misidentified" in text
     assert "its best reference matches the query at 92.50 %" in text
     # The CITES listing is dated, with a caution for a snapshot years older than the analysis.

@@ -1367,8 +1367,8 @@ def _distance_sentences(r: AnalysisResult) -> list[str]:
         ]
     if nxt is not None:
         out.append(
-            f'"Next species {_gap(r).replace(" percentage points", " %")}" means: the best '
-            f"reference of the next-closest species, {nxt.species}, is "
+            f"Distance to the next species: {_gap(r).replace(' percentage points', ' %')}. "
+            f"This means that the best reference of the next-closest species, {nxt.species}, is "
             f"{_pct(nxt.best_identity)} identical to the query, {_gap(r)} less than the "
             f"best reference of {best.species} ({_pct(best.best_identity)}). On this query's "
             f"{_known(best.aligned_length)} aligned bases that is about "
@@ -1399,13 +1399,15 @@ def _library_sentences(r: AnalysisResult) -> list[str]:
     out[0] += "."
     if stats.nn_species and stats.nn_distance is not None:
         out.append(
-            f"Between reference sequences (not involving the query), the closest reference "
-            f"of another species to any reference of {name} is one of {stats.nn_species}, "
+            f"Between reference sequences (not involving the query), the reference of another "
+            f"species closest to any reference of {name} belongs to {stats.nn_species}, "
             f"{stats.nn_distance:.2f} % away."
         )
         other = r.hit_of(stats.nn_species)
         gap = r.next_species_distance
-        if gap is not None and stats.nn_distance < gap:
+        # Only a species call can seem contradicted: the other calls already say that
+        # the query is not told apart from its relatives.
+        if r.level is Level.SPECIES and gap is not None and stats.nn_distance < gap:
             seen = (
                 f"its best reference matches the query at {_pct(other.best_identity)}"
                 if other is not None
