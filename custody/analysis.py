@@ -12,18 +12,19 @@ Invariants:
   incomplete one; a missing or mistyped value reads as its default (None,
   "", an empty tuple), never as an exception.
 - Nothing is recomputed: the values are the ones the analyst signed.
-- Decision levels are `Level` members; `Level.description` is the one place that
-  turns a level into the words a report prints.
+- Decision levels are `Level` (species_ref's `DecisionLevel`) members; its
+  `words` (`species_ref.vocab.level_words`) is the one place that turns a level
+  into the words a report prints.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from custody.domain import EventRecord, EventType
+from species_ref.vocab import DecisionLevel, level_words
 
 #: The `analysis` value of an `analyse` event that records a species identification.
 SPECIES_IDENTIFICATION = "species-identification"
@@ -32,35 +33,19 @@ SPECIES_IDENTIFICATION = "species-identification"
 RuleValue = bool | int | float | str | None
 
 
-class Level(StrEnum):
-    """How far an identification got (species_ref's decision levels)."""
-
-    SPECIES = "species"
-    AMBIGUOUS = "ambiguous"
-    GENUS = "genus"
-    NONE = "none"
-
-    @property
-    def description(self) -> str:
-        return _LEVEL_WORDS[self]
-
-    @classmethod
-    def parse(cls, value: object) -> Level | None:
-        """The member named by `value`, or None for anything else."""
-        if not isinstance(value, str):
-            return None
-        try:
-            return cls(value)
-        except ValueError:
-            return None
+#: How far an identification got: species_ref's decision levels, one type for both
+#: packages (`DecisionLevel.words` is the one place a level becomes report words).
+Level = DecisionLevel
 
 
-_LEVEL_WORDS: dict[Level, str] = {
-    Level.SPECIES: "Species",
-    Level.AMBIGUOUS: "Ambiguous",
-    Level.GENUS: "Genus only",
-    Level.NONE: "No identification",
-}
+def parse_level(value: object) -> Level | None:
+    """The level named by `value`, or None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return Level(value)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +88,12 @@ class ReferenceHit:
     query_coverage: float | None = None
     aligned_length: int | None = None
     strand: str = ""
+    mismatches: int | None = None
+    gaps: int | None = None
+    query_start: int | None = None  # 0-based, half open, on the query as given
+    query_end: int | None = None
+    ref_start: int | None = None
+    ref_end: int | None = None
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> ReferenceHit:
@@ -114,6 +105,12 @@ class ReferenceHit:
             query_coverage=_number(data.get("query_coverage")),
             aligned_length=_count(data.get("aligned_length")),
             strand=_text(data.get("strand")),
+            mismatches=_count(data.get("mismatches")),
+            gaps=_count(data.get("gaps")),
+            query_start=_count(data.get("query_start")),
+            query_end=_count(data.get("query_end")),
+            ref_start=_count(data.get("ref_start")),
+            ref_end=_count(data.get("ref_end")),
         )
 
 
@@ -179,6 +176,15 @@ class DecisionRule:
                 if k not in ("name", "description")
             ),
         )
+
+    def value(self, name: str) -> RuleValue:
+        """The recorded value of setting `name`; None when it was not recorded."""
+        return next((v for k, v in self.settings if k == name), None)
+
+    def number(self, name: str) -> float | None:
+        """The recorded value of a numeric setting; None when absent or not a number."""
+        value = self.value(name)
+        return _number(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +270,7 @@ class AnalysisResult:
     query: str = ""
     query_sha256: str = ""
     query_length: int | None = None
+    query_sequence: str = ""  # recorded since the dossier's appendix prints it
     level: Level | None = None  # None when the stored level is no known level
     level_text: str = ""  # the level as stored
     taxon: str | None = None
@@ -273,6 +280,7 @@ class AnalysisResult:
     coverage: float | None = None  # % of the query covered
     next_species_distance: float | None = None  # identity gap to the next species, %
     flags: tuple[str, ...] = ()
+    flag_codes: tuple[str, ...] = ()  # the code of each flag, in order (later results only)
     candidates: tuple[SpeciesHit, ...] = ()
     hits: tuple[SpeciesHit, ...] = ()
     top_hits: tuple[ReferenceHit, ...] = ()
@@ -297,7 +305,8 @@ class AnalysisResult:
             query=_text(data.get("query")),
             query_sha256=_text(data.get("query_sha256")),
             query_length=_count(data.get("query_length")),
-            level=Level.parse(data.get("level")),
+            query_sequence=_text(data.get("query_sequence")),
+            level=parse_level(data.get("level")),
             level_text=_text(data.get("level")),
             taxon=_optional_text(data.get("taxon")),
             rank=_optional_text(data.get("rank")),
@@ -306,6 +315,7 @@ class AnalysisResult:
             coverage=_number(data.get("coverage")),
             next_species_distance=_number(data.get("next_species_distance")),
             flags=_sentences(data.get("flags")),
+            flag_codes=_strings(data.get("flag_codes")),
             candidates=tuple(SpeciesHit.from_data(h) for h in _records(data.get("candidates"))),
             hits=tuple(SpeciesHit.from_data(h) for h in _records(data.get("hits"))),
             top_hits=tuple(ReferenceHit.from_data(h) for h in _records(data.get("top_hits"))),
@@ -326,7 +336,7 @@ class AnalysisResult:
     @property
     def level_words(self) -> str:
         """The level in a report's words ("Species", "Genus only" ...), or as stored."""
-        return self.level.description if self.level is not None else self.level_text
+        return level_words(self.level_text)
 
     @property
     def query_bases(self) -> int | None:
@@ -340,18 +350,82 @@ class AnalysisResult:
         """The markers of the best reference alignments, sorted."""
         return sorted({h.marker for h in self.top_hits if h.marker})
 
+    @property
+    def has_candidates(self) -> bool:
+        """True when the call names a taxon or candidate species (a "no identification"
+        below the genus floor names none: its closest species are not candidates)."""
+        return bool(self.taxon or self.candidates)
+
+    @property
+    def relevant_species(self) -> list[str]:
+        """The called species and the species tied with the call, in recorded order.
+
+        The recorded CITES look-up covers the species within the barcode gap of the
+        best match; they are tied candidates unless the call is a "no
+        identification" without candidates (the best match was below the genus floor).
+        """
+        if not self.has_candidates:
+            return []
+        names: list[str] = []
+        tied = [c.species for c in self.candidates]
+        if self.level is not None:
+            tied += list(self.cites)
+        for name in [self.taxon or "", *tied]:
+            if " " in name and name not in names:
+                names.append(name)
+        return names
+
+    @property
+    def relevant_cites(self) -> dict[str, str]:
+        """CITES appendix of each relevant species (`relevant_species`) that is listed."""
+        relevant = set(self.relevant_species)
+        return {k: v for k, v in self.cites.items() if k in relevant}
+
+    @property
+    def relevant_listings(self) -> tuple[CitesListing, ...]:
+        """The dated CITES listings of the relevant species; from the undated
+        look-up when the result was recorded before listings carried a date."""
+        relevant = self.relevant_species
+        if self.cites_listings:
+            return tuple(x for x in self.cites_listings if x.species in relevant)
+        return tuple(
+            CitesListing(species=k, appendix=v, statement="")
+            for k, v in self.relevant_cites.items()
+        )
+
     def appendix_of(self, species: str) -> str:
-        """The CITES appendix recorded for `species`; "" when none was recorded."""
-        return self.cites.get(species, "")
+        """The CITES appendix recorded for `species` when it is a relevant species
+        (called or tied); "" otherwise."""
+        return self.relevant_cites.get(species, "")
 
     @property
     def called_appendix(self) -> str:
-        """The CITES appendix of the called taxon; failing that, every recorded
-        listing as "species: appendix"; "" when nothing listed was recorded."""
-        appendix = self.cites.get(self.taxon or "", "")
-        if not appendix and self.cites:
-            appendix = "; ".join(f"{k}: {v}" for k, v in self.cites.items())
+        """The CITES appendix of the called taxon; for a call above species, every
+        listed tied candidate as "species: appendix"; "" when none is listed."""
+        listed = self.relevant_cites
+        appendix = listed.get(self.taxon or "", "")
+        if not appendix and listed:
+            appendix = "; ".join(f"{k}: {v}" for k, v in listed.items())
         return appendix
+
+    def flags_coded(self, *codes: str) -> list[str]:
+        """The flags recorded with one of `codes` (`species_ref.vocab.FlagCode` values);
+        none for a result recorded before flags carried codes."""
+        if len(self.flag_codes) != len(self.flags):
+            return []
+        return [f for f, c in zip(self.flags, self.flag_codes, strict=True) if c in codes]
+
+    @property
+    def best_hit(self) -> SpeciesHit | None:
+        return self.hits[0] if self.hits else None
+
+    @property
+    def next_hit(self) -> SpeciesHit | None:
+        """The best hit of the second-best species."""
+        return self.hits[1] if len(self.hits) > 1 else None
+
+    def hit_of(self, species: str) -> SpeciesHit | None:
+        return next((h for h in self.hits if h.species == species), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,14 +3,15 @@ and `analyse` events that record identifications on items.
 
 Invariants: every query file is read and checked before anything is matched
 or written (a bad file changes nothing); an identification recorded on an item
-holds the query hashes, trimming figures, the library's name, version and
+holds the query (its trimmed sequence and hashes), trimming figures, the library's name, version and
 content hash, the rule with its values, the hits and the call, so it can be
 reproduced exactly later; the analyst signs it, and an actor who may not
 record analyses is refused before any work is done.
 
 Results stay typed (`SpeciesAnalysis`) until they are written into an event or
 printed as JSON; `SpeciesAnalysis.to_dict()` is that JSON, and its keys and
-value shapes never change (stored events and issued dossiers hold it).
+value shapes never change (stored events and issued dossiers hold it); keys may
+be added (`query_sequence` was, for the dossier's appendix).
 """
 
 from __future__ import annotations
@@ -231,14 +232,18 @@ class SpeciesAnalysis(Mapping[str, Any]):
     identification: Identification
     cites_listings: list[CitesStatus]
     source: QuerySource
+    sequence: str = ""  # the query as matched (trimmed), printed in the dossier's appendix
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON stored in `analyse` events and printed by `identify --json`."""
-        return {
+        out = {
             **self.identification.to_dict(),
             "cites_listings": [c.to_dict() for c in self.cites_listings],
             "source": self.source.to_dict(),
         }
+        if self.sequence:
+            out["query_sequence"] = self.sequence
+        return out
 
     def event_data(self) -> dict[str, Any]:
         """The data of the `analyse` event that records this identification."""
@@ -299,6 +304,7 @@ def identify_files(
             identification=result,
             cites_listings=_cites_statuses(result, lookup_cites),
             source=QuerySource.of(query),
+            sequence=query.sequence,
         )
         for query, result in zip(queries, results, strict=True)
     ]

@@ -149,11 +149,28 @@ def test_each_level_has_its_report_words_and_an_unknown_one_shows_as_stored() ->
 
 
 def test_cites_appendix_of_a_call_above_species_lists_the_listed_candidates() -> None:
-    genus = AnalysisResult.from_data(
-        {"taxon": "Manis", "cites": {"Manis javanica": "I", "Manis culionensis": "I"}}
-    )
+    listed = {"Manis javanica": "I", "Manis culionensis": "I"}
+    genus = AnalysisResult.from_data({"level": "genus", "taxon": "Manis", "cites": listed})
     assert genus.called_appendix == "Manis javanica: I; Manis culionensis: I"
     assert AnalysisResult.from_data({"taxon": "Manis", "cites": None}).called_appendix == ""
+
+
+def test_cites_of_species_that_are_neither_called_nor_tied_are_not_relevant() -> None:
+    # Below the genus floor the closest species are no candidates: their listings are
+    # not the item's, whatever the look-up recorded.
+    below = AnalysisResult.from_data(
+        {"level": "none", "taxon": None, "candidates": [], "cites": {"Saiga tatarica": "II"}}
+    )
+    assert below.relevant_species == [] and below.called_appendix == ""
+    assert below.appendix_of("Saiga tatarica") == "" and below.relevant_listings == ()
+    species = AnalysisResult.from_data(
+        {**CURRENT, "cites": {"Manis pentadactyla": "I", "Manis javanica": "I"}}
+    )
+    # A species call keeps the species recorded within its gap (tied, not excluded).
+    assert species.relevant_species == ["Manis pentadactyla", "Manis javanica"]
+    assert [x.snapshot for x in species.relevant_listings] == ["2017-04-21"]
+    unknown = AnalysisResult.from_data({"level": "subspecies", "cites": {"Manis javanica": "I"}})
+    assert unknown.relevant_cites == {}
 
 
 def test_warnings_and_flags_carried_with_codes_read_as_their_text() -> None:
@@ -246,9 +263,323 @@ def test_identifications_recorded_in_older_shapes_still_make_a_valid_dossier(
     text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
     assert "Genus only: genus Manis (ambiguous between two species)" in text
     assert ": no usable sequence" in text
-    # The summary shows the latest call, and for a genus the listed candidates' appendices.
-    assert "Manis javanica: I" in text and "not listed / n.a." not in text
+    # The summary shows each finding, and for a genus the listed candidates' appendices,
+    # saying that the date of the listing was not recorded.
+    assert "Manis javanica: App. I (listing date not recorded)" in text
     assert "97.50 %" in text and "several species above threshold" in text
-    assert "fixed-98.5: species identity 98.5" in text
-    assert text.count("has not been validated") == 2
+    assert "Decision rule 'fixed-98.5' as recorded" in text and "species identity 98.5" in text
+    assert "Decision rule (name not recorded) as recorded No setting was recorded" in text
+    # Once per library version and rule, not after every result.
+    assert text.count("was not validated under rule") == 2
     assert verify_dossier(out).valid
+
+
+# A species call far from the next species, whose library statistics name a sister
+# species at 0.0 % (a misidentified record), and a result below the genus floor whose
+# CITES look-up named an unrelated listed species.
+MOKARRAN: dict[str, Any] = {
+    **CURRENT,
+    "query": "fin-1",
+    "taxon": "Sphyrna mokarran",
+    "statement": "consistent with Sphyrna mokarran",
+    "identity": 100.0,
+    "next_species_distance": 6.96,
+    "flags": [],
+    "candidates": [{"species": "Sphyrna mokarran", "best_identity": 100.0}],
+    "hits": [
+        {
+            "species": "Sphyrna mokarran",
+            "best_identity": 100.0,
+            "aligned_length": 600,
+            "n_refs": 5,
+            "n_supporting": 5,
+            "accessions": ["M1", "M2"],
+        },
+        {"species": "Sphyrna zygaena", "best_identity": 93.04, "aligned_length": 600},
+        {"species": "Sphyrna lewini", "best_identity": 92.5, "aligned_length": 600},
+    ],  # fmt: skip
+    "top_hits": [
+        {
+            "seq_id": "M1",
+            "species": "Sphyrna mokarran",
+            "marker": "COI-5P",
+            "identity": 100.0,
+            "aligned_length": 600,
+            "mismatches": 0,
+            "gaps": 0,
+            "query_start": 0,
+            "query_end": 600,
+            "ref_start": 12,
+            "ref_end": 612,
+            "strand": "+",
+        },
+    ],  # fmt: skip
+    "query_sequence": "ACGT" * 150,
+    "rule": {
+        "name": "default",
+        "species_identity": 98.5,
+        "species_gap": 1.0,
+        "genus_floor": 95.0,
+        "discount_conserved_errors": True,
+    },  # fmt: skip
+    "cites": {"Sphyrna mokarran": "II"},
+    "cites_listings": [
+        {
+            "species": "Sphyrna mokarran",
+            "appendix": "II",
+            "listed_under": "Sphyrna mokarran",
+            "snapshot": "2017-04-21",
+            "statement": "Sphyrna mokarran is listed in CITES Appendix II (snapshot 2017-04-21).",
+        }
+    ],  # fmt: skip
+    "species_stats": {
+        "species": "Sphyrna mokarran",
+        "n_refs": 6,
+        "intra_max": 0.3,
+        "nn_distance": 0.0,
+        "nn_species": "Sphyrna lewini",
+    },  # fmt: skip
+}
+BELOW_FLOOR: dict[str, Any] = {
+    **CURRENT,
+    "query": "fin-2",
+    "level": "none",
+    "taxon": None,
+    "rank": None,
+    "statement": "no identification (best match Saiga tatarica at 75.8 %, below the 95 % genus floor)",
+    "identity": 75.8,
+    "next_species_distance": 0.4,
+    "flags": [],
+    "candidates": [],
+    "hits": [
+        {"species": "Saiga tatarica", "best_identity": 75.8, "aligned_length": 500},
+        {"species": "Bos taurus", "best_identity": 75.4, "aligned_length": 500},
+    ],
+    "cites": {"Saiga tatarica": "II"},
+    "cites_listings": [],
+    "species_stats": None,
+}
+
+
+def _record_and_build(world: World, tmp_path: Path, *results: dict[str, Any]) -> str:
+    item = world.hand_to_lab(world.item(description="Carton of fins"))
+    for data in results:
+        ev.record_analysis(world.store, item_id=item, signer=world.analyst, result=data)
+    out = tmp_path / "dossier.pdf"
+    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
+    assert verify_dossier(out).valid
+    return re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
+
+
+def test_distances_rule_and_cites_read_as_one_consistent_account(
+    world: World, tmp_path: Path
+) -> None:
+    text = _record_and_build(world, tmp_path, MOKARRAN, BELOW_FLOOR)
+    # The rule in words, with what held; the raw settings only in Appendix B.
+    assert "calls a species only when (1) the best match reaches 98.5 % identity" in text
+    assert (
+        "Here the best match, Sphyrna mokarran, is at 100.00 %; the next species, Sphyrna "
+        "zygaena, matches 6.96 percentage points less well; and the library checks passed"
+    ) in text
+    assert "discount conserved errors True" not in text
+    settings = text[text.index("Appendix B. Identification details") :]
+    assert "discount conserved errors yes" in settings
+    # "Next species" in plain words, and the library's 0.0 % reconciled with the call.
+    assert "Distance to the next species: 6.96 %. This means that the best reference" in text
+    assert "the next-closest species, Sphyrna zygaena, is 93.04 % identical to the query, " in text
+    assert "about 42 more differing base(s)" in text  # 6.96 % of 600 aligned bases
+    assert "6.96 percentage points less than the best reference of Sphyrna mokarran" in text
+    assert "nearest other species in the library is Sphyrna lewini at 0.0 %" not in text
+    assert (
+        "Between reference sequences (not involving the query), the reference of another species "
+        "closest to any reference of Sphyrna mokarran belongs to Sphyrna lewini, 0.00 % away."
+    ) in text
+    assert "This does not contradict the call" in text and "misidentified" in text
+    assert "its best reference matches the query at 92.50 %" in text
+    # The CITES listing is dated, with a caution for a snapshot years older than the analysis.
+    assert "Sphyrna mokarran App. II 2017-04-21" in text
+    assert "App. II (listing of 2017-04-21)" in text  # the hits table too
+    assert "Caution: the CITES listing shown comes from the snapshot of 2017-04-21" in text
+    # Below the genus floor: no candidate, so no CITES listing belongs to the result.
+    assert "Saiga tatarica: App. II" not in text and "App. II 2017" not in text.replace(
+        "Sphyrna mokarran App. II 2017", ""
+    )
+    assert "No species is called or tied with the call" in text
+    assert "these species are not candidates" in text
+    # Error rates and limitations once for the library version, true for it.
+    assert text.count("Mitochondrial and plastid markers") == 1
+    assert text.count("The error rates quoted were measured on this library version") == 1
+    assert "Correct species calls (species in the library) 32.2 %" in text
+    # Appendix B: the best alignment's summary and the query sequence.
+    assert "M1 Sphyrna mokarran COI-5P 100.00 % 600 bp 0 0 1-600 13-612 +" in settings
+    assert "ACGTACGTACGT" in settings.replace(" ", "")
+
+
+def test_a_species_not_listed_reads_so_without_a_date_warning(world: World, tmp_path: Path) -> None:
+    statement = "Sphyrna mokarran has no CITES listing in the bundled snapshots."
+    unlisted = {
+        **MOKARRAN,
+        "cites": {},
+        "cites_listings": [
+            {"species": "Sphyrna mokarran", "appendix": "not listed", "statement": statement}
+        ],
+    }
+    text = _record_and_build(world, tmp_path, unlisted)
+    assert "Sphyrna mokarran: not listed (in the bundled snapshots)" in text
+    assert statement in text
+    assert "date not recorded" not in text and "was not recorded with this analysis" not in text
+
+
+def test_a_recent_listing_carries_no_caution(world: World, tmp_path: Path) -> None:
+    recent = {
+        **MOKARRAN,
+        "cites_listings": [{**MOKARRAN["cites_listings"][0], "snapshot": "2026-07"}],
+    }
+    text = _record_and_build(world, tmp_path, recent)
+    assert "Sphyrna mokarran App. II 2026-07" in text and "Caution: the CITES" not in text
+
+
+def test_identify_prints_cites_readably_for_called_species_only(world: World) -> None:
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+    from custody.species import bundled_data
+
+    cli = CliRunner()
+    imported = cli.invoke(app, ["ref", "import", "demo", str(bundled_data("demo_library.fasta"))])
+    assert imported.exit_code == 0, imported.output
+    result = cli.invoke(
+        app, ["identify", str(bundled_data("demo_queries.fasta")), "--library", "demo"]
+    )
+    assert result.exit_code == 0, result.output
+    blocks = result.stdout.split("\ndemo_")
+    below = next(b for b in blocks if "Manis_pentadactyla_COI-5P" in b)
+    # 88 % identity: the species that matched best are no candidates, so no CITES line.
+    assert "NONE" in below and "CITES" not in below
+    called = next(b for b in blocks if "Manis_pentadactyla_12S-V5" in b)
+    assert "CITES: Manis pentadactyla: Appendix I (listing of 2017-04-21)" in called
+    assert "next species Manis crassicaudata 8.071 % less identical" in called
+    assert "{" not in result.stdout and "'I'" not in result.stdout
+
+
+def test_summary_names_a_combined_finding_only_when_the_samples_agree(
+    world: World, tmp_path: Path
+) -> None:
+    from custody.records import record_sample
+
+    def sampled(description: str, *results: dict[str, Any]) -> str:
+        item = world.hand_to_lab(world.item(description=description))
+        for n, data in enumerate(results, start=1):
+            child = record_sample(
+                world.store, item_id=item, signer=world.analyst, description=f"scale {n}"
+            ).id
+            ev.record_analysis(world.store, item_id=child, signer=world.analyst, result=data)
+        return item
+
+    agree = sampled("Bag A", CURRENT, CURRENT)
+    partial = sampled("Bag B", CURRENT, BELOW_FLOOR)
+    ambiguous = {
+        **CURRENT,
+        "level": "ambiguous",
+        "taxon": "Manis",
+        "rank": "genus",
+        "statement": "ambiguous between Manis javanica and Manis culionensis; reported at genus level Manis",
+        "candidates": [{"species": "Manis javanica"}, {"species": "Manis culionensis"}],
+    }
+    tied = sampled("Bag C", ambiguous)
+    out = tmp_path / "dossier.pdf"
+    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
+    start = text.index("Each analysed sample's own finding")
+    summary = text[start : text.index(f"2. Item {agree}", start)]
+    row_a = summary[summary.index(agree) : summary.index(f"{agree}.1")]
+    assert "1.1: Manis pentadactyla (species) 1.2: Manis pentadactyla (species)" in row_a
+    assert "All 2 analysed samples agree: Manis pentadactyla (species)." in row_a
+    row_b = summary[summary.index(partial) : summary.index(f"{partial}.1")]
+    assert "2.2: no identification" in row_b and "agree" not in row_b
+    assert (
+        "Not every analysis identifies: Manis pentadactyla (species) from 1 of 2 analyses; "
+        "the others gave no identification."
+    ) in row_b
+    row_c = summary[summary.index(tied) : summary.index(f"{tied}.1")]
+    assert "3.1: Manis (ambiguous: Manis javanica and Manis culionensis)" in row_c
+    # The sub-sample that gave no identification shows its own result, not its sibling's.
+    row_b2 = summary[summary.index(f"{partial}.2") :]
+    assert row_b2.split(f"{partial}.2", 1)[1].split(" in custody")[0].count("Manis") == 0
+
+
+def test_the_rule_in_words_names_the_exception_or_the_failed_condition(
+    world: World, tmp_path: Path
+) -> None:
+    dominant_flag = (
+        "5 references of Sphyrna mokarran match the query at 99.80-100.00 %, closer than any "
+        "reference of another species (next: Sphyrna zygaena at 99.50 %)"
+    )
+    dominant = {
+        **MOKARRAN,
+        "query": "fin-3",
+        "next_species_distance": 0.5,
+        "hits": [MOKARRAN["hits"][0], {**MOKARRAN["hits"][1], "best_identity": 99.5}],
+        "flags": [dominant_flag],
+        "flag_codes": ["dominant-support"],
+    }
+    outside = (
+        "query is 1.00 % from Sphyrna mokarran, outside the variation seen among its 6 "
+        "references (at most 0.30 %)"
+    )
+    genus = {
+        **MOKARRAN,
+        "query": "fin-4",
+        "level": "genus",
+        "taxon": "Sphyrna",
+        "rank": "genus",
+        "statement": "consistent with genus Sphyrna; species not determined",
+        "identity": 99.0,
+        "flags": [outside],
+        "flag_codes": ["outside-library-variation"],
+    }
+    text = _record_and_build(world, tmp_path, dominant, genus)
+    assert (
+        "condition (2) did not hold, since Sphyrna zygaena lies 0.50 percentage points behind, "
+        f"within the gap; the rule makes one exception, which applied: {dominant_flag}"
+    ) in text
+    assert (
+        "Here the best match, at 99.00 %, reached the species threshold, but condition (3) "
+        f"failed: {outside}; the closest species all belong to Sphyrna"
+    ) in text
+
+
+def test_a_dossier_issued_before_these_changes_still_verifies() -> None:
+    """Issued with the code of the typed dossier (before withdrawn analyses were shown as
+    such): the bundle's format is unchanged, so it verifies as it did."""
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+
+    issued = Path(__file__).parent / "data" / "dossiers" / "issued-before-court-record.pdf"
+    check = verify_dossier(issued)
+    assert check.valid, (check.problems, check.findings)
+    assert check.report_id == f"{CASE}-R1" and check.events > 0
+    result = CliRunner().invoke(app, ["dossier", "verify", str(issued)])
+    assert result.exit_code == 0 and result.stdout.startswith("VALID")
+
+
+def test_a_fixed_threshold_rule_is_not_said_to_have_checked_the_library(
+    world: World, tmp_path: Path
+) -> None:
+    fixed = {
+        **MOKARRAN,
+        "rule": {
+            "name": "fixed-98.5",
+            "species_identity": 98.5,
+            "species_gap": 1.0,
+            "use_library_stats": False,
+        },  # fmt: skip
+        "species_stats": None,
+    }
+    text = _record_and_build(world, tmp_path, fixed)
+    assert "Rule 'fixed-98.5' calls a species only when (1)" in text
+    assert "(3)" not in text and "library checks passed" not in text
+    assert "matches 6.96 percentage points less well. The call is therefore at species level." in (
+        text
+    )

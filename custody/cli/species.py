@@ -21,7 +21,7 @@ from custody.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from species_ref.identify import Identification
+    from custody.species import SpeciesAnalysis
 
 app = typer.Typer(
     help="Reference libraries of DNA barcodes: import, list, show, conflicts, export, validate.",
@@ -335,14 +335,17 @@ def identify(
             sys.stdout.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
         return
     for r in results:
-        _print_identification(r.identification)
+        _print_identification(r)
 
 
 #: colour of each decision level's tag in `identify` output.
 _LEVEL_COLOUR = {"species": "green", "ambiguous": "yellow", "genus": "yellow"}
 
 
-def _print_identification(r: Identification) -> None:
+def _print_identification(analysis: SpeciesAnalysis) -> None:
+    """One result in readable lines; CITES only for the called species and tied candidates,
+    each appendix with the date of the listing it comes from."""
+    r = analysis.identification
     out.print(
         styled(
             (r.query, "bold"),
@@ -354,13 +357,19 @@ def _print_identification(r: Identification) -> None:
     if r.identity is not None:
         identity = round(r.identity, 3)
         coverage = None if r.coverage is None else round(r.coverage, 2)
-        out.print(
-            f"  identity {identity} %  coverage {coverage} %  next species {r.next_species_distance}"
+        nxt = r.hits[1] if len(r.hits) > 1 else None
+        gap = (
+            f"  next species {nxt.species} {r.next_species_distance} % less identical"
+            if nxt is not None and r.next_species_distance is not None
+            else ""
         )
+        out.print(f"  identity {identity} %  coverage {coverage} %{gap}")
     for flag in r.flag_texts:
         out.print(styled(("  flag:", "yellow"), f" {flag}"))
-    if r.cites:
-        out.print(f"  CITES: {r.cites}")
+    for c in analysis.cites_listings:
+        appendix = "not listed" if c.appendix == "not listed" else f"Appendix {c.appendix}"
+        dated = f" (listing of {c.snapshot})" if c.snapshot else ""
+        out.print(f"  CITES: {c.species}: {appendix}{dated}")
     out.print(
         f"  library {r.library_name} v{r.library_version_number} {r.library_version[:23]}…  rule {r.rule.name}"
     )

@@ -15,12 +15,23 @@ Invariants:
 - The renderer reads only the prepared `DossierContent`, never the store; each
   entry's `item` is the item's signed record, not its (alterable) row, and a
   species identification is read through `custody.analysis.AnalysisResult`.
+- What the record says now is what is shown: an item's particulars include its
+  field corrections (each listed with the value first recorded, the correcting
+  event and the reason); a withdrawn identification is marked WITHDRAWN wherever
+  it appears and counts as no finding; a voided item is listed only among the
+  voided items, never as evidence (no summary row, no section).
+- A finding belongs to the sample it was run on: an item's summary row lists each
+  analysed sample's own findings and names a finding for the item only when they
+  agree. CITES listings are shown, dated, only for the species called or tied.
+- Error rates and limitations are printed once per library version, in words
+  true for it (validated or not); rule settings and alignments go to Appendix B.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,11 +61,13 @@ from reportlab.platypus.tableofcontents import TableOfContents
 from custody.analysis import (
     Analysis,
     AnalysisResult,
+    CitesListing,
     DecisionRule,
+    Level,
     LibraryValidation,
     QueryQC,
     QuerySource,
-    SpeciesStats,
+    RuleValue,
 )
 from custody.domain import EventRecord, EventType, UnreadableEvent
 from custody.dossier.case import (
@@ -79,9 +92,10 @@ LIMITATIONS = (
     "Mitochondrial and plastid markers are inherited from one parent only: they cannot detect hybrids, "
     "and introgression can make one species carry another's sequence. A reference library can be "
     "incomplete (a species absent from it may be reported as a relative or not at all) and public "
-    "records can be misidentified. The error rates quoted were measured on the library itself "
-    "(leave-one-out and leave-species-out) and are estimates for similar material. Confirmation with "
-    "an independent marker may be advisable where the result is contested."
+    "records can be misidentified."
+)
+CONFIRMATION = (
+    "Confirmation with an independent marker may be advisable where the result is contested."
 )
 STATEMENT = (
     "The results in this report relate only to the items tested as received. This report shall not "
@@ -115,6 +129,50 @@ class ItemEntry:
     def depth(self) -> int:
         return self.item.depth
 
+    @property
+    def shown(self) -> ItemRecord:
+        """The item as it now reads: the signed record with its field corrections."""
+        if not self.state.field_corrections:
+            return self.item
+        return ItemRecord.from_mapping(self.state.record(self.item.columns()))
+
+    @property
+    def voided(self) -> bool:
+        return self.state.voided
+
+    def withdrawal(self, event_id: int) -> EventRecord | None:
+        """The correction that withdrew event `event_id` (one without field changes)."""
+        return next(
+            (
+                e
+                for e in self.events
+                if e.type == EventType.CORRECT
+                and e.data.get("corrects") == event_id
+                and not e.data.get("set")
+            ),
+            None,
+        )
+
+    @property
+    def findings(self) -> list[Analysis]:
+        """The identifications that count: those not withdrawn."""
+        return [a for a in self.analyses if self.withdrawal(a.event.id) is None]
+
+    @property
+    def withdrawn(self) -> list[tuple[Analysis, EventRecord]]:
+        """Withdrawn identifications with the correction that withdrew each."""
+        out = []
+        for a in self.analyses:
+            by = self.withdrawal(a.event.id)
+            if by is not None:
+                out.append((a, by))
+        return out
+
+    @property
+    def label(self) -> str:
+        """The item's number within its case ("1", "1.2")."""
+        return self.item.id.rsplit("/", 1)[-1]
+
 
 @dataclass(frozen=True)
 class DossierContent:
@@ -137,6 +195,15 @@ class DossierContent:
     @property
     def agency_name(self) -> str:
         return (self.agency.name if self.agency else "") or self.case.agency_code or ""
+
+    @property
+    def evidence(self) -> tuple[ItemEntry, ...]:
+        """The items that are evidence: every item not voided."""
+        return tuple(e for e in self.items if not e.voided)
+
+    @property
+    def voided(self) -> tuple[ItemEntry, ...]:
+        return tuple(e for e in self.items if e.voided)
 
 
 def _styles() -> dict[str, ParagraphStyle]:
@@ -322,13 +389,22 @@ def qr_flowable(text: str, size: float) -> Flowable:
 
 
 def _actor(content: DossierContent, handle: str | None) -> str:
+    """A person as every page names them: full name and handle ("Amina Otieno (aotieno)");
+    role, badge and key are in the table of people in Appendix A."""
     if not handle:
         return ""
     a = content.actors.get(handle)
     if a is None:
         return handle
-    badge = f", {a.badge}" if a.badge else ""
-    return f"{a.name} ({a.role}{badge})"
+    return f"{a.name} ({handle})"
+
+
+def _place(content: DossierContent, location: str | None) -> str:
+    """A location as recorded; "with HANDLE" (an item wherever its holder is) names them."""
+    text = location or ""
+    if text.startswith("with ") and text[5:] in content.actors:
+        return f"with {_actor(content, text[5:])}"
+    return text
 
 
 def _short_time(utc: str | None) -> str:
@@ -388,12 +464,26 @@ class _ItemTree:
 
 def render_dossier(content: DossierContent, out: Path) -> int:
     """Write the dossier PDF to `out`; returns the number of pages."""
-    tree = _ItemTree(content.items)
-    story = [*_front_matter(content), *_contents(len(content.items)), *_summary(content, tree)]
-    for number, entry in enumerate(content.items, start=1):
+    evidence = content.evidence
+    tree = _ItemTree(evidence)
+    libraries = _libraries(evidence)
+    sections = len(evidence) + (1 if libraries else 0) + 2  # summary ... sign-off
+    appendices = 2 if any(e.analyses for e in evidence) else 1
+    story = [
+        *_front_matter(content),
+        *_contents(sections + appendices + (1 if content.voided else 0)),
+        *_summary(content, tree),
+    ]
+    for number, entry in enumerate(evidence, start=1):
         story.extend(_item_section(content, entry, number=number, tree=tree))
-    story.extend(_sign_off(content))
-    story.extend(_integrity_appendix(content))
+    number = len(evidence) + 2
+    if libraries:
+        story.extend(_library_section(libraries, number=number))
+        number += 1
+    story.extend(_sign_off(content, number=number))
+    story.extend(_integrity_appendix(content, last=appendices == 1))
+    if appendices == 2:
+        story.extend(_identification_appendix(content))
     rid = content.report.report_id
     doc = _Doc(
         str(out),
@@ -480,7 +570,7 @@ def _findings_table(findings: Sequence[Finding]) -> Flowable:
     )
 
 
-def _contents(n_items: int) -> list[Flowable]:
+def _contents(n_entries: int) -> list[Flowable]:
     toc = TableOfContents()
     toc.levelStyles = [
         ParagraphStyle(
@@ -496,45 +586,201 @@ def _contents(n_items: int) -> list[Flowable]:
         ),
     ]
     # Pre-size the contents with placeholder entries so page numbers settle in two passes.
-    toc._entries = [(0, "placeholder", 999, None)] * (n_items + 4)
+    toc._entries = [(0, "placeholder", 999, None)] * n_entries
     return [PageBreak(), Paragraph("Contents", S["h1"]), toc, PageBreak()]
 
 
 def _summary(content: DossierContent, tree: _ItemTree) -> list[Flowable]:
     rows = []
-    for entry in content.items:
-        # A seized item shows the latest finding on it or any of its sub-samples.
-        below = tree.below(entry) if entry.depth == 0 else [entry]
-        analyses = sorted((a for e in below for a in e.analyses), key=lambda a: a.event.id)
-        finding, appendix = _finding(analyses[-1].result if analyses else None)
+    for entry in content.evidence:
         state = entry.state
-        held = f", held by {state.custodian}" if state.custodian else ""
+        held = f", held by {_actor(content, state.custodian)}" if state.custodian else ""
+        finding, cites = _item_finding(tree.below(entry))
         rows.append(
             [
                 "    " * entry.depth + entry.item.id,
-                entry.item.description,
+                entry.shown.description,
                 finding,
-                appendix,
+                cites,
                 state.status + held,
             ]
         )
-    return [
+    out: list[Flowable] = [
         heading("1. Summary of items and findings", 0, "summary"),
+        P(
+            "Each analysed sample's own finding is listed on its item's row and on the rows of "
+            'the items it was taken from ("1.2:" is sub-sample 1.2). A finding for the item as '
+            "a whole is given only when all its samples agree. Withdrawn analyses do not count.",
+            "small",
+        ),
         table(
-            ["item", "description", "species finding", "CITES appendix", "custody status"],
+            [
+                "item",
+                "description",
+                "species finding of each analysed sample",
+                "CITES",
+                "custody status",
+            ],
             rows,
-            [16, 28, 30, 11, 15],
+            [15, 24, 33, 15, 13],
+        ),
+    ]
+    stale = sorted(
+        {
+            snapshot
+            for entry in content.evidence
+            for a in entry.findings
+            for snapshot in stale_snapshots(a.result.relevant_listings, at=a.event.at)
+        }
+    )
+    if stale:
+        out.append(
+            P(
+                f"Caution: the CITES listings above come from the snapshot of {', '.join(stale)}, "
+                "more than a year before the analyses. Listings change at each Conference of "
+                "the Parties; the Appendices in force on the date of the offence must be checked.",
+                "alert",
+            )
+        )
+    out += _voided_items(content)
+    return out
+
+
+def _voided_items(content: DossierContent) -> list[Flowable]:
+    if not content.voided:
+        return []
+    rows = []
+    for entry in content.voided:
+        void = entry.state.void or {}
+        rows.append(
+            [
+                entry.item.id,
+                entry.shown.description,
+                f"{void.get('reason', '')}",
+                f"event {void.get('event', '')}, {_short_time(void.get('at'))} UTC, "
+                f"{_actor(content, void.get('by'))}",
+            ]
+        )
+    return [
+        heading("Voided items (entered in error)", 1, "voided"),
+        P(
+            "These items were recorded and later voided as entered in error. They are not "
+            "evidence and have no section in this report; their signed records stay in the "
+            "embedded bundle.",
+            "small",
+        ),
+        table(
+            ["item", "description", "reason for voiding", "voided by"],
+            rows,
+            [16, 30, 30, 24],
         ),
     ]
 
 
-def _finding(result: AnalysisResult | None) -> tuple[str, str]:
-    """A species finding in a few words, and the CITES appendix of the species called."""
-    if result is None:
+def _short_finding(r: AnalysisResult) -> str:
+    """A finding in a few words: the taxon and the level's words (`level_words`)."""
+    words = r.level_words.lower()
+    if r.level is Level.AMBIGUOUS:
+        names = _join([c.species for c in r.candidates])
+        return f"{r.taxon or 'no genus'} ({words}{': ' + names if names else ''})"
+    if r.level in (Level.SPECIES, Level.GENUS) and r.taxon:
+        return f"{r.taxon} ({words})"
+    if r.level is not None:
+        return Level.NONE.words.lower()
+    return r.statement or r.level_text or "result not readable"
+
+
+def _finding_key(r: AnalysisResult) -> tuple[str, str]:
+    return (r.level_text, r.taxon or "")
+
+
+def _item_finding(samples: Sequence[ItemEntry]) -> tuple[str, str]:
+    """Each analysed sample's findings, a combined finding when they agree, and the
+    CITES listings of the species called or tied in them."""
+    lines: list[str] = []
+    counted: list[AnalysisResult] = []
+    analysed_samples = 0
+    listings: dict[tuple[str, str, str], None] = {}
+    for sample in sorted(samples, key=lambda e: item_sort_parts(e.item.id)):
+        if not sample.analyses:
+            continue
+        found = sample.findings
+        shown: list[str] = []
+        for a in found:
+            text = _short_finding(a.result)
+            marker = ", ".join(a.result.markers)
+            if len(found) > 1 and marker:
+                text += f" [{marker}]"
+            if text not in shown:
+                shown.append(text)
+            counted.append(a.result)
+            for x in a.result.relevant_listings:
+                listings[(x.species, x.appendix, x.snapshot)] = None
+        analysed_samples += bool(found)
+        for a, by in sample.withdrawn:
+            shown.append(f"analysis event {a.event.id} WITHDRAWN by event {by.id}")
+        lines.append(f"{sample.label}: " + "; ".join(shown or ["no finding"]))
+    if not lines:
         return "not analysed", ""
-    return f"{result.level_words}: {result.statement}", (
-        result.called_appendix or "not listed / n.a."
-    )
+    lines += _agreement(counted, samples=analysed_samples)
+    cites = [
+        f"{sp}: {_appendix_words(appendix)}{_dated(snapshot, listed=_listed(appendix))}"
+        for sp, appendix, snapshot in listings
+    ]
+    return "\n".join(lines), "\n".join(cites) or "no species called"
+
+
+def _agreement(results: Sequence[AnalysisResult], *, samples: int) -> list[str]:
+    """Whether the counted findings agree, in one plain sentence (none for a lone one)."""
+    if not results:
+        return ["No finding counts: every analysis was withdrawn."]
+    identified = [r for r in results if r.taxon]
+    taxa = {_finding_key(r) for r in identified}
+    if len(taxa) > 1:
+        if samples > 1:
+            return ["The samples disagree: no finding for the item as a whole."]
+        return ["The analyses of this sample disagree: no single finding."]
+    if len(results) == 1:
+        return []
+    if identified and len(identified) < len(results):
+        return [
+            f"Not every analysis identifies: {_short_finding(identified[0])} from "
+            f"{len(identified)} of {len(results)} analyses; the others gave no identification."
+        ]
+    what = _short_finding(results[0])
+    if samples > 1:
+        return [f"All {samples} analysed samples agree: {what}."]
+    return [f"All {len(results)} analyses agree: {what}."]
+
+
+def _appendix_words(appendix: str) -> str:
+    if not appendix or appendix == "not listed":
+        return "not listed"
+    return f"App. {appendix}"
+
+
+def _listed(appendix: str) -> bool:
+    return bool(appendix) and appendix != "not listed"
+
+
+def _dated(snapshot: str, *, listed: bool = True) -> str:
+    """When the listing (or its absence) was taken from; the bundled snapshots answer
+    "not listed" without a date."""
+    if snapshot:
+        return f" (listing of {snapshot})"
+    return " (listing date not recorded)" if listed else " (in the bundled snapshots)"
+
+
+def _join(names: Sequence[str]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def item_sort_parts(item_id: str) -> tuple[int, ...]:
+    """Numeric order of an item number's parts ("1.10" after "1.9")."""
+    tail = item_id.rsplit("/", 1)[-1]
+    return tuple(int(p) if p.isdigit() else 0 for p in tail.split("."))
 
 
 # One item
@@ -548,17 +794,27 @@ def _item_section(
         heading(f"{number + 1}. Item {entry.item.id}", 0, f"item-{number}"),
         _description(content, entry),
     ]
+    out += _corrections(content, entry)
     out += _receipts(content, entry)
     out += _photographs(content, entry)
     out += _sampling(content, entry, tree=tree)
     out += _timeline(content, entry)
     for analysis in entry.analyses:
-        out += _identification(content, analysis)
+        by = entry.withdrawal(analysis.event.id)
+        if by is None:
+            out += _identification(content, analysis)
+        else:
+            out += _withdrawn_identification(content, analysis, by=by)
     return out
 
 
 def _description(content: DossierContent, entry: ItemEntry) -> Flowable:
-    item, state = entry.item, entry.state
+    item, state = entry.shown, entry.state
+    corrected = set(state.field_corrections)
+
+    def mark(text: str, *fields: str) -> str:
+        return f"{text} (corrected; see below)" if corrected & set(fields) and text else text
+
     quantity = []
     if item.count is not None:
         quantity.append(f"{item.count} piece(s)")
@@ -566,27 +822,92 @@ def _description(content: DossierContent, entry: ItemEntry) -> Flowable:
         quantity.append(f"{item.weight} {item.unit}".strip())
     located = item.lat is not None and item.lon is not None
     coords = f" ({item.lat:.5f}, {item.lon:.5f})" if located else ""
-    parent = f" (sub-item of {item.parent_id})" if item.parent_id else ""
+    parent = f" (sub-sample of {item.parent_id})" if item.parent_id else ""
+    origin = state.origin
+    if item.parent_id and origin:
+        provenance: list[tuple[str, CellValue]] = [
+            (
+                "Taken from",
+                f"{origin.get('item')} on {_short_time(origin.get('at'))} UTC by "
+                f"{_actor(content, origin.get('by'))}",
+            ),
+        ]
+    else:
+        provenance = [
+            ("Place seized", mark(f"{item.place}{coords}", "place", "lat", "lon")),
+            (
+                "Seized at",
+                mark(
+                    f"{_short_time(item.seized_at)} UTC (local {item.seized_at_local})",
+                    "seized_at",
+                    "seized_at_local",
+                ),
+            ),
+            ("Seizing officer", _actor(content, item.seizing_officer)),
+        ]
+    custodian = _actor(content, state.custodian) or "-"
     return kv_table(
         [
             ("Item number", item.id + parent),
-            ("Description", item.description),
-            ("Claimed species", item.species),
-            ("Count / weight", ", ".join(quantity)),
-            ("Packaging", item.packaging),
-            ("Bag", f"{item.bag_no} of {item.bag_total}" if item.bag_no else ""),
+            ("Description", mark(item.description, "description")),
+            ("Claimed species", mark(item.species, "species")),
+            ("Count / weight", mark(", ".join(quantity), "count", "weight", "unit")),
+            ("Packaging", mark(item.packaging, "packaging")),
+            (
+                "Bag",
+                mark(f"{item.bag_no} of {item.bag_total}", "bag_no", "bag_total")
+                if item.bag_no
+                else "",
+            ),
             ("Seal at seizure", item.seal_at_seizure),
             ("Current seal", state.seal or "unsealed"),
             ("Other IDs", "; ".join(f"{k}: {v}" for k, v in item.other_id_pairs)),
-            ("Place seized", f"{item.place}{coords}"),
-            ("Seized at", f"{_short_time(item.seized_at)} UTC (local {item.seized_at_local})"),
-            ("Seizing officer", _actor(content, item.seizing_officer)),
+            *provenance,
             (
                 "Custody status",
-                f"{state.status}; custodian {state.custodian}; location {state.location or '-'}",
+                f"{state.status}; custodian {custodian}; "
+                f"location {_place(content, state.location) or '-'}",
             ),
         ]
     )
+
+
+def _corrections(content: DossierContent, entry: ItemEntry) -> list[Flowable]:
+    """Each corrected field: the value shown, the value recorded, and why."""
+    corrections = entry.state.field_corrections
+    if not corrections:
+        return []
+    signed = entry.item.columns()
+    rows: list[list[CellValue]] = []
+    for name, c in corrections.items():
+        by = next((e for e in entry.events if e.id == c.event), None)
+        who = f", {_actor(content, by.actor)}, {_short_time(by.at)} UTC" if by else ""
+        rows.append(
+            [
+                name.replace("_", " "),
+                _value(c.value),
+                _value(signed.get(name)),
+                f"event {c.event}{who}",
+                c.reason,
+            ]
+        )
+    return [
+        Paragraph("Corrected particulars", S["h3"]),
+        P(
+            "The values above include these corrections. The value as first recorded stays "
+            "in the signed record of the item's creation and in the custody history.",
+            "small",
+        ),
+        table(
+            ["field", "corrected value", "as first recorded", "corrected by", "reason"],
+            rows,
+            [12, 15, 15, 28, 30],
+        ),
+    ]
+
+
+def _value(value: object) -> str:
+    return "(none)" if value in (None, "") else str(value)
 
 
 def _receipts(content: DossierContent, entry: ItemEntry) -> list[Flowable]:
@@ -643,6 +964,7 @@ def _sampling(content: DossierContent, entry: ItemEntry, *, tree: _ItemTree) -> 
     if not (samples or children or item.parent_id):
         return []
     out: list[Flowable] = [Paragraph("Sampling plan and sub-samples", S["h3"])]
+    voided = {v.item.id for v in content.voided}
     origin = next(
         (e for e in entry.events if e.type == EventType.SAMPLE and e.data.get("parent")), None
     )
@@ -659,7 +981,8 @@ def _sampling(content: DossierContent, entry: ItemEntry, *, tree: _ItemTree) -> 
                 ["sub-sample", "taken (UTC)", "by", "what", "why"],
                 [
                     [
-                        e.data["child"],
+                        e.data["child"]
+                        + (" (VOIDED: not evidence)" if e.data["child"] in voided else ""),
                         _short_time(e.at),
                         _actor(content, e.actor),
                         e.data.get("description"),
@@ -692,6 +1015,9 @@ def _timeline(content: DossierContent, entry: ItemEntry) -> list[Flowable]:
     rows = []
     seal: str | None = entry.item.seal_at_seizure or None
     results = {a.event.id: a.result for a in entry.analyses}
+    photos: dict[int, list[str]] = {}
+    for att in entry.attachments:
+        photos.setdefault(att.event, []).append(att.name)
     for e in entry.events:
         before = seal
         if e.type == EventType.SEAL:
@@ -699,6 +1025,13 @@ def _timeline(content: DossierContent, entry: ItemEntry) -> list[Flowable]:
         elif e.type == EventType.UNSEAL:
             seal = None
         details = _event_details(e, results.get(e.id))
+        by = entry.withdrawal(e.id)
+        if by is not None:
+            details = f"WITHDRAWN by event {by.id} ({by.data.get('reason', '')}): {details}"
+        if e.witness:
+            details += f"; witnessed by {_actor(content, e.witness)}"
+        if photos.get(e.id):
+            details += "; photographs: " + ", ".join(photos[e.id])
         rows.append(_timeline_row(content, e, details=details, seal_before=before, seal_after=seal))
     return [
         Paragraph("Custody timeline", S["h3"]),
@@ -722,19 +1055,18 @@ def _timeline_row(
     problems = content.event_problems.get(e.id)
     status = "verified" if not problems else "NOT VERIFIED: " + "; ".join(problems)
     signatures = f"{status}\n{_signers(e)}"
-    if e.witness:
-        details += f"; witness {e.witness}"
     if seal_before != seal_after:
         seal = f"{seal_before or '-'} -> {seal_after or '-'}"
     else:
         seal = seal_after or "-"
+    acting = released or ("" if received else e.actor)
     return [
         str(e.id),
         _short_time(e.at),
         e.type,
-        _actor(content, released) if released else e.actor if not received else "",
+        _actor(content, acting),
         _actor(content, received),
-        e.data.get("location") or "",
+        _place(content, e.data.get("location")),
         seal,
         _spaced(details),
         (signatures, "alert") if problems else signatures,
@@ -781,7 +1113,13 @@ def _event_details(e: EventRecord, result: AnalysisResult | None = None) -> str:
             + (f"; {d['reason']}" if d.get("reason") else "")
         )
     if t == EventType.CORRECT:
-        return f"corrects event {d.get('corrects')}: {d.get('reason')}"
+        changes = d.get("set")
+        if isinstance(changes, dict) and changes:
+            sets = ", ".join(f"{k} to {v}" for k, v in changes.items())
+            return f"corrects event {d.get('corrects')}: sets {sets}; reason: {d.get('reason')}"
+        return f"withdraws event {d.get('corrects')}; reason: {d.get('reason')}"
+    if t == EventType.VOID:
+        return f"item VOIDED as entered in error; reason: {d.get('reason')}"
     if t == EventType.DISPOSE:
         return f"{d.get('method')}; authority: {d.get('authority')}"
     keys = ("condition", "reason", "text", "location")
@@ -800,24 +1138,69 @@ def _identification(content: DossierContent, analysis: Analysis) -> list[Flowabl
         Paragraph(markup(f"Species identification (event {e.id}): {r.query}"), S["h2"]),
         P(f"{r.level_words}: {r.statement}", "call"),
         kv_table(_method_rows(content, analysis)),
+        Paragraph("Decision rule", S["h3"]),
+        P(_rule_words(r), "body"),
+        Paragraph("Distances to other species", S["h3"]),
+        P(" ".join(_distance_sentences(r)), "body"),
     ]
     out += _hits(r)
-    if r.species_stats is not None:
-        out.append(P(_coverage_sentence(r.species_stats), "small"))
-    out += _cites_listings(r)
+    out += _cites_listings(r, at=e.at)
     out += [
         Paragraph("Flags", S["h3"]),
-        P("\n".join(f"• {f}" for f in r.flags) if r.flags else "None.", "body"),
+        P(
+            "\n".join(f"• {_dated_flag(f, r.relevant_listings)}" for f in r.flags)
+            if r.flags
+            else "None.",
+            "body",
+        ),
+        P(
+            f"Error rates and limitations of {_library_name(r)}: see the section on the "
+            "reference libraries used. Rule settings, the alignments and the query sequence: "
+            "Appendix B.",
+            "small",
+        ),
     ]
-    out += _error_rates(r.validation)
-    out += [Paragraph("Limitations", S["h3"]), P(LIMITATIONS, "small")]
     return out
 
 
+def _withdrawn_identification(
+    content: DossierContent, analysis: Analysis, *, by: EventRecord
+) -> list[Flowable]:
+    """A withdrawn identification: named, with what withdrew it; it is no finding."""
+    e, r = analysis.event, analysis.result
+    return [
+        CondPageBreak(30 * mm),
+        Paragraph(markup(f"Species identification (event {e.id}): {r.query} (WITHDRAWN)"), S["h2"]),
+        P(
+            f"WITHDRAWN by event {by.id} on {_short_time(by.at)} UTC by "
+            f"{_actor(content, by.actor)}. Reason: {by.data.get('reason') or 'not stated'}.",
+            "alert",
+        ),
+        P(
+            f"This analysis no longer counts as a finding and is not used anywhere in this "
+            f"report. For the record only, it had been recorded by {_actor(content, e.actor)} "
+            f"on {_short_time(e.at)} UTC as: {r.level_words}: {r.statement}.",
+            "body",
+        ),
+    ]
+
+
+def _library_name(r: AnalysisResult) -> str:
+    return f"{r.library_name} version {_known(r.library_version_number)}"
+
+
 def _method_rows(content: DossierContent, analysis: Analysis) -> list[tuple[str, CellValue]]:
-    """Method, query, quality, results with units, library and rule: what a re-run needs."""
+    """Method, query, quality, results with units, library: what a re-run needs."""
     e, r = analysis.event, analysis.result
     src = r.source or QuerySource()
+    best = r.best_hit
+    support = ""
+    if best is not None and r.level is Level.SPECIES:
+        support = (
+            f"{_known(best.n_refs)} reference(s) of {best.species} aligned, "
+            f"{_known(best.n_supporting)} at or above the species threshold: "
+            + ", ".join(best.accessions)
+        )
     return [
         ("Method", METHOD),
         ("Marker(s) matched", ", ".join(r.markers) or "see hits"),
@@ -829,10 +1212,10 @@ def _method_rows(content: DossierContent, analysis: Analysis) -> list[tuple[str,
             "Identity / coverage",
             f"{_pct(r.identity)} identity over {_pct(r.coverage)} of the query",
         ),
-        ("Distance to next species", _pct(r.next_species_distance)),
-        ("Reference library", f"{r.library_name} version {r.library_version_number}"),
+        ("Supporting references", support),
+        ("Reference library", _library_name(r)),
         ("Library content hash", (r.library_version, "mono")),
-        ("Decision rule", _rule_text(r.rule)),
+        ("Decision rule", f"'{r.rule.name}' (in words below; every setting in Appendix B)"),
         ("Analyst", f"{_actor(content, e.actor)}, {_short_time(e.at)} UTC"),
     ]
 
@@ -851,6 +1234,198 @@ def _quality(r: AnalysisResult) -> str:
     return "; ".join([*bits, *qc.warnings])
 
 
+def _num(value: float | None, default: float) -> str:
+    return f"{default if value is None else value:g}"
+
+
+def _rule_words(r: AnalysisResult) -> str:
+    """What had to be true for this call under its rule, and that it was."""
+    rule = r.rule
+    species_id = _num(rule.number("species_identity"), 98.5)
+    gap = _num(rule.number("species_gap"), 1.0)
+    floor = _num(rule.number("genus_floor"), 95.0)
+    identity = _pct(r.identity) or "not recorded"
+    name = f"Rule '{rule.name}'" if rule.name else "The rule recorded"
+    species_needs = (
+        f"{name} calls a species only when (1) the best match reaches {species_id} % identity, "
+        f"(2) no other species comes within {gap} percentage points of it (the barcode gap)"
+    )
+    if rule.value("use_library_stats") is not False:
+        species_needs += (
+            ", and (3) the query lies within the variation the library shows for that "
+            "species and clearly closer to it than that species is to its nearest other "
+            "species in the library (a species known from only one or two references needs "
+            "more: see Appendix B)"
+        )
+    species_needs += "."
+    if r.level is Level.SPECIES:
+        held = _species_held(
+            r, species_id=species_id, gap=gap, library=rule.value("use_library_stats") is not False
+        )
+        return f"{species_needs} {held}"
+    if r.level is Level.AMBIGUOUS:
+        names = _join([c.species for c in r.candidates])
+        return (
+            f"{species_needs} Here condition (2) failed: {names} all match within {gap} "
+            f"percentage points of the best match ({identity}), so the marker does not tell "
+            "them apart for this query. "
+            + (
+                f"They share the genus {r.taxon}, which is reported."
+                if r.taxon
+                else "They belong to different genera, so no genus is reported."
+            )
+        )
+    if r.level is Level.GENUS:
+        held = (
+            f"the closest species all belong to {r.taxon}, so the result is genus {r.taxon} only."
+        )
+        failed = r.flags_coded(*_LIBRARY_REFUSALS)
+        if r.identity is not None and r.identity < (rule.number("species_identity") or 98.5):
+            why = f"Here the best match is at {identity}, below the {species_id} % needed for a species"
+        elif failed:
+            why = (
+                f"Here the best match, at {identity}, reached the species threshold, but condition "
+                f"(3) failed: {failed[0]}"
+            )
+        else:
+            why = (
+                f"Here the best match is at {identity}, and a condition for a species call did "
+                "not hold (the reason is listed under Flags)"
+            )
+        return (
+            f"{species_needs} A genus is reported when the best match lies at or above "
+            f"{floor} % and the closest species share one genus. {why}; {held}"
+        )
+    if r.level is Level.NONE and not r.has_candidates:
+        return (
+            f"{species_needs} Even a genus needs a best match at or above {floor} %. Here "
+            f"the best match is at {identity}, below that floor: no species or genus is "
+            "identified, and the species that matched best are not candidates."
+        )
+    if r.level is Level.NONE:
+        return (
+            f"{species_needs} A genus is reported only when the closest species share one "
+            f"genus. Here the best match is at {identity} and the closest species belong to "
+            "different genera: no identification."
+        )
+    return f"The rule recorded is '{rule.name}'. {rule.description}".strip()
+
+
+#: Flag codes (`species_ref.vocab.FlagCode`) of the library checks that refuse a species call.
+_LIBRARY_REFUSALS = ("outside-library-variation", "few-references", "genus-unresolved")
+
+
+def _species_held(r: AnalysisResult, *, species_id: str, gap: str, library: bool) -> str:
+    """Why a species call's conditions held, including the rule's two exceptions."""
+    nxt = r.next_hit
+    parts = [f"Here the best match, {r.taxon}, is at {_pct(r.identity)}"]
+    discounted = r.flags_coded("read-errors")
+    if discounted and r.identity is not None and r.identity < float(species_id):
+        parts.append(
+            f"which reaches {species_id} % once {discounted[0].split(' at ')[0]} at sites "
+            "conserved in every related reference are treated as probable read errors, as the "
+            "rule allows"
+        )
+    dominant = r.flags_coded("dominant-support")
+    within = r.next_species_distance is not None and r.next_species_distance < float(gap)
+    if nxt is None:
+        parts.append("no other species matched")
+    elif within and dominant:
+        parts.append(
+            f"condition (2) did not hold, since {nxt.species} lies {_gap(r)} behind, within "
+            f"the gap; the rule makes one exception, which applied: {dominant[0]}"
+        )
+    else:
+        parts.append(f"the next species, {nxt.species}, matches {_gap(r)} less well")
+    if library:
+        parts.append("and the library checks passed (any reservation is listed under Flags)")
+    return "; ".join(parts) + ". The call is therefore at species level."
+
+
+def _gap(r: AnalysisResult) -> str:
+    return (
+        f"{r.next_species_distance:.2f} percentage points"
+        if r.next_species_distance is not None
+        else "an unrecorded amount"
+    )
+
+
+def _distance_sentences(r: AnalysisResult) -> list[str]:
+    """Every statement about distances, consistent with the call and with each other."""
+    best, nxt = r.best_hit, r.next_hit
+    out: list[str] = []
+    if best is None:
+        return ["No reference sequence overlapped the query enough to count."]
+    if r.level is Level.NONE and not r.has_candidates:
+        second = f" and {nxt.species} at {_pct(nxt.best_identity)}" if nxt else ""
+        return [
+            f"The closest species in the library match the query at only "
+            f"{_pct(best.best_identity)} ({best.species}){second}. At such identities the "
+            "query's species is not in the library, or the sequence is not usable; these "
+            "species are not candidates, and distances between them say nothing about the "
+            "item."
+        ]
+    if nxt is not None:
+        out.append(
+            f"Distance to the next species: {_gap(r).replace(' percentage points', ' %')}. "
+            f"This means that the best reference of the next-closest species, {nxt.species}, is "
+            f"{_pct(nxt.best_identity)} identical to the query, {_gap(r)} less than the "
+            f"best reference of {best.species} ({_pct(best.best_identity)}). On this query's "
+            f"{_known(best.aligned_length)} aligned bases that is about "
+            f"{_bases(r, best.aligned_length)} more differing base(s)."
+        )
+    else:
+        out.append(f"No species other than {best.species} matched the query.")
+    out += _library_sentences(r)
+    return out
+
+
+def _bases(r: AnalysisResult, length: int | None) -> str:
+    if r.next_species_distance is None or not length:
+        return "?"
+    return f"{r.next_species_distance / 100 * length:.0f}"
+
+
+def _library_sentences(r: AnalysisResult) -> list[str]:
+    """What the library itself shows about the best species, between its reference
+    sequences (the query is not involved), reconciled with the query's distances."""
+    stats = r.species_stats
+    if stats is None or not stats.species:
+        return []
+    name = stats.species
+    out = [f"The library holds {_known(stats.n_refs)} reference sequence(s) of {name}"]
+    if stats.intra_max is not None and (stats.n_refs or 0) > 1:
+        out[0] += f", which differ from each other by up to {stats.intra_max:.2f} %"
+    out[0] += "."
+    if stats.nn_species and stats.nn_distance is not None:
+        out.append(
+            f"Between reference sequences (not involving the query), the reference of another "
+            f"species closest to any reference of {name} belongs to {stats.nn_species}, "
+            f"{stats.nn_distance:.2f} % away."
+        )
+        other = r.hit_of(stats.nn_species)
+        gap = r.next_species_distance
+        # Only a species call can seem contradicted: the other calls already say that
+        # the query is not told apart from its relatives.
+        if r.level is Level.SPECIES and gap is not None and stats.nn_distance < gap:
+            seen = (
+                f"its best reference matches the query at {_pct(other.best_identity)}"
+                if other is not None
+                else "none of its references was among the query's matches"
+            )
+            why = (
+                "two references of different species are identical there, which points to a "
+                "misidentified or very short record in the library"
+                if stats.nn_distance < 0.05
+                else "those two references are closer than the query is to any other species"
+            )
+            out.append(
+                f"This does not contradict the call: {why}, but the query itself is not close "
+                f"to {stats.nn_species} ({seen})."
+            )
+    return out
+
+
 def _hits(r: AnalysisResult) -> list[Flowable]:
     if not r.hits:
         return []
@@ -862,8 +1437,9 @@ def _hits(r: AnalysisResult) -> list[Flowable]:
         "gaps",
         "refs (supporting)",
         "accessions",
-        "CITES",
+        "CITES (listing of)",
     ]
+    listed = {x.species: x for x in r.relevant_listings}
     rows: list[list[CellValue]] = [
         [
             h.species,
@@ -873,56 +1449,191 @@ def _hits(r: AnalysisResult) -> list[Flowable]:
             h.gaps,
             f"{h.n_refs} ({'' if h.n_supporting is None else h.n_supporting})",
             ", ".join(h.accessions[:6]),
-            r.appendix_of(h.species),
+            _listing_cell(listed.get(h.species)),
         ]
         for h in r.hits[:12]
     ]
     return [
         Paragraph("Hits grouped by species (best per species)", S["h3"]),
-        table(header, rows, [20, 9, 10, 10, 6, 10, 26, 9]),
-    ]
-
-
-def _coverage_sentence(stats: SpeciesStats) -> str:
-    """How well the library covers the matched species and its relatives, in words."""
-    name = stats.species or "the matched species"
-    parts = [f"The library holds {_known(stats.n_refs)} reference sequence(s) of {name}"]
-    if stats.intra_max is not None and (stats.n_refs or 0) > 1:
-        parts.append(f"they differ from each other by up to {stats.intra_max:.1f} %")
-    if stats.nn_species:
-        dist = stats.nn_distance
-        at = f" at {dist:.1f} % distance" if dist is not None else ""
-        parts.append(f"its nearest other species in the library is {stats.nn_species}{at}")
-    return "; ".join(parts) + "."
-
-
-def _cites_listings(r: AnalysisResult) -> list[Flowable]:
-    if not r.cites_listings:
-        return []
-    return [
-        Paragraph("CITES listing of the called species and candidates", S["h3"]),
-        table(
-            ["species", "appendix", "listed under", "snapshot", "statement"],
-            [
-                [x.species, x.appendix, x.listed_under, x.snapshot, x.statement]
-                for x in r.cites_listings
-            ],
-            [18, 9, 18, 11, 44],
+        table(header, rows, [18, 8, 8, 9, 5, 9, 25, 18]),
+        P(
+            "CITES is shown only for the species called or tied with the call; the other "
+            "species matched less well and are not candidates.",
+            "small",
         ),
     ]
 
 
-def _error_rates(validation: LibraryValidation | None) -> list[Flowable]:
-    heading_ = Paragraph("Measured error rates of this library version", S["h3"])
-    if validation is None:
+def _listing_cell(listing: CitesListing | None) -> str:
+    if listing is None:
+        return ""
+    return f"{_appendix_words(listing.appendix)}{_dated(listing.snapshot, listed=_listed(listing.appendix))}"
+
+
+def _dated_flag(flag: str, listings: Sequence[CitesListing]) -> str:
+    """A flag naming a CITES appendix, with the date of the listing it comes from."""
+    for x in listings:
+        named = f"{x.species} (Appendix {x.appendix})"
+        if x.snapshot and named in flag:
+            flag = flag.replace(
+                named, f"{x.species} (Appendix {x.appendix}, listing of {x.snapshot})"
+            )
+    return flag
+
+
+def _snapshot_date(snapshot: str) -> date | None:
+    """The date of a CITES snapshot ("2017-04-21", or "2023-07" for a month)."""
+    try:
+        if len(snapshot) == 7:
+            return date.fromisoformat(snapshot + "-01")
+        return date.fromisoformat(snapshot[:10])
+    except ValueError:
+        return None
+
+
+def stale_snapshots(listings: Iterable[CitesListing], *, at: str) -> list[str]:
+    """The snapshots among `listings` older than the event at `at` by more than a year."""
+    try:
+        when = date.fromisoformat(at[:10])
+    except ValueError:
+        return []
+    stale = []
+    for x in listings:
+        d = _snapshot_date(x.snapshot)
+        if d is not None and (when - d).days > 365 and x.snapshot not in stale:
+            stale.append(x.snapshot)
+    return stale
+
+
+def _cites_listings(r: AnalysisResult, *, at: str) -> list[Flowable]:
+    title = Paragraph("CITES listing of the called species and tied candidates", S["h3"])
+    listings = r.relevant_listings
+    if not listings:
         return [
-            heading_,
+            title,
             P(
-                "This library version has not been validated ('custody ref validate'); no measured error rate is available.",
-                "alert",
+                "No species is called or tied with the call, so no CITES listing applies to "
+                "this result.",
+                "body",
             ),
         ]
-    return [heading_, kv_table(_rate_rows(validation))]
+    out: list[Flowable] = [
+        title,
+        table(
+            ["species", "appendix", "listing date (snapshot)", "listed under", "statement"],
+            [
+                [
+                    x.species,
+                    _appendix_words(x.appendix),
+                    x.snapshot or ("not recorded" if _listed(x.appendix) else "-"),
+                    x.listed_under,
+                    x.statement,
+                ]
+                for x in listings
+            ],
+            [18, 10, 13, 17, 42],
+        ),
+    ]
+    stale = stale_snapshots(listings, at=at)
+    if stale:
+        out.append(
+            P(
+                f"Caution: the CITES listing shown comes from the snapshot of {', '.join(stale)}, "
+                f"more than a year before this analysis ({_short_time(at)[:10]}). Listings "
+                "change at each Conference of the Parties; the Appendices in force on the date "
+                "of the offence must be checked before relying on this listing.",
+                "alert",
+            )
+        )
+    if any(not x.snapshot and _listed(x.appendix) for x in listings):
+        out.append(
+            P(
+                "The date of the CITES listing was not recorded with this analysis; the "
+                "Appendices in force on the date of the offence must be checked.",
+                "alert",
+            )
+        )
+    return out
+
+
+# The reference libraries used, once per library version
+
+
+@dataclass(frozen=True)
+class LibraryUse:
+    """One reference library version used in the case, and the validations quoted with it."""
+
+    name: str
+    number: int | None
+    content_hash: str
+    events: tuple[int, ...]
+    validations: tuple[tuple[str, LibraryValidation | None], ...]  # (rule, validation)
+
+
+def _libraries(entries: Sequence[ItemEntry]) -> list[LibraryUse]:
+    """Each library version the counted identifications used, in first-use order."""
+    found: dict[tuple[str, int | None, str], dict[str, Any]] = {}
+    for entry in entries:
+        for a in entry.findings:
+            r = a.result
+            key = (r.library_name, r.library_version_number, r.library_version)
+            use = found.setdefault(key, {"events": [], "validations": {}})
+            use["events"].append(a.event.id)
+            use["validations"].setdefault(r.rule.name, r.validation)
+    return [
+        LibraryUse(
+            name=k[0],
+            number=k[1],
+            content_hash=k[2],
+            events=tuple(v["events"]),
+            validations=tuple(v["validations"].items()),
+        )
+        for k, v in found.items()
+    ]
+
+
+def _library_section(libraries: Sequence[LibraryUse], *, number: int) -> list[Flowable]:
+    out: list[Flowable] = [
+        CondPageBreak(60 * mm),
+        heading(f"{number}. Reference libraries, error rates and limitations", 0, "libraries"),
+    ]
+    for lib in libraries:
+        out += [
+            Paragraph(markup(f"Library {lib.name} version {_known(lib.number)}"), S["h2"]),
+            kv_table(
+                [
+                    ("Content hash", (lib.content_hash, "mono")),
+                    ("Used by analyses", ", ".join(f"event {n}" for n in lib.events)),
+                ]
+            ),
+        ]
+        validated = False
+        for rule, validation in lib.validations:
+            out.append(Paragraph(markup(f"Measured error rates under rule '{rule}'"), S["h3"]))
+            if validation is None:
+                out.append(
+                    P(
+                        f"This library version was not validated under rule '{rule}': no error "
+                        "rate has been measured for it, so how often it gives a wrong or false "
+                        "species call is unknown.",
+                        "alert",
+                    )
+                )
+            else:
+                validated = True
+                out.append(kv_table(_rate_rows(validation)))
+        out += [Paragraph("Limitations", S["h3"]), P(_limitations(validated), "small")]
+    return out
+
+
+def _limitations(validated: bool) -> str:
+    rates = (
+        "The error rates quoted were measured on this library version itself (leave-one-out "
+        "and leave-species-out) and are estimates for similar material."
+        if validated
+        else "No error rate was measured for this library version, so none can be quoted."
+    )
+    return f"{LIMITATIONS} {rates} {CONFIRMATION}"
 
 
 def _rate_rows(v: LibraryValidation) -> list[tuple[str, CellValue]]:
@@ -947,18 +1658,154 @@ def _rate_rows(v: LibraryValidation) -> list[tuple[str, CellValue]]:
     return rows
 
 
-def _rule_text(rule: DecisionRule) -> str:
-    values = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in rule.settings)
-    return f"{rule.name}: {values}"
+# Appendix B: rule settings, alignments and query sequences
+
+
+def _identification_appendix(content: DossierContent) -> list[Flowable]:
+    analyses = [(entry, a) for entry in content.evidence for a in entry.analyses]
+    rules: dict[tuple[str, tuple[tuple[str, RuleValue], ...]], DecisionRule] = {}
+    for _entry, a in analyses:
+        rules.setdefault((a.result.rule.name, a.result.rule.settings), a.result.rule)
+    named = {key: f"B.{n}" for n, key in enumerate(rules, start=1)}
+    out: list[Flowable] = [
+        PageBreak(),
+        heading("Appendix B. Identification details: rules, alignments, queries", 0, "details"),
+        P(
+            "Every setting of each decision rule used, as recorded with the analyses; then, for "
+            "each species identification, the best alignments of the query to reference "
+            "sequences and the query sequence.",
+            "body",
+        ),
+    ]
+    for key, rule in rules.items():
+        out += _rule_settings(rule, label=named[key])
+    for entry, a in analyses:
+        label = named[(a.result.rule.name, a.result.rule.settings)]
+        out += _identification_details(entry, a, rule_label=label)
+    out += [Spacer(1, 10 * mm), P(f"— End of report {content.report.report_id} —", "end")]
+    return out
+
+
+def _rule_name(rule: DecisionRule) -> str:
+    return f"'{rule.name}'" if rule.name else "(name not recorded)"
+
+
+def _rule_settings(rule: DecisionRule, *, label: str) -> list[Flowable]:
+    out: list[Flowable] = [
+        CondPageBreak(40 * mm),
+        Paragraph(markup(f"{label}. Decision rule {_rule_name(rule)} as recorded"), S["h2"]),
+    ]
+    if rule.description:
+        out.append(P(rule.description, "small"))
+    if rule.settings:
+        out.append(
+            table(
+                ["setting", "value", "setting", "value"],
+                _two_columns([(k.replace("_", " "), _setting(v)) for k, v in rule.settings]),
+                [32, 18, 32, 18],
+            )
+        )
+    else:
+        out.append(P("No setting was recorded with this rule.", "body"))
+    return out
+
+
+def _identification_details(
+    entry: ItemEntry, analysis: Analysis, *, rule_label: str
+) -> list[Flowable]:
+    e, r = analysis.event, analysis.result
+    withdrawn = " (WITHDRAWN)" if entry.withdrawal(e.id) is not None else ""
+    out: list[Flowable] = [
+        CondPageBreak(40 * mm),
+        Paragraph(markup(f"Event {e.id}, item {entry.item.id}: {r.query}{withdrawn}"), S["h2"]),
+        P(f"Decision rule: {_rule_name(r.rule)}, settings in {rule_label}.", "small"),
+    ]
+    out.append(Paragraph("Best alignments to reference sequences", S["h3"]))
+    if r.top_hits:
+        out.append(
+            table(
+                [
+                    "reference",
+                    "species",
+                    "marker",
+                    "identity",
+                    "aligned",
+                    "mismatches",
+                    "gaps",
+                    "query bases",
+                    "reference bases",
+                    "strand",
+                ],
+                [
+                    [
+                        h.seq_id,
+                        h.species,
+                        h.marker,
+                        _pct(h.identity),
+                        "" if h.aligned_length is None else f"{h.aligned_length} bp",
+                        h.mismatches,
+                        h.gaps,
+                        _span(h.query_start, h.query_end),
+                        _span(h.ref_start, h.ref_end),
+                        h.strand,
+                    ]
+                    for h in r.top_hits[:5]
+                ],
+                [14, 17, 9, 9, 8, 9, 6, 10, 11, 7],
+            )
+        )
+    else:
+        out.append(P("No alignment was recorded with this analysis.", "body"))
+    out.append(Paragraph("Query sequence", S["h3"]))
+    if r.query_sequence:
+        out.append(
+            P(f"{r.query} ({len(r.query_sequence)} bases, SHA-256 {r.query_sha256}):", "small")
+        )
+        out.append(_sequence_block(r.query_sequence))
+    else:
+        src = r.source or QuerySource()
+        out.append(
+            P(
+                "The sequence itself was not stored with this analysis. It is identified by its "
+                f"SHA-256 {r.query_sha256}"
+                + (
+                    f" and is held in the file {src.file} ({src.file_sha256})." if src.file else "."
+                ),
+                "small",
+            )
+        )
+    return out
+
+
+def _two_columns(pairs: Sequence[tuple[str, str]]) -> list[list[CellValue]]:
+    half = (len(pairs) + 1) // 2
+    left, right = pairs[:half], pairs[half:]
+    return [[*left[i], *(right[i] if i < len(right) else ("", ""))] for i in range(len(left))]
+
+
+def _setting(value: RuleValue) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
+
+
+def _span(start: int | None, end: int | None) -> str:
+    if start is None or end is None:
+        return ""
+    return f"{start + 1}-{end}"
+
+
+def _sequence_block(sequence: str) -> Flowable:
+    """The sequence in numbered lines of 60 bases, monospaced."""
+    lines = [f"{i + 1:>5} {sequence[i : i + 60]}" for i in range(0, len(sequence), 60)]
+    return FastTable([[("\n".join(lines), "mono")]], [CONTENT_W])
 
 
 # Sign-off and integrity appendix
 
 
-def _sign_off(content: DossierContent) -> list[Flowable]:
-    analysts = sorted(
-        {e.actor for entry in content.items for e in entry.events if e.type == EventType.ANALYSE}
-    )
+def _sign_off(content: DossierContent, *, number: int) -> list[Flowable]:
+    analysts = sorted({a.event.actor for entry in content.evidence for a in entry.findings})
     blocks = [
         _signature_block(content, title="Analyst", handle=h, deviations="none recorded")
         for h in analysts
@@ -968,7 +1815,7 @@ def _sign_off(content: DossierContent) -> list[Flowable]:
     )
     return [
         CondPageBreak(70 * mm),
-        heading(f"{len(content.items) + 2}. Analyst and authoriser", 0, "signoff"),
+        heading(f"{number}. Analyst and authoriser", 0, "signoff"),
         *blocks,
     ]
 
@@ -988,7 +1835,7 @@ def _signature_block(
     return KeepTogether([Paragraph(markup(title), S["h3"]), kv_table(rows)])
 
 
-def _integrity_appendix(content: DossierContent) -> list[Flowable]:
+def _integrity_appendix(content: DossierContent, *, last: bool = True) -> list[Flowable]:
     v = content.verification
     verdict = (
         "INTACT: every hash, chain link and signature verified"
@@ -1014,11 +1861,9 @@ def _integrity_appendix(content: DossierContent) -> list[Flowable]:
         out.append(_findings_table(content.findings))
     out += _heads_and_signers(content)
     out += _attachment_manifest(content.attachments)
-    out += [
-        P(HOW_TO_CHECK, "body"),
-        Spacer(1, 10 * mm),
-        P(f"— End of report {content.report.report_id} —", "end"),
-    ]
+    out.append(P(HOW_TO_CHECK, "body"))
+    if last:
+        out += [Spacer(1, 10 * mm), P(f"— End of report {content.report.report_id} —", "end")]
     return out
 
 
@@ -1028,11 +1873,26 @@ def _heads_and_signers(content: DossierContent) -> list[Flowable]:
     return [
         Paragraph("Chain heads (hash of the last event of each chain)", S["h3"]),
         table(["chain", "head hash"], [[k, (h, "mono")] for k, h in heads], [25, 75]),
-        Paragraph("Signers and their public-key fingerprints", S["h3"]),
+        Paragraph("People named in this report and their public-key fingerprints", S["h3"]),
         table(
-            ["actor", "name", "role", "key fingerprint (SHA-256 of the Ed25519 public key)"],
-            [[a.handle, a.name, a.role, (a.key_fingerprint, "mono")] for a in actors],
-            [12, 22, 12, 54],
+            [
+                "handle",
+                "name",
+                "role and badge",
+                "agency",
+                "key fingerprint (SHA-256 of the Ed25519 public key)",
+            ],
+            [
+                [
+                    a.handle,
+                    a.name,
+                    f"{a.role} {a.badge or ''}".strip(),
+                    a.agency_code,
+                    (a.key_fingerprint, "mono"),
+                ]
+                for a in actors
+            ],
+            [11, 19, 14, 8, 48],
         ),
     ]
 
