@@ -23,7 +23,7 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from sqlmodel import Session, col, select
 
@@ -74,6 +74,13 @@ ENTITY_EVENTS = ("entity-add", "entity-update", "entity-link", "nominal-erase")
 MAX_FIELD = 300
 
 
+class EntityLink(TypedDict):
+    """An entity's link to an item of its case, as signed events carry it."""
+
+    item: str
+    relation: str  # one of RELATIONS
+
+
 @dataclass
 class Entity:
     """A case entity as its events describe it (no personal data)."""
@@ -85,7 +92,7 @@ class Entity:
     attributes: dict[str, str] = field(default_factory=dict)
     commitment: str | None = None  # of the current nominal data; None when there is none
     erased: bool = False
-    links: list[dict[str, str]] = field(default_factory=list)  # {"item", "relation"}
+    links: list[EntityLink] = field(default_factory=list)
     added_at: str = ""
     source: str = ""  # provenance, e.g. a SMART patrol and waypoint
 
@@ -169,7 +176,7 @@ def replay_entities(events: Sequence[Event]) -> dict[str, Entity]:
                 category=spec["category"],
                 attributes=dict(spec.get("attributes", {})),
                 commitment=data.get("nominal"),
-                links=[dict(link) for link in data.get("links", [])],
+                links=[cast(EntityLink, dict(link)) for link in data.get("links", [])],
                 added_at=ev.at,
                 source=str(spec.get("source", "")),
             )
@@ -185,7 +192,7 @@ def replay_entities(events: Sequence[Event]) -> dict[str, Entity]:
                 entity.commitment = data["nominal"]
                 entity.erased = False
         elif ev.type == "entity-link":
-            link = {"item": data["item"], "relation": data["relation"]}
+            link = EntityLink(item=data["item"], relation=data["relation"])
             if data.get("removed"):
                 entity.links = [x for x in entity.links if x != link]
             elif link not in entity.links:
@@ -232,8 +239,8 @@ def get_entity(store: Store, entity_id: str) -> Entity:
 
 def _check_links(
     session: Session, case_no: str, links: Sequence[tuple[str, str]]
-) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
+) -> list[EntityLink]:
+    out: list[EntityLink] = []
     for item_id, relation in links:
         relation = relation.strip().lower()
         if relation not in RELATIONS:
@@ -246,7 +253,7 @@ def _check_links(
                 f"Item {item_id} belongs to case {item.case_no}, not {case_no}; link entities "
                 f"only to items of their own case."
             )
-        link = {"item": item_id, "relation": relation}
+        link = EntityLink(item=item_id, relation=relation)
         if link not in out:
             out.append(link)
     return out
