@@ -115,7 +115,7 @@ class Entity:
         }
 
 
-def commitment(entity_id: str, salt: str, data: Mapping[str, Any]) -> str:
+def commitment(entity_id: str, *, salt: str, data: Mapping[str, Any]) -> str:
     """The salted hash a signed event carries in place of the nominal data."""
     return hash_record({"entity": entity_id, "salt": salt, "data": dict(data)})
 
@@ -238,7 +238,7 @@ def get_entity(store: Store, entity_id: str) -> Entity:
 
 
 def _check_links(
-    session: Session, case_no: str, links: Sequence[tuple[str, str]]
+    session: Session, *, case_no: str, links: Sequence[tuple[str, str]]
 ) -> list[EntityLink]:
     out: list[EntityLink] = []
     for item_id, relation in links:
@@ -268,7 +268,7 @@ def _write_nominal(session: Session, *, entity_id: str, case_no: str, data: dict
     row.data = canonical_json(data).decode("utf-8")
     row.updated_at = to_utc_text(now_utc())
     session.add(row)
-    return commitment(entity_id, salt, data)
+    return commitment(entity_id, salt=salt, data=data)
 
 
 def add_entity_in(
@@ -289,7 +289,7 @@ def add_entity_in(
     kind, category = _check_kind(kind, category)
     attrs = _check_attributes(kind, attributes or {})
     personal = _check_nominal(kind, nominal or {})
-    checked_links = _check_links(session, case_no, links)
+    checked_links = _check_links(session, case_no=case_no, links=links)
     existing = read_entities(session, case_no)
     prefix = PREFIX[kind]
     numbers = [
@@ -447,7 +447,7 @@ def link_entity(
     when = event_time(at)
     with store.write() as session:
         entity = _get_entity(session, entity_id)
-        link = _check_links(session, entity.case_no, [(item_id, relation)])[0]
+        link = _check_links(session, case_no=entity.case_no, links=[(item_id, relation)])[0]
         if remove and link not in entity.links:
             raise InvalidInput(
                 f"Entity {entity_id} has no '{link['relation']}' link to item {item_id}; "
@@ -527,7 +527,10 @@ def _read_nominal_row(session: Session, entity: Entity) -> dict[str, str] | None
         data = json.loads(row.data)
     except ValueError:
         data = None
-    if not isinstance(data, dict) or commitment(entity.id, row.salt, data) != entity.commitment:
+    if (
+        not isinstance(data, dict)
+        or commitment(entity.id, salt=row.salt, data=data) != entity.commitment
+    ):
         raise NominalMismatch(
             f"The personal data of entity {entity.id} does not match its signed commitment; "
             f"it was changed outside custody (run 'custody verify --case {entity.case_no}')."

@@ -102,8 +102,9 @@ class Chart:
         self.links.append(link)
 
 
-def _source(seizure: Seizure, event_id: int, event_hash: str) -> str:
-    return f"{seizure.case.case_no} event {event_id} {event_hash[:23]}"
+def _source(seizure: Seizure, ev: Event) -> str:
+    """A link's source reference: the case, the event's ID and the start of its hash."""
+    return f"{seizure.case.case_no} event {ev.id} {ev.hash[:23]}"
 
 
 class _Taxon(NamedTuple):
@@ -234,7 +235,7 @@ def _add_event_link(
 ) -> None:
     """The link (and any entity it needs) one event of an item's chain adds to the chart."""
     data = json.loads(ev.data)
-    source = _source(seizure, ev.id, ev.hash)
+    source = _source(seizure, ev)
     item_key = f"item:{ev.item_id}"
     if ev.type == "seize":
         seizer = _officer(chart, ev.actor, actors=actors)
