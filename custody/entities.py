@@ -23,7 +23,7 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from sqlmodel import Session, col, select
 
@@ -74,6 +74,13 @@ ENTITY_EVENTS = ("entity-add", "entity-update", "entity-link", "nominal-erase")
 MAX_FIELD = 300
 
 
+class EntityLink(TypedDict):
+    """An entity's link to an item of its case, as signed events carry it."""
+
+    item: str
+    relation: str  # one of RELATIONS
+
+
 @dataclass
 class Entity:
     """A case entity as its events describe it (no personal data)."""
@@ -85,7 +92,7 @@ class Entity:
     attributes: dict[str, str] = field(default_factory=dict)
     commitment: str | None = None  # of the current nominal data; None when there is none
     erased: bool = False
-    links: list[dict[str, str]] = field(default_factory=list)  # {"item", "relation"}
+    links: list[EntityLink] = field(default_factory=list)
     added_at: str = ""
     source: str = ""  # provenance, e.g. a SMART patrol and waypoint
 
@@ -108,7 +115,7 @@ class Entity:
         }
 
 
-def commitment(entity_id: str, salt: str, data: Mapping[str, Any]) -> str:
+def commitment(entity_id: str, *, salt: str, data: Mapping[str, Any]) -> str:
     """The salted hash a signed event carries in place of the nominal data."""
     return hash_record({"entity": entity_id, "salt": salt, "data": dict(data)})
 
@@ -169,7 +176,7 @@ def replay_entities(events: Sequence[Event]) -> dict[str, Entity]:
                 category=spec["category"],
                 attributes=dict(spec.get("attributes", {})),
                 commitment=data.get("nominal"),
-                links=[dict(link) for link in data.get("links", [])],
+                links=[cast(EntityLink, dict(link)) for link in data.get("links", [])],
                 added_at=ev.at,
                 source=str(spec.get("source", "")),
             )
@@ -185,7 +192,7 @@ def replay_entities(events: Sequence[Event]) -> dict[str, Entity]:
                 entity.commitment = data["nominal"]
                 entity.erased = False
         elif ev.type == "entity-link":
-            link = {"item": data["item"], "relation": data["relation"]}
+            link = EntityLink(item=data["item"], relation=data["relation"])
             if data.get("removed"):
                 entity.links = [x for x in entity.links if x != link]
             elif link not in entity.links:
@@ -231,9 +238,9 @@ def get_entity(store: Store, entity_id: str) -> Entity:
 
 
 def _check_links(
-    session: Session, case_no: str, links: Sequence[tuple[str, str]]
-) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
+    session: Session, *, case_no: str, links: Sequence[tuple[str, str]]
+) -> list[EntityLink]:
+    out: list[EntityLink] = []
     for item_id, relation in links:
         relation = relation.strip().lower()
         if relation not in RELATIONS:
@@ -246,7 +253,7 @@ def _check_links(
                 f"Item {item_id} belongs to case {item.case_no}, not {case_no}; link entities "
                 f"only to items of their own case."
             )
-        link = {"item": item_id, "relation": relation}
+        link = EntityLink(item=item_id, relation=relation)
         if link not in out:
             out.append(link)
     return out
@@ -261,7 +268,7 @@ def _write_nominal(session: Session, *, entity_id: str, case_no: str, data: dict
     row.data = canonical_json(data).decode("utf-8")
     row.updated_at = to_utc_text(now_utc())
     session.add(row)
-    return commitment(entity_id, salt, data)
+    return commitment(entity_id, salt=salt, data=data)
 
 
 def add_entity_in(
@@ -282,7 +289,7 @@ def add_entity_in(
     kind, category = _check_kind(kind, category)
     attrs = _check_attributes(kind, attributes or {})
     personal = _check_nominal(kind, nominal or {})
-    checked_links = _check_links(session, case_no, links)
+    checked_links = _check_links(session, case_no=case_no, links=links)
     existing = read_entities(session, case_no)
     prefix = PREFIX[kind]
     numbers = [
@@ -440,7 +447,7 @@ def link_entity(
     when = event_time(at)
     with store.write() as session:
         entity = _get_entity(session, entity_id)
-        link = _check_links(session, entity.case_no, [(item_id, relation)])[0]
+        link = _check_links(session, case_no=entity.case_no, links=[(item_id, relation)])[0]
         if remove and link not in entity.links:
             raise InvalidInput(
                 f"Entity {entity_id} has no '{link['relation']}' link to item {item_id}; "
@@ -520,7 +527,10 @@ def _read_nominal_row(session: Session, entity: Entity) -> dict[str, str] | None
         data = json.loads(row.data)
     except ValueError:
         data = None
-    if not isinstance(data, dict) or commitment(entity.id, row.salt, data) != entity.commitment:
+    if (
+        not isinstance(data, dict)
+        or commitment(entity.id, salt=row.salt, data=data) != entity.commitment
+    ):
         raise NominalMismatch(
             f"The personal data of entity {entity.id} does not match its signed commitment; "
             f"it was changed outside custody (run 'custody verify --case {entity.case_no}')."

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from custody import files
 from custody.errors import CustodyError, InvalidInput
@@ -70,7 +71,7 @@ def _read_text(csv_path: Path) -> str:
     return text
 
 
-def _number(row: dict[str, str], key: str, kind: type) -> Any:
+def _number(row: Mapping[str, str], *, key: str, kind: type) -> Any:
     value = row.get(key, "")
     if not value:
         return None
@@ -81,44 +82,19 @@ def _number(row: dict[str, str], key: str, kind: type) -> Any:
         raise InvalidInput(f"the {key} '{value}' is not {what}") from None
 
 
-def parse_items_csv(
-    csv_path: Path, *, known_items: set[str]
-) -> list[tuple[ItemCreate, list[Path]]]:
-    """Every row as an item spec with its photos; raises one error naming every bad row."""
-    from custody.records import _validated, parse_bag, parse_other_ids
+class ItemRow(NamedTuple):
+    """One checked CSV row: the item to log and the photos to attach to it."""
 
-    text = _read_text(csv_path)
-    lines = text.splitlines()
-    if not lines:
-        raise InvalidInput(f"The CSV file {csv_path} is empty; nothing was imported.")
-    delimiter = detect_delimiter(lines[0])
-    reader = csv.reader(lines, delimiter=delimiter, strict=True)
-    try:
-        table = list(reader)
-    except csv.Error as exc:
-        raise InvalidInput(
-            f"The CSV file {csv_path} is malformed near line {reader.line_num} ({exc}); fix its quoting."
-        ) from None
-    header = [_canonical(h) for h in table[0]]
-    if "description" not in header:
-        raise InvalidInput(
-            f"The CSV file {csv_path} has no 'description' column; the header must name columns "
-            f"from: {', '.join(CSV_COLUMNS)}."
-        )
-    unknown = [raw for raw, h in zip(table[0], header, strict=True) if h not in CSV_COLUMNS]
-    if unknown:
-        raise InvalidInput(
-            f"The CSV file {csv_path} has unknown columns {', '.join(unknown)}; "
-            f"allowed (in any case): {', '.join(CSV_COLUMNS)}."
-        )
-    doubled = sorted({h for h in header if header.count(h) > 1})
-    if doubled:
-        raise InvalidInput(
-            f"The CSV file {csv_path} names the column {', '.join(doubled)} more than once; "
-            "keep one column of each name."
-        )
+    spec: ItemCreate
+    photos: list[Path]
+
+
+def parse_items_csv(csv_path: Path, *, known_items: set[str]) -> list[ItemRow]:
+    """Every row as an item spec with its photos; raises one error naming every bad row."""
+    table = _read_table(csv_path)
+    header = _check_header(csv_path, table[0])
     problems: list[str] = []
-    specs: list[tuple[ItemCreate, list[Path]]] = []
+    rows: list[ItemRow] = []
     for number, values in enumerate(table[1:], start=2):
         if not any(v.strip() for v in values):
             continue  # blank line
@@ -130,44 +106,10 @@ def parse_items_csv(
             continue
         row = {h: v.strip() for h, v in zip(header, values, strict=False)}
         try:
-            bag_no, bag_total = parse_bag(row.get("bag", ""), where=where)
-            other = parse_other_ids(row.get("other_ids", "").split(";"), where=where)
-            for kind in ("ring", "microchip", "cites_permit"):
-                if row.get(kind):
-                    other[kind] = row[kind]
-            parent = row.get("parent") or None
-            if parent and parent not in known_items:
-                raise InvalidInput(f"the parent item {parent} does not exist in this case")
-            # Attachment paths resolve inside the CSV's folder only: no '..', absolute
-            # paths, symbolic links or special files (a key file must never be pulled in).
-            photos = [
-                files.attachment_inside(csv_path.parent, p, where=where)
-                for p in row.get("photos", "").split(";")
-                if p.strip()
-            ]
-            spec = ItemCreate(
-                description=row.get("description", ""),
-                species=row.get("species", ""),
-                count=_number(row, "count", int),
-                weight=_number(row, "weight", float),
-                unit=row.get("unit", ""),
-                packaging=row.get("packaging", ""),
-                bag_no=bag_no,
-                bag_total=bag_total,
-                other_ids=json.dumps(other, sort_keys=True),
-                place=row.get("place", ""),
-                lat=_number(row, "lat", float),
-                lon=_number(row, "lon", float),
-                seized_at=row.get("seized_at") or None,
-                seal=row.get("seal", ""),
-                parent_id=parent,
-            )
-            _validated(spec, where=where)
+            rows.append(_item_row(row, csv_path=csv_path, where=where, known_items=known_items))
         except CustodyError as exc:
             reason = str(exc).rstrip(".")
             problems.append(reason if where in reason else f"{where}: {reason}")
-            continue
-        specs.append((spec, photos))
     if problems:
         shown = problems[:MAX_REPORTED]
         more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
@@ -175,9 +117,90 @@ def parse_items_csv(
             f"The CSV file {csv_path} has {len(problems)} bad row{'s' if len(problems) > 1 else ''} "
             f"and nothing was imported: {'; '.join(shown)}{more}."
         )
-    if not specs:
+    if not rows:
         raise InvalidInput(f"The CSV file {csv_path} has no rows; nothing was imported.")
-    return specs
+    return rows
+
+
+def _read_table(csv_path: Path) -> list[list[str]]:
+    """The CSV file's rows, split at the separator its header line uses."""
+    text = _read_text(csv_path)
+    lines = text.splitlines()
+    if not lines:
+        raise InvalidInput(f"The CSV file {csv_path} is empty; nothing was imported.")
+    delimiter = detect_delimiter(lines[0])
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        raise InvalidInput(
+            f"The CSV file {csv_path} is malformed near line {reader.line_num} ({exc}); fix its quoting."
+        ) from None
+
+
+def _check_header(csv_path: Path, raw: list[str]) -> list[str]:
+    """The header's column names in canonical form; each known, none twice, a description."""
+    header = [_canonical(h) for h in raw]
+    if "description" not in header:
+        raise InvalidInput(
+            f"The CSV file {csv_path} has no 'description' column; the header must name columns "
+            f"from: {', '.join(CSV_COLUMNS)}."
+        )
+    unknown = [name for name, h in zip(raw, header, strict=True) if h not in CSV_COLUMNS]
+    if unknown:
+        raise InvalidInput(
+            f"The CSV file {csv_path} has unknown columns {', '.join(unknown)}; "
+            f"allowed (in any case): {', '.join(CSV_COLUMNS)}."
+        )
+    doubled = sorted({h for h in header if header.count(h) > 1})
+    if doubled:
+        raise InvalidInput(
+            f"The CSV file {csv_path} names the column {', '.join(doubled)} more than once; "
+            "keep one column of each name."
+        )
+    return header
+
+
+def _item_row(
+    row: Mapping[str, str], *, csv_path: Path, where: str, known_items: set[str]
+) -> ItemRow:
+    """One row checked as an item; raises a `CustodyError` naming the first problem."""
+    from custody.records import _validated, parse_bag, parse_other_ids
+
+    bag_no, bag_total = parse_bag(row.get("bag", ""), where=where)
+    other = parse_other_ids(row.get("other_ids", "").split(";"), where=where)
+    for kind in ("ring", "microchip", "cites_permit"):
+        if row.get(kind):
+            other[kind] = row[kind]
+    parent = row.get("parent") or None
+    if parent and parent not in known_items:
+        raise InvalidInput(f"the parent item {parent} does not exist in this case")
+    # Attachment paths resolve inside the CSV's folder only: no '..', absolute
+    # paths, symbolic links or special files (a key file must never be pulled in).
+    photos = [
+        files.attachment_inside(csv_path.parent, p, where=where)
+        for p in row.get("photos", "").split(";")
+        if p.strip()
+    ]
+    spec = ItemCreate(
+        description=row.get("description", ""),
+        species=row.get("species", ""),
+        count=_number(row, key="count", kind=int),
+        weight=_number(row, key="weight", kind=float),
+        unit=row.get("unit", ""),
+        packaging=row.get("packaging", ""),
+        bag_no=bag_no,
+        bag_total=bag_total,
+        other_ids=json.dumps(other, sort_keys=True),
+        place=row.get("place", ""),
+        lat=_number(row, key="lat", kind=float),
+        lon=_number(row, key="lon", kind=float),
+        seized_at=row.get("seized_at") or None,
+        seal=row.get("seal", ""),
+        parent_id=parent,
+    )
+    _validated(spec, where=where)
+    return ItemRow(spec=spec, photos=photos)
 
 
 def import_items_csv(

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 from sqlmodel import Session, col, select
 
@@ -296,13 +296,21 @@ def location_path(session: Session, code: str) -> str:
 # --- audits ----------------------------------------------------------------------
 
 
+class Discrepancy(TypedDict):
+    """One difference between the record and what an audit found (JSON as it is)."""
+
+    item: str  # "" for a code that names no item
+    kind: str  # missing | disposed | in transit | misplaced | unknown
+    detail: str
+
+
 @dataclass
 class AuditResult:
     location: str
     path: str
     expected: list[str]
     found: list[str]
-    discrepancies: list[dict[str, str]]
+    discrepancies: list[Discrepancy]
     unknown: list[str]
     events: list[int] = field(default_factory=list)
 
@@ -318,7 +326,21 @@ class AuditResult:
         }
 
 
-def _resolve(token: str, items: dict[str, Item], states: dict[str, ItemState]) -> str | None:
+class _Holdings(NamedTuple):
+    """Every item and its replayed state: what the record says is where."""
+
+    items: dict[str, Item]
+    states: dict[str, ItemState]
+
+
+class _Scan(NamedTuple):
+    """What an audit's codes named: items (in sort order) and codes naming none."""
+
+    found: list[str]
+    unknown: list[str]
+
+
+def _resolve(token: str, *, items: dict[str, Item], states: dict[str, ItemState]) -> str | None:
     """The item a scanned or typed code names: item ID, label QR text, or current seal."""
     token = token.strip()
     if token in items:
@@ -353,102 +375,149 @@ def audit_location(
         check_permission(signer.actor, EventType("audit"))
     when = event_time(at)
     with store.write() if found is not None else store.read() as session:
-        place = session.get(StorageLocation, location)
-        if place is None:
+        if session.get(StorageLocation, location) is None:
             raise NotFound(
                 f"Location {location} does not exist; list locations with 'custody location list'."
             )
         names = location_names(session, location)
-        items = {i.id: i for i in session.exec(select(Item)).all()}
-        events: dict[str, list[Event]] = {}
-        for ev in session.exec(
-            select(Event)
-            .where(col(Event.item_id).is_not(None))
-            .order_by(col(Event.chain), col(Event.seq))
-        ).all():
-            if ev.chain == ev.item_id:
-                events.setdefault(ev.chain, []).append(ev)
-        states = {i: replay(i, events.get(i, [])) for i in items}
+        holdings = _holdings(session)
         expected = sorted(
-            (i for i, s in states.items() if not s.disposed and s.location.casefold() in names),
+            (
+                i
+                for i, s in holdings.states.items()
+                if not s.disposed and s.location.casefold() in names
+            ),
             key=item_sort_key,
         )
+        path = location_path(session, location)
+        if found is None:
+            return AuditResult(
+                location=location,
+                path=path,
+                expected=expected,
+                found=[],
+                discrepancies=[],
+                unknown=[],
+            )
+        scan = _scan(found, holdings=holdings)
         result = AuditResult(
             location=location,
-            path=location_path(session, location),
+            path=path,
             expected=expected,
-            found=[],
-            discrepancies=[],
-            unknown=[],
+            found=scan.found,
+            discrepancies=_discrepancies(expected, scan=scan, states=holdings.states),
+            unknown=scan.unknown,
         )
-        if found is None:
-            return result
-        seen: list[str] = []
-        for token in found:
-            if not token.strip() or token.strip().startswith("#"):
-                continue
-            item_id = _resolve(token, items, states)
-            if item_id is None:
-                if token.strip() not in result.unknown:
-                    result.unknown.append(token.strip())
-            elif item_id not in seen:
-                seen.append(item_id)
-        result.found = sorted(seen, key=item_sort_key)
-        for item_id in expected:
-            if item_id not in seen:
-                result.discrepancies.append(
-                    {"item": item_id, "kind": "missing", "detail": "recorded here, not found"}
-                )
-        for item_id in result.found:
-            state = states[item_id]
-            if item_id in expected:
-                continue
-            if state.disposed:
-                how = (state.disposal or {}).get("method", "disposed of")
-                detail = f"found here, but recorded as {how}"
-                kind = "disposed"
-            elif state.pending_receiver:
-                detail = f"found here, but recorded in transit to {state.pending_receiver}"
-                kind = "in transit"
-            else:
-                detail = f"found here, but recorded at '{state.location or 'no location'}'"
-                kind = "misplaced"
-            result.discrepancies.append({"item": item_id, "kind": kind, "detail": detail})
-        for token in result.unknown:
-            result.discrepancies.append(
-                {"item": "", "kind": "unknown", "detail": f"code '{token}' names no item"}
-            )
-        cases = sorted({items[i].case_no for i in (*expected, *result.found)})
-        if not cases:
-            raise InvalidInput(
-                f"Location {location} holds no recorded item and nothing found there is an item; "
-                f"there is no case to record the audit on."
-            )
         assert signer is not None
-        audit_id = str(uuid.uuid4())
-        writer = Writer(session)
-        for case_no in cases:
-            mine = {i for i in (*expected, *result.found) if items[i].case_no == case_no}
-            row = append_case_event(
-                writer,
-                case_no=case_no,
-                kind="audit",
-                signer=signer,
-                at=when,
-                data={
-                    "audit": audit_id,
-                    "location": location,
-                    "path": result.path,
-                    "expected": [i for i in expected if i in mine],
-                    "found": [i for i in result.found if i in mine],
-                    "discrepancies": [
-                        d for d in result.discrepancies if d["item"] in mine or not d["item"]
-                    ],
-                    "expected_total": len(expected),
-                    "found_total": len(result.found) + len(result.unknown),
-                    "cases": cases,
-                },
-            )
-            result.events.append(row.id)
-        writer.finish()
+        _record_audit(session, result, items=holdings.items, signer=signer, at=when)
     return result
+
+
+def _holdings(session: Session) -> _Holdings:
+    items = {i.id: i for i in session.exec(select(Item)).all()}
+    events: dict[str, list[Event]] = {}
+    for ev in session.exec(
+        select(Event)
+        .where(col(Event.item_id).is_not(None))
+        .order_by(col(Event.chain), col(Event.seq))
+    ).all():
+        if ev.chain == ev.item_id:
+            events.setdefault(ev.chain, []).append(ev)
+    return _Holdings(items=items, states={i: replay(i, events.get(i, [])) for i in items})
+
+
+def _scan(found: Sequence[str], *, holdings: _Holdings) -> _Scan:
+    """The items the codes name (each once) and the codes naming none; blanks and '#' skipped."""
+    seen: list[str] = []
+    unknown: list[str] = []
+    for token in found:
+        if not token.strip() or token.strip().startswith("#"):
+            continue
+        item_id = _resolve(token, items=holdings.items, states=holdings.states)
+        if item_id is None:
+            if token.strip() not in unknown:
+                unknown.append(token.strip())
+        elif item_id not in seen:
+            seen.append(item_id)
+    return _Scan(found=sorted(seen, key=item_sort_key), unknown=unknown)
+
+
+def _discrepancies(
+    expected: list[str], *, scan: _Scan, states: dict[str, ItemState]
+) -> list[Discrepancy]:
+    """Items missing, items found that the record places elsewhere, and unknown codes."""
+    out = [
+        Discrepancy(item=item_id, kind="missing", detail="recorded here, not found")
+        for item_id in expected
+        if item_id not in scan.found
+    ]
+    for item_id in scan.found:
+        if item_id not in expected:
+            out.append(_unexpected(item_id, states[item_id]))
+    for token in scan.unknown:
+        out.append(Discrepancy(item="", kind="unknown", detail=f"code '{token}' names no item"))
+    return out
+
+
+def _unexpected(item_id: str, state: ItemState) -> Discrepancy:
+    """Why an item found at the location is not expected there."""
+    if state.disposed:
+        how = (state.disposal or {}).get("method", "disposed of")
+        return Discrepancy(
+            item=item_id, kind="disposed", detail=f"found here, but recorded as {how}"
+        )
+    if state.pending_receiver:
+        return Discrepancy(
+            item=item_id,
+            kind="in transit",
+            detail=f"found here, but recorded in transit to {state.pending_receiver}",
+        )
+    return Discrepancy(
+        item=item_id,
+        kind="misplaced",
+        detail=f"found here, but recorded at '{state.location or 'no location'}'",
+    )
+
+
+def _record_audit(
+    session: Session,
+    result: AuditResult,
+    *,
+    items: dict[str, Item],
+    signer: Signer,
+    at: str | None,
+) -> None:
+    """One signed `audit` event per case involved, each with that case's part of the result."""
+    involved = (*result.expected, *result.found)
+    cases = sorted({items[i].case_no for i in involved})
+    if not cases:
+        raise InvalidInput(
+            f"Location {result.location} holds no recorded item and nothing found there is an "
+            f"item; there is no case to record the audit on."
+        )
+    audit_id = str(uuid.uuid4())
+    writer = Writer(session)
+    for case_no in cases:
+        mine = {i for i in involved if items[i].case_no == case_no}
+        row = append_case_event(
+            writer,
+            case_no=case_no,
+            kind="audit",
+            signer=signer,
+            at=at,
+            data={
+                "audit": audit_id,
+                "location": result.location,
+                "path": result.path,
+                "expected": [i for i in result.expected if i in mine],
+                "found": [i for i in result.found if i in mine],
+                "discrepancies": [
+                    d for d in result.discrepancies if d["item"] in mine or not d["item"]
+                ],
+                "expected_total": len(result.expected),
+                "found_total": len(result.found) + len(result.unknown),
+                "cases": cases,
+            },
+        )
+        result.events.append(row.id)
+    writer.finish()

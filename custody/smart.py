@@ -32,12 +32,14 @@ import hashlib
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlmodel import Session
 
 from custody import codes
 from custody.domain import EventType
@@ -226,34 +228,32 @@ def _norm(key: str) -> str:
     return "".join(ch for ch in key.lower() if ch.isalnum())
 
 
+class _RawObservation(NamedTuple):
+    """One observation of a GeoJSON feature: its category and attributes as the file has them."""
+
+    category: str
+    attributes: Mapping[str, Any]
+
+
+#: Feature properties that describe the waypoint, not an observation's attributes.
+_WAYPOINT_PROPERTIES = frozenset(
+    {"patrolid", "patrol", "waypointid", "waypoint", "id", "x", "y", "date",
+     "waypointdate", "time", "waypointtime", "category", "observationcategory",
+     "leader", "patrolleader", "comment"}
+)  # fmt: skip
+
+
 def parse_geojson(data: bytes, *, name: str) -> Patrol:
     """A patrol from SMART Connect GeoJSON (one patrol per file)."""
-    try:
-        doc = json.loads(data.decode("utf-8-sig"))
-    except (ValueError, UnicodeError, RecursionError):
-        raise InvalidInput(f"{name} is not readable JSON; nothing was imported.") from None
-    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
-        raise InvalidInput(
-            f"{name} is not a GeoJSON FeatureCollection (a SMART Connect query export); "
-            f"nothing was imported."
-        )
-    features = doc.get("features")
-    if not isinstance(features, list):
-        raise InvalidInput(f"{name} has no list of features; nothing was imported.")
     patrol: Patrol | None = None
     counters: dict[str, int] = {}
-    for number, feature in enumerate(features, start=1):
+    for number, feature in enumerate(_features(data, name=name), start=1):
         where = f"feature {number} of {name}"
         props = feature.get("properties") if isinstance(feature, dict) else None
         if not isinstance(props, dict):
             raise InvalidInput(f"The {where} has no properties; nothing was imported.")
         flat = {_norm(str(k)): v for k, v in props.items()}
-        patrol_id = str(flat.get("patrolid") or flat.get("patrol") or "").strip()
-        wp_id = str(flat.get("waypointid") or flat.get("waypoint") or flat.get("id") or "").strip()
-        if not patrol_id or not wp_id:
-            raise InvalidInput(
-                f"The {where} names no patrol id or waypoint id; nothing was imported."
-            )
+        patrol_id, wp_id = _feature_ids(flat, where=where)
         if patrol is None:
             patrol = Patrol(
                 id=patrol_id, leader=str(flat.get("leader") or flat.get("patrolleader") or "")
@@ -262,35 +262,9 @@ def parse_geojson(data: bytes, *, name: str) -> Patrol:
             raise InvalidInput(
                 f"{name} mixes patrols {patrol.id} and {patrol_id}; export one patrol per file."
             )
-        x, y = flat.get("x"), flat.get("y")
-        geometry = feature.get("geometry")
-        if (x is None or y is None) and isinstance(geometry, dict):
-            coords = geometry.get("coordinates")
-            if geometry.get("type") == "Point" and isinstance(coords, list) and len(coords) >= 2:
-                x, y = coords[0], coords[1]
-        date = str(flat.get("waypointdate") or flat.get("date") or "").strip()
-        time = str(flat.get("waypointtime") or flat.get("time") or "").strip()
-        local = time if "T" in time else (f"{date}T{time}" if date and time else date)
-        groups = props.get("observations")
-        observations: list[tuple[str, dict[str, Any]]] = []
-        if isinstance(groups, list):
-            for obs in groups:
-                if not isinstance(obs, dict):
-                    raise InvalidInput(f"The {where} has an observation that is not an object.")
-                attrs = obs.get("attributes") or {}
-                if not isinstance(attrs, dict):
-                    raise InvalidInput(f"The {where} has attributes that are not an object.")
-                observations.append(
-                    (str(obs.get("category") or obs.get("categoryKey") or ""), attrs)
-                )
-        else:
-            skip = {"patrolid", "patrol", "waypointid", "waypoint", "id", "x", "y", "date",
-                    "waypointdate", "time", "waypointtime", "category", "observationcategory",
-                    "leader", "patrolleader", "comment"}  # fmt: skip
-            attrs = {k: v for k, v in flat.items() if k not in skip}
-            category = str(flat.get("category") or flat.get("observationcategory") or "")
-            observations.append((category, attrs))
-        for category, attrs in observations:
+        x, y = _feature_point(flat, feature.get("geometry"))
+        local = _feature_time(flat)
+        for category, attrs in _feature_observations(props, flat, where=where):
             counters[wp_id] = counters.get(wp_id, 0) + 1
             patrol.observations.append(
                 Observation(
@@ -312,11 +286,114 @@ def parse_geojson(data: bytes, *, name: str) -> Patrol:
     return patrol
 
 
-def load_map(path: Path | None) -> dict[str, Any]:
+def _features(data: bytes, *, name: str) -> list[Any]:
+    """The features of a GeoJSON FeatureCollection, as parsed (checked one by one later)."""
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except (ValueError, UnicodeError, RecursionError):
+        raise InvalidInput(f"{name} is not readable JSON; nothing was imported.") from None
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+        raise InvalidInput(
+            f"{name} is not a GeoJSON FeatureCollection (a SMART Connect query export); "
+            f"nothing was imported."
+        )
+    features = doc.get("features")
+    if not isinstance(features, list):
+        raise InvalidInput(f"{name} has no list of features; nothing was imported.")
+    return features
+
+
+def _feature_ids(flat: Mapping[str, Any], *, where: str) -> tuple[str, str]:
+    """The patrol ID and waypoint ID a feature's (normalised) properties name."""
+    patrol_id = str(flat.get("patrolid") or flat.get("patrol") or "").strip()
+    wp_id = str(flat.get("waypointid") or flat.get("waypoint") or flat.get("id") or "").strip()
+    if not patrol_id or not wp_id:
+        raise InvalidInput(f"The {where} names no patrol id or waypoint id; nothing was imported.")
+    return patrol_id, wp_id
+
+
+def _feature_point(flat: Mapping[str, Any], geometry: Any) -> tuple[Any, Any]:
+    """x and y as the properties give them, else from a Point geometry (unchecked)."""
+    x, y = flat.get("x"), flat.get("y")
+    if (x is None or y is None) and isinstance(geometry, dict):
+        coords = geometry.get("coordinates")
+        if geometry.get("type") == "Point" and isinstance(coords, list) and len(coords) >= 2:
+            x, y = coords[0], coords[1]
+    return x, y
+
+
+def _feature_time(flat: Mapping[str, Any]) -> str:
+    """The waypoint's local time (ISO, no zone) from its date and time properties."""
+    date = str(flat.get("waypointdate") or flat.get("date") or "").strip()
+    time = str(flat.get("waypointtime") or flat.get("time") or "").strip()
+    return time if "T" in time else (f"{date}T{time}" if date and time else date)
+
+
+def _feature_observations(
+    props: Mapping[str, Any], flat: Mapping[str, Any], *, where: str
+) -> list[_RawObservation]:
+    """A feature's observations: its list of them, or the feature itself as one."""
+    groups = props.get("observations")
+    if not isinstance(groups, list):
+        attrs = {k: v for k, v in flat.items() if k not in _WAYPOINT_PROPERTIES}
+        category = str(flat.get("category") or flat.get("observationcategory") or "")
+        return [_RawObservation(category, attrs)]
+    observations: list[_RawObservation] = []
+    for obs in groups:
+        if not isinstance(obs, dict):
+            raise InvalidInput(f"The {where} has an observation that is not an object.")
+        attrs = obs.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            raise InvalidInput(f"The {where} has attributes that are not an object.")
+        observations.append(
+            _RawObservation(str(obs.get("category") or obs.get("categoryKey") or ""), attrs)
+        )
+    return observations
+
+
+@dataclass(frozen=True)
+class PeopleMap:
+    """Which observations are people, and which of their attributes say what."""
+
+    categories: Sequence[str]  # category prefixes of people observations
+    arrested: Mapping[str, Sequence[str]]  # attribute -> values meaning arrested
+    fields: Mapping[str, Sequence[str]]  # personal-data field -> attributes holding it
+    nationality: Sequence[str]  # attributes holding the nationality
+
+
+@dataclass(frozen=True)
+class SmartMap:
+    """What a patrol's attributes mean (see DEFAULT_MAP, the TOML map file's shape)."""
+
+    seized_attributes: Sequence[str]
+    seized_values: Sequence[str]
+    count: Sequence[str]  # attributes holding a number of items
+    weight_kg: Sequence[str]  # attributes holding a weight in kg
+    people: PeopleMap
+
+    @classmethod
+    def from_sections(cls, sections: Mapping[str, Any]) -> SmartMap:
+        """From the map's sections as DEFAULT_MAP and the TOML file give them."""
+        people = sections["people"]
+        return cls(
+            seized_attributes=sections["seized"]["attributes"],
+            seized_values=sections["seized"]["values"],
+            count=sections["quantity"]["count"],
+            weight_kg=sections["quantity"]["weight_kg"],
+            people=PeopleMap(
+                categories=people["categories"],
+                arrested=people["arrested"],
+                fields=people["fields"],
+                nationality=people["nationality"],
+            ),
+        )
+
+
+def load_map(path: Path | None) -> SmartMap:
     """The default attribute map, overridden by a TOML map file."""
     merged = json.loads(json.dumps(DEFAULT_MAP))
     if path is None:
-        return merged
+        return SmartMap.from_sections(merged)
     try:
         custom = tomllib.loads(_read(path, what="map file").decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeError) as exc:
@@ -336,7 +413,7 @@ def load_map(path: Path | None) -> dict[str, Any]:
                     f"it must be a {type(merged[section][key]).__name__}."
                 )
             merged[section][key] = value
-    return merged
+    return SmartMap.from_sections(merged)
 
 
 def _read(path: Path, *, what: str) -> bytes:
@@ -353,7 +430,7 @@ def _read(path: Path, *, what: str) -> bytes:
     return path.read_bytes()
 
 
-def _first(attrs: Mapping[str, str], keys: list[str]) -> str:
+def _first(attrs: Mapping[str, str], keys: Sequence[str]) -> str:
     for key in keys:
         value = attrs.get(_norm(key)) or attrs.get(key)
         if value:
@@ -361,15 +438,13 @@ def _first(attrs: Mapping[str, str], keys: list[str]) -> str:
     return ""
 
 
-def _is_seized(obs: Observation, mapping: dict[str, Any]) -> bool:
-    values = {str(v).lower() for v in mapping["seized"]["values"]}
-    return any(
-        _first(obs.attributes, [key]).lower() in values for key in mapping["seized"]["attributes"]
-    )
+def _is_seized(obs: Observation, mapping: SmartMap) -> bool:
+    values = {str(v).lower() for v in mapping.seized_values}
+    return any(_first(obs.attributes, [key]).lower() in values for key in mapping.seized_attributes)
 
 
-def _is_person(obs: Observation, mapping: dict[str, Any]) -> bool:
-    return any(obs.category.startswith(prefix) for prefix in mapping["people"]["categories"])
+def _is_person(obs: Observation, mapping: SmartMap) -> bool:
+    return any(obs.category.startswith(prefix) for prefix in mapping.people.categories)
 
 
 def _species_word(value: str) -> str:
@@ -384,9 +459,7 @@ def _category_words(category: str) -> str:
     return " / ".join(parts[-2:]) if parts else "observation"
 
 
-def _item_spec(
-    obs: Observation, mapping: dict[str, Any], *, tz: ZoneInfo, leader: str
-) -> ItemCreate:
+def _item_spec(obs: Observation, mapping: SmartMap, *, tz: ZoneInfo, leader: str) -> ItemCreate:
     where = f"waypoint {obs.waypoint} of patrol {obs.patrol}"
     if not obs.time_local:
         raise InvalidInput(f"The {where} has no time; SMART waypoints need one to be imported.")
@@ -396,8 +469,8 @@ def _item_spec(
         raise InvalidInput(f"The time '{obs.time_local}' of {where} is not an ISO time.") from None
     if local.tzinfo is None:
         local = local.replace(tzinfo=tz)
-    count_text = _first(obs.attributes, mapping["quantity"]["count"])
-    weight_text = _first(obs.attributes, mapping["quantity"]["weight_kg"])
+    count_text = _first(obs.attributes, mapping.count)
+    weight_text = _first(obs.attributes, mapping.weight_kg)
     count = _number(count_text, what="count", where=where)
     weight = _number(weight_text, what="weight", where=where)
     if count is not None and (count < 0 or not count.is_integer()):
@@ -434,18 +507,24 @@ def _item_spec(
     )
 
 
-def _person(
-    obs: Observation, mapping: dict[str, Any]
-) -> tuple[str, dict[str, str], dict[str, str]]:
-    people = mapping["people"]
+class PersonSpec(NamedTuple):
+    """A person entity to add from a people observation."""
+
+    category: str  # "suspect" when an arrested attribute says so, else "other"
+    attributes: dict[str, str]  # non-nominal: the nationality, when it is a country code
+    nominal: dict[str, str]  # personal data, kept apart from the signed record
+
+
+def _person(obs: Observation, mapping: SmartMap) -> PersonSpec:
+    people = mapping.people
     category = "other"
-    for key, values in people["arrested"].items():
+    for key, values in people.arrested.items():
         if _first(obs.attributes, [key]).lower() in {str(v).lower() for v in values}:
             category = "suspect"
-    nominal = {f: _first(obs.attributes, keys) for f, keys in people["fields"].items()}
-    nationality = _first(obs.attributes, people["nationality"]).strip().upper()
+    nominal = {f: _first(obs.attributes, keys) for f, keys in people.fields.items()}
+    nationality = _first(obs.attributes, people.nationality).strip().upper()
     attrs = {"nationality": nationality} if nationality in codes.countries() else {}
-    return category, attrs, {k: v for k, v in nominal.items() if v}
+    return PersonSpec(category, attrs, {k: v for k, v in nominal.items() if v})
 
 
 def read_patrol(path: Path) -> tuple[Patrol, str]:
@@ -455,6 +534,21 @@ def read_patrol(path: Path) -> tuple[Patrol, str]:
     if stripped.startswith(b"{"):
         return parse_geojson(data, name=path.name), digest
     return parse_patrol_xml(data, name=path.name), digest
+
+
+class _PlannedItem(NamedTuple):
+    obs: Observation
+    spec: ItemCreate
+    seized_utc: str
+    seized_local: str
+
+
+class _Plan(NamedTuple):
+    """A patrol's observations sorted and checked before anything is written."""
+
+    items: list[_PlannedItem]  # seizures
+    persons: list[tuple[Observation, PersonSpec]]  # people
+    ignored: int  # observations that are neither
 
 
 def import_smart(
@@ -467,46 +561,23 @@ def import_smart(
     map_path: Path | None = None,
 ) -> SmartImport:
     """Import a SMART patrol file into a case; re-importing the same file adds nothing."""
-    from custody.caselog import append_case_event, require_case
-    from custody.entities import add_entity_in, read_entities
-    from custody.records import _insert_item, _validated
+    from custody.caselog import require_case
+    from custody.entities import add_entity_in
+    from custody.records import _insert_item
 
-    try:
-        zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(
-            f"'{tz}' is not a time zone name; SMART times carry no zone, so give one such as "
-            f"Africa/Nairobi."
-        ) from None
+    zone = _zone(tz)
     mapping = load_map(map_path)
     patrol, digest = read_patrol(path)
     check_permission(signer.actor, EventType("seize"))
     check_permission(signer.actor, EventType("smart-import"))
-    result = SmartImport(patrol=patrol.id)
-    seized = [
-        o for o in patrol.observations if _is_seized(o, mapping) and not _is_person(o, mapping)
-    ]
-    people = [o for o in patrol.observations if _is_person(o, mapping)]
-    result.ignored = len(patrol.observations) - len(seized) - len(people)
-    specs = [
-        _validated(
-            _item_spec(o, mapping, tz=zone, leader=patrol.leader), where=f"waypoint {o.waypoint}"
-        )
-        for o in seized
-    ]
-    persons = [_person(o, mapping) for o in people]
+    plan = _plan(patrol, mapping=mapping, zone=zone)
+    result = SmartImport(patrol=patrol.id, ignored=plan.ignored)
     with store.write() as session:
         require_case(session, case_no)
-        done_keys = set()
-        for item in session.exec(_items_of(case_no)).all():
-            key = json.loads(item.other_ids or "{}").get("smart")
-            if key:
-                done_keys.add(key)
-        entities = read_entities(session, case_no)
-        done_keys |= {e.source.removeprefix("SMART ") for e in entities.values() if e.source}
+        done_keys = _imported_keys(session, case_no)
         writer = Writer(session)
         by_waypoint: dict[tuple[str, str], list[str]] = {}
-        for obs, (spec, utc, local) in zip(seized, specs, strict=True):
+        for obs, spec, utc, local in plan.items:
             if obs.key in done_keys:
                 result.skipped += 1
                 continue
@@ -516,38 +587,113 @@ def import_smart(
             )  # fmt: skip
             result.items.append(item.id)
             by_waypoint.setdefault((obs.patrol, obs.waypoint), []).append(item.id)
-        for obs, (category, attrs, nominal) in zip(people, persons, strict=True):
+        for obs, person in plan.persons:
             if obs.key in done_keys:
                 result.skipped += 1
                 continue
             links = [(i, "seized-from") for i in by_waypoint.get((obs.patrol, obs.waypoint), [])]
             entity = add_entity_in(
-                session, writer, case_no=case_no, kind="person", category=category,
-                signer=signer, attributes=attrs, nominal=nominal, links=links,
+                session, writer, case_no=case_no, kind="person", category=person.category,
+                signer=signer, attributes=person.attributes, nominal=person.nominal, links=links,
                 source=f"SMART {obs.key}",
             )  # fmt: skip
             result.persons.append(entity.id)
         if result.items or result.persons:
-            row = append_case_event(
+            result.event = _record_import(
                 writer,
+                result,
                 case_no=case_no,
-                kind="smart-import",
                 signer=signer,
-                data={
-                    "file": path.name,
-                    "sha256": digest,
-                    "patrol": patrol.id,
-                    "leader": patrol.leader,
-                    "time_zone": tz,
-                    "items": result.items,
-                    "persons": result.persons,
-                    "skipped": result.skipped,
-                },
-                at=None,
+                path=path,
+                digest=digest,
+                leader=patrol.leader,
+                tz=tz,
             )
-            result.event = row.id
             writer.finish()
     return result
+
+
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"'{tz}' is not a time zone name; SMART times carry no zone, so give one such as "
+            f"Africa/Nairobi."
+        ) from None
+
+
+def _plan(patrol: Patrol, *, mapping: SmartMap, zone: ZoneInfo) -> _Plan:
+    """Seizures as checked item specs and people as person specs; raises on the first bad one."""
+    from custody.records import _validated
+
+    seized = [
+        o for o in patrol.observations if _is_seized(o, mapping) and not _is_person(o, mapping)
+    ]
+    people = [o for o in patrol.observations if _is_person(o, mapping)]
+    items = [
+        _PlannedItem(
+            o,
+            *_validated(
+                _item_spec(o, mapping, tz=zone, leader=patrol.leader),
+                where=f"waypoint {o.waypoint}",
+            ),
+        )
+        for o in seized
+    ]
+    return _Plan(
+        items=items,
+        persons=[(o, _person(o, mapping)) for o in people],
+        ignored=len(patrol.observations) - len(seized) - len(people),
+    )
+
+
+def _imported_keys(session: Session, case_no: str) -> set[str]:
+    """SMART observation keys (patrol/waypoint/index) the case's items and entities came from."""
+    from custody.entities import read_entities
+
+    done_keys = set()
+    for item in session.exec(_items_of(case_no)).all():
+        key = json.loads(item.other_ids or "{}").get("smart")
+        if key:
+            done_keys.add(key)
+    entities = read_entities(session, case_no)
+    done_keys |= {e.source.removeprefix("SMART ") for e in entities.values() if e.source}
+    return done_keys
+
+
+def _record_import(
+    writer: Writer,
+    result: SmartImport,
+    *,
+    case_no: str,
+    signer: Signer,
+    path: Path,
+    digest: str,
+    leader: str,
+    tz: str,
+) -> int:
+    """The signed `smart-import` event: the file, its patrol and what was created."""
+    from custody.caselog import append_case_event
+
+    row = append_case_event(
+        writer,
+        case_no=case_no,
+        kind="smart-import",
+        signer=signer,
+        data={
+            "file": path.name,
+            "sha256": digest,
+            "patrol": result.patrol,
+            "leader": leader,
+            "time_zone": tz,
+            "items": result.items,
+            "persons": result.persons,
+            "skipped": result.skipped,
+        },
+        at=None,
+    )
+    return row.id
 
 
 def _items_of(case_no: str) -> Any:

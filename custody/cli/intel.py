@@ -3,6 +3,7 @@ CITES trade terms, and the persons, organisations, conveyances and shipments of 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
@@ -157,18 +158,19 @@ def codes_cmd(
 
 
 NOMINAL_HELP = "Personal data, kept apart from the signed record and never shared."
+CATEGORY_HELP = (
+    "person: suspect, convicted, victim, witness, other; organisation: company, "
+    "government, ngo, other; conveyance: vehicle, vessel, flight; shipment: airway-bill, "
+    "bill-of-lading, container."
+)
+LINK_HELP = "ITEM=RELATION (found-in, owned-by, carried-by ...); repeatable."
 
 
 @entity_app.command("add")
 def entity_add(
     case_no: str = CASE,
     kind: str = typer.Option(..., help="person, organisation, conveyance or shipment."),
-    category: str = typer.Option(
-        ...,
-        help="person: suspect, convicted, victim, witness, other; organisation: company, "
-        "government, ngo, other; conveyance: vehicle, vessel, flight; shipment: airway-bill, "
-        "bill-of-lading, container.",
-    ),
+    category: str = typer.Option(..., help=CATEGORY_HELP),
     nationality: str | None = typer.Option(None, help="Person's nationality (ISO 3166)."),
     country: str | None = typer.Option(None, help="Country of an organisation or registration."),
     origin: str | None = typer.Option(None, help="Shipment origin (ISO 3166)."),
@@ -188,17 +190,14 @@ def entity_add(
     number: str | None = typer.Option(None, help="AWB, B/L or container number. " + NOMINAL_HELP),
     consignor: str | None = typer.Option(None, help=NOMINAL_HELP),
     consignee: str | None = typer.Option(None, help=NOMINAL_HELP),
-    link: list[str] = typer.Option(
-        [], "--link", help="ITEM=RELATION (found-in, owned-by, carried-by ...); repeatable."
-    ),
+    link: list[str] = typer.Option([], "--link", help=LINK_HELP),
     at: str | None = AT,
     actor: str | None = AS,
 ) -> None:
     """Add a person, organisation, conveyance or shipment to a case; prints its ID."""
-    from custody.entities import ATTRIBUTES, NOMINAL_FIELDS, add_entity
-    from custody.errors import InvalidInput
+    from custody.entities import add_entity
 
-    values = {
+    attributes = {
         "nationality": nationality,
         "country": country,
         "origin": origin,
@@ -219,10 +218,34 @@ def entity_add(
         "consignor": consignor,
         "consignee": consignee,
     }
+    _check_options_fit(kind, attributes=attributes, personal=personal)
+    links = _parse_links(link)
+    store = open_store()
+    entity = add_entity(
+        store,
+        case_no=case_no,
+        kind=kind,
+        category=category,
+        signer=signer(store, actor),
+        attributes={k: v for k, v in attributes.items() if v is not None},
+        nominal={k: v for k, v in personal.items() if v is not None},
+        links=links,
+        at=at,
+    )
+    print_id(entity.id)
+
+
+def _check_options_fit(
+    kind: str, *, attributes: Mapping[str, str | None], personal: Mapping[str, str | None]
+) -> None:
+    """Refuse, by its flag, an option given that the entity's kind does not have."""
+    from custody.entities import ATTRIBUTES, NOMINAL_FIELDS
+    from custody.errors import InvalidInput
+
     kind_key = kind.strip().lower()
     allowed_attrs = ATTRIBUTES.get(kind_key, ())
     allowed_nominal = NOMINAL_FIELDS.get(kind_key, ())
-    for key, value in values.items():
+    for key, value in attributes.items():
         if value is not None and key not in allowed_attrs and kind_key in ATTRIBUTES:
             raise InvalidInput(
                 f"A {kind_key} has no --{key}; use {', '.join('--' + a for a in allowed_attrs)}."
@@ -231,27 +254,21 @@ def entity_add(
         if value is not None and key not in allowed_nominal and kind_key in NOMINAL_FIELDS:
             flag = "--" + key.replace("_", "-")
             raise InvalidInput(f"A {kind_key} has no {flag}; it is not among its personal data.")
+
+
+def _parse_links(specs: list[str]) -> list[tuple[str, str]]:
+    """`--link ITEM=RELATION` options as (item, relation) pairs."""
+    from custody.errors import InvalidInput
+
     links = []
-    for spec in link:
+    for spec in specs:
         item, sep, relation = spec.partition("=")
         if not sep:
             raise InvalidInput(
                 f"Link '{spec}' is not ITEM=RELATION, e.g. KWS-2026-0042/1=owned-by."
             )
         links.append((item.strip(), relation.strip()))
-    store = open_store()
-    entity = add_entity(
-        store,
-        case_no=case_no,
-        kind=kind,
-        category=category,
-        signer=signer(store, actor),
-        attributes={k: v for k, v in values.items() if v is not None},
-        nominal={k: v for k, v in personal.items() if v is not None},
-        links=links,
-        at=at,
-    )
-    print_id(entity.id)
+    return links
 
 
 @entity_app.command("list")

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlmodel import Session, col, select
 
@@ -267,6 +267,13 @@ def write_recorded(
     return ExportResult(path=out, sha256=digest, rows=n_rows, cases=cases, events=ids)
 
 
+class ExportedFile(TypedDict):
+    """A file an export wrote, by name and hash."""
+
+    file: str
+    sha256: str
+
+
 @dataclass
 class Disclosure:
     """One recorded export: when, who, to whom, what and the file's hash."""
@@ -277,7 +284,7 @@ class Disclosure:
     actor: str
     export: str
     recipient: str
-    files: list[dict[str, str]]
+    files: list[ExportedFile]
     items: list[str]
 
     def to_dict(self) -> dict[str, Any]:
@@ -321,7 +328,7 @@ def disclosure_log(store: Any, *, case_no: str | None = None) -> list[Disclosure
                 export=str(data.get("export", "")),
                 recipient=str(data.get("recipient", "")),
                 files=[
-                    {"file": str(f.get("file", "")), "sha256": str(f.get("sha256", ""))}
+                    ExportedFile(file=str(f.get("file", "")), sha256=str(f.get("sha256", "")))
                     for f in files
                 ],
                 items=[str(i) for i in data.get("items", [])],

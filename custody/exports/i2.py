@@ -23,18 +23,20 @@ import hashlib
 import io
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from sqlmodel import select
 
 from custody.domain import EventType
-from custody.entities import _read_nominal_row
+from custody.entities import Entity, _read_nominal_row
 from custody.errors import InvalidInput, NotFound
 from custody.events import Signer, Writer, check_permission, event_time
 from custody.exports import check_output, remove_output, write_output
 from custody.exports.common import ExportResult, Seizure, load_seizure, record_export
-from custody.models import Actor, Agency, Case
+from custody.models import Actor, Agency, Case, Event, Item
 from custody.store import Store
 
 ENTITY_TYPES = (
@@ -100,19 +102,47 @@ class Chart:
         self.links.append(link)
 
 
-def _source(seizure: Seizure, event_id: int, event_hash: str) -> str:
-    return f"{seizure.case.case_no} event {event_id} {event_hash[:23]}"
+def _source(seizure: Seizure, ev: Event) -> str:
+    """A link's source reference: the case, the event's ID and the start of its hash."""
+    return f"{seizure.case.case_no} event {ev.id} {ev.hash[:23]}"
+
+
+class _Taxon(NamedTuple):
+    """The taxon a species identification named, as a chart entity needs it."""
+
+    name: str
+    level: str
+    rank: str
 
 
 def build_chart(
     seizure: Seizure,
     *,
-    actors: dict[str, Actor],
-    agencies: dict[str, Agency],
-    nominal: dict[str, dict[str, str] | None],
+    actors: Mapping[str, Actor],
+    agencies: Mapping[str, Agency],
+    nominal: Mapping[str, dict[str, str] | None],
 ) -> Chart:
-    """The chart of one case (`nominal`: entity ID -> checked personal data or None)."""
+    """The chart of one case (`nominal`: entity ID -> checked personal data or None).
+
+    Entities enter in a fixed order (case and agency, items and their places,
+    then officers, laboratories and species as the events name them, then the
+    case's entities), which fixes the numbering of the chart's items.
+    """
     chart = Chart()
+    case_id = _add_case(chart, seizure)
+    for item in seizure.items:
+        _add_item(chart, item, seizure=seizure, case_id=case_id)
+    for ev in seizure.events:
+        if ev.item_id is None or ev.chain != ev.item_id:
+            continue
+        _add_event_link(chart, ev, seizure=seizure, actors=actors, agencies=agencies)
+    for entity in seizure.entities.values():
+        _add_case_entity(chart, entity, personal=nominal.get(entity.id) or {})
+    return chart
+
+
+def _add_case(chart: Chart, seizure: Seizure) -> str:
+    """The case entity (and the agency investigating it); returns the case's key."""
     case = seizure.case
     case_id = chart.entity(
         ChartEntity(
@@ -134,158 +164,173 @@ def build_chart(
             )
         )
         chart.link(ChartLink(case_id, agency_id, "Investigated by", "investigated by"))
+    return case_id
 
-    def officer(handle: str | None) -> str:
-        actor = actors.get(handle or "")
-        label = actor.name if actor else str(handle)
-        return chart.entity(
-            ChartEntity(
-                identity=f"officer:{handle}",
-                type="Officer",
-                label=label,
-                attributes={
-                    "handle": str(handle),
-                    "role": actor.role if actor else "",
-                    "agency": (actor.agency_code or "") if actor else "",
-                },
+
+def _officer(chart: Chart, handle: str | None, *, actors: Mapping[str, Actor]) -> str:
+    actor = actors.get(handle or "")
+    label = actor.name if actor else str(handle)
+    return chart.entity(
+        ChartEntity(
+            identity=f"officer:{handle}",
+            type="Officer",
+            label=label,
+            attributes={
+                "handle": str(handle),
+                "role": actor.role if actor else "",
+                "agency": (actor.agency_code or "") if actor else "",
+            },
+        )
+    )
+
+
+def _place(chart: Chart, name: str) -> str:
+    return chart.entity(ChartEntity(identity=f"place:{name}", type="Location", label=name))
+
+
+def _add_item(chart: Chart, item: Item, *, seizure: Seizure, case_id: str) -> None:
+    """An evidence item, what it is part of or a sample of, and where it was seized."""
+    species = seizure.species[item.id]
+    term = seizure.terms[item.id]
+    state = seizure.states[item.id]
+    item_key = chart.entity(
+        ChartEntity(
+            identity=f"item:{item.id}",
+            type="Evidence item",
+            label=item.id,
+            description=item.description,
+            date_time=item.seized_at,
+            attributes={
+                "species": species.label,
+                "CITES term": term.term,
+                "quantity": "" if term.quantity is None else f"{term.quantity:g}",
+                "CITES unit": term.unit,
+                "seal": state.seal or "",
+                "status": state.status,
+                "custodian": state.custodian or "",
+            },
+        )
+    )
+    chart.link(ChartLink(item_key, case_id, "Part of", "part of"))
+    if item.parent_id:
+        chart.link(ChartLink(item_key, f"item:{item.parent_id}", "Sample of", "sample of"))
+    if item.place:
+        at_place = _place(chart, item.place)
+        if item.lat is not None and item.lon is not None:
+            chart.entities[at_place].attributes.update(
+                {"latitude": f"{item.lat}", "longitude": f"{item.lon}"}
             )
+        chart.link(
+            ChartLink(item_key, at_place, "Seized at", "seized at", date_time=item.seized_at)
         )
 
-    def place(name: str) -> str:
-        return chart.entity(ChartEntity(identity=f"place:{name}", type="Location", label=name))
 
-    for item in seizure.items:
-        species = seizure.species[item.id]
-        term = seizure.terms[item.id]
-        state = seizure.states[item.id]
-        item_key = chart.entity(
-            ChartEntity(
-                identity=f"item:{item.id}",
-                type="Evidence item",
-                label=item.id,
-                description=item.description,
-                date_time=item.seized_at,
-                attributes={
-                    "species": species.label,
-                    "CITES term": term.term,
-                    "quantity": "" if term.quantity is None else f"{term.quantity:g}",
-                    "CITES unit": term.unit,
-                    "seal": state.seal or "",
-                    "status": state.status,
-                    "custodian": state.custodian or "",
-                },
-            )
+def _add_event_link(
+    chart: Chart,
+    ev: Event,
+    *,
+    seizure: Seizure,
+    actors: Mapping[str, Actor],
+    agencies: Mapping[str, Agency],
+) -> None:
+    """The link (and any entity it needs) one event of an item's chain adds to the chart."""
+    data = json.loads(ev.data)
+    source = _source(seizure, ev)
+    item_key = f"item:{ev.item_id}"
+    if ev.type == "seize":
+        seizer = _officer(chart, ev.actor, actors=actors)
+        chart.link(ChartLink(item_key, seizer, "Seized by", "seized by", ev.at, source))
+    elif ev.type == "transfer":
+        releaser = _officer(chart, ev.actor, actors=actors)
+        receiver = _officer(chart, ev.counterparty, actors=actors)
+        label = f"transfer of {ev.item_id}" + (
+            f" ({data['purpose']})" if data.get("purpose") else ""
         )
-        chart.link(ChartLink(item_key, case_id, "Part of", "part of"))
-        if item.parent_id:
-            chart.link(ChartLink(item_key, f"item:{item.parent_id}", "Sample of", "sample of"))
-        if item.place:
-            at_place = place(item.place)
-            if item.lat is not None and item.lon is not None:
-                chart.entities[at_place].attributes.update(
-                    {"latitude": f"{item.lat}", "longitude": f"{item.lon}"}
-                )
-            chart.link(
-                ChartLink(item_key, at_place, "Seized at", "seized at", date_time=item.seized_at)
-            )
-    for ev in seizure.events:
-        if ev.item_id is None or ev.chain != ev.item_id:
-            continue
-        data = json.loads(ev.data)
-        source = _source(seizure, ev.id, ev.hash)
-        item_key = f"item:{ev.item_id}"
-        if ev.type == "seize":
-            chart.link(
-                ChartLink(item_key, officer(ev.actor), "Seized by", "seized by", ev.at, source)
-            )
-        elif ev.type == "transfer":
-            chart.link(
-                ChartLink(
-                    officer(ev.actor),
-                    officer(ev.counterparty),
-                    "Custody transfer",
-                    f"transfer of {ev.item_id}"
-                    + (f" ({data['purpose']})" if data.get("purpose") else ""),
-                    ev.at,
-                    source,
-                )
-            )
-        elif ev.type == "store" and data.get("location"):
-            chart.link(
-                ChartLink(
-                    item_key, place(str(data["location"])), "Stored at", "stored at", ev.at, source
-                )
-            )
-        elif ev.type == "analyse" and data.get("analysis") == "species-identification":
-            actor = actors.get(ev.actor)
-            code = (actor.agency_code if actor else None) or "unknown"
-            agency = agencies.get(code)
-            lab = chart.entity(
+        chart.link(ChartLink(releaser, receiver, "Custody transfer", label, ev.at, source))
+    elif ev.type == "store" and data.get("location"):
+        stored = _place(chart, str(data["location"]))
+        chart.link(ChartLink(item_key, stored, "Stored at", "stored at", ev.at, source))
+    elif ev.type == "analyse" and data.get("analysis") == "species-identification":
+        lab = _laboratory(chart, ev.actor, actors=actors, agencies=agencies)
+        chart.link(ChartLink(item_key, lab, "Analysed by", "analysed by", ev.at, source))
+        taxon = _identified_taxon(data)
+        if taxon is not None:
+            key = chart.entity(
                 ChartEntity(
-                    identity=f"lab:{code}",
-                    type="Laboratory",
-                    label=agency.name if agency else code,
-                    attributes={"agency": code},
+                    identity=f"species:{taxon.name}",
+                    type="Species",
+                    label=taxon.name,
+                    attributes={"rank": taxon.rank},
                 )
             )
-            chart.link(ChartLink(item_key, lab, "Analysed by", "analysed by", ev.at, source))
-            if data.get("taxon") and data.get("level") in ("species", "genus"):
-                taxon = chart.entity(
-                    ChartEntity(
-                        identity=f"species:{data['taxon']}",
-                        type="Species",
-                        label=str(data["taxon"]),
-                        attributes={"rank": str(data.get("rank") or data.get("level"))},
-                    )
-                )
-                chart.link(
-                    ChartLink(
-                        item_key,
-                        taxon,
-                        "Identified as",
-                        f"identified as ({data.get('level')})",
-                        ev.at,
-                        source,
-                    )
-                )
-    for entity in seizure.entities.values():
-        personal = nominal.get(entity.id) or {}
-        if entity.kind == "person":
-            kind = "Person"
-        elif entity.kind == "organisation":
-            kind = "Organisation"
-        elif entity.kind == "conveyance":
-            kind = CONVEYANCE_TYPES[entity.category]
-        else:
-            kind = "Shipment"
-        label = (
-            personal.get("name")
-            or personal.get("identifier")
-            or personal.get("number")
-            or entity.id
+            label = f"identified as ({taxon.level})"
+            chart.link(ChartLink(item_key, key, "Identified as", label, ev.at, source))
+
+
+def _laboratory(
+    chart: Chart, handle: str, *, actors: Mapping[str, Actor], agencies: Mapping[str, Agency]
+) -> str:
+    """The laboratory entity of the agency the analysing officer belongs to."""
+    actor = actors.get(handle)
+    code = (actor.agency_code if actor else None) or "unknown"
+    agency = agencies.get(code)
+    return chart.entity(
+        ChartEntity(
+            identity=f"lab:{code}",
+            type="Laboratory",
+            label=agency.name if agency else code,
+            attributes={"agency": code},
         )
-        key = chart.entity(
-            ChartEntity(
-                identity=f"entity:{entity.id}",
-                type=kind,
-                label=label,
-                description=entity.category,
-                date_time=entity.added_at,
-                source=entity.source or entity.id,
-                attributes={
-                    "entity": entity.id,
-                    "category": entity.category,
-                    **entity.attributes,
-                    **personal,
-                },
-            )
+    )
+
+
+def _identified_taxon(data: Mapping[str, Any]) -> _Taxon | None:
+    """The species or genus an identification's event body names; None below genus level."""
+    if not (data.get("taxon") and data.get("level") in ("species", "genus")):
+        return None
+    return _Taxon(
+        name=str(data["taxon"]),
+        level=str(data["level"]),
+        rank=str(data.get("rank") or data.get("level")),
+    )
+
+
+def _entity_type(entity: Entity) -> str:
+    if entity.kind == "person":
+        return "Person"
+    if entity.kind == "organisation":
+        return "Organisation"
+    if entity.kind == "conveyance":
+        return CONVEYANCE_TYPES[entity.category]
+    return "Shipment"
+
+
+def _add_case_entity(chart: Chart, entity: Entity, *, personal: Mapping[str, str]) -> None:
+    """A person, organisation, conveyance or shipment of the case, with its links to items."""
+    label = (
+        personal.get("name") or personal.get("identifier") or personal.get("number") or entity.id
+    )
+    key = chart.entity(
+        ChartEntity(
+            identity=f"entity:{entity.id}",
+            type=_entity_type(entity),
+            label=label,
+            description=entity.category,
+            date_time=entity.added_at,
+            source=entity.source or entity.id,
+            attributes={
+                "entity": entity.id,
+                "category": entity.category,
+                **entity.attributes,
+                **personal,
+            },
         )
-        for link in entity.links:
-            word = LINK_WORDS.get(link["relation"], link["relation"])
-            chart.link(
-                ChartLink(f"item:{link['item']}", key, word.capitalize(), word, source=entity.id)
-            )
-    return chart
+    )
+    for link in entity.links:
+        word = LINK_WORDS.get(link["relation"], link["relation"])
+        chart.link(
+            ChartLink(f"item:{link['item']}", key, word.capitalize(), word, source=entity.id)
+        )
 
 
 def _anx_time(text: str) -> str:
@@ -293,25 +338,60 @@ def _anx_time(text: str) -> str:
     return text[:19] + ".000"
 
 
+class _AnxTypes(NamedTuple):
+    """Reference IDs of the chart's entity types, link types and attribute classes."""
+
+    entity_types: dict[str, str]
+    link_types: dict[str, str]
+    attribute_classes: dict[str, str]
+
+
 def anx_bytes(chart: Chart) -> bytes:
+    """The chart as ANX: UTF-16 XML with a byte-order mark, as Analyst's Notebook writes it."""
     root = ET.Element("Chart", {"IdReferenceLinking": "false", "Rigorous": "true"})
     ET.SubElement(
         root, "ApplicationVersion", {"Major": "9", "Minor": "0", "Point": "0", "Build": "0"}
     )
+    types = _anx_type_collections(root, chart)
+    items = ET.SubElement(root, "ChartItemCollection")
+    entity_ids: dict[str, str] = {}
+    for n, entity in enumerate(chart.entities.values(), start=1):
+        entity_ids[entity.identity] = str(n)
+        _anx_entity(items, entity, number=n, types=types)
+    offset = len(chart.entities)
+    for n, link in enumerate(chart.links, start=offset + 1):
+        _anx_link(items, link, number=n, types=types, entity_ids=entity_ids)
+    text = ET.tostring(root, encoding="unicode")
+    return b"\xff\xfe" + ("<?xml version='1.0' encoding='utf-16'?>\n" + text).encode("utf-16-le")
+
+
+def _numbered(parent: ET.Element, names: list[str], *, tag: str, prefix: str) -> dict[str, str]:
+    """One `tag` element per name, IDs `prefix`1, 2 ...; returns name -> ID."""
+    refs: dict[str, str] = {}
+    for n, name in enumerate(names, start=1):
+        refs[name] = f"{prefix}{n}"
+        ET.SubElement(parent, tag, {"Id": refs[name], "Name": name})
+    return refs
+
+
+def _anx_type_collections(root: ET.Element, chart: Chart) -> _AnxTypes:
+    """The strength, entity type, link type and attribute class collections."""
     strengths = ET.SubElement(root, "StrengthCollection")
     ET.SubElement(
         strengths, "Strength", {"Id": "Default", "Name": "Default", "DotStyle": "DotStyleSolid"}
     )
-    type_ids = ET.SubElement(root, "EntityTypeCollection")
-    used_types = sorted({e.type for e in chart.entities.values()})
-    for n, name in enumerate(used_types, start=1):
-        ET.SubElement(type_ids, "EntityType", {"Id": f"ET{n}", "Name": name})
-    et_ref = {name: f"ET{n}" for n, name in enumerate(used_types, start=1)}
-    link_types = sorted({lk.type for lk in chart.links})
-    ltc = ET.SubElement(root, "LinkTypeCollection")
-    for n, name in enumerate(link_types, start=1):
-        ET.SubElement(ltc, "LinkType", {"Id": f"LT{n}", "Name": name})
-    lt_ref = {name: f"LT{n}" for n, name in enumerate(link_types, start=1)}
+    entity_types = _numbered(
+        ET.SubElement(root, "EntityTypeCollection"),
+        sorted({e.type for e in chart.entities.values()}),
+        tag="EntityType",
+        prefix="ET",
+    )
+    link_types = _numbered(
+        ET.SubElement(root, "LinkTypeCollection"),
+        sorted({lk.type for lk in chart.links}),
+        tag="LinkType",
+        prefix="LT",
+    )
     attr_names = sorted({k for e in chart.entities.values() for k, v in e.attributes.items() if v})
     acc = ET.SubElement(root, "AttributeClassCollection")
     for n, name in enumerate(attr_names, start=1):
@@ -329,69 +409,83 @@ def anx_bytes(chart: Chart) -> bytes:
                 "Visible": "true",
             },
         )
-    ac_ref = {name: f"AC{n}" for n, name in enumerate(attr_names, start=1)}
-    items = ET.SubElement(root, "ChartItemCollection")
-    entity_ids: dict[str, str] = {}
-    for n, entity in enumerate(chart.entities.values(), start=1):
-        entity_ids[entity.identity] = str(n)
-        attrs = {"Id": f"CI{n}", "Label": entity.label}
-        if entity.description:
-            attrs["Description"] = entity.description
-        if entity.source:
-            attrs["SourceReference"] = entity.source
-        if entity.date_time:
-            attrs.update(
-                {"DateSet": "true", "TimeSet": "true", "DateTime": _anx_time(entity.date_time)}
+    attribute_classes = {name: f"AC{n}" for n, name in enumerate(attr_names, start=1)}
+    return _AnxTypes(entity_types, link_types, attribute_classes)
+
+
+def _item_attributes(
+    number: int, *, label: str, description: str = "", source: str, date_time: str
+) -> dict[str, str]:
+    """The XML attributes of a chart item: ID, label, and description, source and date if set."""
+    attrs = {"Id": f"CI{number}", "Label": label}
+    if description:
+        attrs["Description"] = description
+    if source:
+        attrs["SourceReference"] = source
+    if date_time:
+        attrs.update({"DateSet": "true", "TimeSet": "true", "DateTime": _anx_time(date_time)})
+    return attrs
+
+
+def _anx_entity(items: ET.Element, entity: ChartEntity, *, number: int, types: _AnxTypes) -> None:
+    attrs = _item_attributes(
+        number,
+        label=entity.label,
+        description=entity.description,
+        source=entity.source,
+        date_time=entity.date_time,
+    )
+    item = ET.SubElement(items, "ChartItem", attrs)
+    end = ET.SubElement(item, "End", {"X": "0", "Y": "0", "Z": "0"})
+    ent = ET.SubElement(
+        end,
+        "Entity",
+        {"EntityId": str(number), "Identity": entity.identity, "LabelIsIdentity": "false"},
+    )
+    icon = ET.SubElement(ent, "Icon")
+    ET.SubElement(
+        icon,
+        "IconStyle",
+        {"Type": entity.type, "EntityTypeReference": types.entity_types[entity.type]},
+    )
+    values = [(k, v) for k, v in entity.attributes.items() if v]
+    if values:
+        coll = ET.SubElement(item, "AttributeCollection")
+        for name, value in values:
+            ET.SubElement(
+                coll,
+                "Attribute",
+                {
+                    "AttributeClass": name,
+                    "AttributeClassReference": types.attribute_classes[name],
+                    "Value": str(value),
+                },
             )
-        item = ET.SubElement(items, "ChartItem", attrs)
-        end = ET.SubElement(item, "End", {"X": "0", "Y": "0", "Z": "0"})
-        ent = ET.SubElement(
-            end,
-            "Entity",
-            {"EntityId": str(n), "Identity": entity.identity, "LabelIsIdentity": "false"},
-        )
-        icon = ET.SubElement(ent, "Icon")
-        ET.SubElement(
-            icon, "IconStyle", {"Type": entity.type, "EntityTypeReference": et_ref[entity.type]}
-        )
-        values = [(k, v) for k, v in entity.attributes.items() if v]
-        if values:
-            coll = ET.SubElement(item, "AttributeCollection")
-            for name, value in values:
-                ET.SubElement(
-                    coll,
-                    "Attribute",
-                    {
-                        "AttributeClass": name,
-                        "AttributeClassReference": ac_ref[name],
-                        "Value": str(value),
-                    },
-                )
-    offset = len(chart.entities)
-    for n, link in enumerate(chart.links, start=offset + 1):
-        attrs = {"Id": f"CI{n}", "Label": link.label}
-        if link.source:
-            attrs["SourceReference"] = link.source
-        if link.date_time:
-            attrs.update(
-                {"DateSet": "true", "TimeSet": "true", "DateTime": _anx_time(link.date_time)}
-            )
-        item = ET.SubElement(items, "ChartItem", attrs)
-        lk = ET.SubElement(
-            item, "Link", {"End1Id": entity_ids[link.end1], "End2Id": entity_ids[link.end2]}
-        )
-        ET.SubElement(
-            lk,
-            "LinkStyle",
-            {
-                "Strength": "Default",
-                "ArrowStyle": "ArrowOnHead",
-                "Type": link.type,
-                "LinkTypeReference": lt_ref[link.type],
-            },
-        )
-    text = ET.tostring(root, encoding="unicode")
-    return b"\xff\xfe" + ("<?xml version='1.0' encoding='utf-16'?>\n" + text).encode("utf-16-le")
+
+
+def _anx_link(
+    items: ET.Element,
+    link: ChartLink,
+    *,
+    number: int,
+    types: _AnxTypes,
+    entity_ids: Mapping[str, str],
+) -> None:
+    attrs = _item_attributes(number, label=link.label, source=link.source, date_time=link.date_time)
+    item = ET.SubElement(items, "ChartItem", attrs)
+    lk = ET.SubElement(
+        item, "Link", {"End1Id": entity_ids[link.end1], "End2Id": entity_ids[link.end2]}
+    )
+    ET.SubElement(
+        lk,
+        "LinkStyle",
+        {
+            "Strength": "Default",
+            "ArrowStyle": "ArrowOnHead",
+            "Type": link.type,
+            "LinkTypeReference": types.link_types[link.type],
+        },
+    )
 
 
 def csv_tables(chart: Chart) -> tuple[bytes, bytes]:
