@@ -412,6 +412,11 @@ def load_map(path: Path | None) -> SmartMap:
                     f"The map file {path} gives {section}.{key} as {type(value).__name__}; "
                     f"it must be a {type(merged[section][key]).__name__}."
                 )
+            if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+                raise InvalidInput(
+                    f"The map file {path} gives {section}.{key} with entries that are not "
+                    "text; write every entry in quotes."
+                )
             merged[section][key] = value
     return SmartMap.from_sections(merged)
 

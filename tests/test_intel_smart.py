@@ -177,3 +177,25 @@ def test_bad_arguments_change_nothing(world: World, tmp_path: Path, db_snapshot)
     with pytest.raises(PermissionDenied):
         import_smart(world.store, path=PATROL, case_no=CASE, tz="UTC", signer=world.custodian)
     assert db_snapshot(world.db_path) == before
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[seized]\nattributes = [1]\n", "not text"),
+        ('[seized]\nattributes = "x"\n', "must be a list"),
+        ("[nonsense]\nx = 1\n", "unknown section"),
+        ("[seized\n", "not valid TOML"),
+    ],
+)
+def test_bad_map_file_is_one_sentence_and_imports_nothing(
+    world: World, tmp_path: Path, text: str, words: str
+) -> None:
+    from custody.errors import InvalidInput
+
+    mapping = tmp_path / "map.toml"
+    mapping.write_text(text)
+    with pytest.raises(InvalidInput, match=words):
+        import_smart(world.store, path=PATROL, case_no=CASE, tz="Africa/Nairobi",
+                     signer=world.officer, map_path=mapping)  # fmt: skip
+    assert list_items(world.store, case_no=CASE) == []
