@@ -176,7 +176,7 @@ def embed_files(
 
 
 def check_output_path(
-    out: Path, *, issued_hashes: frozenset[str] = frozenset(), force: bool = False
+    out: Path, *, issued_hashes: Mapping[str, str] | None = None, force: bool = False
 ) -> None:
     """Refuse, before any work, an output path the PDF cannot or must not be written to.
 
@@ -201,7 +201,7 @@ def check_output_path(
             f"The folder {parent} is not writable, so the dossier {out.name} cannot be written there; choose another output path."
         )
     if out.exists():
-        issued = _issued_dossier_id(out, issued_hashes)
+        issued = _issued_dossier_id(out, issued_hashes or {})
         if issued:
             raise InvalidInput(
                 f"{out} is the issued dossier {issued}; an issued dossier is never replaced, "
@@ -214,11 +214,12 @@ def check_output_path(
             )
 
 
-def _issued_dossier_id(path: Path, issued_hashes: frozenset[str]) -> str | None:
+def _issued_dossier_id(path: Path, issued_hashes: Mapping[str, str]) -> str | None:
     """The report ID of an issued dossier at `path`, None for any other file."""
     data = path.read_bytes() if path.is_file() else b""
-    if "sha256:" + hashlib.sha256(data).hexdigest() in issued_hashes:
-        return path.name
+    known = issued_hashes.get("sha256:" + hashlib.sha256(data).hexdigest())
+    if known:
+        return known
     marker = data.find(b"/CustodyReportID")
     if marker < 0:
         return None
@@ -272,8 +273,9 @@ def _issued(store: Store, case_no: str | None = None) -> list[IssuedDossier]:
         return [IssuedDossier.from_data(json.loads(d)) for d in data]
 
 
-def _issued_hashes(store: Store) -> frozenset[str]:
-    return frozenset(d.pdf_sha256 for d in _issued(store))
+def _issued_hashes(store: Store) -> dict[str, str]:
+    """PDF hash -> report ID of every dossier this store issued."""
+    return {d.pdf_sha256: d.report_id for d in _issued(store)}
 
 
 @dataclass(frozen=True)
