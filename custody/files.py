@@ -191,6 +191,11 @@ def check_output(path: Path, *, what: str, force: bool = False, can_force: bool 
             f"The {what} {path} cannot be written because its folder {folder} does not exist; "
             f"create the folder first or choose another path."
         )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidInput(
+            f"The folder {folder} is not writable, so the {what} {path.name} cannot be written "
+            "there; choose another path."
+        )
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:

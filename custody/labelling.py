@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, select
 
+from custody import files
 from custody.canonical import canonical_json
 from custody.domain import EventType
 from custody.errors import IllegalTransition, InvalidInput, NotFound
@@ -293,27 +294,9 @@ def _render_and_record(
 
 
 def _writable_output(out: Path) -> Path:
-    """Refuse an output path the PDF cannot be written to, before anything is recorded."""
-    if out.is_dir():
-        raise InvalidInput(
-            f"The output {out} is a folder; give a PDF file name such as {out / 'labels.pdf'}."
-        )
-    if not out.parent.is_dir():
-        # Like `dossier build`: a mistyped folder is an error, not something to create.
-        raise InvalidInput(
-            f"The folder {out.parent} for the label PDF does not exist; create it first or "
-            "choose another output path."
-        )
-    if out.is_symlink():
-        raise InvalidInput(
-            f"The output {out} is a symbolic link; labels are never written through links, "
-            "so give the path of a plain file."
-        )
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise InvalidInput(
-            f"The folder {out.parent} is not writable; write the PDF into a writable folder."
-        )
-    return out
+    """Refuse an output path the PDF cannot be written to, before anything is recorded
+    (an existing label PDF is replaced: a reprint job writes the same sheet again)."""
+    return files.check_output(out, what="label PDF", force=True)
 
 
 def _place(tmp: Path, out: Path) -> Path | None:

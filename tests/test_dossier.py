@@ -311,7 +311,7 @@ def test_output_path_is_checked_before_any_work(case_world: World, tmp_path: Pat
     before = _event_count(case_world)
     folder = tmp_path / "out"
     folder.mkdir()
-    with pytest.raises(InvalidInput, match=f"output path {re.escape(str(folder))} is a folder"):
+    with pytest.raises(InvalidInput, match=f"dossier path {re.escape(str(folder))} is a folder"):
         build_dossier(case_world.store, case_no=CASE, out=folder, signer=case_world.prosecutor)
     missing = tmp_path / "nowhere" / "r1.pdf"
     with pytest.raises(InvalidInput, match=f"folder {re.escape(str(missing.parent))} .*does not"):
@@ -322,7 +322,7 @@ def test_output_path_is_checked_before_any_work(case_world: World, tmp_path: Pat
     result = runner.invoke(app, ["dossier", "build", CASE, "-o", str(folder), "--as", "pnjeri"])
     assert result.exit_code == 1
     message = " ".join(result.stderr.split())
-    assert message.startswith("error: The output path") and str(folder) in message
+    assert message.startswith("error: The dossier path") and str(folder) in message
     assert "verifying" not in message and "tmp" not in message.replace(str(folder), "")
     assert _event_count(case_world) == before
 

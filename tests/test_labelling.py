@@ -209,12 +209,12 @@ def test_unwritable_output_is_refused_before_anything_is_recorded(
     before = _event_count(labelled)
     folder = tmp_path / "out"
     folder.mkdir()
-    with pytest.raises(CustodyError, match=r"is a folder; give a PDF file name") as refused:
+    with pytest.raises(CustodyError, match=r"is a folder; give a file name inside it") as refused:
         print_labels(labelled.store, signer=labelled.officer, out=folder, case_no=CASE)
     assert str(folder) in str(refused.value) and ".tmp" not in str(refused.value)
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(CustodyError, match="does not exist; create it first"):
+    with pytest.raises(CustodyError, match="does not exist; create the folder first"):
         print_labels(
             labelled.store, signer=labelled.officer, out=blocker / "labels.pdf", case_no=CASE
         )
@@ -224,9 +224,9 @@ def test_unwritable_output_is_refused_before_anything_is_recorded(
     cli = runner.invoke(
         app, ["label", "print", "--case", CASE, "-o", str(folder), "--as", "aotieno"]
     )
-    assert cli.exit_code == 1 and cli.stderr.startswith("error: The output ")
+    assert cli.exit_code == 1 and cli.stderr.startswith("error: The label PDF ")
     assert _event_count(labelled) == before
-    with pytest.raises(CustodyError, match="does not exist; create it first"):
+    with pytest.raises(CustodyError, match="does not exist; create the folder first"):
         print_labels(
             labelled.store, signer=labelled.officer, out=folder / "new" / "l.pdf", case_no=CASE
         )

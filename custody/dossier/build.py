@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from custody import files
 from custody.attachments import blob_path
 from custody.domain import EventRecord, EventType
 from custody.dossier.bundle import (
@@ -183,23 +184,7 @@ def check_output_path(
     An existing file is never replaced unless `force`, and an issued dossier (one this
     store recorded, or any PDF carrying a custody report ID) never is.
     """
-    if out.is_symlink():
-        raise InvalidInput(
-            f"The output path {out} is a symbolic link; name a plain file to write the dossier to."
-        )
-    if out.is_dir():
-        raise InvalidInput(
-            f"The output path {out} is a folder; name the PDF file to write, e.g. {out / 'dossier.pdf'}."
-        )
-    parent = out.parent
-    if not parent.is_dir():
-        raise InvalidInput(
-            f"The folder {parent} for the dossier {out.name} does not exist; create it first or choose another output path."
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidInput(
-            f"The folder {parent} is not writable, so the dossier {out.name} cannot be written there; choose another output path."
-        )
+    files.check_output(out, what="dossier", force=True)  # folder, links, kind of file
     if out.exists():
         issued = _issued_dossier_id(out, issued_hashes or {})
         if issued:
