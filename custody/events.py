@@ -112,9 +112,17 @@ def load_signer(store: Store, handle: str | None, *, passphrase: str | None = No
             "This command writes to the store and needs an acting actor; "
             "pass --as HANDLE or set CUSTODY_ACTOR."
         )
+    from custody.trust import is_revoked
+
     with store.read() as session:
         actor = get_actor(session, handle)
+        revoked = is_revoked(session, actor.key_fingerprint)
         session.expunge(actor)
+    if revoked is not None:
+        raise PermissionDenied(
+            f"Actor '{handle}''s key was revoked by the agency, so it can no longer sign; "
+            f"register a new key for them."
+        )
     key = load_key(
         store.home, handle=actor.handle, fpr=actor.key_fingerprint, passphrase=passphrase
     )

@@ -1,0 +1,316 @@
+"""The agency root of trust: registrations need its authority, signatures chain to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from custody.chain import actor_message, actor_record
+from custody.cli.main import app
+from custody.domain import FindingKind
+from custody.errors import PermissionDenied, StoreProblem
+from custody.events import Signer, load_signer, record_note
+from custody.keys import create_key
+from custody.models import Actor
+from custody.records import add_actor, init_store, open_case, revoke_actor
+from custody.store import _make_engine, open_store, upgrade
+from custody.trust import parse_trust_list
+from custody.verify import verify
+from tests.conftest import CASE, World
+
+Snapshot = Callable[[Path], list[tuple[str, list[tuple[object, ...]]]]]
+runner = CliRunner()
+
+
+def _export(tmp_path: Path, world: World, name: str = "kws.json") -> Path:
+    path = tmp_path / name
+    result = runner.invoke(app, ["trust", "export", "-o", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_init_creates_root_key_and_prints_fingerprint(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", "--agency-code", "KWS", "--agency-name", "KWS"])
+    assert result.exit_code == 0, result.output
+    assert "agency root key fingerprint" in result.output
+    keys = list((tmp_path / "home" / "keys").glob("_agency-root.*.pem"))
+    assert len(keys) == 1 and (keys[0].stat().st_mode & 0o777) == 0o600
+
+
+def test_registration_without_root_key_is_refused(
+    world: World, tmp_path: Path, db_snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = db_snapshot(world.db_path)
+    elsewhere = tmp_path / "laptop"
+    monkeypatch.setenv("CUSTODY_HOME", str(elsewhere))
+    store = open_store(str(world.db_path))
+    with pytest.raises(PermissionDenied, match="agency root key on this machine"):
+        add_actor(store, handle="hqadmin", name="HQ", role="admin", agency_code="KWS")
+    result = runner.invoke(
+        app, ["actor", "add", "hqadmin", "--name", "HQ", "--role", "admin", "--agency", "KWS"]
+    )
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "error:" in result.output
+    assert db_snapshot(world.db_path) == before
+    assert not (elsewhere / "keys").exists() or not list((elsewhere / "keys").iterdir())
+
+
+def test_only_a_certified_admin_registers_on_behalf_of_the_agency(world: World) -> None:
+    admin = add_actor(world.store, handle="hq", name="HQ Admin", role="admin", agency_code="KWS")
+    hq = load_signer(world.store, admin.handle)
+    added = add_actor(
+        world.store, handle="newcomer", name="New", role="officer", agency_code="KWS", authority=hq
+    )
+    assert added.handle == "newcomer"
+    with pytest.raises(PermissionDenied, match="not an admin certified"):
+        add_actor(
+            world.store,
+            handle="other",
+            name="Other",
+            role="officer",
+            agency_code="KWS",
+            authority=world.officer,
+        )
+    assert verify(world.store).intact
+
+
+def _plant_actor(db: Path, home: Path, handle: str, role: str) -> Signer:
+    """What someone who can write the SQLite file does: a self-signed actor row."""
+    key = create_key(home, handle)
+    record = actor_record(
+        handle=handle,
+        name="HQ admin",
+        role=role,
+        badge="",
+        agency_code="KWS",
+        public_key=key.public_hex,
+        created_at="2026-01-01T00:00:00Z",
+    )
+    con = sqlite3.connect(db)
+    con.execute(
+        "INSERT INTO actors VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            handle,
+            "HQ admin",
+            role,
+            "",
+            "KWS",
+            key.public_hex,
+            key.fingerprint,
+            "2026-01-01T00:00:00Z",
+            key.sign(actor_message(record)),
+        ),
+    )
+    con.commit()
+    con.close()
+    actor = Actor(
+        handle=handle,
+        name="HQ admin",
+        role=role,
+        badge="",
+        agency_code="KWS",
+        public_key=key.public_hex,
+        key_fingerprint=key.fingerprint,
+        created_at="2026-01-01T00:00:00Z",
+        registration_signature="",
+    )
+    return Signer(actor=actor, key=key)
+
+
+def test_actor_planted_in_the_database_signs_nothing_trusted(world: World) -> None:
+    item = world.item()
+    planted = _plant_actor(world.db_path, world.home, "hqadmin", "admin")
+    from custody.events import record_correction
+
+    with world.store.read() as session:
+        from sqlmodel import select
+
+        from custody.models import Event
+
+        seize = session.exec(select(Event).where(Event.chain == item)).first()
+        assert seize is not None
+    record_correction(world.store, event_id=seize.id, signer=planted, reason="typo")
+    report = verify(world.store)
+    untrusted = [f for f in report.findings if f.kind == FindingKind.UNTRUSTED_KEY]
+    assert untrusted and "'hqadmin'" in untrusted[0].message
+    assert "certified by no trusted agency root" in untrusted[0].message
+
+
+def _forge(tmp_path: Path, name: str) -> World:
+    """The same agency, people and case made afresh in another store: new root, new keys."""
+    db, home = tmp_path / f"{name}.db", tmp_path / f"{name}-home"
+    store = init_store(
+        str(db), agency_code="KWS", agency_name="Kenya Wildlife Service", country="KE", home=home
+    )
+    os.environ["CUSTODY_HOME"] = str(home)
+    people = [
+        ("aotieno", "Amina Otieno", "officer"),
+        ("jmwangi", "Joseph Mwangi", "custodian"),
+        ("wkamau", "Dr Wanjiru Kamau", "analyst"),
+        ("pnjeri", "Peris Njeri", "prosecutor"),
+    ]
+    for handle, full, role in people:
+        add_actor(store, handle=handle, name=full, role=role, agency_code="KWS")
+    signers = [load_signer(store, p[0]) for p in people]
+    open_case(store, case_no=CASE, title="Pangolin scales at JKIA", signer=signers[0])
+    return World(store, *signers, db_path=db, home=home)
+
+
+def test_resigned_history_is_found_with_the_trust_list(world: World, tmp_path: Path) -> None:
+    world.item()
+    entry = _export(tmp_path, world)
+    assert verify(world.store, trust=parse_trust_list(entry.read_text(), name="kws")).intact
+    forged = _forge(tmp_path, "forged")
+    forged.item()
+    assert verify(forged.store).intact  # alone, a re-signed store looks whole
+    report = verify(forged.store, trust=parse_trust_list(entry.read_text(), name="kws"))
+    kinds = {f.kind for f in report.findings}
+    assert FindingKind.UNTRUSTED_KEY in kinds
+    assert any("not in the trust list" in f.message for f in report.findings)
+    os.environ["CUSTODY_DB"] = str(forged.db_path)
+    result = runner.invoke(app, ["verify", "--trust", str(entry)])
+    assert result.exit_code == 1
+
+
+def test_revoked_key_signs_nothing_more(world: World) -> None:
+    item = world.item()
+    revoke_actor(world.store, handle="aotieno", reason="laptop stolen")
+    with pytest.raises(PermissionDenied, match="revoked"):
+        load_signer(world.store, "aotieno")
+    assert verify(world.store).intact  # what was signed before stays valid
+    # the thief still has the key and writes around the library
+    record_note(world.store, item_id=item, signer=world.officer, text="all fine")
+    report = verify(world.store)
+    assert any("was revoked" in f.message for f in report.findings)
+
+
+def test_revocation_needs_authority(world: World, tmp_path: Path) -> None:
+    os.environ["CUSTODY_HOME"] = str(tmp_path / "elsewhere")
+    store = open_store(str(world.db_path))
+    with pytest.raises(PermissionDenied):
+        revoke_actor(store, handle="aotieno", reason="x")
+    result = runner.invoke(app, ["actor", "revoke", "aotieno", "--reason", "x"])
+    assert result.exit_code == 1 and "error:" in result.output
+
+
+def test_certificate_edited_in_the_database_is_a_finding(world: World) -> None:
+    con = sqlite3.connect(world.db_path)
+    body = json.loads(con.execute("SELECT body FROM certificates WHERE seq = 2").fetchone()[0])
+    body["subject"]["role"] = "admin"
+    con.execute(
+        "UPDATE certificates SET body = ? WHERE seq = 2",
+        (json.dumps(body, sort_keys=True, separators=(",", ":")),),
+    )
+    con.commit()
+    con.close()
+    report = verify(world.store)
+    assert any(f.kind == FindingKind.ALTERED and "Trust log" in f.message for f in report.findings)
+
+
+def test_old_store_upgrades_with_actors_certified_at_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    engine = _make_engine(f"sqlite:///{path}")
+    upgrade(engine, "0002")
+    engine.dispose()
+    key = create_key(tmp_path / "home", "aotieno")
+    record = actor_record(
+        handle="aotieno",
+        name="Amina Otieno",
+        role="officer",
+        badge="",
+        agency_code="KWS",
+        public_key=key.public_hex,
+        created_at="2026-01-01T00:00:00Z",
+    )
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO store_meta VALUES ('store_id', 'old-store')")
+    con.execute("INSERT INTO agencies VALUES ('KWS', 'Kenya Wildlife Service', 'KE')")
+    con.execute(
+        "INSERT INTO actors VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            "aotieno",
+            "Amina Otieno",
+            "officer",
+            "",
+            "KWS",
+            key.public_hex,
+            key.fingerprint,
+            "2026-01-01T00:00:00Z",
+            key.sign(actor_message(record)),
+        ),
+    )
+    con.commit()
+    con.close()
+    store = open_store(str(path))
+    with pytest.raises(StoreProblem, match="no agency root"):
+        add_actor(store, handle="x", name="X", role="officer")
+    assert any("no agency root" in f.message for f in verify(store).findings)
+    store = init_store(str(path), home=tmp_path / "home")
+    con = sqlite3.connect(path)
+    kind, body = con.execute("SELECT kind, body FROM certificates").fetchone()
+    con.close()
+    assert kind == "upgrade" and "certified by the root at upgrade time" in body
+    open_case(store, case_no="K-1", title="t", signer=load_signer(store, "aotieno"))
+    assert verify(store).intact
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"not json", b"{}", b"[]", b'{"format": "custody-trust-entry-v1"}', b"\xff"]
+)
+def test_bad_trust_files_are_refused(
+    world: World, tmp_path: Path, db_snapshot: Snapshot, content: bytes
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    before = db_snapshot(world.db_path)
+    for args in (["trust", "add", str(bad), "--yes"], ["verify", "--trust", str(bad)]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert "error:" in result.output and result.output.strip().count("\n") == 0
+    assert db_snapshot(world.db_path) == before
+
+
+def test_edited_trust_entry_and_special_files_are_refused(
+    world: World, tmp_path: Path, db_snapshot: Snapshot
+) -> None:
+    entry = _export(tmp_path, world)
+    doc = json.loads(entry.read_text())
+    doc["agency"]["name"] = "Someone else"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(doc))
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    before = db_snapshot(world.db_path)
+    for path in (edited, fifo, tmp_path / "missing.json", tmp_path):
+        result = runner.invoke(app, ["trust", "add", str(path), "--yes"])
+        assert result.exit_code == 1, result.output
+        assert "error:" in result.output
+    assert "not signed by the root it names" in runner.invoke(
+        app, ["trust", "add", str(edited), "--yes"]
+    ).output
+    result = runner.invoke(app, ["trust", "export", "-o", str(entry)])
+    assert result.exit_code == 1 and "exists already" in result.output
+    assert db_snapshot(world.db_path) == before
+
+
+def test_trust_add_shows_fingerprint_and_pins(world: World, tmp_path: Path) -> None:
+    other = _forge(tmp_path, "nmk")
+    os.environ["CUSTODY_DB"] = str(other.db_path)
+    entry = _export(tmp_path, other, "other.json")
+    os.environ["CUSTODY_DB"] = str(world.db_path)
+    os.environ["CUSTODY_HOME"] = str(world.home)
+    fpr = json.loads(entry.read_text())["root_fingerprint"]
+    result = runner.invoke(app, ["trust", "add", str(entry)], input="n\n")
+    assert result.exit_code == 1 and fpr[:4] in result.output
+    result = runner.invoke(app, ["trust", "add", str(entry)], input="y\n")
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(app, ["trust", "list", "--json"])
+    assert fpr in listed.output
+    again = runner.invoke(app, ["trust", "add", str(entry), "--yes"])
+    assert again.exit_code == 1 and "pinned already" in again.output
