@@ -328,9 +328,7 @@ def build_index(
             continue
         subject = body["subject"]
         where = f"actor:{subject['handle']}"
-        if hash_record(body) != doc.get("hash") or canonical_json(body).decode() != doc.get(
-            "body"
-        ):
+        if hash_record(body) != doc.get("hash") or canonical_json(body).decode() != doc.get("body"):
             findings.append(
                 Finding(
                     where,
@@ -360,8 +358,13 @@ def build_index(
             continue
         if not key_matches(subject["public_key"], subject["fingerprint"]):
             findings.append(
-                Finding(where, None, K.ALTERED, f"Certificate of '{subject['handle']}' names a "
-                        f"key that does not match its fingerprint.")  # fmt: skip
+                Finding(
+                    where,
+                    None,
+                    K.ALTERED,
+                    f"Certificate of '{subject['handle']}' names a "
+                    f"key that does not match its fingerprint.",
+                )  # fmt: skip
             )
             continue
         _apply(index, body, root)
@@ -741,3 +744,69 @@ def list_trusted(store: Any) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def certified_keys(session: Session) -> set[tuple[str, str]]:
+    """(handle, key fingerprint) of every key a trusted root certified and did not revoke."""
+    index, _ = build_index(
+        [certificate_doc(r) for r in store_certificates(session)], pinned_roots(session)
+    )
+    return {
+        (g.handle, fpr)
+        for fpr, grants in index.grants.items()
+        for g in grants
+        if g.revoked_at is None
+    }
+
+
+def trust_section(session: Session) -> dict[str, Any]:
+    """What a bundle carries so a reader can check its signers against a trust list:
+    every certificate of the store's trust logs, and the roots the store names."""
+    return {
+        "certificates": [certificate_doc(r) for r in store_certificates(session)],
+        "roots": [
+            {"agency": r.agency_code, "public_key": r.public_key, "fingerprint": r.fingerprint}
+            for r in pinned_roots(session).values()
+        ],
+    }
+
+
+@dataclass
+class TrustVerdict:
+    """Whether every signer of a bundle chains to a root of a trust list."""
+
+    trusted: bool
+    untrusted: list[str] = field(default_factory=list)  # sentences naming each signer
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trusted": self.trusted, "untrusted": self.untrusted}
+
+
+def judge_bundle(
+    bundle: Mapping[str, Any],
+    entries: Sequence[TrustEntry],
+    *,
+    extra_signers: Sequence[tuple[str, str, str]] = (),
+) -> TrustVerdict:
+    """Check a (well-formed) bundle's event signers, and `extra_signers` (handle, key,
+    time: e.g. the PDF signer), against the roots of `entries`. Never raises."""
+    section = bundle.get("trust")
+    if not isinstance(section, dict) or not isinstance(section.get("certificates"), list):
+        return TrustVerdict(
+            False, ["The bundle carries no certificates, so no signer can be traced to a root."]
+        )
+    docs = [d for d in section["certificates"] if isinstance(d, dict)]
+    index, _ = build_index(docs, trusted_roots(entries))
+    events = []
+    for e in bundle.get("events", []):
+        try:
+            events.append(EventRecord.from_mapping(e))
+        except (KeyError, TypeError, ValueError):
+            continue
+    findings = check_event_certificates(events, index, anchor="not in the trust list")
+    out = [f.message for f in findings]
+    for handle, fpr, when in extra_signers:
+        problem = index.problem(handle, fpr, when)
+        if problem is not None:
+            out.append(f"The PDF signer '{handle}' (key {fpr[:16]}…) {problem}.")
+    return TrustVerdict(not out, out)

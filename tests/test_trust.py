@@ -291,9 +291,10 @@ def test_edited_trust_entry_and_special_files_are_refused(
         result = runner.invoke(app, ["trust", "add", str(path), "--yes"])
         assert result.exit_code == 1, result.output
         assert "error:" in result.output
-    assert "not signed by the root it names" in runner.invoke(
-        app, ["trust", "add", str(edited), "--yes"]
-    ).output
+    assert (
+        "not signed by the root it names"
+        in runner.invoke(app, ["trust", "add", str(edited), "--yes"]).output
+    )
     result = runner.invoke(app, ["trust", "export", "-o", str(entry)])
     assert result.exit_code == 1 and "exists already" in result.output
     assert db_snapshot(world.db_path) == before
@@ -314,3 +315,49 @@ def test_trust_add_shows_fingerprint_and_pins(world: World, tmp_path: Path) -> N
     assert fpr in listed.output
     again = runner.invoke(app, ["trust", "add", str(entry), "--yes"])
     assert again.exit_code == 1 and "pinned already" in again.output
+
+
+def _dossier(world: World, out: Path) -> Path:
+    from custody.dossier.build import build_dossier
+
+    world.item()
+    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
+    return out
+
+
+def test_forged_dossier_from_a_fresh_store_is_not_trusted(world: World, tmp_path: Path) -> None:
+    entry = _export(tmp_path, world)
+    real = _dossier(world, tmp_path / "real.pdf")
+    forged = _forge(tmp_path, "forged")
+    fake = _dossier(forged, tmp_path / "fake.pdf")
+    for pdf in (real, fake):
+        plain = runner.invoke(app, ["dossier", "verify", str(pdf)])
+        assert plain.exit_code == 0 and "VALID" in plain.output  # alone they look the same
+    ok = runner.invoke(app, ["dossier", "verify", str(real), "--trust", str(entry)])
+    assert ok.exit_code == 0 and ok.output.startswith("TRUSTED"), ok.output
+    bad = runner.invoke(app, ["dossier", "verify", str(fake), "--trust", str(entry)])
+    assert bad.exit_code == 1 and bad.output.startswith("NOT TRUSTED"), bad.output
+    assert "'aotieno'" in bad.output and "'pnjeri'" in bad.output
+    as_json = runner.invoke(app, ["dossier", "verify", str(fake), "--trust", str(entry), "--json"])
+    assert json.loads(as_json.output)["verdict"] == "NOT TRUSTED"
+    broken = tmp_path / "broken.pdf"
+    data = bytearray(real.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    broken.write_bytes(bytes(data))
+    result = runner.invoke(app, ["dossier", "verify", str(broken), "--trust", str(entry)])
+    assert result.exit_code == 1 and "NOT VALID" in result.output
+
+
+def test_labels_of_an_uncertified_signer_do_not_scan_genuine(world: World, tmp_path: Path) -> None:
+    from custody.labelling import GENUINE, NOT_GENUINE, print_labels, scan_texts
+    from labels.qr import decode_file
+
+    world.item()
+    planted = _plant_actor(world.db_path, world.home, "hqadmin", "admin")
+    print_labels(world.store, signer=planted, out=tmp_path / "p.pdf", case_no=CASE)
+    (result,) = scan_texts(world.store, decode_file(tmp_path / "p.pdf"))
+    assert result.verdict == NOT_GENUINE
+    world.item()
+    print_labels(world.store, signer=world.officer, out=tmp_path / "o.pdf", item_ids=[f"{CASE}/2"])
+    (result,) = scan_texts(world.store, decode_file(tmp_path / "o.pdf"))
+    assert result.verdict == GENUINE

@@ -77,7 +77,11 @@ def trust_list(
     table = Table("agency", "name", "country", "root fingerprint", "")
     for r in rows:
         table.add_row(
-            r["agency"], r["name"], r["country"], r["fingerprint"], "this agency" if r["own"] else ""
+            r["agency"],
+            r["name"],
+            r["country"],
+            r["fingerprint"],
+            "this agency" if r["own"] else "",
         )
     out.print(table)
 
