@@ -248,6 +248,9 @@ def prepare_transfer(
             "purpose": purpose,
             "location": location,
         }
+        to_agency = parties[receiver].agency_code
+        if to_agency and to_agency != signer.actor.agency_code:
+            data["to_agency"] = to_agency  # custody leaves this agency's store
         check_transition(state, EventType.TRANSFER, signer.actor, data)
         writer.check_time(item_id, when)
         seq, prev_hash, _prev_at = writer.tail(item_id)

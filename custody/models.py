@@ -126,6 +126,10 @@ class Event(SQLModel, table=True):
     signatures: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
     log_prev: str | None = None
     log_hash: str
+    # Set only on events brought in from another agency's custody bundle: their id in the
+    # store that recorded them (which their hash covers) and that store's identity.
+    origin_id: int | None = None
+    origin_store: str | None = None
 
 
 class StoreHead(SQLModel, table=True):

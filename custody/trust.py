@@ -115,6 +115,9 @@ def create_root(
         session.add(StoreMeta(key=k, value=v))
     session.flush()
     root = Root(agency_code=agency_code, public_key=key.public_hex, fingerprint=key.fingerprint)
+    # Kept so custody bundles can carry it without the root key on the releasing machine.
+    entry = make_entry(session, key=key)
+    session.add(StoreMeta(key="trust_entry", value=canonical_json(entry).decode("utf-8")))
     log = TrustLog(session, root)
     for actor in session.exec(select(Actor).order_by(col(Actor.handle))).all():
         log.issue(
@@ -635,6 +638,15 @@ def read_trust_list(path: Path) -> list[TrustEntry]:
     from custody.files import read_text
 
     return parse_trust_list(read_text(path, what="trust list"), name=str(path))
+
+
+def own_entry(session: Session) -> dict[str, Any] | None:
+    """This store's trust entry as made when its root was created."""
+    from custody.files import parse_json
+
+    row = session.get(StoreMeta, "trust_entry")
+    value = parse_json(row.value) if row is not None else None
+    return value if isinstance(value, dict) else None
 
 
 def trusted_roots(entries: Iterable[TrustEntry]) -> dict[str, Root]:

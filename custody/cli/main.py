@@ -11,6 +11,7 @@ import typer
 from custody import __version__
 from custody.cli import backup as backup_cli
 from custody.cli import cases, custody_events, demo, dossier, items, labels, setup, species
+from custody.cli import exchange as exchange_cli
 from custody.cli import trust as trust_cli
 from custody.cli import verify as verify_cli
 from custody.cli.common import SETTINGS, ErrorMappingGroup
@@ -49,8 +50,8 @@ def root(
 
 # Each command module registers its own commands and groups, in the order help lists them.
 for module in (
-    setup, cases, items, custody_events, verify_cli, trust_cli, backup_cli, species, labels, dossier,
-    demo,
+    setup, cases, items, custody_events, verify_cli, trust_cli, exchange_cli, backup_cli, species,
+    labels, dossier, demo,
 ):  # fmt: skip
     module.register(app)
 

@@ -1,5 +1,6 @@
 """Trust logs and pinned agency roots: certificates signed by the agency root, and
-other agencies' roots pinned from their trust entries.
+other agencies' roots pinned from their trust entries; events brought in from
+another agency's custody bundle keep their id there (origin_id, origin_store).
 
 Existing actors are certified when `custody init` first creates the agency root
 on an upgraded store (the migration cannot: the root key lives on the agency's
@@ -22,6 +23,9 @@ S = sa.String()
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("events") as batch:
+        batch.add_column(sa.Column("origin_id", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("origin_store", S, nullable=True))
     op.create_table(
         "certificates",
         sa.Column("id", sa.Integer(), primary_key=True, nullable=False),
@@ -54,3 +58,6 @@ def downgrade() -> None:
     op.drop_table("trusted_roots")
     op.drop_index("ix_certificates_fingerprint", table_name="certificates")
     op.drop_table("certificates")
+    with op.batch_alter_table("events") as batch:
+        batch.drop_column("origin_store")
+        batch.drop_column("origin_id")
