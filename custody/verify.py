@@ -223,6 +223,7 @@ def verify(
     report.findings.extend(check_attachments(store.attachments_dir, in_scope))
     report.findings.extend(_deleted_rows(snap, in_scope, whole_case=not item_id))
     report.findings.extend(_trust_findings(store, snap, in_scope, report, trust))
+    report.findings.extend(_library_findings(store, in_scope))
     report.events_checked = len(in_scope)
     report.chains_checked = len(report.heads)
     report.findings.sort(key=lambda f: (f.subject, f.event or 0, f.kind, f.message))
@@ -290,6 +291,18 @@ def _trust_findings(
     out.extend(findings)
     out.extend(check_trust_log_links(snap.certificates, own))
     out.extend(check_event_certificates(events, index, anchor=anchor))
+    return out
+
+
+def _library_findings(store: Store, events: Sequence[EventRecord]) -> list[Finding]:
+    """Reference library versions that identifications cite by their signed manifest,
+    recomputed against it (`custody.libsign`)."""
+    from custody.libsign import check_version, cited_libraries
+
+    out = []
+    for name, version in sorted(cited_libraries(events)):
+        for problem in check_version(store, name=name, version=version):
+            out.append(Finding(f"library:{name} v{version}", None, FindingKind.ALTERED, problem))
     return out
 
 
