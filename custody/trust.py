@@ -115,6 +115,8 @@ def create_root(
         session.add(StoreMeta(key=k, value=v))
     session.flush()
     root = Root(agency_code=agency_code, public_key=key.public_hex, fingerprint=key.fingerprint)
+    session.add(StoreMeta(key="root_x509", value=_root_x509(session, key, agency_code)))
+    session.flush()
     # Kept so custody bundles can carry it without the root key on the releasing machine.
     entry = make_entry(session, key=key)
     session.add(StoreMeta(key="trust_entry", value=canonical_json(entry).decode("utf-8")))
@@ -132,6 +134,69 @@ def create_root(
     return root, key
 
 
+def _root_x509(session: Session, key: KeyPair, agency_code: str) -> str:
+    """The root as an X.509 CA certificate (PEM), for PDF readers that trust the agency."""
+    from cryptography.hazmat.primitives import serialization
+
+    from custody.dossier.signing import root_ca_certificate
+
+    agency = session.get(Agency, agency_code) if agency_code else None
+    cert = root_ca_certificate(
+        private_key=key.private,
+        agency=(agency.name if agency else "") or agency_code or "custody",
+        country=agency.country if agency else "",
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def root_certificate_pem(session: Session) -> str | None:
+    row = session.get(StoreMeta, "root_x509")
+    return row.value if row is not None else None
+
+
+def _actor_x509(session: Session, actor: Actor, key: KeyPair) -> str | None:
+    """The actor's X.509 certificate issued by the root as CA (PEM); None without a root CA."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from custody.dossier.signing import issued_certificate
+
+    pem = root_certificate_pem(session)
+    if pem is None:
+        return None
+    ca = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    agency = session.get(Agency, actor.agency_code) if actor.agency_code else None
+    cert = issued_certificate(
+        public_key=Ed25519PublicKey.from_public_bytes(bytes.fromhex(actor.public_key)),
+        ca_key=key.private,
+        ca_certificate=ca,
+        name=actor.name,
+        handle=actor.handle,
+        role=actor.role,
+        agency=(agency.name if agency else "") or actor.agency_code or "custody",
+        country=agency.country if agency else "",
+        badge=actor.badge,
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def actor_x509(session: Session, handle: str, fpr: str) -> str | None:
+    """The newest root-issued X.509 certificate of `handle`'s key `fpr` in the trust log."""
+    rows = session.exec(
+        select(Certificate)
+        .where(Certificate.handle == handle, Certificate.fingerprint == fpr)
+        .order_by(col(Certificate.id).desc())
+    ).all()
+    from custody.files import parse_json
+
+    for row in rows:
+        body = parse_json(row.body)
+        if isinstance(body, dict) and isinstance(body.get("x509"), str):
+            return str(body["x509"])
+    return None
+
+
 # --------------------------------------------------------------------------- certificates
 def certificate_body(
     *,
@@ -146,8 +211,9 @@ def certificate_body(
     valid_from: str,
     valid_until: str | None = None,
     reason: str = "",
+    x509_pem: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    body = {
         "format": CERT_FORMAT,
         "agency": root.agency_code,
         "root": root.fingerprint,
@@ -170,6 +236,9 @@ def certificate_body(
         "valid_until": valid_until,
         "reason": reason,
     }
+    if x509_pem:
+        body["x509"] = x509_pem  # the same grant as an X.509 certificate, for PDF readers
+    return body
 
 
 def certificate_message(hash_: str) -> bytes:
@@ -213,6 +282,11 @@ class TrustLog:
             issued_at=now,
             valid_from=valid_from or now,
             reason=reason,
+            x509_pem=(
+                _actor_x509(self.session, actor, key)
+                if issuer == ROOT_ISSUER and kind != "revoke"
+                else None
+            ),
         )
         hash_ = hash_record(body)
         row = Certificate(
@@ -565,6 +639,8 @@ def make_entry(session: Session, *, key: KeyPair, valid_days: int = 3650) -> dic
         "root_fingerprint": root.fingerprint,
         "valid_from": to_utc_text(now),
         "valid_until": to_utc_text(now + timedelta(days=valid_days)),
+        # The root as an X.509 CA, for PDF readers that validate dossier signatures.
+        "root_certificate": root_certificate_pem(session),
     }
     return {**body, "signature": key.sign(entry_message(body))}
 

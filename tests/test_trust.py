@@ -361,3 +361,35 @@ def test_labels_of_an_uncertified_signer_do_not_scan_genuine(world: World, tmp_p
     print_labels(world.store, signer=world.officer, out=tmp_path / "o.pdf", item_ids=[f"{CASE}/2"])
     (result,) = scan_texts(world.store, decode_file(tmp_path / "o.pdf"))
     assert result.verdict == GENUINE
+
+
+def test_dossier_signature_carries_a_certificate_issued_by_the_agency_root(
+    world: World, tmp_path: Path
+) -> None:
+    """A PDF reader that trusts the agency root certificate validates the dossier."""
+    from cryptography import x509
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko_certvalidator import ValidationContext
+
+    entry = json.loads(_export(tmp_path, world).read_text())
+    root = x509.load_pem_x509_certificate(entry["root_certificate"].encode())
+    assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    pdf = _dossier(world, tmp_path / "d.pdf")
+    with pdf.open("rb") as fh:
+        (embedded,) = PdfFileReader(fh).embedded_signatures
+        leaf = x509.load_der_x509_certificate(embedded.signer_cert.dump())
+        assert leaf.issuer == root.subject
+        leaf.verify_directly_issued_by(root)
+        from asn1crypto import x509 as asn1_x509
+        from cryptography.hazmat.primitives import serialization
+
+        anchor = asn1_x509.Certificate.load(root.public_bytes(serialization.Encoding.DER))
+        status = validate_pdf_signature(
+            embedded,
+            ValidationContext(
+                trust_roots=[anchor], allow_fetching=False, revocation_mode="soft-fail"
+            ),
+        )
+        assert status.intact and status.valid and status.trusted
+    assert runner.invoke(app, ["dossier", "verify", str(pdf)]).exit_code == 0

@@ -351,18 +351,31 @@ def _write_pdf(
         )
         say("signing the PDF")
         signed = Path(tmp) / "signed.pdf"
-        _sign(embedded, signed, content=content, signer=signer)
+        _sign(store, embedded, signed, content=content, signer=signer)
         os.replace(signed, out)
     return pages
 
 
-def _sign(pdf_in: Path, pdf_out: Path, *, content: DossierContent, signer: Signer) -> None:
+def _issued_certificate(store: Store, signer: Signer) -> Any:
+    """The signer's X.509 certificate issued by the agency root as CA, if the trust log has one."""
+    from cryptography import x509
+
+    from custody.trust import actor_x509
+
+    with store.read() as session:
+        pem = actor_x509(session, signer.actor.handle, signer.key.fingerprint)
+    return x509.load_pem_x509_certificate(pem.encode("ascii")) if pem else None
+
+
+def _sign(
+    store: Store, pdf_in: Path, pdf_out: Path, *, content: DossierContent, signer: Signer
+) -> None:
     """Sign with the issuing actor's key, under a certificate naming them and their agency."""
     from custody.dossier.signing import actor_certificate, sign_pdf
 
     agency = content.agency
     actor = signer.actor
-    cert = actor_certificate(
+    cert = _issued_certificate(store, signer) or actor_certificate(
         private_key=signer.key.private,
         name=actor.name,
         handle=actor.handle,
