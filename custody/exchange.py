@@ -419,8 +419,15 @@ def import_bundle(store: Store, doc: Mapping[str, Any], *, signer: Signer, name:
     content = doc["content"]
     with store.write() as session:
         writer = Writer(session)
-        _insert_rows(session, content, name=name)
-        added = _insert_events(session, writer, content, signer=signer, name=name)
+        try:
+            _insert_rows(session, content, name=name)
+            added = _insert_events(session, writer, content, signer=signer, name=name)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # Checked bundles have these rows; a signer who wrote odd ones gets a sentence.
+            raise InvalidInput(
+                f"The custody bundle {name} holds a malformed row ({exc.__class__.__name__}); "
+                f"nothing was imported."
+            ) from None
         if not added:
             raise AlreadyExists(
                 f"Every event of the custody bundle {name} is in this store already; "

@@ -371,6 +371,9 @@ def scan_texts(
     for hexkey in public_keys:
         from custody.keys import fingerprint
 
+        if hexkey.strip().lower() in registered:
+            continue  # the fingerprint of a certified key: it resolves through its certificate
+
         try:
             raw = bytes.fromhex(hexkey)
         except ValueError:

@@ -393,3 +393,32 @@ def test_dossier_signature_carries_a_certificate_issued_by_the_agency_root(
         )
         assert status.intact and status.valid and status.trusted
     assert runner.invoke(app, ["dossier", "verify", str(pdf)]).exit_code == 0
+
+
+def test_scan_accepts_a_certified_key_by_fingerprint_or_public_key(
+    world: World, tmp_path: Path
+) -> None:
+    from custody.labelling import print_labels
+    from labels.qr import decode_file
+
+    world.item()
+    print_labels(world.store, signer=world.officer, out=tmp_path / "o.pdf", case_no=CASE)
+    for key in (world.officer.key.fingerprint, world.officer.key.public_hex):
+        result = runner.invoke(app, ["scan", str(tmp_path / "o.pdf"), "--public-key", key])
+        assert result.exit_code == 0 and "GENUINE" in result.output, result.output
+    assert decode_file(tmp_path / "o.pdf")
+
+
+def test_revoke_refuses_bad_input_and_changes_nothing(world: World, db_snapshot: Snapshot) -> None:
+    before = db_snapshot(world.db_path)
+    for args, words in (
+        (["actor", "revoke", "nobody", "--reason", "x"], "does not exist"),
+        (["actor", "revoke", "aotieno", "--reason", " "], "needs a reason"),
+        (["actor", "revoke", "aotieno", "--reason", "x", "--as", "pnjeri"], "not an admin"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and words in result.output, result.output
+    assert db_snapshot(world.db_path) == before
+    assert runner.invoke(app, ["actor", "revoke", "aotieno", "--reason", "left"]).exit_code == 0
+    again = runner.invoke(app, ["actor", "revoke", "aotieno", "--reason", "left"])
+    assert again.exit_code == 1 and "revoked already" in again.output
