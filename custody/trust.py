@@ -738,6 +738,11 @@ def pin_entry(session: Session, entry: TrustEntry) -> TrustedRoot:
     own = store_root(session)
     if own is not None and own.fingerprint == entry.fingerprint:
         raise AlreadyExists(f"The root {entry.fingerprint[:16]}… is this store's own root.")
+    if own is not None and own.agency_code and entry.code == own.agency_code:
+        raise InvalidInput(
+            f"The trust entry names this store's own agency {entry.code} with another root "
+            f"({entry.fingerprint[:16]}…); an agency has one root, so it is refused."
+        )
     import json
 
     row = TrustedRoot(

@@ -318,3 +318,106 @@ def test_bundle_carries_a_case_uco_graph_of_its_custody(world: World, tmp_path: 
     jsonld.write_text(json.dumps(content["case_uco"]))
     run = subprocess.run([str(validator), str(jsonld)], capture_output=True, text=True)
     assert run.returncode == 0 and "Conforms: True" in run.stdout, run.stdout[-2000:]
+
+
+def test_arbitrary_bundle_files_give_one_sentence(tmp_path: Path) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from custody.errors import CustodyError
+    from custody.exchange import FORMAT, check_bundle
+
+    path = tmp_path / "any.json"
+
+    @settings(max_examples=60, deadline=None)
+    @given(data=st.binary(max_size=300))
+    def any_bytes(data: bytes) -> None:
+        path.write_bytes(data)
+        try:
+            read_bundle(path)
+        except CustodyError as exc:
+            assert str(exc).endswith(".")
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+        max_leaves=8,
+    )
+
+    @settings(max_examples=80, deadline=None)
+    @given(content=st.dictionaries(st.sampled_from(["items", "events", "actors", "cases",
+           "agencies", "certificates", "attachments", "offer"]), json_values), sig=json_values)  # fmt: skip
+    def any_content(content: dict[str, Any], sig: Any) -> None:
+        check = check_bundle({"format": FORMAT, "content": content, "signature": sig}, {})
+        assert check.verdict == "NOT VALID"
+
+    any_bytes()
+    any_content()
+
+
+def test_check_bundle_never_raises_on_a_changed_field(
+    world: World, two: tuple[Agency, Agency], tmp_path: Path
+) -> None:
+    from custody.exchange import check_bundle
+    from custody.trust import pinned_roots
+
+    _item, path = _send(world, two, tmp_path)
+    good = json.loads(path.read_bytes())
+    with two[1].store.read() as session:
+        roots = pinned_roots(session)
+    assert check_bundle(good, roots).verdict == "TRUSTED"
+    hostile: list[Any] = [None, 7, "x", [], {}, [1], {"a": 1}]
+    content = good["content"]
+    paths = [[k] for k in content]
+    for section in ("events", "actors", "items", "cases", "agencies", "certificates"):
+        if content[section]:
+            paths += [[section, 0, k] for k in content[section][0]]
+    for p in paths:
+        for value in hostile:
+            doc = json.loads(json.dumps(good))
+            target = doc["content"]
+            for key in p[:-1]:
+                target = target[key]
+            if target[p[-1]] == value:
+                continue
+            target[p[-1]] = value
+            check = check_bundle(doc, roots)
+            assert check.verdict != "TRUSTED", p
+            assert all(s.endswith(".") for s in check.problems + check.untrusted), p
+            # an insider who re-signs odd content reaches the deeper checks
+            resigned = check_bundle(json.loads(_resign(doc, world.officer)), roots)
+            assert all(s.endswith(".") for s in resigned.problems + resigned.untrusted), p
+
+
+def test_complete_transfer_refuses_an_existing_bundle_file_before_recording(
+    world: World, two: tuple[Agency, Agency], tmp_path: Path, db_snapshot: Snapshot
+) -> None:
+    kws, nmk = two
+    item = world.item()
+    offer = tmp_path / "offer.json"
+    kws_env = {"CUSTODY_DB": str(kws.db), "CUSTODY_HOME": str(kws.home)}
+    r = runner.invoke(
+        app, ["transfer", item, "--to", "bochieng", "--offer", str(offer), "--as", "aotieno"],
+        env=kws_env,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app, ["countersign", str(offer), "--as", "bochieng"],
+        env={"CUSTODY_DB": str(nmk.db), "CUSTODY_HOME": str(nmk.home)},
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    taken = tmp_path / "taken.json"
+    taken.write_text("{}")
+    before = db_snapshot(kws.db)
+    for out in (taken, tmp_path / "missing-folder" / "b.json"):
+        r = runner.invoke(
+            app, ["complete-transfer", str(offer), "-o", str(out), "--as", "aotieno"], env=kws_env
+        )
+        assert r.exit_code == 1 and r.output.startswith("error:"), r.output
+    assert db_snapshot(kws.db) == before
+
+
+def test_trust_entry_claiming_this_agency_is_refused(world: World, tmp_path: Path) -> None:
+    impostor = _agency(tmp_path, "KWS", "Kenya Wildlife Service")
+    r = runner.invoke(app, ["trust", "add", str(impostor.entry), "--yes"])
+    assert r.exit_code == 1 and "own agency KWS" in r.output, r.output
