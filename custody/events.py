@@ -112,12 +112,14 @@ def load_signer(store: Store, handle: str | None, *, passphrase: str | None = No
             "This command writes to the store and needs an acting actor; "
             "pass --as HANDLE or set CUSTODY_ACTOR."
         )
-    from custody.trust import is_revoked
+    from custody.trust import current_role, is_revoked
 
     with store.read() as session:
         actor = get_actor(session, handle)
         revoked = is_revoked(session, actor.key_fingerprint)
+        role = current_role(session, actor)
         session.expunge(actor)
+    actor.role = role  # a role change is a certificate; the row keeps the registered role
     if revoked is not None:
         raise PermissionDenied(
             f"Actor '{handle}''s key was revoked by the agency, so it can no longer sign; "

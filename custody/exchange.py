@@ -42,6 +42,7 @@ from custody.registrations import ACTOR_FIELDS, actor_keys
 from custody.store import Store
 from custody.timeutil import now_utc, to_utc_text
 from custody.trust import (
+    RoleBook,
     Root,
     TrustEntry,
     _entry,
@@ -294,7 +295,10 @@ def _check_content(
         item_rows=content["items"],
         case_rows=content["cases"],
         agencies={a["code"]: a for a in content["agencies"]},
-        roles={h: str(a["role"]) for h, a in actors.items()},
+        roles=RoleBook(
+            {h: str(a["role"]) for h, a in actors.items()},
+            build_index(content["certificates"], roots)[0],
+        ),
     )
     findings.extend(chain_findings)
     for chain in sorted({e.chain for e in events}):

@@ -197,6 +197,16 @@ def agency_authority(store: Store, session: Session, authority: Signer | None) -
     return admin_authority(session, handle=authority.actor.handle, key=authority.key)
 
 
+def change_role(store: Store, *, handle: str, role: str, authority: Signer | None = None) -> None:
+    """Give an actor another role from now on (a certificate; earlier acts keep the old role)."""
+    from custody.trust import change_role as certify
+
+    with store.read() as session:
+        acting = agency_authority(store, session, authority)
+    with store.write() as session:
+        certify(session, handle=handle, role=role, authority=acting)
+
+
 def revoke_actor(
     store: Store, *, handle: str, reason: str, authority: Signer | None = None
 ) -> None:

@@ -343,21 +343,41 @@ class CertIndex:
             return "is certified by no trusted agency root"
         reasons = []
         for g in grants:
-            if g.valid_from > when:
-                reasons.append(f"was certified only from {g.valid_from}")
-            elif g.valid_until is not None and g.valid_until < when:
-                reasons.append(f"was certified only until {g.valid_until}")
-            elif g.revoked_at is not None and g.revoked_at <= when:
-                reasons.append(f"was revoked at {g.revoked_at} ({g.revoked_reason})")
-            else:
+            why = _why_not(g, when)
+            if why is None:
                 return None
+            reasons.append(why)
         return reasons[0]
 
     def grant(self, handle: str, fpr: str, when: str) -> Grant | None:
-        for g in self.grants.get(fpr, []):
-            if g.handle == handle and self.problem(handle, fpr, when) is None:
+        """The newest grant of `handle`'s key `fpr` in force at `when`."""
+        for g in reversed(self.grants.get(fpr, [])):
+            if g.handle == handle and _why_not(g, when) is None:
                 return g
         return None
+
+
+def _why_not(g: Grant, when: str) -> str | None:
+    if g.valid_from > when:
+        return f"was certified only from {g.valid_from}"
+    if g.valid_until is not None and g.valid_until < when:
+        return f"was certified only until {g.valid_until}"
+    if g.revoked_at is not None and g.revoked_at <= when:
+        return f"was revoked at {g.revoked_at} ({g.revoked_reason})"
+    return None
+
+
+@dataclass
+class RoleBook:
+    """Each actor's role when they recorded an event: from the certificates (role changes
+    included), else from the actor's row."""
+
+    fallback: Mapping[str, str]
+    index: CertIndex
+
+    def role_of(self, ev: EventRecord) -> str:
+        g = self.index.grant(ev.actor, ev.actor_key, ev.recorded_at)
+        return g.role if g is not None else self.fallback.get(ev.actor, "")
 
 
 def _parse_cert(doc: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -371,9 +391,15 @@ def _parse_cert(doc: Mapping[str, Any]) -> dict[str, Any] | None:
         isinstance(subject.get(f), str) for f in ("handle", "role", "public_key", "fingerprint")
     ):
         return None
-    if not all(
-        isinstance(body.get(f), str) for f in ("root", "kind", "issuer", "issuer_key", "issued_at")
-    ) or not isinstance(body.get("valid_from"), str):
+    if (
+        not all(
+            isinstance(body.get(f), str)
+            for f in ("root", "kind", "issuer", "issuer_key", "issued_at")
+        )
+        or not isinstance(body.get("valid_from"), str)
+        or not isinstance(body.get("valid_until"), str | None)
+        or not isinstance(body.get("seq"), int)
+    ):
         return None
     return body
 
@@ -903,3 +929,33 @@ def judge_bundle(
         if problem is not None:
             out.append(f"The PDF signer '{handle}' (key {fpr[:16]}…) {problem}.")
     return TrustVerdict(not out, out)
+
+
+def current_role(session: Session, actor: Actor) -> str:
+    """The role the trust log gives `actor`'s key now (the row's role without a grant)."""
+    index, _ = build_index(
+        [certificate_doc(r) for r in store_certificates(session)], pinned_roots(session)
+    )
+    grant = index.grant(actor.handle, actor.key_fingerprint, to_utc_text(now_utc()))
+    return grant.role if grant is not None else actor.role
+
+
+def change_role(session: Session, *, handle: str, role: str, authority: Authority) -> None:
+    """Certify `handle`'s key under a new role from now on (earlier acts keep the old one)."""
+    from custody.models import ROLES
+
+    if role not in ROLES:
+        raise InvalidInput(f"Role '{role}' does not exist; use one of {', '.join(ROLES)}.")
+    actor = session.get(Actor, handle)
+    if actor is None:
+        raise NotFound.actor(handle)
+    if is_revoked(session, actor.key_fingerprint) is not None:
+        raise PermissionDenied(f"Actor '{handle}''s key is revoked; register a new key instead.")
+    if current_role(session, actor) == role:
+        raise AlreadyExists(f"Actor '{handle}' has the role {role} already; nothing to do.")
+    root = store_root(session)
+    assert root is not None
+    changed = Actor(**{**actor.model_dump(), "role": role})
+    TrustLog(session, root).issue(
+        kind="role", actor=changed, issuer=authority.issuer, key=authority.key
+    )

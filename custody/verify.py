@@ -42,7 +42,7 @@ from custody.integrity import (
     link_chain,
 )
 from custody.registrations import ACTOR_COLUMNS, KeyMap, actor_keys, keep_trusted
-from custody.replay import check_sub_items, replay_rules
+from custody.replay import RoleLookup, check_sub_items, replay_rules
 from custody.store import Store
 from custody.trust import TrustEntry
 
@@ -141,7 +141,7 @@ def verify_chains(
     item_rows: Iterable[Mapping[str, Any]] = (),
     case_rows: Iterable[Mapping[str, Any]] = (),
     agencies: Mapping[str, Any] | None = None,
-    roles: Mapping[str, str] | None = None,
+    roles: Mapping[str, str] | RoleLookup | None = None,
     workers: int = 0,
 ) -> tuple[list[Finding], dict[str, str]]:
     """Per-event, per-chain and genesis checks of a set of chains; returns findings and heads.
@@ -210,19 +210,20 @@ def verify(
     ]
     if progress:
         progress(f"{len(in_scope)} events")
+    trust_findings, roles = _trust_findings(store, snap, in_scope, report, trust)
     chain_findings, report.heads = verify_chains(
         in_scope,
         keys,
         item_rows=snap.item_rows,
         case_rows=snap.case_rows,
         agencies=snap.agencies,
-        roles={a["handle"]: a["role"] for a in snap.actors},
+        roles=roles,
         workers=workers,
     )
     report.findings.extend(chain_findings)
     report.findings.extend(check_attachments(store.attachments_dir, in_scope))
     report.findings.extend(_deleted_rows(snap, in_scope, whole_case=not item_id))
-    report.findings.extend(_trust_findings(store, snap, in_scope, report, trust))
+    report.findings.extend(trust_findings)
     report.findings.extend(_library_findings(store, in_scope))
     report.events_checked = len(in_scope)
     report.chains_checked = len(report.heads)
@@ -236,9 +237,11 @@ def _trust_findings(
     events: Sequence[EventRecord],
     report: VerifyReport,
     trust: Sequence[TrustEntry] | None,
-) -> list[Finding]:
-    """Certificates in the trust log, and every signature certified when it was made."""
+) -> tuple[list[Finding], Mapping[str, str] | RoleLookup]:
+    """Certificates in the trust log, and every signature certified when it was made; and
+    the actors' roles at each event, as the certificates give them."""
     from custody.trust import (
+        RoleBook,
         Root,
         build_index,
         check_event_certificates,
@@ -247,6 +250,7 @@ def _trust_findings(
     )
 
     meta = snap.meta
+    rows_roles = {a["handle"]: a["role"] for a in snap.actors}
     if not all(k in meta for k in ("root_public_key", "root_fingerprint")):
         return [
             Finding(
@@ -256,7 +260,7 @@ def _trust_findings(
                 "The store has no agency root, so no signature is certified; run 'custody "
                 "init' on the agency's machine to create it.",
             )
-        ]
+        ], rows_roles
     own = Root(meta.get("root_agency", ""), meta["root_public_key"], meta["root_fingerprint"])
     report.root = own.fingerprint
     out: list[Finding] = []
@@ -291,7 +295,7 @@ def _trust_findings(
     out.extend(findings)
     out.extend(check_trust_log_links(snap.certificates, own))
     out.extend(check_event_certificates(events, index, anchor=anchor))
-    return out
+    return out, RoleBook(rows_roles, index)
 
 
 def _library_findings(store: Store, events: Sequence[EventRecord]) -> list[Finding]:

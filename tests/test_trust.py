@@ -301,9 +301,14 @@ def test_edited_trust_entry_and_special_files_are_refused(
 
 
 def test_trust_add_shows_fingerprint_and_pins(world: World, tmp_path: Path) -> None:
-    other = _forge(tmp_path, "nmk")
-    os.environ["CUSTODY_DB"] = str(other.db_path)
-    entry = _export(tmp_path, other, "other.json")
+    from custody.canonical import canonical_json
+    from custody.trust import export_entry
+
+    other = init_store(
+        str(tmp_path / "nmk.db"), agency_code="NMK", agency_name="NMK", home=tmp_path / "nmk"
+    )
+    entry = tmp_path / "other.json"
+    entry.write_bytes(canonical_json(export_entry(other)))
     os.environ["CUSTODY_DB"] = str(world.db_path)
     os.environ["CUSTODY_HOME"] = str(world.home)
     fpr = json.loads(entry.read_text())["root_fingerprint"]
@@ -422,3 +427,39 @@ def test_revoke_refuses_bad_input_and_changes_nothing(world: World, db_snapshot:
     assert runner.invoke(app, ["actor", "revoke", "aotieno", "--reason", "left"]).exit_code == 0
     again = runner.invoke(app, ["actor", "revoke", "aotieno", "--reason", "left"])
     assert again.exit_code == 1 and "revoked already" in again.output
+
+
+def test_role_change_is_a_certificate_and_history_keeps_the_old_role(
+    world: World, tmp_path: Path, db_snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from custody.errors import PermissionDenied as Denied
+    from custody.models import ItemCreate
+    from custody.records import add_item, change_role
+
+    spec = ItemCreate(description="Tusk")
+    with pytest.raises(Denied):
+        add_item(world.store, case_no=CASE, spec=spec, signer=load_signer(world.store, "pnjeri"))
+    before = db_snapshot(world.db_path)
+    monkeypatch.setenv("CUSTODY_HOME", str(tmp_path / "elsewhere"))
+    result = runner.invoke(app, ["actor", "role", "pnjeri", "--role", "officer"])
+    assert result.exit_code == 1 and "error:" in result.output
+    assert db_snapshot(world.db_path) == before
+    monkeypatch.setenv("CUSTODY_HOME", str(world.home))
+    result = runner.invoke(app, ["actor", "role", "pnjeri", "--role", "officer"])
+    assert result.exit_code == 0, result.output
+    # the case she opened as prosecutor and the item she seizes as officer both verify
+    item = add_item(
+        world.store, case_no=CASE, spec=spec, signer=load_signer(world.store, "pnjeri")
+    ).id
+    assert verify(world.store).intact
+    assert verify(world.store, item_id=item).intact
+    change_role(world.store, handle="pnjeri", role="prosecutor")
+    from custody.dossier.build import build_dossier, verify_dossier
+
+    pdf = tmp_path / "d.pdf"
+    build_dossier(world.store, case_no=CASE, out=pdf, signer=load_signer(world.store, "pnjeri"))
+    assert verify_dossier(pdf).valid
+    again = runner.invoke(app, ["actor", "role", "pnjeri", "--role", "prosecutor"])
+    assert again.exit_code == 1 and "already" in again.output
+    bad = runner.invoke(app, ["actor", "role", "pnjeri", "--role", "chief"])
+    assert bad.exit_code == 1 and "does not exist" in bad.output

@@ -83,6 +83,22 @@ def actor_add(
     out.print(f"{actor.handle}  {actor.role}  key {actor.key_fingerprint[:16]}")
 
 
+@app.command("role")
+def actor_role(
+    handle: str = typer.Argument(..., help="Handle of the actor."),
+    role: str = typer.Option(
+        ..., help="The new role: officer, custodian, analyst, prosecutor or admin."
+    ),
+    admin: str | None = ADMIN,
+) -> None:
+    """Change an actor's role from now on (a certificate in the trust log; earlier acts keep the old role)."""
+    from custody.records import change_role
+
+    store = open_store()
+    change_role(store, handle=handle, role=role, authority=signer(store, admin) if admin else None)
+    done(f"'{handle}' has the role {role} from now on.")
+
+
 @app.command("revoke")
 def actor_revoke(
     handle: str = typer.Argument(..., help="Handle of the actor whose key is revoked."),

@@ -256,6 +256,27 @@ def verify_bundle(bundle: Any) -> BundleCheck:
     return check
 
 
+def _roles(bundle: dict[str, Any]) -> Any:
+    """Actors' roles at each event: from the bundle's certificates (role changes), else rows."""
+    from custody.trust import RoleBook, Root, build_index
+
+    rows = {a["handle"]: a["role"] for a in bundle["actors"]}
+    section = bundle.get("trust")
+    if not isinstance(section, dict) or not isinstance(section.get("roots"), list):
+        return rows
+    roots = {
+        str(r.get("fingerprint")): Root(
+            str(r.get("agency")), str(r.get("public_key")), str(r.get("fingerprint"))
+        )
+        for r in section["roots"]
+        if isinstance(r, dict)
+    }
+    certs = section.get("certificates")
+    docs = [c for c in certs if isinstance(c, dict)] if isinstance(certs, list) else []
+    index, _ = build_index(docs, roots)
+    return RoleBook(rows, index)
+
+
 def _verify_well_formed(bundle: dict[str, Any], check: BundleCheck) -> None:
     rows = [EventRecord.from_mapping(e) for e in bundle["events"]]
     keys, actor_findings = actor_keys({f: a[f] for f in ACTOR_FIELDS} for a in bundle["actors"])
@@ -267,7 +288,7 @@ def _verify_well_formed(bundle: dict[str, Any], check: BundleCheck) -> None:
         item_rows=bundle.get("items", []),
         case_rows=[bundle["case"]],
         agencies=agencies,
-        roles={a["handle"]: a["role"] for a in bundle["actors"]},
+        roles=_roles(bundle),
     )
     check.findings.extend(findings)
     check.events = len(rows)
