@@ -115,8 +115,10 @@ def create_root(
         session.add(StoreMeta(key=k, value=v))
     session.flush()
     root = Root(agency_code=agency_code, public_key=key.public_hex, fingerprint=key.fingerprint)
-    session.add(StoreMeta(key="root_x509", value=_root_x509(session, key, agency_code)))
-    session.flush()
+    root_pem = _x509_or_none(lambda: _root_x509(session, key, agency_code))
+    if root_pem is not None:
+        session.add(StoreMeta(key="root_x509", value=root_pem))
+        session.flush()
     # Kept so custody bundles can carry it without the root key on the releasing machine.
     entry = make_entry(session, key=key)
     session.add(StoreMeta(key="trust_entry", value=canonical_json(entry).decode("utf-8")))
@@ -147,6 +149,16 @@ def _root_x509(session: Session, key: KeyPair, agency_code: str) -> str:
         country=agency.country if agency else "",
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _x509_or_none(make: Any) -> str | None:
+    """An X.509 certificate is an extra for PDF readers: names X.509 cannot hold (over 64
+    characters) leave it out (the dossier then carries a self-signed one) rather than
+    refusing the registration."""
+    try:
+        return str(make())
+    except ValueError:
+        return None
 
 
 def root_certificate_pem(session: Session) -> str | None:
@@ -283,7 +295,7 @@ class TrustLog:
             valid_from=valid_from or now,
             reason=reason,
             x509_pem=(
-                _actor_x509(self.session, actor, key)
+                _x509_or_none(lambda: _actor_x509(self.session, actor, key))
                 if issuer == ROOT_ISSUER and kind != "revoke"
                 else None
             ),
@@ -925,6 +937,8 @@ def judge_bundle(
     findings = check_event_certificates(events, index, anchor="not in the trust list")
     out = [f.message for f in findings]
     for handle, fpr, when in extra_signers:
+        if len(when) >= 19:
+            when = when[:19] + ".999999Z"  # a PDF signing time has whole seconds only
         problem = index.problem(handle, fpr, when)
         if problem is not None:
             out.append(f"The PDF signer '{handle}' (key {fpr[:16]}…) {problem}.")

@@ -463,3 +463,22 @@ def test_role_change_is_a_certificate_and_history_keeps_the_old_role(
     assert again.exit_code == 1 and "already" in again.output
     bad = runner.invoke(app, ["actor", "role", "pnjeri", "--role", "chief"])
     assert bad.exit_code == 1 and "does not exist" in bad.output
+
+
+def test_pdf_signing_time_in_whole_seconds_counts_from_the_registration_second(
+    world: World, tmp_path: Path
+) -> None:
+    from custody.trust import judge_bundle, trust_section
+
+    entries = parse_trust_list(_export(tmp_path, world).read_text(), name="kws")
+    with world.store.read() as session:
+        section = trust_section(session)
+    registered = next(
+        json.loads(c["body"])["valid_from"]
+        for c in section["certificates"]
+        if json.loads(c["body"])["subject"]["handle"] == "pnjeri"
+    )
+    bundle = {"trust": section, "events": []}
+    pdf_time = registered[:19] + ".000000Z"  # what a PDF signature reports
+    key = world.prosecutor.key.fingerprint
+    assert judge_bundle(bundle, entries, extra_signers=[("pnjeri", key, pdf_time)]).trusted

@@ -155,7 +155,8 @@ def root_ca_certificate(
     """The agency root as an X.509 certificate authority (self-signed, CA:TRUE, keyCertSign):
     a PDF reader that trusts it validates dossier signatures of the actors it certified."""
     start = _certificate_start({"agency": agency}, valid_days, None)
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, f"{agency.strip()} root")]
+    # X.509 bounds a common name to 64 characters.
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, f"{agency.strip()[:59]} root")]
     code = country.strip().upper()
     if len(code) == 2 and code.isascii() and code.isalpha():
         attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, code))
