@@ -63,11 +63,17 @@ MAX_ATTACHMENT_BYTES = 64 * 1024 * 1024
 
 # --------------------------------------------------------------------------- writing
 def _descendants(session: Session, item_ids: Iterable[str]) -> list[str]:
+    """The items with their sub-items, and the items they were taken from (whose chains
+    show them given out: a sub-item's record is checked against its parent's)."""
     out: list[str] = []
     for item_id in item_ids:
-        get_item(session, item_id)
+        item = get_item(session, item_id)
+        above = []
+        while item.parent_id:
+            above.insert(0, item.parent_id)
+            item = get_item(session, item.parent_id)
         below = session.exec(select(Item.id).where(col(Item.id).startswith(item_id + "."))).all()
-        for i in [item_id, *below]:
+        for i in [*above, item_id, *below]:
             if i not in out:
                 out.append(i)
     return out

@@ -421,3 +421,21 @@ def test_trust_entry_claiming_this_agency_is_refused(world: World, tmp_path: Pat
     impostor = _agency(tmp_path, "KWS", "Kenya Wildlife Service")
     r = runner.invoke(app, ["trust", "add", str(impostor.entry), "--yes"])
     assert r.exit_code == 1 and "own agency KWS" in r.output, r.output
+
+
+def test_a_sample_crosses_with_the_chain_of_the_item_it_came_from(
+    world: World, two: tuple[Agency, Agency], tmp_path: Path
+) -> None:
+    kws, nmk = two
+    item = world.hand_to_lab(world.item())
+    child = record_sample(kws.store, item_id=item, signer=world.analyst, description="scale").id
+    offer = _hand_over(
+        kws, item=child, releaser=world.analyst, receiver="bochieng", receiver_home=nmk.home
+    )
+    path = tmp_path / "sample.json"
+    path.write_bytes(create_bundle(kws.store, signer=world.analyst, item_ids=[child], offer=offer))
+    boch = ev.load_signer(nmk.store, "bochieng")
+    result = import_bundle(nmk.store, read_bundle(path), signer=boch, name="sample.json")
+    assert result.pending == {child: "bochieng"}
+    ev.record_receive(nmk.store, item_id=child, signer=boch, condition="tube sealed")
+    assert verify(nmk.store).intact
