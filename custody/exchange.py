@@ -68,7 +68,7 @@ def _descendants(session: Session, item_ids: Iterable[str]) -> list[str]:
     out: list[str] = []
     for item_id in item_ids:
         item = get_item(session, item_id)
-        above = []
+        above: list[str] = []
         while item.parent_id:
             above.insert(0, item.parent_id)
             item = get_item(session, item.parent_id)
