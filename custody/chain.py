@@ -71,10 +71,12 @@ def event_body(
 
 def body_of_row(row: Any) -> dict[str, Any]:
     """The hashed body of an event: an ORM row (data as stored text) or an
-    `EventRecord` (data already parsed)."""
+    `EventRecord` (data already parsed). An event imported from another store is
+    hashed with its id there (`origin_id`)."""
     data = json.loads(row.data) if isinstance(row.data, str) else row.data
+    origin = getattr(row, "origin_id", None)
     return event_body(
-        id=row.id,
+        id=origin if origin is not None else row.id,
         chain=row.chain,
         seq=row.seq,
         item_id=row.item_id,

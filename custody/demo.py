@@ -105,6 +105,7 @@ def run_demo(out: Path, *, progress: Callable[[str], None] | None = None) -> Dem
     from custody.demo_intel import demo_intel  # seizure facts, entities and exchange files
 
     demo_intel(store, play.result, play.cast, play.at, say)
+    _cross_border(play, items[-1])
     report = verify(store)
     play.result.facts.append(
         f"verification: {'INTACT' if report.intact else 'FINDINGS'} "
@@ -308,4 +309,83 @@ def _demo_extensions(
     result.files["dossier"] = dossier.path
     result.facts.append(
         f"dossier {dossier.report_id}: {dossier.pages} pages, bundle {dossier.bundle_hash[:23]}…"
+    )
+
+
+def _cross_border(play: _Play, item: str) -> None:
+    """A second agency (the national museum's genetics lab) with its own store, home and
+    root: the agencies swap trust entries, one bag crosses over with a countersigned offer
+    and a custody bundle, is sampled and analysed there, and its dossier is TRUSTED only
+    with both agencies' roots. The two stores share nothing but those files."""
+    import json
+
+    from custody.canonical import canonical_json
+    from custody.dossier.build import build_dossier, verify_dossier
+    from custody.exchange import create_bundle, import_bundle, read_bundle
+    from custody.handover import (
+        actor_card,
+        complete_transfer,
+        countersign,
+        import_actor_card,
+        prepare_transfer,
+        read_card,
+    )
+    from custody.trust import add_trusted, export_entry, parse_trust_list
+
+    play.say("a second agency: hand-over of one bag to the national museum's laboratory")
+    folder = play.result.folder / "nmk"
+    lab = init_store(
+        str(folder / "custody.db"),
+        agency_code="NMK",
+        agency_name="National Museums of Kenya, Genetics Laboratory",
+        country="KE",
+        home=folder / "home",
+    )
+    for handle, name, role in (
+        ("bochieng", "Brian Ochieng", "custodian"),
+        ("wnduta", "Dr Wairimu Nduta", "analyst"),
+    ):
+        add_actor(lab, handle=handle, name=name, role=role, agency_code="NMK")
+    entries = {}
+    for code, store in (("KWS", play.store), ("NMK", lab)):
+        path = play.result.folder / f"trust-{code}.json"
+        path.write_bytes(canonical_json(export_entry(store)))
+        entries[code] = parse_trust_list(path.read_text(), name=str(path))
+        play.result.files[f"trust {code}"] = path
+    add_trusted(play.store, entries["NMK"])
+    add_trusted(lab, entries["KWS"])
+    card = actor_card(lab, "bochieng")
+    import_actor_card(play.store, read_card(json.dumps(card), name="bochieng.json"))
+    keeper = play.cast["jmwangi"]
+    offer = prepare_transfer(
+        play.store, item_id=item, signer=keeper, receiver="bochieng",
+        purpose="second-opinion DNA analysis", location="KWS HQ evidence store", at=play.at(40),
+    )  # fmt: skip
+    offer, _role = countersign(offer, handle="bochieng", home=folder / "home")
+    complete_transfer(play.store, offer=offer, signer=keeper)
+    bundle = play.result.folder / "bundle-to-NMK.json"
+    bundle.write_bytes(create_bundle(play.store, signer=keeper, item_ids=[item], offer=offer))
+    play.result.files["bundle"] = bundle
+    boch, wnd = ev.load_signer(lab, "bochieng"), ev.load_signer(lab, "wnduta")
+    import_bundle(lab, read_bundle(bundle), signer=boch, name=bundle.name)
+    ev.record_receive(lab, item_id=item, signer=boch, condition="seal intact", at=play.at(44))
+    ev.record_transfer(lab, item_id=item, signer=boch, receiver=wnd, at=play.at(45))
+    ev.record_receive(lab, item_id=item, signer=wnd, condition="seal intact", at=play.at(45.2))
+    seal = ev.item_history(lab, item)[2].seal
+    if seal:
+        ev.record_unseal(
+            lab, item_id=item, signer=wnd, seal=seal, reason="sampling", at=play.at(46)
+        )
+    sample = record_sample(lab, item_id=item, signer=wnd, description="one scale", at=play.at(46.5))
+    ev.record_analysis(
+        lab, item_id=sample.id, signer=wnd, at=play.at(50),
+        result={"method": "COI barcode, second opinion", "species": "Manis javanica"},
+    )  # fmt: skip
+    dossier = build_dossier(lab, case_no=CASE, out=folder / "dossier-NMK.pdf", signer=wnd)
+    play.result.files["NMK PDF"] = dossier.path
+    both = verify_dossier(dossier.path, trust=entries["KWS"] + entries["NMK"]).verdict
+    one = verify_dossier(dossier.path, trust=entries["NMK"]).verdict
+    play.result.facts.append(
+        f"{item} handed to NMK with bundle {bundle.name}; sampled there as {sample.id}; "
+        f"NMK dossier {both} with both roots, {one} with NMK's alone"
     )

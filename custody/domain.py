@@ -118,6 +118,7 @@ class Role(StrEnum):
 class ItemStatus(StrEnum):
     IN_CUSTODY = "in custody"
     IN_TRANSIT = "in transit"
+    TRANSFERRED = "transferred"  # to another agency: its custody goes on in their store
     DISPOSED = "disposed"
     VOID = "void"
 
@@ -156,14 +157,18 @@ class _EventColumns(Protocol):
     signatures: str
     log_prev: str | None
     log_hash: str
+    origin_id: int | None
+    origin_store: str | None
 
 
 #: The event table's columns, in the order `EventRecord.from_tuple` reads them.
 EVENT_FIELDS: tuple[str, ...] = (
     "id", "chain", "seq", "item_id", "case_no", "type", "at", "recorded_at", "actor",
     "actor_key", "counterparty", "witness", "data", "prev_hash", "hash", "signatures",
-    "log_prev", "log_hash",
+    "log_prev", "log_hash", "origin_id", "origin_store",
 )  # fmt: skip
+#: Columns only events brought in from another store's custody bundle fill.
+ORIGIN_FIELDS = ("origin_id", "origin_store")
 EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
 
 
@@ -198,6 +203,13 @@ class EventRecord:
     log_prev: str | None
     log_hash: str
     data: Mapping[str, Any]
+    origin_id: int | None = None  # the event's id in the store that recorded it (imported)
+    origin_store: str | None = None
+
+    @property
+    def signed_id(self) -> int:
+        """The id the event was hashed and signed with: its id in the store that recorded it."""
+        return self.origin_id if self.origin_id is not None else self.id
 
     @property
     def kind(self) -> EventType | None:
@@ -224,13 +236,17 @@ class EventRecord:
         """From the columns in `EVENT_FIELDS` order; unreadable data parses as `{}`
         and sets `readable` False (see `data_readable`)."""
         (eid, chain, seq, item_id, case_no, kind, at, recorded_at, actor, actor_key,
-         counterparty, witness, data_text, prev_hash, hash_, sigs, log_prev, log_hash) = values  # fmt: skip
+         counterparty, witness, data_text, prev_hash, hash_, sigs, log_prev, log_hash,
+         *origin) = values  # fmt: skip
+        origin_id, origin_store = (origin + [None, None])[:2]
         return cls(
             id=int(eid), chain=chain, seq=int(seq), item_id=item_id, case_no=case_no,
             type=kind, at=at, recorded_at=recorded_at, actor=actor, actor_key=actor_key,
             counterparty=counterparty, witness=witness, data_text=data_text,
             prev_hash=prev_hash, hash=hash_, signatures_text=sigs, log_prev=log_prev,
             log_hash=log_hash, data=_parse_data(data_text),
+            origin_id=int(origin_id) if origin_id is not None else None,
+            origin_store=origin_store,
         )  # fmt: skip
 
     @classmethod
@@ -241,7 +257,9 @@ class EventRecord:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> EventRecord:
         """From a dict keyed by column name (a bundle's event, a SQL mapping row)."""
-        return cls.from_values([values[f] for f in EVENT_FIELDS])
+        return cls.from_values(
+            [values[f] if f not in ORIGIN_FIELDS else values.get(f) for f in EVENT_FIELDS]
+        )
 
     @property
     def data_readable(self) -> bool:

@@ -122,9 +122,19 @@ def load_signer(store: Store, handle: str | None, *, passphrase: str | None = No
             "This command writes to the store and needs an acting actor; "
             "pass --as HANDLE or set CUSTODY_ACTOR."
         )
+    from custody.trust import current_role, is_revoked
+
     with store.read() as session:
         actor = get_actor(session, handle)
+        revoked = is_revoked(session, actor.key_fingerprint)
+        role = current_role(session, actor)
         session.expunge(actor)
+    actor.role = role  # a role change is a certificate; the row keeps the registered role
+    if revoked is not None:
+        raise PermissionDenied(
+            f"Actor '{handle}''s key was revoked by the agency, so it can no longer sign; "
+            f"register a new key for them."
+        )
     key = load_key(
         store.home, handle=actor.handle, fpr=actor.key_fingerprint, passphrase=passphrase
     )
@@ -293,6 +303,45 @@ class Writer:
         self._last_signer = signer
         return row
 
+    def append_foreign(self, rec: EventRecord, *, origin_store: str, importer: Signer) -> Event:
+        """Give an event recorded in another store (checked by the caller) its place in this
+        store's log, keeping its hash and signatures; `importer` signs the new log head."""
+        row = Event(
+            id=self.next_id,
+            chain=rec.chain,
+            seq=rec.seq,
+            item_id=rec.item_id,
+            case_no=rec.case_no,
+            type=rec.type,
+            at=rec.at,
+            recorded_at=rec.recorded_at,
+            actor=rec.actor,
+            actor_key=rec.actor_key,
+            counterparty=rec.counterparty,
+            witness=rec.witness,
+            data=rec.data_text,
+            prev_hash=rec.prev_hash,
+            hash=rec.hash,
+            signatures=rec.signatures_text,
+            log_prev=self.log_prev,
+            log_hash=log_hash(seq=self.next_id, event_hash_=rec.hash, prev=self.log_prev),
+            origin_id=rec.signed_id,
+            origin_store=rec.origin_store or origin_store,
+        )
+        self.tail(rec.chain)
+        self.session.add(row)
+        self.session.flush()
+        self.next_id += 1
+        self.log_prev = row.log_hash
+        clock = self._tails[rec.chain][2]
+        if moves_act_clock(row.type) and (clock is None or row.at > clock):
+            clock = row.at
+        self._tails[rec.chain] = (row.seq, row.hash, clock)
+        if rec.item_id is not None and rec.chain == rec.item_id and rec.item_id in self._states:
+            apply_event(self._states[rec.item_id], row)
+        self._last_signer = importer
+        return row
+
     def finish(self) -> None:
         """Sign the new head of the store-wide log (detects removal of newest events)."""
         if self._last_signer is None:
@@ -360,6 +409,13 @@ def check_transition(
     rule has one implementation.
     """
     check_permission(actor, kind)
+    if state.transferred_to and kind != E.RECEIVE:
+        # Any event here would fork the chain that goes on in the other agency's store.
+        raise IllegalTransition(
+            f"Item {state.item_id} was transferred to '{state.pending_receiver}' of agency "
+            f"{state.transferred_to}; its custody goes on in their store, and only their "
+            f"receipt can follow (in a store that imported its custody bundle)."
+        )
     sub_item = _gives_out_sub_item(kind, data)
     what = "log sub-items of it" if sub_item else f"record '{kind}'"
     _check_open(state, kind, custodial=sub_item)

@@ -55,6 +55,8 @@ class VerifyReport:
     heads: dict[str, str] = field(default_factory=dict)  # chain -> last event hash
     signers: dict[str, str] = field(default_factory=dict)  # handle -> key fingerprint
     log_head: LogHead = field(default_factory=lambda: LogHead(seq=0, hash=None))
+    root: str | None = None  # fingerprint of the agency root the store names
+    anchor: str = "store"  # what anchored trust: "trust list", "root key here" or "store"
 
     @property
     def intact(self) -> bool:
@@ -70,4 +72,6 @@ class VerifyReport:
             "heads": self.heads,
             "signers": self.signers,
             "log_head": self.log_head.to_dict(),
+            "root": self.root,
+            "anchor": self.anchor,
         }

@@ -157,8 +157,21 @@ def read_card(text: str, *, name: str) -> dict[str, Any]:
     return card
 
 
-def import_actor_card(store: Store, card: dict[str, Any], *, name: str = "the card") -> Actor:
-    """Register the actor of `card` (public key only); refuse a card that was altered."""
+def import_actor_card(
+    store: Store,
+    card: dict[str, Any],
+    *,
+    name: str = "the card",
+    authority: Signer | None = None,
+) -> Actor:
+    """Register the actor of `card` (public key only); refuse a card that was altered.
+
+    Like any registration an act of this agency: the root key here or `authority` (a
+    certified admin) certifies the key in the trust log.
+    """
+    from custody.records import agency_authority
+    from custody.trust import TrustLog, store_root
+
     a = card["actor"]
     if not registration_ok(a):
         raise InvalidInput(
@@ -175,8 +188,10 @@ def import_actor_card(store: Store, card: dict[str, Any], *, name: str = "the ca
             f"The actor card {name} names agency {a['agency_code']} without describing it; "
             f"ask for a fresh card."
         )
-    with store.write() as session:
+    with store.read() as session:
         store_id(session)  # the store was initialised
+        acting = agency_authority(store, session, authority)
+    with store.write() as session:
         existing = session.get(Actor, a["handle"])
         if existing is not None:
             if existing.public_key == a["public_key"]:
@@ -193,6 +208,15 @@ def import_actor_card(store: Store, card: dict[str, Any], *, name: str = "the ca
         actor = Actor(**{f: a[f] for f in ACTOR_FIELDS})
         session.add(actor)
         session.flush()
+        root = store_root(session)
+        assert root is not None
+        TrustLog(session, root).issue(
+            kind="import",
+            actor=actor,
+            issuer=acting.issuer,
+            key=acting.key,
+            reason=f"registered from the actor card of agency {a['agency_code'] or '-'}",
+        )
         session.expunge(actor)
     return actor
 
@@ -224,6 +248,9 @@ def prepare_transfer(
             "purpose": purpose,
             "location": location,
         }
+        to_agency = parties[receiver].agency_code
+        if to_agency and to_agency != signer.actor.agency_code:
+            data["to_agency"] = to_agency  # custody leaves this agency's store
         check_transition(state, EventType.TRANSFER, signer.actor, data)
         writer.check_time(item_id, when)
         seq, prev_hash, _prev_at = writer.tail(item_id)

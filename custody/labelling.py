@@ -342,11 +342,20 @@ def scan_texts(
 
     registered: dict[str, tuple[str, str]] = {}  # fingerprint -> (handle, public hex)
     if store is not None:
+        from custody.trust import certified_keys
+
         with store.read() as session:
+            # Only keys certified by a trusted agency root (this store's or a pinned one)
+            # make a label GENUINE; an actor row alone can be planted in the database.
+            certified = certified_keys(session)
             for a in session.exec(select(Actor)).all():
-                registered[a.key_fingerprint] = (a.handle, a.public_key)
+                if (a.handle, a.key_fingerprint) in certified:
+                    registered[a.key_fingerprint] = (a.handle, a.public_key)
     for hexkey in public_keys:
         from custody.keys import fingerprint
+
+        if hexkey.strip().lower() in registered:
+            continue  # the fingerprint of a certified key: it resolves through its certificate
 
         try:
             raw = bytes.fromhex(hexkey)

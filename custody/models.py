@@ -126,6 +126,10 @@ class Event(SQLModel, table=True):
     signatures: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
     log_prev: str | None = None
     log_hash: str
+    # Set only on events brought in from another agency's custody bundle: their id in the
+    # store that recorded them (which their hash covers) and that store's identity.
+    origin_id: int | None = None
+    origin_store: str | None = None
 
 
 class StoreHead(SQLModel, table=True):
@@ -183,3 +187,41 @@ class StorageLocation(SQLModel, table=True):
     kind: str
     parent: str | None = Field(default=None, foreign_key="storage_locations.code")
     created_at: str
+
+
+class Certificate(SQLModel, table=True):
+    """One entry of a trust log: a certificate (or revocation) signed by an agency root
+    or by an admin it certified. The store's own entries chain by `prev` in `seq` order;
+    entries of other agencies' logs (brought in with custody bundles) keep their own."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (
+        UniqueConstraint("root", "seq", name="uq_certificates_root_seq"),
+        Index("ix_certificates_fingerprint", "fingerprint"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    root: str  # fingerprint of the agency root the entry chains to
+    seq: int  # position in that root's trust log, from 1
+    kind: str  # register, upgrade, import, role, rotate, revoke
+    handle: str
+    fingerprint: str  # the certified (or revoked) key
+    body: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
+    hash: str
+    signature: str
+
+
+class TrustedRoot(SQLModel, table=True):
+    """Another agency's root, pinned from its signed trust entry (`custody trust add`)."""
+
+    __tablename__ = "trusted_roots"
+
+    fingerprint: str = Field(primary_key=True)
+    agency_code: str
+    name: str
+    country: str = ""
+    public_key: str
+    valid_from: str
+    valid_until: str | None = None
+    entry: str = Field(sa_column=Column(Text, nullable=False))  # the signed entry, JSON
+    added_at: str

@@ -69,8 +69,12 @@ def init_store(
     agency_name: str | None = None,
     country: str = "",
     home: Path | None = None,
+    root_passphrase: str | None = None,
 ) -> Store:
-    """Create (or upgrade) the store and optionally register the home agency."""
+    """Create (or upgrade) the store, optionally register the home agency, and create the
+    agency root key on this machine when the store has none (`custody.trust`)."""
+    from custody.trust import create_root, store_root
+
     store = open_store(url_or_path, create=True, home=home)
     with store.write() as session:
         if session.get(StoreMeta, "store_id") is None:
@@ -78,7 +82,19 @@ def init_store(
             session.add(StoreMeta(key="created_at", value=to_utc_text(now_utc())))
         if agency_code:
             _add_agency(session, code=agency_code, name=agency_name or agency_code, country=country)
+        if store_root(session) is None:
+            code = agency_code or next(iter(session.exec(select(Agency.code)).all()), "")
+            create_root(session, home=store.home, agency_code=code, passphrase=root_passphrase)
     return store
+
+
+def root_fingerprint(store: Store) -> str | None:
+    """The fingerprint of the agency root the store names (None before 'custody init')."""
+    from custody.trust import store_root
+
+    with store.read() as session:
+        root = store_root(session)
+    return root.fingerprint if root else None
 
 
 def _add_agency(session: Session, *, code: str, name: str, country: str) -> Agency:
@@ -108,8 +124,16 @@ def add_actor(
     badge: str = "",
     agency_code: str | None = None,
     passphrase: str | None = None,
+    authority: Signer | None = None,
 ) -> Actor:
-    """Register an actor and create their Ed25519 key pair (private key in home/keys)."""
+    """Register an actor and create their Ed25519 key pair (private key in home/keys).
+
+    An act of the agency: signed into the trust log by the agency root (its key on this
+    machine) or by `authority`, an admin the root certified; refused before anything is
+    written otherwise.
+    """
+    from custody.trust import TrustLog, store_root
+
     if not HANDLE_RE.match(handle):
         raise InvalidInput(
             f"Handle '{handle}' is not valid; use lower-case letters, digits, '.', '-' or '_'."
@@ -127,6 +151,7 @@ def add_actor(
             )
         if session.get(StoreMeta, "store_id") is None:
             raise StoreProblem("The store was not initialised; run 'custody init' first.")
+        acting = agency_authority(store, session, authority)
     key = create_key(store.home, handle, passphrase=passphrase)
     created = to_utc_text(now_utc())
     record = actor_record(
@@ -152,8 +177,44 @@ def add_actor(
     with store.write() as session:
         session.add(actor)
         session.flush()
+        root = store_root(session)
+        assert root is not None
+        TrustLog(session, root).issue(
+            kind="register", actor=actor, issuer=acting.issuer, key=acting.key
+        )
         session.expunge(actor)
     return actor
+
+
+def agency_authority(store: Store, session: Session, authority: Signer | None) -> Any:
+    """The root key here, or `authority` as a certified admin (`custody.trust.Authority`)."""
+    from custody.trust import admin_authority, root_authority
+
+    if authority is None:
+        return root_authority(store.home, session)
+    return admin_authority(session, handle=authority.actor.handle, key=authority.key)
+
+
+def change_role(store: Store, *, handle: str, role: str, authority: Signer | None = None) -> None:
+    """Give an actor another role from now on (a certificate; earlier acts keep the old role)."""
+    from custody.trust import change_role as certify
+
+    with store.read() as session:
+        acting = agency_authority(store, session, authority)
+    with store.write() as session:
+        certify(session, handle=handle, role=role, authority=acting)
+
+
+def revoke_actor(
+    store: Store, *, handle: str, reason: str, authority: Signer | None = None
+) -> None:
+    """Revoke an actor's key from now on; it signs nothing more (earlier acts stay valid)."""
+    from custody.trust import revoke_actor as revoke
+
+    with store.read() as session:
+        acting = agency_authority(store, session, authority)
+    with store.write() as session:
+        revoke(session, handle=handle, reason=reason, authority=acting)
 
 
 def _all_rows(store: Store, model: Any, order: Any) -> list[Any]:

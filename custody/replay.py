@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from custody.domain import (
     CASE_TYPES,
@@ -34,8 +35,15 @@ class ActorRole:
     role: str
 
 
+@runtime_checkable
+class RoleLookup(Protocol):
+    """Roles that change over time (`custody.trust.RoleBook`): the role at an event."""
+
+    def role_of(self, ev: EventRecord) -> str: ...
+
+
 def replay_rules(
-    chain: str, events: Sequence[EventRecord], roles: Mapping[str, str]
+    chain: str, events: Sequence[EventRecord], roles: Mapping[str, str] | RoleLookup
 ) -> list[Finding]:
     """Replay one item chain through the custody rules; each breach is a finding."""
     out: list[Finding] = []
@@ -45,7 +53,8 @@ def replay_rules(
     for ev in events:
         if not ev.data_readable:
             continue  # reported as altered already
-        problem = _breach(ev, state, ActorRole(ev.actor, roles.get(ev.actor, "")), authors, prev_at)
+        role = roles.role_of(ev) if isinstance(roles, RoleLookup) else roles.get(ev.actor, "")
+        problem = _breach(ev, state, ActorRole(ev.actor, role), authors, prev_at)
         if problem:
             out.append(
                 Finding(

@@ -78,8 +78,12 @@ def import_reference(
     note: str = "",
     max_ambiguous: float = 0.01,
     progress: ProgressFn | None = None,
+    signer: Signer | None = None,
 ) -> ReferenceImport:
-    """Import reference files as the next version of library `name` (see `LibraryStore.import_version`)."""
+    """Import reference files as the next version of library `name` (see `LibraryStore.import_version`).
+
+    With `signer`, the importing actor signs the new version's manifest (`custody.libsign`).
+    """
     from species_ref.refimport import rejection_counts
 
     version, result = reference_store(store).import_version(
@@ -91,6 +95,10 @@ def import_reference(
         progress=progress,
         max_ambiguous=max_ambiguous,
     )
+    if signer is not None:
+        from custody.libsign import sign_version
+
+        sign_version(store, name=version.name, version=version.version, signer=signer)
     return ReferenceImport(version, rejection_counts(result.rejected).most_common())
 
 
@@ -353,8 +361,17 @@ def record_identifications(
 ) -> Recorded:
     """One signed `analyse` event per identification, on the item it was run on
     (`assign_to_items`), all in one transaction."""
+    from custody.libsign import citation
+
+    def cited(r: SpeciesAnalysis) -> dict[str, Any]:
+        ident = r.identification
+        cite = citation(
+            store, name=ident.library_name, version=ident.library_version_number
+        )  # the signed manifest the identification relied on
+        return {**r.event_data(), **({"library_manifest": cite} if cite else {})}
+
     acts = [
-        ItemAct(item_id, EventType.ANALYSE, r.event_data())
+        ItemAct(item_id, EventType.ANALYSE, cited(r))
         for item_id, results in plan.items()
         for r in results
     ]

@@ -58,6 +58,7 @@ class ItemState:
     location: str = ""
     status: ItemStatus = ItemStatus.IN_CUSTODY
     pending_receiver: str | None = None
+    transferred_to: str | None = None  # agency the item was handed to, until it comes back
     last_at: str | None = None
     last_seq: int = 0
     condition: str = ""  # condition recorded on the last receipt
@@ -92,7 +93,9 @@ class ItemState:
             "custodian": self.custodian,
             "seal": self.seal,
             "location": self.location,
-            "status": str(self.status),
+            "status": (
+                f"transferred to {self.transferred_to}" if self.transferred_to else str(self.status)
+            ),
             "pending_receiver": self.pending_receiver,
             "condition": self.condition,
             "disposal": dict(self.disposal) if self.disposal is not None else None,
@@ -132,10 +135,14 @@ def apply_event(state: ItemState, ev: _Event) -> None:
         state.custodian = ev.counterparty
         state.pending_receiver = ev.counterparty
         state.status = ItemStatus.IN_TRANSIT
+        state.transferred_to = data.get("to_agency") or None
+        if state.transferred_to:
+            state.status = ItemStatus.TRANSFERRED
         # Without a named place, the item is wherever its receiver is.
         state.location = data.get("location") or f"with {ev.counterparty}"
     elif kind == E.RECEIVE:
         state.pending_receiver = None
+        state.transferred_to = None
         state.status = ItemStatus.IN_CUSTODY
         state.condition = data.get("condition", "")
     elif kind == E.STORE:

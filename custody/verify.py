@@ -43,8 +43,9 @@ from custody.integrity import (
     link_chain,
 )
 from custody.registrations import ACTOR_COLUMNS, KeyMap, actor_keys, keep_trusted
-from custody.replay import check_sub_items, replay_rules
+from custody.replay import RoleLookup, check_sub_items, replay_rules
 from custody.store import Store
+from custody.trust import TrustEntry
 
 PARALLEL_THRESHOLD = 4000
 
@@ -60,6 +61,9 @@ class Snapshot:
     item_rows: list[dict[str, Any]] = field(default_factory=list)
     case_rows: list[dict[str, Any]] = field(default_factory=list)
     agencies: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+    certificates: list[dict[str, Any]] = field(default_factory=list)
+    pinned: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_snapshot(store: Store, *, item_id: str | None, case_no: str | None) -> Snapshot:
@@ -93,6 +97,9 @@ def load_snapshot(store: Store, *, item_id: str | None, case_no: str | None) -> 
             snap.item_rows = rows("SELECT * FROM items")
             snap.case_rows = rows("SELECT * FROM cases")
         snap.agencies = {r["code"]: r for r in rows("SELECT * FROM agencies")}
+        snap.meta = meta
+        snap.certificates = rows("SELECT * FROM certificates ORDER BY root, seq")
+        snap.pinned = rows("SELECT * FROM trusted_roots")
     return snap
 
 
@@ -123,7 +130,7 @@ def verify_chains(
     item_rows: Iterable[Mapping[str, Any]] = (),
     case_rows: Iterable[Mapping[str, Any]] = (),
     agencies: Mapping[str, Any] | None = None,
-    roles: Mapping[str, str] | None = None,
+    roles: Mapping[str, str] | RoleLookup | None = None,
     workers: int = 0,
 ) -> tuple[list[Finding], dict[str, str]]:
     """Per-event, per-chain and genesis checks of a set of chains; returns findings and heads.
@@ -157,6 +164,7 @@ def verify(
     progress: Callable[[str], None] | None = None,
     trusted_keys: frozenset[str] | None = None,
     checkpoints: Sequence[Checkpoint] = (),
+    trust: Sequence[TrustEntry] | None = None,
 ) -> VerifyReport:
     """Verify the whole store, one item's chain, or one case; returns the findings.
 
@@ -164,6 +172,11 @@ def verify(
     agency) anchors trust: an actor whose key is not among them is reported, and
     every event it signed shows as signed by an unknown key. `checkpoints` must
     each still be part of the store's log.
+
+    Every signature must come from a key certified by a chain to a trusted agency
+    root at the time the event was recorded (`custody.trust`). `trust` (entries
+    kept outside the store) says which roots are trusted; without it, the store's
+    root is anchored by its private key on this machine, else only named.
     """
     scope = f"item {item_id}" if item_id else f"case {case_no}" if case_no else "store"
     report = VerifyReport(scope=scope)
@@ -186,13 +199,14 @@ def verify(
     ]
     if progress:
         progress(f"{len(in_scope)} events")
+    trust_findings, roles = _trust_findings(store, snap, in_scope, report, trust)
     chain_findings, report.heads = verify_chains(
         in_scope,
         keys,
         item_rows=snap.item_rows,
         case_rows=snap.case_rows,
         agencies=snap.agencies,
-        roles={a["handle"]: a["role"] for a in snap.actors},
+        roles=roles,
         workers=workers,
     )
     report.findings.extend(chain_findings)
@@ -200,10 +214,91 @@ def verify(
     # Personal data of case entities must still match the commitments signed for it.
     report.findings.extend(nominal_findings(store, in_scope))
     report.findings.extend(_deleted_rows(snap, in_scope, whole_case=not item_id))
+    report.findings.extend(trust_findings)
+    report.findings.extend(_library_findings(store, in_scope))
     report.events_checked = len(in_scope)
     report.chains_checked = len(report.heads)
     report.findings.sort(key=lambda f: (f.subject, f.event or 0, f.kind, f.message))
     return report
+
+
+def _trust_findings(
+    store: Store,
+    snap: Snapshot,
+    events: Sequence[EventRecord],
+    report: VerifyReport,
+    trust: Sequence[TrustEntry] | None,
+) -> tuple[list[Finding], Mapping[str, str] | RoleLookup]:
+    """Certificates in the trust log, and every signature certified when it was made; and
+    the actors' roles at each event, as the certificates give them."""
+    from custody.trust import (
+        RoleBook,
+        Root,
+        build_index,
+        check_event_certificates,
+        check_trust_log_links,
+        root_key_on_machine,
+    )
+
+    meta = snap.meta
+    rows_roles = {a["handle"]: a["role"] for a in snap.actors}
+    if not all(k in meta for k in ("root_public_key", "root_fingerprint")):
+        return [
+            Finding(
+                "store",
+                None,
+                FindingKind.UNTRUSTED_KEY,
+                "The store has no agency root, so no signature is certified; run 'custody "
+                "init' on the agency's machine to create it.",
+            )
+        ], rows_roles
+    own = Root(meta.get("root_agency", ""), meta["root_public_key"], meta["root_fingerprint"])
+    report.root = own.fingerprint
+    out: list[Finding] = []
+    if trust is not None:
+        roots = {e.fingerprint: e.root for e in trust}
+        report.anchor = "trust list"
+        anchor = "checked against the trust list"
+        if own.fingerprint not in roots:
+            out.append(
+                Finding(
+                    "store",
+                    None,
+                    FindingKind.UNTRUSTED_KEY,
+                    f"The store's agency root {own.fingerprint[:16]}… is not in the trust list: "
+                    f"its history was signed under another root than the agencies trusted.",
+                )
+            )
+    else:
+        roots = {
+            r["fingerprint"]: Root(r["agency_code"], r["public_key"], r["fingerprint"])
+            for r in snap.pinned
+        }
+        roots[own.fingerprint] = own
+        here = root_key_on_machine(store.home, own)
+        report.anchor = "root key here" if here else "store"
+        anchor = (
+            "anchored by the root key on this machine"
+            if here
+            else "root named by the store; anchor it with --trust"
+        )
+    index, findings = build_index(snap.certificates, roots)
+    out.extend(findings)
+    out.extend(check_trust_log_links(snap.certificates, own))
+    out.extend(check_event_certificates(events, index, anchor=anchor))
+    return out, RoleBook(rows_roles, index)
+
+
+def _library_findings(store: Store, events: Sequence[EventRecord]) -> list[Finding]:
+    """Reference library versions that identifications cite by their signed manifest,
+    recomputed against it (`custody.libsign`)."""
+    from custody.libsign import check_version, cited_libraries
+
+    out = []
+    for name, version in sorted(cited_libraries(events)):
+        for problem in check_version(store, name=name, version=version):
+            out.append(Finding(f"library:{name} v{version}", None, FindingKind.ALTERED, problem))
+    return out
 
 
 def _deleted_rows(

@@ -42,6 +42,8 @@ def test_old_store_is_backed_up_then_upgraded(tmp_path: Path) -> None:
     backup = sqlite3.connect(store.backup_path)
     assert backup.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
     backup.close()
+    # registering needs the agency root, which 'custody init' creates on the upgraded store
+    store = init_store(str(path))
     add_actor(store, handle="aotieno", name="Amina Otieno", role="officer", agency_code="KWS")
     con = sqlite3.connect(path)
     indexes = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='index'")}

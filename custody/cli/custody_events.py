@@ -210,6 +210,13 @@ def countersign(
 
 def complete_transfer(
     offer: Path = typer.Argument(..., help="Countersigned transfer offer file."),
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="Also write the signed custody bundle of the item (and its sub-items) for the "
+        "receiving agency to import with 'custody bundle import'.",
+    ),
     actor: str | None = AS,
 ) -> None:
     """Record a transfer whose receiver (and witness) countersigned the offer elsewhere."""
@@ -218,7 +225,21 @@ def complete_transfer(
 
     store = open_store()
     data = load_document(offer, parse=read_offer, what="transfer offer")
-    _report(complete(store, offer=data, signer=signer(store, actor), name=str(offer)))
+    if output is not None:
+        from custody.files import check_output
+
+        check_output(output, what="custody bundle", can_force=False)
+    acting = signer(store, actor)
+    _report(complete(store, offer=data, signer=acting, name=str(offer)))
+    if output is not None:
+        from custody.exchange import create_bundle, write_bundle
+
+        item = data["statement"]["item"]
+        write_bundle(output, create_bundle(store, signer=acting, item_ids=[item], offer=data))
+        done(
+            f"Custody bundle of {item} written to {output}; the receiving agency imports it "
+            f"with 'custody bundle import {output}'."
+        )
 
 
 def receive(

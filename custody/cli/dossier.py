@@ -70,32 +70,51 @@ def dossier_build(
 def dossier_verify(
     pdf: Path = typer.Argument(..., help="Dossier PDF to check (offline; no store needed)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    trust: Path | None = typer.Option(
+        None,
+        "--trust",
+        help="Trust list of agencies' roots (from 'custody trust export'): TRUSTED only when every signer chains to one; exit 0 only then.",
+    ),
 ) -> None:
-    """Check a dossier offline: bundle, every chain and signature, printed hash, PDF signature."""
+    """Check a dossier offline: bundle, every chain and signature, printed hash, PDF signature.
+
+    Prints VALID or NOT VALID; with --trust, TRUSTED, NOT TRUSTED (naming the signers no
+    trusted root certified) or NOT VALID.
+    """
     from custody.dossier.build import verify_dossier
     from custody.files import require_regular
+    from custody.trust import read_trust_list
 
-    check = verify_dossier(require_regular(pdf, what="dossier"))
+    entries = read_trust_list(trust) if trust is not None else None
+    check = verify_dossier(require_regular(pdf, what="dossier"), trust=entries)
+    verdict = check.verdict
     if as_json:
         print_json(check.to_dict())
     elif check.valid:
         sig = check.signature
+        colour = "bold red" if verdict == "NOT TRUSTED" else "green"
         out.print(
             styled(
-                ("VALID", "green"),
+                (verdict, colour),
                 f": {check.report_id}: {check.events} events re-verified; bundle {check.bundle_hash}",
             )
         )
         out.print(
             f"PDF signed by {sig.get('signer')} (key {str(sig.get('signer_fingerprint'))[:16]}…) at {sig.get('signing_time')}, covering the whole file."
         )
+        if check.trust is not None:
+            for sentence in check.trust.untrusted:
+                out.print(f"  not trusted: {sentence}")
+            if check.trust.trusted:
+                out.print("Every signer chains to an agency root of the trust list.")
     else:
         out.print(styled(("NOT VALID", "bold red"), f": {pdf}"))
         for problem in check.problems:
             out.print(f"  problem: {problem}")
         for f in check.findings:
             out.print(f"  finding: {f.subject} event {f.event or '-'}: {f.kind}: {f.message}")
-    raise typer.Exit(0 if check.valid else 1)
+    ok = verdict == "TRUSTED" if entries is not None else check.valid
+    raise typer.Exit(0 if ok else 1)
 
 
 def register(root: typer.Typer) -> None:

@@ -66,7 +66,7 @@ def scan(
     public_key: list[str] = typer.Option(
         [],
         "--public-key",
-        help="Trust this Ed25519 public key (hex) too; repeatable (offline check without a store).",
+        help="Trust this Ed25519 public key (hex) too, or name a certified key by its fingerprint; repeatable (offline check without a store).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:

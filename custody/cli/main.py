@@ -11,8 +11,10 @@ import typer
 from custody import __version__
 from custody.cli import backup as backup_cli
 from custody.cli import cases, custody_events, demo, dossier, intel, items, labels, setup, species
+from custody.cli import exchange as exchange_cli
 from custody.cli import exports as exports_cli
 from custody.cli import room as room_cli
+from custody.cli import trust as trust_cli
 from custody.cli import verify as verify_cli
 from custody.cli.common import SETTINGS, ErrorMappingGroup
 
@@ -50,8 +52,8 @@ def root(
 
 # Each command module registers its own commands and groups, in the order help lists them.
 for module in (
-    setup, cases, items, custody_events, verify_cli, backup_cli, species, labels, dossier, demo,
-    intel, exports_cli, room_cli,
+    setup, cases, items, custody_events, verify_cli, trust_cli, exchange_cli, backup_cli, species,
+    labels, dossier, demo, intel, exports_cli, room_cli,
 ):  # fmt: skip
     module.register(app)
 

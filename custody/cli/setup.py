@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from custody.cli.common import SETTINGS, done, open_store, out, print_json, shown
+from custody.cli.common import SETTINGS, done, open_store, out, print_json, shown, signer
 
 app = typer.Typer(
     help="Register actors (officers, custodians, analysts, prosecutors, admins).",
@@ -19,16 +19,37 @@ def init(
     agency_name: str | None = typer.Option(None, help="Full name of the agency."),
     country: str = typer.Option("", help="ISO 3166 country code of the agency, e.g. KE."),
 ) -> None:
-    """Create the store (or upgrade an old one) and register the home agency."""
-    from custody.records import init_store
+    """Create the store (or upgrade an old one), register the home agency and create its root key.
+
+    The agency root key (Ed25519, kept in CUSTODY_HOME/keys like actors' keys; encrypted
+    when CUSTODY_PASSPHRASE is set) certifies every actor; compare its fingerprint with
+    the one other agencies pin ('custody trust export').
+    """
+    from custody.keys import new_key_passphrase
+    from custody.records import init_store, root_fingerprint
+    from custody.trust import short
 
     store = init_store(
-        SETTINGS.db, agency_code=agency_code, agency_name=agency_name, country=country
+        SETTINGS.db,
+        agency_code=agency_code,
+        agency_name=agency_name,
+        country=country,
+        root_passphrase=new_key_passphrase(),
     )
     where = store.sqlite_path or store.url
     if store.backup_path:
         done(f"Backed up the old store to {store.backup_path} before upgrading.")
     done(f"Store ready at {where}")
+    fpr = root_fingerprint(store)
+    if fpr:
+        out.print(f"agency root key fingerprint: {short(fpr)}")
+
+
+ADMIN = typer.Option(
+    None,
+    "--as",
+    help="An admin certified by the agency root, when the root key is not on this machine.",
+)
 
 
 @app.command("add")
@@ -38,8 +59,13 @@ def actor_add(
     role: str = typer.Option(..., help="officer, custodian, analyst, prosecutor or admin."),
     badge: str = typer.Option("", help="Badge or staff number."),
     agency: str | None = typer.Option(None, help="Agency code."),
+    admin: str | None = ADMIN,
 ) -> None:
-    """Register an actor and create their Ed25519 key pair (private key kept in CUSTODY_HOME/keys)."""
+    """Register an actor and create their Ed25519 key pair (private key kept in CUSTODY_HOME/keys).
+
+    An act of the agency: needs the agency root key on this machine or --as ADMIN; the
+    certificate is written to the store's trust log.
+    """
     from custody.keys import new_key_passphrase
     from custody.records import add_actor
 
@@ -52,8 +78,41 @@ def actor_add(
         badge=badge,
         agency_code=agency,
         passphrase=new_key_passphrase(),
+        authority=signer(store, admin) if admin else None,
     )
     out.print(f"{actor.handle}  {actor.role}  key {actor.key_fingerprint[:16]}")
+
+
+@app.command("role")
+def actor_role(
+    handle: str = typer.Argument(..., help="Handle of the actor."),
+    role: str = typer.Option(
+        ..., help="The new role: officer, custodian, analyst, prosecutor or admin."
+    ),
+    admin: str | None = ADMIN,
+) -> None:
+    """Change an actor's role from now on (a certificate in the trust log; earlier acts keep the old role)."""
+    from custody.records import change_role
+
+    store = open_store()
+    change_role(store, handle=handle, role=role, authority=signer(store, admin) if admin else None)
+    done(f"'{handle}' has the role {role} from now on.")
+
+
+@app.command("revoke")
+def actor_revoke(
+    handle: str = typer.Argument(..., help="Handle of the actor whose key is revoked."),
+    reason: str = typer.Option(..., help="Why (lost laptop, left the agency ...)."),
+    admin: str | None = ADMIN,
+) -> None:
+    """Revoke an actor's key from now on: it signs nothing more; earlier acts stay valid."""
+    from custody.records import revoke_actor
+
+    store = open_store()
+    revoke_actor(
+        store, handle=handle, reason=reason, authority=signer(store, admin) if admin else None
+    )
+    done(f"Key of '{handle}' revoked; events it signs from now on are findings.")
 
 
 @app.command("card")
@@ -79,12 +138,16 @@ def actor_card(
 @app.command("import")
 def actor_import(
     card: Path = typer.Argument(..., help="Actor card file from 'custody actor card'."),
+    admin: str | None = ADMIN,
 ) -> None:
     """Register an actor of another machine or agency from their card (public key only)."""
     from custody.handover import import_actor_card, load_document, read_card
 
     data = load_document(card, parse=read_card, what="actor card")
-    actor = import_actor_card(open_store(), data, name=str(card))
+    store = open_store()
+    actor = import_actor_card(
+        store, data, name=str(card), authority=signer(store, admin) if admin else None
+    )
     out.print(f"{actor.handle}  {actor.role}  key {actor.key_fingerprint[:16]}")
 
 

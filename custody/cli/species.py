@@ -80,6 +80,9 @@ def ref_import(
         max=20.0,
         help="Largest share of ambiguous bases (IUPAC codes, N) a reference may have, in %.",
     ),
+    actor: str | None = typer.Option(
+        None, "--as", help="The importing actor, who signs the version's manifest."
+    ),
 ) -> None:
     """Import reference files as the next frozen version of a library and prepare its search index.
 
@@ -89,12 +92,13 @@ def ref_import(
     from custody.species import import_reference, prepare_reference, reference_conflicts
 
     store = open_store()
+    importer = signer(store, actor) if actor else None
     with _progress_bar(f"importing {name}") as bar:
         task = bar.add_task("import", total=len(files) + 1)
         imported = import_reference(
             store, name=name, files=files, fmt=fmt, marker=marker, note=note,
             max_ambiguous=max_ambiguous / 100.0,
-            progress=lambda d, t: bar.update(task, completed=d, total=t),
+            progress=lambda d, t: bar.update(task, completed=d, total=t), signer=importer,
         )  # fmt: skip
     version = imported.version
     with _progress_bar("preparing the search index") as bar:
@@ -177,6 +181,11 @@ def ref_show(
     number = manifest["version"]
     validations = reference_validations(store, library=name, version=number)
     problems = refs.verify(name, number)
+    from custody.libsign import check_version, read_signature
+
+    signed = read_signature(store, name, number)
+    if signed is not None:  # a signed version is checked against its signed manifest too
+        problems = check_version(store, name=name, version=number)
     if as_json:
         print_json({**manifest, "integrity": problems or "intact", "validation": validations})
         return
@@ -186,6 +195,11 @@ def ref_show(
     )
     out.print(
         f"{manifest.get('record_count')} sequences, {manifest.get('species_count')} species; markers {manifest.get('markers')}"
+    )
+    out.print(
+        f"manifest signed by {signed.get('signer')} (key {str(signed.get('key'))[:16]}…)"
+        if signed
+        else "manifest not signed (import with --as to sign it)"
     )
     for src in manifest.get("sources", []):
         out.print(

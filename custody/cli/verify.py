@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -18,6 +19,11 @@ def verify(
         "--trusted-keys",
         help="File of trusted key fingerprints, one per line (e.g. from 'custody actor list --fingerprints'); other signers are findings.",
     ),
+    trust: Path | None = typer.Option(
+        None,
+        "--trust",
+        help="Trust list kept outside the store (entries from 'custody trust export'): every signer must chain to one of its roots.",
+    ),
     checkpoint: list[Path] = typer.Option(
         [],
         "--checkpoint",
@@ -27,6 +33,7 @@ def verify(
     """Verify custody chains and signatures (exit 0 intact, 1 with findings)."""
     from custody.checkpoints import read_checkpoint_file
     from custody.registrations import read_trusted_keys
+    from custody.trust import read_trust_list
     from custody.verify import verify as run_verify
 
     if item and case:
@@ -34,8 +41,14 @@ def verify(
         raise typer.Exit(2)
     trusted = read_trusted_keys(trusted_keys) if trusted_keys is not None else None
     checkpoints = [read_checkpoint_file(path) for path in checkpoint]
+    entries = read_trust_list(trust) if trust is not None else None
     report = run_verify(
-        open_store(), item_id=item, case_no=case, trusted_keys=trusted, checkpoints=checkpoints
+        open_store(),
+        item_id=item,
+        case_no=case,
+        trusted_keys=trusted,
+        checkpoints=checkpoints,
+        trust=entries,
     )
     if as_json:
         print_json(report.to_dict())
@@ -46,6 +59,7 @@ def verify(
                 f": {report.scope}: {report.events_checked} events in {report.chains_checked} chains verified; store log head {report.log_head.seq}.",
             )
         )
+        out.print(_anchor_line(report))
     else:
         from rich.table import Table
 
@@ -60,6 +74,19 @@ def verify(
             table.add_row(f.subject, str(f.event or ""), f.kind, f.message)
         out.print(table)
     raise typer.Exit(0 if report.intact else 1)
+
+
+def _anchor_line(report: Any) -> str:
+    """Which root the signatures chain to, and what anchors it."""
+    root = (report.root or "")[:16]
+    if report.anchor == "trust list":
+        return f"TRUSTED: every signer chains to agency root {root}… in the trust list."
+    if report.anchor == "root key here":
+        return f"Every signer chains to agency root {root}… (its key is on this machine)."
+    return (
+        f"Every signer chains to agency root {root}…, named by the store only: "
+        f"pass --trust FILE to check it against a trust list."
+    )
 
 
 def checkpoint(

@@ -27,7 +27,7 @@ import os
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +57,7 @@ from custody.records import item_sort_key
 from custody.state import replay
 from custody.store import Store
 from custody.timeutil import now_utc, to_utc_text
+from custody.trust import TrustEntry, TrustVerdict
 from custody.verify import verify
 
 BUNDLE_NAME = "case-bundle.json"
@@ -327,7 +328,9 @@ def build_dossier(
     # Another issue may have been recorded since the early check.
     _check_reason(case_no, reason, [d.report_id for d in case.issued])
     report = _report_details(case, signer=signer, prepared_for=prepared_for, reason=reason)
-    data, bundle_hash = encode_bundle(build_bundle(case, report=report, verification=verification))
+    bundle = build_bundle(case, report=report, verification=verification)
+    bundle["trust"] = _trust_section(store)
+    data, bundle_hash = encode_bundle(bundle)
     say("rendering the PDF")
     content = prepare_content(
         store, case, report=report, verification=verification, bundle_hash=bundle_hash
@@ -371,6 +374,14 @@ def build_dossier(
         supersedes=report.supersedes,
         findings=verification.findings,
     )
+
+
+def _trust_section(store: Store) -> dict[str, Any]:
+    """The certificates and roots a reader needs to check the signers against a trust list."""
+    from custody.trust import trust_section
+
+    with store.read() as session:
+        return trust_section(session)
 
 
 def _verified(store: Store, *, case_no: str, allow_findings: bool) -> VerifyReport:
@@ -437,18 +448,31 @@ def _write_pdf(
         )
         say("signing the PDF")
         signed = Path(tmp) / "signed.pdf"
-        _sign(embedded, signed, content=content, signer=signer)
+        _sign(store, embedded, signed, content=content, signer=signer)
         os.replace(signed, out)
     return pages
 
 
-def _sign(pdf_in: Path, pdf_out: Path, *, content: DossierContent, signer: Signer) -> None:
+def _issued_certificate(store: Store, signer: Signer) -> Any:
+    """The signer's X.509 certificate issued by the agency root as CA, if the trust log has one."""
+    from cryptography import x509
+
+    from custody.trust import actor_x509
+
+    with store.read() as session:
+        pem = actor_x509(session, signer.actor.handle, signer.key.fingerprint)
+    return x509.load_pem_x509_certificate(pem.encode("ascii")) if pem else None
+
+
+def _sign(
+    store: Store, pdf_in: Path, pdf_out: Path, *, content: DossierContent, signer: Signer
+) -> None:
     """Sign with the issuing actor's key, under a certificate naming them and their agency."""
     from custody.dossier.signing import actor_certificate, sign_pdf
 
     agency = content.agency
     actor = signer.actor
-    cert = actor_certificate(
+    cert = _issued_certificate(store, signer) or actor_certificate(
         private_key=signer.key.private,
         name=actor.name,
         handle=actor.handle,
@@ -504,10 +528,21 @@ class DossierCheck:
     problems: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     signature: dict[str, str | bool | None] = field(default_factory=dict)
+    trust: TrustVerdict | None = None  # with a trust list: do all signers chain to its roots?
+    bundle: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def valid(self) -> bool:
         return not self.problems and not self.findings
+
+    @property
+    def verdict(self) -> str:
+        """VALID without a trust list; TRUSTED, NOT TRUSTED or NOT VALID with one."""
+        if not self.valid:
+            return "NOT VALID"
+        if self.trust is None:
+            return "VALID"
+        return "TRUSTED" if self.trust.trusted else "NOT TRUSTED"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -519,6 +554,8 @@ class DossierCheck:
             "problems": self.problems,
             "findings": [f.to_dict() for f in self.findings],
             "signature": self.signature,
+            "verdict": self.verdict,
+            "trust": self.trust.to_dict() if self.trust else None,
         }
 
 
@@ -542,8 +579,11 @@ def _quiet_pdf_readers() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def verify_dossier(path: Path) -> DossierCheck:
+def verify_dossier(path: Path, *, trust: Sequence[TrustEntry] | None = None) -> DossierCheck:
     """Check a dossier PDF offline: bundle, chains, signatures, printed hash, PDF signature.
+
+    With `trust` (agencies' trust entries kept outside any store), also whether every
+    signer, the PDF's included, chains to one of their roots (`check.verdict`).
 
     Never raises on a damaged or hostile file: every problem is a sentence in
     `problems` (or a finding of the bundle's chains).
@@ -555,6 +595,22 @@ def verify_dossier(path: Path) -> DossierCheck:
         raise NotFound(f"The dossier {path} does not exist; check the path.")
     with _quiet_pdf_readers():
         _check_dossier(check)
+    if trust is not None and check.valid and check.bundle is not None:
+        from custody.trust import judge_bundle
+
+        sig = check.signature
+        pdf_signer = (
+            [
+                (
+                    str(check.bundle["report"].get("issued_by")),
+                    str(sig["signer_fingerprint"]),
+                    str(sig.get("signing_time") or ""),
+                )
+            ]
+            if sig.get("signer_fingerprint")
+            else []
+        )
+        check.trust = judge_bundle(check.bundle, trust, extra_signers=pdf_signer)
     return check
 
 
@@ -618,6 +674,7 @@ def _check_dossier(check: DossierCheck) -> None:
     check.bundle_hash = "sha256:" + hashlib.sha256(data).hexdigest()
     _check_printed(check, pdf)
     bundle = _read_bundle(data, check)
+    check.bundle = bundle
     if bundle is not None:
         result = verify_bundle(bundle)
         check.findings = result.findings

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from custody.canonical import canonical_json, sha256_hex
-from custody.domain import EventRecord, FindingKind
+from custody.domain import ORIGIN_FIELDS, EventRecord, FindingKind
 from custody.dossier.case import CaseFile, ReportDetails
 from custody.findings import Finding, VerifyReport
 from custody.registrations import ACTOR_FIELDS, actor_keys
@@ -37,8 +37,11 @@ EVENT_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "id": _INT, "chain": _STR, "seq": _INT, "item_id": _OPT_STR, "case_no": _STR, "type": _STR,
     "at": _STR, "recorded_at": _STR, "actor": _STR, "actor_key": _STR, "counterparty": _OPT_STR,
     "witness": _OPT_STR, "data": _STR, "prev_hash": _OPT_STR, "hash": _STR, "signatures": _STR,
-    "log_prev": _OPT_STR, "log_hash": _OPT_STR,
+    "log_prev": _OPT_STR, "log_hash": _OPT_STR, "origin_id": (int, type(None)),
+    "origin_store": _OPT_STR,
 }  # fmt: skip
+#: Fields a bundle written before they existed lacks (events imported from another store).
+OPTIONAL_FIELDS = frozenset(ORIGIN_FIELDS)
 ACTOR_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "handle": _STR, "name": _STR, "role": _STR, "badge": _OPT_STR, "agency_code": _OPT_STR,
     "public_key": _STR, "key_fingerprint": _STR, "created_at": _STR,
@@ -119,6 +122,8 @@ def _check_fields(
         return False
     ok = True
     for name, allowed in types.items():
+        if name not in record and name in OPTIONAL_FIELDS:
+            continue
         if name not in record:
             out.append(f"In the embedded bundle, {where} lacks the field '{name}'.")
             ok = False
@@ -251,6 +256,27 @@ def verify_bundle(bundle: Any) -> BundleCheck:
     return check
 
 
+def _roles(bundle: dict[str, Any]) -> Any:
+    """Actors' roles at each event: from the bundle's certificates (role changes), else rows."""
+    from custody.trust import RoleBook, Root, build_index
+
+    rows = {a["handle"]: a["role"] for a in bundle["actors"]}
+    section = bundle.get("trust")
+    if not isinstance(section, dict) or not isinstance(section.get("roots"), list):
+        return rows
+    roots = {
+        str(r.get("fingerprint")): Root(
+            str(r.get("agency")), str(r.get("public_key")), str(r.get("fingerprint"))
+        )
+        for r in section["roots"]
+        if isinstance(r, dict)
+    }
+    certs = section.get("certificates")
+    docs = [c for c in certs if isinstance(c, dict)] if isinstance(certs, list) else []
+    index, _ = build_index(docs, roots)
+    return RoleBook(rows, index)
+
+
 def _verify_well_formed(bundle: dict[str, Any], check: BundleCheck) -> None:
     rows = [EventRecord.from_mapping(e) for e in bundle["events"]]
     keys, actor_findings = actor_keys({f: a[f] for f in ACTOR_FIELDS} for a in bundle["actors"])
@@ -262,7 +288,7 @@ def _verify_well_formed(bundle: dict[str, Any], check: BundleCheck) -> None:
         item_rows=bundle.get("items", []),
         case_rows=[bundle["case"]],
         agencies=agencies,
-        roles={a["handle"]: a["role"] for a in bundle["actors"]},
+        roles=_roles(bundle),
     )
     check.findings.extend(findings)
     check.events = len(rows)

@@ -1054,7 +1054,7 @@ def _timeline_row(
         received = e.actor if e.type == EventType.RECEIVE else ""
     problems = content.event_problems.get(e.id)
     status = "verified" if not problems else "NOT VERIFIED: " + "; ".join(problems)
-    signatures = f"{status}\n{_signers(e)}"
+    signatures = f"{status}\n{_signers(e)}{_recorded_elsewhere(content, e)}"
     if seal_before != seal_after:
         seal = f"{seal_before or '-'} -> {seal_after or '-'}"
     else:
@@ -1080,6 +1080,15 @@ def _spaced(text: str) -> str:
     """`text` spaced as a paragraph prints it: runs of spaces and tabs as one space,
     none at the ends of a line; line breaks kept (free text typed by users)."""
     return cleanBlockQuotedText(text.replace("\n", _BREAK)).replace(_BREAK, "\n")
+
+
+def _recorded_elsewhere(content: DossierContent, e: EventRecord) -> str:
+    """For an event brought in with another agency's custody bundle: which agency recorded it."""
+    if e.origin_id is None:
+        return ""
+    actor = content.actors.get(e.actor)
+    agency = (actor.agency_code if actor else None) or "another agency"
+    return f"\nrecorded by {agency} (event {e.origin_id} there)"
 
 
 def _signers(e: EventRecord) -> str:

@@ -149,6 +149,83 @@ def actor_certificate(
     )
 
 
+def root_ca_certificate(
+    *, private_key: Ed25519PrivateKey, agency: str, country: str = "", valid_days: int = 3650
+) -> x509.Certificate:
+    """The agency root as an X.509 certificate authority (self-signed, CA:TRUE, keyCertSign):
+    a PDF reader that trusts it validates dossier signatures of the actors it certified."""
+    start = _certificate_start({"agency": agency}, valid_days, None)
+    # X.509 bounds a common name to 64 characters.
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, f"{agency.strip()[:59]} root")]
+    code = country.strip().upper()
+    if len(code) == 2 and code.isascii() and code.isalpha():
+        attributes.append(x509.NameAttribute(NameOID.COUNTRY_NAME, code))
+    attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, agency.strip()))
+    name = x509.Name(attributes)
+    public_key = private_key.public_key()
+    serial = int.from_bytes(hashlib.sha256(public_raw(private_key)).digest()[:19], "big") or 1
+    usage = x509.KeyUsage(
+        digital_signature=False, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .sign(private_key, None)
+    )
+
+
+def issued_certificate(
+    *,
+    public_key: Ed25519PublicKey,
+    ca_key: Ed25519PrivateKey,
+    ca_certificate: x509.Certificate,
+    name: str,
+    handle: str,
+    role: str,
+    agency: str,
+    country: str = "",
+    badge: str = "",
+    valid_days: int = 3650,
+) -> x509.Certificate:
+    """An actor's certificate issued by the agency root as CA (same subject as
+    `actor_certificate`, issuer the root's name, signed by the root key)."""
+    start = _certificate_start(
+        {"name": name, "handle": handle, "role": role, "agency": agency}, valid_days, None
+    )
+    subject = _subject(
+        name=name, handle=handle, role=role, agency=agency, country=country, badge=badge
+    )
+    seed = f"{fingerprint(_raw_public(public_key))}|{start.isoformat()}|ca".encode()
+    serial = int.from_bytes(hashlib.sha256(seed).digest()[:19], "big") or 1
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_certificate.subject)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_KEY_USAGE, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, None)
+    )
+
+
 #: Signing only: digitalSignature and nonRepudiation.
 _KEY_USAGE = x509.KeyUsage(
     digital_signature=True,
