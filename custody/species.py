@@ -29,7 +29,8 @@ from custody.store import Store
 
 if TYPE_CHECKING:
     from species_ref.cites import CitesListing
-    from species_ref.conflicts import NameConflict
+    from species_ref.conflicts import NameConflict, ProblemRecord
+    from species_ref.curation import Decision as CurationDecision
     from species_ref.identify import Engine, Identification, ValidationDoc
     from species_ref.library import LibraryStore
     from species_ref.types import LibraryVersion, Query
@@ -113,6 +114,50 @@ def prepare_reference(
     return Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
 
 
+@dataclass(frozen=True)
+class ReferenceCuration:
+    """A curated library version, what was applied and skipped, and whether it is new."""
+
+    version: LibraryVersion
+    applied: int
+    skipped: int
+    records_removed: int
+    created: bool
+    synonyms: dict[str, list[str]]
+
+
+def curate_reference(
+    store: Store,
+    *,
+    name: str,
+    decisions: Path,
+    version: int | None = None,
+    note: str = "",
+    progress: ProgressFn | None = None,
+) -> ReferenceCuration:
+    """Apply a reviewed decisions file to a library version as its next version, and index it.
+
+    The file is read and checked first: a bad file is refused with one
+    sentence and nothing is written.
+    """
+    from species_ref.curation import read_decisions
+
+    checked = read_decisions(decisions)
+    refs = reference_store(store)
+    lib, result, created = refs.curate_version(name, checked, version=version, note=note)
+    prepare_reference(store, library=lib.name, version=lib.version, progress=progress)
+    return ReferenceCuration(
+        version=lib,
+        applied=len(result.applied),
+        skipped=len(result.skipped),
+        records_removed=sum(
+            int(d.get("records_changed", 0)) for d in result.applied if d["kind"] == "exclude"
+        ),
+        created=created,
+        synonyms=result.synonyms,
+    )
+
+
 def reference_conflicts(
     store: Store,
     *,
@@ -131,6 +176,52 @@ def reference_conflicts(
     if engine is None:
         engine = prepare_reference(store, library=library, version=version)
     return find_conflicts(engine.index, engine.profile, within=within, cites=lookup_cites)
+
+
+@dataclass(frozen=True)
+class CurationProposal:
+    """Problem records found by re-identification, and the decisions proposed from the evidence."""
+
+    problems: list[ProblemRecord]
+    decisions: list[CurationDecision]
+    toml: str
+
+
+def propose_curation(
+    store: Store,
+    *,
+    library: str,
+    version: int | None = None,
+    reviewer: str = "",
+    rule: str = "default",
+    progress: ProgressFn | None = None,
+) -> CurationProposal:
+    """Re-identify every record of a version against the rest and propose curation decisions.
+
+    The proposal is a decisions file a reviewer edits and signs off (their name
+    in `reviewer`) before `curate_reference` applies it.
+    """
+    from collections import Counter
+
+    from species_ref.conflicts import reidentify_records
+    from species_ref.curation import Evidence, decisions_toml, propose_decisions
+
+    engine = prepare_reference(store, library=library, version=version)
+    lib = engine.version
+    conflicts = reference_conflicts(store, library=lib.name, version=lib.version, engine=engine)
+    problems = reidentify_records(engine, rule=rule, progress=progress)
+    refs = Counter(r.species for r in lib.records)
+    evidence = Evidence(f"{lib.name} v{lib.version}", tuple(conflicts), tuple(problems), refs)
+    decisions = propose_decisions([evidence], reviewer=reviewer or "TO BE REVIEWED")
+    header = {
+        "title": f"Proposed curation of {lib.name} version {lib.version}",
+        "library": f"{lib.name} v{lib.version} {lib.content_hash}",
+        "method": (
+            "proposed from the library's own name conflicts and leave-one-out "
+            f"re-identification under rule {rule}; review each decision before applying it"
+        ),
+    }
+    return CurationProposal(problems, decisions, decisions_toml(decisions, header=header))
 
 
 def reference_validations(store: Store, *, library: str, version: int) -> dict[str, ValidationDoc]:
@@ -273,7 +364,7 @@ def identify_files(
     With `analyst` (who will record the results), an actor who may not record
     analyses is refused before any file is read.
     """
-    from species_ref.cites import lookup_cites
+    from species_ref.cites import lookup_cites, walk_synonyms
     from species_ref.identify import Engine, identify
     from species_ref.reading import read_queries
     from species_ref.rules import get_rule
@@ -294,10 +385,11 @@ def identify_files(
         validation=validation,
         progress=progress,
     )
+    walked = walk_synonyms(lookup_cites, lib.synonyms_of) if lib.synonyms else lookup_cites
     return [
         SpeciesAnalysis(
             identification=result,
-            cites_listings=_cites_statuses(result, lookup_cites),
+            cites_listings=_cites_statuses(result, walked),
             source=QuerySource.of(query),
         )
         for query, result in zip(queries, results, strict=True)

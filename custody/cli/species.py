@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from species_ref.identify import Identification
 
 app = typer.Typer(
-    help="Reference libraries of DNA barcodes: import, list, show, conflicts, export, validate.",
+    help="Reference libraries of DNA barcodes: import, list, show, conflicts, curate, export, validate.",
     no_args_is_help=True,
 )
 
@@ -213,13 +213,30 @@ def ref_conflicts(
         0.5, min=0.0, max=5.0, help="Report species with references at most this far apart, in %."
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per pair, one per line."),
+    reidentify: bool = typer.Option(
+        False,
+        "--reidentify",
+        help="Also identify every record against the rest of the library and list those that classify to another species or genus than their label.",
+    ),
+    propose: Path | None = typer.Option(
+        None,
+        "--propose",
+        help="Write proposed curation decisions (TOML, for review and `ref curate`) to this new file.",
+    ),
+    reviewer: str = typer.Option("", help="Reviewer named in the proposed decisions."),
 ) -> None:
     """List species whose references (almost) agree: synonyms, misidentified records, unseparated species.
 
     Review these before using a library in court: a query matching either name of a
     pair is at best ambiguous, and if one of the two species is absent from the
     library the other is called with nothing in the data to warn against it.
+    With --reidentify or --propose, every record is also identified against the rest of
+    the library (leave-one-out); records that classify elsewhere are listed, and
+    --propose writes the decisions this evidence suggests, for review.
     """
+    if reidentify or propose is not None:
+        _reidentify(name, version=version, propose=propose, reviewer=reviewer, as_json=as_json)
+        return
     import json
     import sys
     from collections import Counter
@@ -256,6 +273,98 @@ def ref_conflicts(
         f"{len(found)} species pairs within {within} %: "
         + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
         + ". `--json` gives each pair's explanation."
+    )
+
+
+def _reidentify(
+    name: str, *, version: int | None, propose: Path | None, reviewer: str, as_json: bool
+) -> None:
+    import json
+    import sys
+
+    from rich.table import Table
+
+    from custody.species import propose_curation
+    from species_ref.files import write_text_exclusive
+
+    if propose is not None and propose.exists():
+        raise typer.BadParameter(f"{propose} already exists; name a new file.")
+    store = open_store()
+    with _progress_bar("re-identifying every record") as bar:
+        task = bar.add_task("reidentify", total=None)
+        found = propose_curation(
+            store, library=name, version=version, reviewer=reviewer,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )  # fmt: skip
+    if propose is not None:
+        write_text_exclusive(propose, found.toml, what="decisions file", force=False)
+    if as_json:
+        for p in found.problems:
+            sys.stdout.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+    elif found.problems:
+        table = Table("record", "labelled", "classifies as", "identity %", "other refs", box=None)
+        for p in found.problems:
+            table.add_row(
+                p.seq_id,
+                p.label,
+                p.classified_as + (" (other genus)" if p.other_genus else ""),
+                "" if p.identity is None else f"{p.identity:.1f}",
+                str(p.own_refs),
+            )
+        out.print(table)
+        out.print(
+            f"{len(found.problems)} records classify to another species or genus than their label."
+        )
+    else:
+        out.print("Every record classifies to its own label (or to no decisive call).")
+    if propose is not None:
+        done(
+            f"Wrote {len(found.decisions)} proposed decisions to {propose}; review them before `ref curate`."
+        )
+
+
+@app.command("curate")
+def ref_curate(
+    name: str = typer.Argument(..., help="Library name."),
+    decisions: Path = typer.Option(
+        ..., "--decisions", help="Reviewed decisions (TOML): exclude, synonym and split entries."
+    ),
+    version: int | None = typer.Option(
+        None, min=1, max=MAX_INT, help="Version to curate (default: latest)."
+    ),
+    note: str = typer.Option("", help="A note stored with the new version."),
+) -> None:
+    """Apply reviewed curation decisions to a library as its next version.
+
+    Each decision (exclude a misidentified or low-quality record, file names as
+    synonyms under an accepted name, split records off a name) carries its
+    reviewer, reason and source; the new version's manifest lists them.
+    Decisions about records or names not in this library are skipped and counted.
+    """
+    from custody.species import curate_reference
+
+    store = open_store()
+    with _progress_bar(f"curating {name}") as bar:
+        task = bar.add_task("curate", total=None)
+        cur = curate_reference(
+            store, name=name, decisions=decisions, version=version, note=note,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )  # fmt: skip
+    lib = cur.version
+    if not cur.created:
+        done(
+            f"{name} version {lib.version} already holds these decisions; no version was made "
+            f"({cur.applied} applied, {cur.skipped} about records or names not in this library)."
+        )
+        return
+    out.print(
+        f"{name} version {lib.version}  {len(lib.records)} sequences, {len(lib.species)} species"
+    )
+    out.print(f"content hash {lib.content_hash}")
+    out.print(
+        f"{cur.applied} decisions applied ({cur.records_removed} records excluded, "
+        f"{len(cur.synonyms)} accepted names with synonyms); {cur.skipped} skipped as about "
+        "records or names not in this library."
     )
 
 
@@ -359,8 +468,12 @@ def _print_identification(r: Identification) -> None:
         )
     for flag in r.flag_texts:
         out.print(styled(("  flag:", "yellow"), f" {flag}"))
+    if r.synonyms:
+        out.print(f"  also filed as: {', '.join(r.synonyms)}")
     if r.cites:
         out.print(f"  CITES: {r.cites}")
+    if r.error_rate is not None and r.level != "none":
+        out.print(f"  error rate: {r.error_rate.statement}")
     out.print(
         f"  library {r.library_name} v{r.library_version_number} {r.library_version[:23]}…  rule {r.rule.name}"
     )
