@@ -29,6 +29,7 @@ from custody.store import Store
 
 if TYPE_CHECKING:
     from species_ref.cites import CitesListing
+    from species_ref.combine import CombinedCall
     from species_ref.conflicts import NameConflict, ProblemRecord
     from species_ref.curation import Decision as CurationDecision
     from species_ref.identify import Engine, Identification, ValidationDoc
@@ -365,6 +366,7 @@ def identify_files(
     analyses is refused before any file is read.
     """
     from species_ref.cites import lookup_cites, walk_synonyms
+    from species_ref.combine import unique_names
     from species_ref.identify import Engine, identify
     from species_ref.reading import read_queries
     from species_ref.rules import get_rule
@@ -372,7 +374,7 @@ def identify_files(
     if analyst is not None:
         check_permission(analyst.actor, EventType.ANALYSE)
     chosen_rule = get_rule(rule)
-    queries = [q for path in files for q in read_queries(path)]
+    queries = unique_names([q for path in files for q in read_queries(path)])
     refs = reference_store(store)
     lib = refs.load(library, version)
     validation = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
@@ -516,3 +518,122 @@ def assign_to_items(
             "item with --map queries.csv (columns query,item) or one file per item."
         )
     return {item: list(results)}
+
+
+@dataclass(frozen=True)
+class SampleAnalysis:
+    """One sample's markers: each query's identification in the library of its marker, and one finding."""
+
+    sample: str
+    results: list[SpeciesAnalysis]  # one per marker query (assembled reads count once)
+    combined: CombinedCall
+
+    def event_results(self) -> list[SpeciesAnalysis]:
+        """The per-marker results with the combined finding added (key "combined")."""
+        return [
+            SampleResult(r.identification, r.cites_listings, r.source, self.combined)
+            for r in self.results
+        ]
+
+
+@dataclass(frozen=True, eq=False)
+class SampleResult(SpeciesAnalysis):
+    """A marker's identification that is part of a combined sample finding."""
+
+    combined: CombinedCall | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.combined is not None:
+            data["combined"] = self.combined.to_dict()
+        return data
+
+
+def _best_score(result: Identification) -> tuple[float, int]:
+    """How well a query's hits fit a library: best identity times coverage, then alignment length."""
+    hits = result.top_hits
+    if not hits:
+        return (0.0, 0)
+    h = hits[0]
+    return (h.identity * h.query_coverage, h.aligned_length)
+
+
+def identify_sample(
+    store: Store,
+    *,
+    files: Sequence[Path],
+    libraries: Sequence[str],
+    sample: str,
+    rule: str = "default",
+    analyst: Signer | None = None,
+    progress: ProgressFn | None = None,
+) -> SampleAnalysis:
+    """Identify one sample's marker queries, each in the library its hits fit best, and combine.
+
+    Two reads matched in one library on one marker are assembled into one
+    contig when they overlap (forward and reverse reads); if they do not,
+    both are kept and must agree like two markers.
+    """
+    from species_ref.cites import lookup_cites, walk_synonyms
+    from species_ref.combine import MarkerCall, assemble_reads, combine_calls, unique_names
+    from species_ref.identify import Engine, identify
+    from species_ref.reading import read_queries
+    from species_ref.rules import get_rule
+
+    if analyst is not None:
+        check_permission(analyst.actor, EventType.ANALYSE)
+    if not libraries:
+        raise InvalidInput("Name at least one library with --library.")
+    chosen_rule = get_rule(rule)
+    queries = unique_names([q for path in files for q in read_queries(path)])
+    refs = reference_store(store)
+    engines: dict[str, Engine] = {}
+    validations: dict[str, ValidationDoc | None] = {}
+    for name in dict.fromkeys(libraries):
+        lib = refs.load(name)
+        engines[name] = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
+        validations[name] = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
+
+    def run(name: str, batch: Sequence[Query]) -> list[Identification]:
+        return identify(
+            batch, engines[name], rule=chosen_rule, cites=lookup_cites,
+            validation=validations[name], progress=progress,
+        )  # fmt: skip
+
+    per_lib = {name: run(name, queries) for name in engines}
+    placed: list[tuple[str, Query, Identification]] = []
+    for i, q in enumerate(queries):
+        name = max(engines, key=lambda n: _best_score(per_lib[n][i]))
+        placed.append((name, q, per_lib[name][i]))
+    # Reads of one marker in one library: assemble pairs that overlap.
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (name, _q, res) in enumerate(placed):
+        marker = res.top_hits[0].marker if res.top_hits else f"unmatched {i}"
+        groups.setdefault((name, marker), []).append(i)
+    final: list[tuple[str, Query, Identification]] = []
+    for (name, _marker), members in groups.items():
+        if len(members) == 2:
+            a, b = (placed[j][1] for j in members)
+            contig = assemble_reads(a, b)
+            if contig is not None:
+                (res,) = run(name, [contig])
+                final.append((name, contig, res))
+                continue
+        final.extend(placed[j] for j in members)
+    results: list[SpeciesAnalysis] = []
+    calls: list[MarkerCall] = []
+    for name, q, res in final:
+        lib = engines[name].version
+        lookup = walk_synonyms(lookup_cites, lib.synonyms_of) if lib.synonyms else lookup_cites
+        results.append(SpeciesAnalysis(res, _cites_statuses(res, lookup), QuerySource.of(q)))
+        calls.append(
+            MarkerCall(
+                query=res.query,
+                marker=res.top_hits[0].marker if res.top_hits else "no marker (no hits)",
+                library=f"{lib.name} v{lib.version}",
+                level=res.level,
+                taxon=res.taxon,
+                candidates=tuple(c.species for c in res.candidates),
+            )
+        )
+    return SampleAnalysis(sample=sample, results=results, combined=combine_calls(sample, calls))

@@ -388,7 +388,10 @@ def identify(
     query_files: list[Path] = typer.Argument(
         ..., help="Query files: FASTA, FASTQ or Sanger .ab1 traces."
     ),
-    library: str = typer.Option(..., help="Reference library name."),
+    library: list[str] = typer.Option(
+        ...,
+        help="Reference library name; repeat it with --combine for a sample's other markers.",
+    ),
     version: int | None = typer.Option(
         None, min=1, max=MAX_INT, help="Library version (default: latest)."
     ),
@@ -403,6 +406,11 @@ def identify(
         None,
         "--map",
         help="CSV with columns query,item: record each query's result on its own item.",
+    ),
+    combine: str | None = typer.Option(
+        None,
+        "--combine",
+        help="Treat every query as this sample's markers (or forward/reverse reads): each is searched in the library its hits fit, and one combined call is made.",
     ),
     actor: str | None = AS,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per query, one per line."),
@@ -422,6 +430,14 @@ def identify(
 
     if item and query_map:
         raise typer.BadParameter("give --item or --map, not both.")
+    if combine is not None:
+        _identify_sample(
+            query_files, libraries=library, sample=combine, rule=rule, item=item,
+            query_map=query_map, version=version, actor=actor, as_json=as_json,
+        )  # fmt: skip
+        return
+    if len(library) > 1:
+        raise typer.BadParameter("give several --library only with --combine SAMPLE.")
     mapping = read_query_map(query_map) if query_map else None
     store = open_store()
     who = signer(store, actor) if item or mapping else None
@@ -431,7 +447,7 @@ def identify(
     with _progress_bar("identifying") as bar:
         task = bar.add_task("identify", total=None)
         results = identify_files(
-            store, files=query_files, library=library, version=version, rule=rule, analyst=who,
+            store, files=query_files, library=library[0], version=version, rule=rule, analyst=who,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
         )  # fmt: skip
     plan = assign_to_items(results, item=item, mapping=mapping)
@@ -445,6 +461,66 @@ def identify(
         return
     for r in results:
         _print_identification(r.identification)
+
+
+def _identify_sample(
+    query_files: list[Path],
+    *,
+    libraries: list[str],
+    sample: str,
+    rule: str,
+    item: str | None,
+    query_map: Path | None,
+    version: int | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    import json
+    import sys
+
+    from custody.domain import EventType
+    from custody.events import check_can_record
+    from custody.species import identify_sample, record_identifications
+
+    if query_map is not None:
+        raise typer.BadParameter("--combine treats every query as one sample; drop --map.")
+    if version is not None:
+        raise typer.BadParameter("--combine uses each library's latest version; drop --version.")
+    if not sample.strip():
+        raise typer.BadParameter("--combine needs a sample name.")
+    store = open_store()
+    who = signer(store, actor) if item else None
+    if item:
+        assert who is not None
+        check_can_record(store, item_id=item, kind=EventType.ANALYSE, actor=who.actor)
+    with _progress_bar("identifying") as bar:
+        task = bar.add_task("identify", total=None)
+        found = identify_sample(
+            store, files=query_files, libraries=libraries, sample=sample, rule=rule, analyst=who,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )  # fmt: skip
+    results = found.event_results()
+    if item and who is not None:
+        recorded = record_identifications(store, plan={item: results}, signer=who)
+        for ev in recorded.events:
+            done(f"Recorded analyse (event {ev.id}) on {ev.chain}.")
+    if as_json:
+        for r in results:
+            sys.stdout.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+        return
+    for r in results:
+        _print_identification(r.identification)
+    c = found.combined
+    out.print(
+        styled(
+            (f"sample {c.sample}", "bold"),
+            "  ",
+            (f"COMBINED {c.level.upper()}", _LEVEL_COLOUR.get(c.level, "red")),
+            f"  {c.statement}",
+        )
+    )
+    for conflict in c.conflicts:
+        out.print(styled(("  conflict:", "red"), f" {conflict}"))
 
 
 #: colour of each decision level's tag in `identify` output.
