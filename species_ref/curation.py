@@ -377,6 +377,9 @@ def _relabel(r: RefRecord, species: str, why: str) -> RefRecord:
 
 #: how many references a species must keep for its neighbours to out-vote a record
 OUTVOTE_REFS = 2
+#: other references of its own name a record re-identified as another species must
+#: have before the record (rather than the name) is read as misidentified
+OWN_REFS_AGAINST = 2
 
 
 def spelling_variants(a: str, b: str) -> bool:
@@ -417,7 +420,8 @@ def propose_decisions(evidence: Iterable[Evidence], *, reviewer: str) -> list[De
       (alphabetical on a tie), which a reviewer checks against an authority.
     - Exclude (misidentified): a record a name conflict reads as misidentified;
       a record re-identified against the rest of its library, decisively, as
-      another species while its own species keeps other references; a single
+      another species while its own species keeps `OWN_REFS_AGAINST` other
+      references; a single
       record of its name re-identified into another genus whose species has
       at least `OUTVOTE_REFS` references. Never more than half the records of
       one name (then the name, not a record, is in question).
@@ -483,7 +487,7 @@ def propose_decisions(evidence: Iterable[Evidence], *, reviewer: str) -> list[De
         for p in ev.problems:
             if _same_species(p.label, p.classified_as, synonym_of):
                 continue
-            if str(p.level) == "species" and p.own_refs >= 1:
+            if str(p.level) == "species" and p.own_refs >= OWN_REFS_AGAINST:
                 note = (
                     f"called {p.classified_as} decisively although {p.own_refs} other "
                     f"references of {p.label} are in the library"

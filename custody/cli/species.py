@@ -195,6 +195,15 @@ def ref_show(
         out.print(f"rejected: {manifest['rejected']}")
     if manifest.get("note"):
         out.print(f"note: {manifest['note']}")
+    cur = manifest.get("curation")
+    if isinstance(cur, dict):
+        base = cur.get("curated_from", {})
+        out.print(
+            f"curated from version {base.get('version')} with {cur.get('decisions_file')} "
+            f"({str(cur.get('decisions_sha256', ''))[:23]}…): {len(cur.get('applied', []))} decisions "
+            f"applied, {cur.get('skipped_count', 0)} skipped, {cur.get('records_removed', 0)} "
+            f"records excluded, {len(cur.get('synonyms', {}))} accepted names with synonyms"
+        )
     for rule, data in validations.items():
         rates = data.get("rates", data)
         out.print(
