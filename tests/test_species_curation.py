@@ -307,3 +307,15 @@ def test_ref_show_names_the_curation(world: World, tmp_path: Path) -> None:
     shown = runner.invoke(app, ["ref", "show", "lib"])
     assert "curated from version 1 with d.toml" in shown.stdout
     assert "3 decisions applied, 1 skipped, 1 records excluded" in shown.stdout
+
+
+def test_shipped_refdata_decisions_are_complete() -> None:
+    from custody.species import bundled_data
+
+    decisions = read_decisions(bundled_data("curation") / "refdata.toml")
+    assert len(decisions.decisions) > 50
+    assert all(d.reviewer and d.reason and d.source and d.note for d in decisions.decisions)
+    kinds = {d.kind for d in decisions.decisions}
+    assert kinds == {"exclude", "synonym"}
+    mobula = [d for d in decisions.decisions if d.accepted == "Mobula mobular"]
+    assert mobula and mobula[0].names == ("Mobula japanica",)
