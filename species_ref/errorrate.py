@@ -9,11 +9,15 @@ report under "call_cells"), the exact (Clopper-Pearson) 95 % interval, and
 
 What "wrong" means, per level of call (the same for the validation query and
 for the call it is compared with):
-- species: another species than the query's own, or any species when the
-  query's species was held out of the library;
+- species: another species than the query's own;
 - genus: another genus than the query's own;
 - ambiguous: the query's own species is not among the candidates;
 - no identification: never wrong, and no rate is given.
+
+The rate is measured on leave-one-out queries of species in the library; calls
+made under the same conditions on queries of species held out of the library
+(false calls, whose number depends on how many such queries the validation
+drew) are counted beside it and stated, not mixed into the rate.
 
 Invariants: the bins are fixed here and named in words in the statement; a
 cell is looked up exactly, then by marker, length class and level only
@@ -91,9 +95,13 @@ def is_wrong(
     return False
 
 
+PRESENT = "present|"  # leave-one-out queries: their species is in the library
+ABSENT = "absent|"  # queries of species held out of the library: every call is false
+
+
 @dataclass
 class CallCells:
-    """Validation calls counted per conditions key: [calls, wrong]."""
+    """Validation calls counted per experiment and conditions key: [calls, wrong]."""
 
     cells: dict[str, list[int]]
 
@@ -101,8 +109,8 @@ class CallCells:
     def empty(cls) -> CallCells:
         return cls({})
 
-    def add(self, key: str, wrong: bool) -> None:
-        cell = self.cells.setdefault(key, [0, 0])
+    def add(self, key: str, wrong: bool, *, absent: bool = False) -> None:
+        cell = self.cells.setdefault((ABSENT if absent else PRESENT) + key, [0, 0])
         cell[0] += 1
         cell[1] += int(wrong)
 
@@ -160,6 +168,8 @@ class ErrorRate:
     statement: str
     conditions: str = ""  # the cell in words ("" when the library was not validated)
     validated: bool = True
+    false_calls: int = 0  # calls like this one on queries of species held out of the library
+    absent_queries: int = 0  # queries of held-out species in the validation
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,6 +181,8 @@ class ErrorRate:
             "statement": self.statement,
             "conditions": self.conditions,
             "validated": self.validated,
+            "false_calls": self.false_calls,
+            "absent_queries": self.absent_queries,
         }
 
 
@@ -215,33 +227,48 @@ def error_rate_of(
         marker=marker or "?", query_length=query_length, identity=call.identity,
         gap=call.next_species_distance, level=call.level,
     )  # fmt: skip
-    n, wrong = _count(cells, key)
     words = _cell_words(key)
+    n, wrong = _count(cells, PRESENT + key)
+    m, _ = _count(cells, ABSENT + key)
     widened = ""
     if n == 0:
-        prefix = "|".join(key.split("|")[:2])
-        n, wrong = _sum(
-            cells, lambda k: k.startswith(prefix + "|") and k.endswith("|" + str(call.level))
-        )
-        widened = " (no validation call had the same identity and gap; counted over every identity and gap)"
+        prefix = "|".join(key.split("|")[:2]) + "|"
+        suffix = "|" + str(call.level)
+        n, wrong = _sum(cells, lambda k: k.startswith(PRESENT + prefix) and k.endswith(suffix))
+        m, _ = _sum(cells, lambda k: k.startswith(ABSENT + prefix) and k.endswith(suffix))
+        widened = " (none had the same identity and gap; counted over every identity and gap)"
+    assert validation is not None  # it holds call cells
+    absent_n = _absent_queries(validation)
+    held_out = (
+        f" Queries of species held out of the library received {m} such "
+        f"{'call' if m == 1 else 'calls'} in the same validation (of {absent_n} held-out queries)."
+    )
     if n == 0:
         return ErrorRate(
             0, 0, None, None, None,
-            f"No validation call was made under the same conditions ({words}), so the error "
-            "rate of this call is unknown.",
-            conditions=words,
+            f"No validation call on a species in the library was made under the same conditions "
+            f"({words}), so the error rate of this call is unknown." + held_out,
+            conditions=words, false_calls=m, absent_queries=absent_n,
         )  # fmt: skip
     low, high = clopper_pearson(wrong, n)
     rate = wrong / n
     calls = "call" if n == 1 else "calls"
     was = "was" if wrong == 1 else "were"
     statement = (
-        f"Of {n} validation {calls} like this one ({words}){widened}, {wrong} {was} wrong: "
-        f"{_pct(rate)} %, 95 % CI {_pct(low)}-{_pct(high)} %."
+        f"Of {n} validation {calls} like this one ({words}) on species in the library{widened}, "
+        f"{wrong} {was} wrong: {_pct(rate)} %, 95 % CI {_pct(low)}-{_pct(high)} %." + held_out
     )
     return ErrorRate(
-        n, wrong, round(rate, 4), round(low, 4), round(high, 4), statement, conditions=words
-    )
+        n, wrong, round(rate, 4), round(low, 4), round(high, 4), statement,
+        conditions=words, false_calls=m, absent_queries=absent_n,
+    )  # fmt: skip
+
+
+def _absent_queries(validation: Mapping[str, Any]) -> int:
+    absent = validation.get("absent")
+    overall = absent.get("overall") if isinstance(absent, dict) else None
+    n = overall.get("n") if isinstance(overall, dict) else None
+    return int(n) if isinstance(n, int) else 0
 
 
 def _count(cells: Mapping[str, Any], key: str) -> tuple[int, int]:

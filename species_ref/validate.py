@@ -182,7 +182,7 @@ class ValidationReport:
             "absent": self.absent.to_dict(absent=True),
             "call_cells": self.call_cells.to_dict(),
             "call_cells_definition": (
-                "marker|query length|identity|gap to the next species|level -> "
+                "experiment|marker|query length|identity|gap to the next species|level -> "
                 "[validation calls, wrong calls]; see species_ref.errorrate"
             ),
         }
@@ -339,7 +339,7 @@ def validate_library(
                 level=o.level, taxon=o.taxon, truth=o.truth, candidates=list(o.candidates),
                 absent=o.absent,
             )  # fmt: skip
-            cells.add(o.cell, wrong)
+            cells.add(o.cell, wrong, absent=o.absent)
         target = absent if o.absent else present
         target.add(
             o.marker, level=o.level, taxon=o.taxon, truth=o.truth, candidates=list(o.candidates)

@@ -300,7 +300,9 @@ def test_conflicts_reidentify_and_propose_cli(world: World, tmp_path: Path) -> N
 def test_ref_show_names_the_curation(world: World, tmp_path: Path) -> None:
     runner = CliRunner()
     fasta = tmp_path / "refs.fasta"
-    fasta.write_text("".join(f">{r.seq_id}|{r.species}|{r.marker}\n{r.sequence}\n" for r in _records()))
+    fasta.write_text(
+        "".join(f">{r.seq_id}|{r.species}|{r.marker}\n{r.sequence}\n" for r in _records())
+    )
     assert runner.invoke(app, ["ref", "import", "lib", str(fasta)]).exit_code == 0
     path = _decisions(tmp_path, GOOD)
     assert runner.invoke(app, ["ref", "curate", "lib", "--decisions", str(path)]).exit_code == 0

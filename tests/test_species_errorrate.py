@@ -47,6 +47,26 @@ def test_statement_counts_validation_calls_under_the_same_conditions() -> None:
     assert other.count == 0 and "unknown" in other.statement
 
 
+def test_false_calls_on_held_out_species_are_stated_beside_the_rate() -> None:
+    cells = CallCells.empty()
+    key = conditions(
+        marker="cytb", query_length=1100, identity=100.0, gap=5.0, level=DecisionLevel.SPECIES
+    )
+    for _ in range(20):
+        cells.add(key, wrong=False)
+    for _ in range(3):
+        cells.add(key, wrong=True, absent=True)
+    validation = {"call_cells": cells.to_dict(), "absent": {"overall": {"n": 400}}}
+    rate = error_rate_of(
+        validation, Call(DecisionLevel.SPECIES, 100.0, 6.0), query_length=1140, marker="cytb"
+    )
+    assert (rate.count, rate.wrong, rate.false_calls, rate.absent_queries) == (20, 0, 3, 400)
+    assert "0 were wrong: 0.0 %, 95 % CI 0.0-16.8 %." in rate.statement
+    assert (
+        "received 3 such calls in the same validation (of 400 held-out queries)" in rate.statement
+    )
+
+
 def test_unvalidated_library_is_said_plainly() -> None:
     call = Call(DecisionLevel.SPECIES, 99.9, 4.0)
     rate = error_rate_of(None, call, query_length=650, marker="COI-5P")
