@@ -177,3 +177,54 @@ def test_identify_combine_assembles_forward_and_reverse(
     assert row["query"] == "S9 (F+R)" and row["query_length"] == len(seq)
     assert "assembled_from" in row["source"]["details"]
     assert row["combined"]["taxon"] == row["taxon"]
+
+
+def test_combine_bad_input_changes_nothing(
+    two_libraries: CliRunner, world: World, tmp_path: Path
+) -> None:
+    q = tmp_path / "a.fasta"
+    q.write_text(f">q\n{_demo_sequence('demo_Panthera_tigris_COI-5P')}\n")
+    item = world.item(description="Skin")
+    world.hand_to_lab(item)
+    con = sqlite3.connect(world.db_path)
+    before = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    for args, words in (
+        (["--library", "coi", "--library", "nope"], "does not exist"),
+        (["--library", "coi", "--library", "mt12s", "--version", "1"], "drop --version"),
+    ):
+        result = two_libraries.invoke(
+            app, ["identify", str(q), *args, "--combine", "S", "--item", item, "--as", "wkamau"]
+        )
+        assert result.exit_code in (1, 2) and words in result.output
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == before
+    empty = tmp_path / "empty.fasta"
+    empty.write_text("")
+    result = two_libraries.invoke(
+        app,
+        [
+            "identify",
+            str(q),
+            str(empty),
+            "--library",
+            "coi",
+            "--combine",
+            "S",
+            "--item",
+            item,
+            "--as",
+            "wkamau",
+        ],
+    )
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "empty" in result.stderr
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == before
+
+
+def test_curate_refuses_a_folder_as_decisions(two_libraries: CliRunner, tmp_path: Path) -> None:
+    result = two_libraries.invoke(app, ["ref", "curate", "coi", "--decisions", str(tmp_path)])
+    assert (
+        result.exit_code == 1
+        and result.stderr.count("\n") == 1
+        and "cannot be read" in result.stderr
+    )
+    listed = two_libraries.invoke(app, ["ref", "list", "--json"])
+    assert {v["version"] for v in json.loads(listed.stdout)} == {1}
