@@ -374,7 +374,7 @@ def identify_files(
     if analyst is not None:
         check_permission(analyst.actor, EventType.ANALYSE)
     chosen_rule = get_rule(rule)
-    queries = unique_names([q for path in files for q in read_queries(path)])
+    queries = assemble_read_pairs(unique_names([q for path in files for q in read_queries(path)]))
     refs = reference_store(store)
     lib = refs.load(library, version)
     validation = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
@@ -451,6 +451,44 @@ def record_identifications(
 
 #: Read-direction suffixes of one marker's forward and reverse Sanger reads.
 _READ_SUFFIX = re.compile(r"([_.\-](?:F|R|FWD|REV|FORWARD|REVERSE|[12]))$", re.IGNORECASE)
+
+
+def _read_stem(query: Query) -> tuple[str, str]:
+    """(sample stem, direction suffix) of a read, from its name or, if named by it, its file."""
+    name = query.name
+    if name == Path(query.path).name:
+        name = Path(query.path).stem
+    m = _READ_SUFFIX.search(name)
+    return (name[: m.start()], m.group(1).lstrip("_.-").upper()) if m else (name, "")
+
+
+def assemble_read_pairs(queries: Sequence[Query]) -> list[Query]:
+    """Forward and reverse reads of one sample (names differing only by F/R, 1/2 ...) as one
+    assembled query when they overlap; every other query as it is, in order."""
+    from species_ref.combine import assemble_reads
+
+    stems: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        stem, suffix = _read_stem(q)
+        if suffix:
+            stems.setdefault(stem, []).append(i)
+    replace: dict[int, Query | None] = {}
+    for members in stems.values():
+        if len(members) != 2:
+            continue
+        a, b = (queries[i] for i in members)
+        if _read_stem(a)[1] == _read_stem(b)[1]:
+            continue
+        contig = assemble_reads(a, b)
+        if contig is not None:
+            replace[members[0]], replace[members[1]] = contig, None
+    out: list[Query] = []
+    for i, q in enumerate(queries):
+        if i not in replace:
+            out.append(q)
+        elif replace[i] is not None:
+            out.append(replace[i])  # type: ignore[arg-type]
+    return out
 
 
 def marker_of(result: SpeciesAnalysis) -> str | None:

@@ -228,3 +228,21 @@ def test_curate_refuses_a_folder_as_decisions(two_libraries: CliRunner, tmp_path
     )
     listed = two_libraries.invoke(app, ["ref", "list", "--json"])
     assert {v["version"] for v in json.loads(listed.stdout)} == {1}
+
+
+def test_identify_uses_forward_and_reverse_reads_together(
+    two_libraries: CliRunner, world: World, tmp_path: Path
+) -> None:
+    seq = _demo_sequence("demo_Sphyrna_lewini_COI-5P")
+    fwd, rev = tmp_path / "fin7_F.fasta", tmp_path / "fin7_R.fasta"
+    fwd.write_text(f">fin7\n{seq[:400]}\n")
+    rev.write_text(f">fin7\n{revcomp(seq[-400:])}\n")
+    item = world.item(description="Fin")
+    world.hand_to_lab(item)
+    args = ["identify", str(fwd), str(rev), "--library", "coi", "--item", item, "--as", "wkamau"]
+    result = two_libraries.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert row["query"] == "fin7 (F+R)" and row["query_length"] == len(seq)
+    con = sqlite3.connect(world.db_path)
+    assert con.execute("SELECT count(*) FROM events WHERE type = 'analyse'").fetchone()[0] == 1
