@@ -97,14 +97,24 @@ def canonical_library_hash(records: Iterable[RefRecord]) -> str:
     separators=(",", ":"), ensure_ascii=False) + "\\n" for r in sorted(...)).encode())``.
     """
     encode = _CANONICAL_ENCODER.encode
-    text = "".join(
-        encode(
-            {"marker": r.marker, "seq_id": r.seq_id, "sequence": r.sequence, "species": r.species}
+    h = hashlib.sha256()
+    # Hashed in slices: the same bytes as one joined text, without holding it all.
+    ordered = sorted(records, key=_canonical_key)
+    step = 20_000
+    for start in range(0, len(ordered), step):
+        text = "".join(
+            encode(
+                {
+                    "marker": r.marker,
+                    "seq_id": r.seq_id,
+                    "sequence": r.sequence,
+                    "species": r.species,
+                }
+            )
+            + "\n"
+            for r in ordered[start : start + step]
         )
-        + "\n"
-        for r in sorted(records, key=_canonical_key)
-    )
-    h = hashlib.sha256(text.encode("utf-8"))
+        h.update(text.encode("utf-8"))
     return "sha256:" + h.hexdigest()
 
 
@@ -146,15 +156,20 @@ def _now() -> str:
 
 
 def _write_jsonl_gz(path: Path, rows: Iterable[list[str]]) -> None:
-    payload = "".join(
-        json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows
-    ).encode("utf-8")
-    # mtime=0 keeps the bytes a pure function of the content.
+    # mtime=0 keeps the bytes a pure function of the content; rows are written in
+    # slices so a national-scale library is never held twice as one text.
     with (
         path.open("wb") as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz,
     ):
-        gz.write(payload)
+        batch: list[str] = []
+        for row in rows:
+            batch.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+            if len(batch) >= 20_000:
+                gz.write("".join(batch).encode("utf-8"))
+                batch = []
+        if batch:
+            gz.write("".join(batch).encode("utf-8"))
 
 
 class LibraryStore:
@@ -323,9 +338,16 @@ class LibraryStore:
             )
         try:
             lines = gzip.decompress(blob).decode("utf-8").splitlines()
-            # One JSON parse for the whole file is several times faster than one per line.
-            rows = json.loads("[" + ",".join(lines) + "]")
-            records = tuple(RefRecord(*row) for row in rows)
+            del blob
+            # One JSON parse per slice of lines is several times faster than one per
+            # line, and holds one slice, not the whole file, as parsed rows at a time.
+            parsed: list[RefRecord] = []
+            step = 50_000
+            for start in range(0, len(lines), step):
+                rows = json.loads("[" + ",".join(lines[start : start + step]) + "]")
+                parsed.extend(RefRecord(*row) for row in rows)
+            del lines
+            records = tuple(parsed)
         except (OSError, ValueError, TypeError, EOFError) as e:
             findings.append(
                 f"Library '{name}' version {v} has an unreadable records file ({e}); {fix}."
