@@ -5,6 +5,7 @@ Usage:
           [--max-queries 400] [--design loo|public] [--out DIR]
   python bench/decision_lab.py replay [--rule default] [--design loo|public] [--out DIR]
   python bench/decision_lab.py bound [--design loo|public] [--out DIR]
+  (every mode: [--decisions FILE] curates each marker's library first; use its own --out)
 
 `collect` runs the same tasks as `bench/validate_refdata.py` (leave-one-out for
 present species, hold-whole-species-out for absent ones; `--design loo`) or
@@ -63,7 +64,7 @@ from species_ref.validate import (  # noqa: E402
     task_sequence,
 )
 
-from validate_refdata import MARKERS, PERTURB, load_version  # noqa: E402
+from validate_refdata import MARKERS, PERTURB, load_version, set_curation  # noqa: E402
 
 #: species id of a present-species task whose query keeps an identical record in
 #: the library (a collapsed duplicate in the public design): nothing is excluded.
@@ -398,7 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="default bench/out/lab or bench/out/lab-public"
     )
     ap.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "cache")
+    ap.add_argument(
+        "--decisions", type=Path, default=None, help="curate each marker with this file first"
+    )
     args = ap.parse_args(argv)
+    set_curation(args.decisions)
     if args.out is None:
         lab = "lab" if args.design == "loo" else "lab-public"
         args.out = ROOT / "bench" / "out" / lab

@@ -2,7 +2,10 @@
 
 Usage: python bench/validate_refdata.py REFDATA_DIR [--rule default] [--max-queries 400]
        [--markers coi,cytb,...] [--perturbations none,cut,revcomp,noise,mixed]
-       [--json bench/out/validation.json]
+       [--json bench/out/validation.json] [--decisions species_ref/data/curation/refdata.toml]
+
+With --decisions, each marker's records are curated with that decisions file
+(as `custody ref curate` does) before the library version is built.
 
 For each marker file (coi.fasta, cytb.fasta, 12s.fasta, ...) a library version
 is built, its k-mer index and species statistics are cached under
@@ -78,8 +81,41 @@ PERTURB = {
 }
 
 
+#: decisions applied by `load_version` (set from --decisions); None: the files as published.
+CURATION = None
+
+
 def load_version(path: Path) -> LibraryVersion:
-    """A library version from a refdata FASTA (`>ID|Genus species|marker`)."""
+    """A library version from a refdata FASTA (`>ID|Genus species|marker`), curated when asked."""
+    version = _load_raw(path)
+    if CURATION is None:
+        return version
+    from species_ref.curation import curate_records
+    from species_ref.library import canonical_library_hash
+
+    result = curate_records(version.records, CURATION.decisions)
+    records = tuple(
+        sorted(result.records, key=lambda r: (r.species, r.seq_id, r.marker, r.sequence))
+    )
+    return LibraryVersion(
+        name=version.name,
+        version=2,
+        content_hash=canonical_library_hash(records),
+        created_at=version.created_at,
+        records=records,
+        synonyms=tuple((k, tuple(v)) for k, v in result.synonyms.items()),
+    )
+
+
+def set_curation(path: Path | None) -> None:
+    """Curate every library `load_version` builds with the decisions file at `path`."""
+    global CURATION
+    from species_ref.curation import read_decisions
+
+    CURATION = None if path is None else read_decisions(path)
+
+
+def _load_raw(path: Path) -> LibraryVersion:
     try:
         from species_ref.library import canonical_library_hash
         from species_ref.refimport import read_reference_file
@@ -121,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "validation.json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "cache")
+    ap.add_argument("--decisions", type=Path, default=None, help="curate with this file first")
     args = ap.parse_args(argv)
+    set_curation(args.decisions)
     rule = get_rule(args.rule)
     perts = [p for p in args.perturbations.split(",") if p]
     header = (
@@ -130,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'time':>6}"
     )
     print(f"rule: {rule.name} {rule.to_dict()}")
+    if args.decisions:
+        print(f"curated with {args.decisions}")
     print(header)
     print("-" * len(header))
     reports = []

@@ -30,7 +30,9 @@ from custody.store import Store
 
 if TYPE_CHECKING:
     from species_ref.cites import CitesListing
-    from species_ref.conflicts import NameConflict
+    from species_ref.combine import CombinedCall
+    from species_ref.conflicts import NameConflict, ProblemRecord
+    from species_ref.curation import Decision as CurationDecision
     from species_ref.identify import Engine, Identification, ValidationDoc
     from species_ref.library import LibraryStore
     from species_ref.types import LibraryVersion, Query
@@ -122,6 +124,50 @@ def prepare_reference(
     return Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
 
 
+@dataclass(frozen=True)
+class ReferenceCuration:
+    """A curated library version, what was applied and skipped, and whether it is new."""
+
+    version: LibraryVersion
+    applied: int
+    skipped: int
+    records_removed: int
+    created: bool
+    synonyms: dict[str, list[str]]
+
+
+def curate_reference(
+    store: Store,
+    *,
+    name: str,
+    decisions: Path,
+    version: int | None = None,
+    note: str = "",
+    progress: ProgressFn | None = None,
+) -> ReferenceCuration:
+    """Apply a reviewed decisions file to a library version as its next version, and index it.
+
+    The file is read and checked first: a bad file is refused with one
+    sentence and nothing is written.
+    """
+    from species_ref.curation import read_decisions
+
+    checked = read_decisions(decisions)
+    refs = reference_store(store)
+    lib, result, created = refs.curate_version(name, checked, version=version, note=note)
+    prepare_reference(store, library=lib.name, version=lib.version, progress=progress)
+    return ReferenceCuration(
+        version=lib,
+        applied=len(result.applied),
+        skipped=len(result.skipped),
+        records_removed=sum(
+            int(d.get("records_changed", 0)) for d in result.applied if d["kind"] == "exclude"
+        ),
+        created=created,
+        synonyms=result.synonyms,
+    )
+
+
 def reference_conflicts(
     store: Store,
     *,
@@ -140,6 +186,52 @@ def reference_conflicts(
     if engine is None:
         engine = prepare_reference(store, library=library, version=version)
     return find_conflicts(engine.index, engine.profile, within=within, cites=lookup_cites)
+
+
+@dataclass(frozen=True)
+class CurationProposal:
+    """Problem records found by re-identification, and the decisions proposed from the evidence."""
+
+    problems: list[ProblemRecord]
+    decisions: list[CurationDecision]
+    toml: str
+
+
+def propose_curation(
+    store: Store,
+    *,
+    library: str,
+    version: int | None = None,
+    reviewer: str = "",
+    rule: str = "default",
+    progress: ProgressFn | None = None,
+) -> CurationProposal:
+    """Re-identify every record of a version against the rest and propose curation decisions.
+
+    The proposal is a decisions file a reviewer edits and signs off (their name
+    in `reviewer`) before `curate_reference` applies it.
+    """
+    from collections import Counter
+
+    from species_ref.conflicts import reidentify_records
+    from species_ref.curation import Evidence, decisions_toml, propose_decisions
+
+    engine = prepare_reference(store, library=library, version=version)
+    lib = engine.version
+    conflicts = reference_conflicts(store, library=lib.name, version=lib.version, engine=engine)
+    problems = reidentify_records(engine, rule=rule, progress=progress)
+    refs = Counter(r.species for r in lib.records)
+    evidence = Evidence(f"{lib.name} v{lib.version}", tuple(conflicts), tuple(problems), refs)
+    decisions = propose_decisions([evidence], reviewer=reviewer or "TO BE REVIEWED")
+    header = {
+        "title": f"Proposed curation of {lib.name} version {lib.version}",
+        "library": f"{lib.name} v{lib.version} {lib.content_hash}",
+        "method": (
+            "proposed from the library's own name conflicts and leave-one-out "
+            f"re-identification under rule {rule}; review each decision before applying it"
+        ),
+    }
+    return CurationProposal(problems, decisions, decisions_toml(decisions, header=header))
 
 
 def reference_validations(store: Store, *, library: str, version: int) -> dict[str, ValidationDoc]:
@@ -286,7 +378,8 @@ def identify_files(
     With `analyst` (who will record the results), an actor who may not record
     analyses is refused before any file is read.
     """
-    from species_ref.cites import lookup_cites
+    from species_ref.cites import lookup_cites, walk_synonyms
+    from species_ref.combine import unique_names
     from species_ref.identify import Engine, identify
     from species_ref.reading import read_queries
     from species_ref.rules import get_rule
@@ -294,7 +387,7 @@ def identify_files(
     if analyst is not None:
         check_permission(analyst.actor, EventType.ANALYSE)
     chosen_rule = get_rule(rule)
-    queries = [q for path in files for q in read_queries(path)]
+    queries = assemble_read_pairs(unique_names([q for path in files for q in read_queries(path)]))
     refs = reference_store(store)
     lib = refs.load(library, version)
     validation = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
@@ -307,10 +400,11 @@ def identify_files(
         validation=validation,
         progress=progress,
     )
+    walked = walk_synonyms(lookup_cites, lib.synonyms_of) if lib.synonyms else lookup_cites
     return [
         SpeciesAnalysis(
             identification=result,
-            cites_listings=_cites_statuses(result, lookup_cites),
+            cites_listings=_cites_statuses(result, walked),
             source=QuerySource.of(query),
             sequence=query.sequence,
         )
@@ -382,6 +476,44 @@ def record_identifications(
 _READ_SUFFIX = re.compile(r"([_.\-](?:F|R|FWD|REV|FORWARD|REVERSE|[12]))$", re.IGNORECASE)
 
 
+def _read_stem(query: Query) -> tuple[str, str]:
+    """(sample stem, direction suffix) of a read, from its name or, if named by it, its file."""
+    name = query.name
+    if name == Path(query.path).name:
+        name = Path(query.path).stem
+    m = _READ_SUFFIX.search(name)
+    return (name[: m.start()], m.group(1).lstrip("_.-").upper()) if m else (name, "")
+
+
+def assemble_read_pairs(queries: Sequence[Query]) -> list[Query]:
+    """Forward and reverse reads of one sample (names differing only by F/R, 1/2 ...) as one
+    assembled query when they overlap; every other query as it is, in order."""
+    from species_ref.combine import assemble_reads
+
+    stems: dict[str, list[int]] = {}
+    for i, q in enumerate(queries):
+        stem, suffix = _read_stem(q)
+        if suffix:
+            stems.setdefault(stem, []).append(i)
+    replace: dict[int, Query | None] = {}
+    for members in stems.values():
+        if len(members) != 2:
+            continue
+        a, b = (queries[i] for i in members)
+        if _read_stem(a)[1] == _read_stem(b)[1]:
+            continue
+        contig = assemble_reads(a, b)
+        if contig is not None:
+            replace[members[0]], replace[members[1]] = contig, None
+    out: list[Query] = []
+    for i, q in enumerate(queries):
+        if i not in replace:
+            out.append(q)
+        elif replace[i] is not None:
+            out.append(replace[i])  # type: ignore[arg-type]
+    return out
+
+
 def marker_of(result: SpeciesAnalysis) -> str | None:
     """The marker a query was matched on (that of its best hit), None without hits."""
     hits = result.identification.top_hits
@@ -447,3 +579,128 @@ def assign_to_items(
             "item with --map queries.csv (columns query,item) or one file per item."
         )
     return {item: list(results)}
+
+
+@dataclass(frozen=True)
+class SampleAnalysis:
+    """One sample's markers: each query's identification in the library of its marker, and one finding."""
+
+    sample: str
+    results: list[SpeciesAnalysis]  # one per marker query (assembled reads count once)
+    combined: CombinedCall
+
+    def event_results(self) -> list[SpeciesAnalysis]:
+        """The per-marker results with the combined finding added (key "combined")."""
+        return [
+            SampleResult(
+                identification=r.identification,
+                cites_listings=r.cites_listings,
+                source=r.source,
+                sequence=r.sequence,
+                combined=self.combined,
+            )
+            for r in self.results
+        ]
+
+
+@dataclass(frozen=True, eq=False)
+class SampleResult(SpeciesAnalysis):
+    """A marker's identification that is part of a combined sample finding."""
+
+    combined: CombinedCall | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.combined is not None:
+            data["combined"] = self.combined.to_dict()
+        return data
+
+
+def _best_score(result: Identification) -> tuple[float, int]:
+    """How well a query's hits fit a library: best identity times coverage, then alignment length."""
+    hits = result.top_hits
+    if not hits:
+        return (0.0, 0)
+    h = hits[0]
+    return (h.identity * h.query_coverage, h.aligned_length)
+
+
+def identify_sample(
+    store: Store,
+    *,
+    files: Sequence[Path],
+    libraries: Sequence[str],
+    sample: str,
+    rule: str = "default",
+    analyst: Signer | None = None,
+    progress: ProgressFn | None = None,
+) -> SampleAnalysis:
+    """Identify one sample's marker queries, each in the library its hits fit best, and combine.
+
+    Two reads matched in one library on one marker are assembled into one
+    contig when they overlap (forward and reverse reads); if they do not,
+    both are kept and must agree like two markers.
+    """
+    from species_ref.cites import lookup_cites, walk_synonyms
+    from species_ref.combine import MarkerCall, assemble_reads, combine_calls, unique_names
+    from species_ref.identify import Engine, identify
+    from species_ref.reading import read_queries
+    from species_ref.rules import get_rule
+
+    if analyst is not None:
+        check_permission(analyst.actor, EventType.ANALYSE)
+    if not libraries:
+        raise InvalidInput("Name at least one library with --library.")
+    chosen_rule = get_rule(rule)
+    queries = unique_names([q for path in files for q in read_queries(path)])
+    refs = reference_store(store)
+    engines: dict[str, Engine] = {}
+    validations: dict[str, ValidationDoc | None] = {}
+    for name in dict.fromkeys(libraries):
+        lib = refs.load(name)
+        engines[name] = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
+        validations[name] = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
+
+    def run(name: str, batch: Sequence[Query]) -> list[Identification]:
+        return identify(
+            batch, engines[name], rule=chosen_rule, cites=lookup_cites,
+            validation=validations[name], progress=progress,
+        )  # fmt: skip
+
+    per_lib = {name: run(name, queries) for name in engines}
+    placed: list[tuple[str, Query, Identification]] = []
+    for i, q in enumerate(queries):
+        name = max(engines, key=lambda n: _best_score(per_lib[n][i]))
+        placed.append((name, q, per_lib[name][i]))
+    # Reads of one marker in one library: assemble pairs that overlap.
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (name, _q, res) in enumerate(placed):
+        marker = res.top_hits[0].marker if res.top_hits else f"unmatched {i}"
+        groups.setdefault((name, marker), []).append(i)
+    final: list[tuple[str, Query, Identification]] = []
+    for (name, _marker), members in groups.items():
+        if len(members) == 2:
+            a, b = (placed[j][1] for j in members)
+            contig = assemble_reads(a, b)
+            if contig is not None:
+                (res,) = run(name, [contig])
+                final.append((name, contig, res))
+                continue
+        final.extend(placed[j] for j in members)
+    results: list[SpeciesAnalysis] = []
+    calls: list[MarkerCall] = []
+    for name, q, res in final:
+        lib = engines[name].version
+        lookup = walk_synonyms(lookup_cites, lib.synonyms_of) if lib.synonyms else lookup_cites
+        results.append(SpeciesAnalysis(res, _cites_statuses(res, lookup), QuerySource.of(q)))
+        calls.append(
+            MarkerCall(
+                query=res.query,
+                marker=res.top_hits[0].marker if res.top_hits else "no marker (no hits)",
+                library=f"{lib.name} v{lib.version}",
+                level=res.level,
+                taxon=res.taxon,
+                candidates=tuple(c.species for c in res.candidates),
+            )
+        )
+    return SampleAnalysis(sample=sample, results=results, combined=combine_calls(sample, calls))

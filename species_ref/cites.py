@@ -31,8 +31,8 @@ import csv
 import gzip
 import io
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -199,3 +199,27 @@ def lookup_cites(species: str) -> CitesListing | None:
     See the module docstring for the matching walk and the snapshots used.
     """
     return bundled_index().lookup(species)
+
+
+def walk_synonyms(
+    lookup: Callable[[str], CitesListing | None], synonyms_of: Callable[[str], Iterable[str]]
+) -> Callable[[str], CitesListing | None]:
+    """A look-up that also asks under the other names a curated library files a species under.
+
+    A species's own listing by name wins; otherwise the first other name with
+    a listing of its own (by name or CITES synonym) answers, reported as a
+    listing "as" that name. Listings through a genus, family or order are
+    kept only when no other name is listed by name.
+    """
+
+    def walked(species: str) -> CitesListing | None:
+        own = lookup(species)
+        if own is not None and own.matched_by in {"name", "synonym"}:
+            return own
+        for other in synonyms_of(species):
+            alt = lookup(other)
+            if alt is not None and alt.matched_by in {"name", "synonym"} and alt.listed:
+                return replace(alt, query=_norm(species), matched_by="synonym")
+        return own
+
+    return walked

@@ -38,7 +38,7 @@ import numpy as np
 from species_ref.index import KmerIndex
 from species_ref.matching import Matcher
 from species_ref.profile import LibraryProfile
-from species_ref.vocab import ConflictKind
+from species_ref.vocab import ConflictKind, DecisionLevel
 
 SYNONYM = ConflictKind.SYNONYM
 MISIDENTIFIED = ConflictKind.MISIDENTIFIED
@@ -210,3 +210,117 @@ def _distance_to_own_species(m: Matcher, index: KmerIndex, ref: int, most: int =
     if len(dists) < 2:
         return None
     return float(np.median(dists))
+
+
+@dataclass(frozen=True)
+class ProblemRecord:
+    """A reference that, identified against the rest of the library, classifies elsewhere.
+
+    As IDTAXA's "problem sequences": the record's label disagrees with where
+    the library's other references put it.
+    """
+
+    seq_id: str
+    marker: str
+    label: str  # the species the record is filed under
+    classified_as: str  # the species or genus the rest of the library calls it
+    level: DecisionLevel  # species or genus
+    other_genus: bool  # classified to another genus than its label's
+    identity: float | None
+    next_species_distance: float | None
+    own_refs: int  # other references of its label species in the library
+    as_refs: int  # references of the species it classifies as (0 for a genus call)
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq_id": self.seq_id,
+            "marker": self.marker,
+            "label": self.label,
+            "classified_as": self.classified_as,
+            "level": str(self.level),
+            "other_genus": self.other_genus,
+            "identity": None if self.identity is None else round(self.identity, 3),
+            "next_species_distance": self.next_species_distance,
+            "own_refs": self.own_refs,
+            "as_refs": self.as_refs,
+            "explanation": self.explanation,
+        }
+
+
+@dataclass(frozen=True)
+class _Reid:
+    engine: Any  # species_ref.identify.Engine (imported lazily: identify imports this package)
+    rule: Any
+
+
+def _reidentify_one(run: _Reid, ref: int) -> ProblemRecord | None:
+    eng = run.engine
+    index: KmerIndex = eng.index
+    exclude = np.zeros(index.n_refs, dtype=bool)
+    exclude[ref] = True
+    seq = eng.version.records[ref].sequence
+    dec, _hits = eng.decide_sequence(seq, rule=run.rule, exclude=exclude)
+    if dec.level not in (DecisionLevel.SPECIES, DecisionLevel.GENUS) or not dec.taxon:
+        return None
+    sid = int(index.species_ids[ref])
+    label = index.species_names[sid]
+    label_genus = label.split(" ", 1)[0]
+    called_genus = dec.taxon.split(" ", 1)[0]
+    if dec.level is DecisionLevel.SPECIES and dec.taxon == label:
+        return None
+    if dec.level is DecisionLevel.GENUS and called_genus == label_genus:
+        return None
+    own = int(np.count_nonzero(index.species_ids == sid)) - 1
+    as_id = index.species_id(dec.taxon) if dec.level is DecisionLevel.SPECIES else None
+    as_refs = 0 if as_id is None else int(np.count_nonzero(index.species_ids == as_id))
+    where = "another genus" if called_genus != label_genus else "another species"
+    at = "" if dec.identity is None else f" at {dec.identity:.1f} %"
+    return ProblemRecord(
+        seq_id=index.seq_ids[ref],
+        marker=index.markers[ref],
+        label=label,
+        classified_as=dec.taxon,
+        level=dec.level,
+        other_genus=called_genus != label_genus,
+        identity=dec.identity,
+        next_species_distance=dec.next_species_distance,
+        own_refs=own,
+        as_refs=as_refs,
+        explanation=(
+            f"Reference {index.seq_ids[ref]}, labelled {label}, is identified as {dec.taxon} "
+            f"({dec.level}){at} against the rest of the library ({where}; {own} other "
+            f"references of {label}, {as_refs} of {dec.taxon}): check it against its source."
+        ),
+    )
+
+
+def reidentify_records(
+    engine: Any,
+    *,
+    rule: Any = "default",
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> list[ProblemRecord]:
+    """Leave-one-out re-identification of every reference; those that classify elsewhere.
+
+    Each reference is held out and identified against the rest of the library
+    under `rule` (an `Engine` shares its index and statistics; nothing is
+    rebuilt). A record is a problem when the call is decisive and disagrees
+    with its label: a species call of another species, or a species or genus
+    call in another genus. Sorted by label, then ID.
+    """
+    from species_ref.parallel import fork_map
+    from species_ref.rules import get_rule
+
+    run = _Reid(engine=engine, rule=get_rule(rule))
+    found = fork_map(
+        _reidentify_one,
+        list(range(engine.index.n_refs)),
+        shared=run,
+        workers=workers,
+        progress=progress,
+    )
+    problems = [p for p in found if p is not None]
+    problems.sort(key=lambda p: (p.label, p.seq_id, p.marker))
+    return problems

@@ -38,7 +38,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from species_ref.cites import walk_synonyms
 from species_ref.decision import Decision, LibraryView, SpeciesHits, decide
+from species_ref.errorrate import ErrorRate, error_rate_of
 from species_ref.errors import SpeciesRefError
 from species_ref.index import KmerIndex
 from species_ref.matching import Hit, Matcher
@@ -84,6 +86,8 @@ class Identification:
     validation: ValidationDoc | None = None
     species_stats: SpeciesStats | None = None
     top_hits: list[Hit] = field(default_factory=list)
+    synonyms: list[str] = field(default_factory=list)  # other names of the called species
+    error_rate: ErrorRate | None = None  # measured error of validation calls like this one
 
     @property
     def flag_texts(self) -> list[str]:
@@ -120,6 +124,8 @@ class Identification:
             "species_stats": None if self.species_stats is None else self.species_stats.to_dict(),
             "top_hits": [h.to_dict() for h in self.top_hits[:10]],
             "flag_codes": [str(f.code) for f in self.flags],
+            "synonyms": list(self.synonyms),
+            "error_rate": None if self.error_rate is None else self.error_rate.to_dict(),
         }
 
 
@@ -199,8 +205,10 @@ class Engine:
         cites: CitesLookup | None = None,
         validation: ValidationDoc | None = None,
     ) -> Identification:
-        dec, hits = self.decide_sequence(query.sequence, rule=rule, qc=query.qc, cites=cites)
         v = self.version
+        if cites is not None and v.synonyms:
+            cites = walk_synonyms(cites, v.synonyms_of)  # type: ignore[arg-type]
+        dec, hits = self.decide_sequence(query.sequence, rule=rule, qc=query.qc, cites=cites)
         return Identification(
             query=query.name,
             query_sha256=sequence_sha256(query.sequence),
@@ -224,6 +232,10 @@ class Engine:
             validation=validation,
             species_stats=dec.stats,
             top_hits=hits[:10],
+            synonyms=list(v.synonyms_of(dec.taxon)) if dec.taxon else [],
+            error_rate=error_rate_of(
+                validation, dec, query_length=len(query.sequence), marker=_marker_of(hits, dec)
+            ),
         )
 
 
@@ -262,3 +274,11 @@ def identify(
     """
     batch = _Batch(engine=engine, rule=get_rule(rule), cites=cites, validation=validation)
     return fork_map(_identify_one, queries, shared=batch, workers=workers, progress=progress)
+
+
+def _marker_of(hits: Sequence[Hit], dec: Decision) -> str | None:
+    """The marker of the call: that of the best hit of the called taxon, else of the best hit."""
+    for h in hits:
+        if dec.taxon and (h.species == dec.taxon or h.genus == dec.taxon):
+            return h.marker
+    return hits[0].marker if hits else None

@@ -15,7 +15,10 @@ Invariants:
 
 - A version holds exactly the records of the files given to the one
   `import_version` call that made it (not the previous version plus the new
-  files): a version is reproducible from its listed source files alone.
+  files): a version is reproducible from its listed source files alone. A
+  curated version (`curate_version`) holds the records of the version it was
+  made from after the decisions its manifest lists under "curation": it is
+  reproducible from that version and the decisions.
 - Versions are numbered 1, 2, 3 ... and frozen: `manifest.json`,
   `records.jsonl.gz` and `rejected.jsonl.gz` are written once, into a temporary
   directory that is renamed into place, so a failed import leaves nothing.
@@ -46,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from species_ref.curation import CurationError, CurationResult, Decisions, curate_records
 from species_ref.errors import InputFormatError, LibraryNotFound, SpeciesRefError
 from species_ref.refimport import read_reference_file, rejection_counts
 from species_ref.types import ImportResult, LibraryVersion, RefRecord, Rejection
@@ -93,14 +97,24 @@ def canonical_library_hash(records: Iterable[RefRecord]) -> str:
     separators=(",", ":"), ensure_ascii=False) + "\\n" for r in sorted(...)).encode())``.
     """
     encode = _CANONICAL_ENCODER.encode
-    text = "".join(
-        encode(
-            {"marker": r.marker, "seq_id": r.seq_id, "sequence": r.sequence, "species": r.species}
+    h = hashlib.sha256()
+    # Hashed in slices: the same bytes as one joined text, without holding it all.
+    ordered = sorted(records, key=_canonical_key)
+    step = 20_000
+    for start in range(0, len(ordered), step):
+        text = "".join(
+            encode(
+                {
+                    "marker": r.marker,
+                    "seq_id": r.seq_id,
+                    "sequence": r.sequence,
+                    "species": r.species,
+                }
+            )
+            + "\n"
+            for r in ordered[start : start + step]
         )
-        + "\n"
-        for r in sorted(records, key=_canonical_key)
-    )
-    h = hashlib.sha256(text.encode("utf-8"))
+        h.update(text.encode("utf-8"))
     return "sha256:" + h.hexdigest()
 
 
@@ -142,15 +156,20 @@ def _now() -> str:
 
 
 def _write_jsonl_gz(path: Path, rows: Iterable[list[str]]) -> None:
-    payload = "".join(
-        json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows
-    ).encode("utf-8")
-    # mtime=0 keeps the bytes a pure function of the content.
+    # mtime=0 keeps the bytes a pure function of the content; rows are written in
+    # slices so a national-scale library is never held twice as one text.
     with (
         path.open("wb") as raw,
         gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz,
     ):
-        gz.write(payload)
+        batch: list[str] = []
+        for row in rows:
+            batch.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+            if len(batch) >= 20_000:
+                gz.write("".join(batch).encode("utf-8"))
+                batch = []
+        if batch:
+            gz.write("".join(batch).encode("utf-8"))
 
 
 class LibraryStore:
@@ -319,9 +338,16 @@ class LibraryStore:
             )
         try:
             lines = gzip.decompress(blob).decode("utf-8").splitlines()
-            # One JSON parse for the whole file is several times faster than one per line.
-            rows = json.loads("[" + ",".join(lines) + "]")
-            records = tuple(RefRecord(*row) for row in rows)
+            del blob
+            # One JSON parse per slice of lines is several times faster than one per
+            # line, and holds one slice, not the whole file, as parsed rows at a time.
+            parsed: list[RefRecord] = []
+            step = 50_000
+            for start in range(0, len(lines), step):
+                rows = json.loads("[" + ",".join(lines[start : start + step]) + "]")
+                parsed.extend(RefRecord(*row) for row in rows)
+            del lines
+            records = tuple(parsed)
         except (OSError, ValueError, TypeError, EOFError) as e:
             findings.append(
                 f"Library '{name}' version {v} has an unreadable records file ({e}); {fix}."
@@ -343,6 +369,7 @@ class LibraryStore:
             created_at=m["created_at"],
             records=records,
             note=m.get("note", ""),
+            synonyms=_manifest_synonyms(m),
         )
         return lib, []
 
@@ -495,6 +522,87 @@ class LibraryStore:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
+    def curate_version(
+        self,
+        name: str,
+        decisions: Decisions,
+        *,
+        version: int | None = None,
+        note: str = "",
+    ) -> tuple[LibraryVersion, CurationResult, bool]:
+        """Apply reviewed `decisions` to a version (latest when None) as the next version.
+
+        Returns the new version, what was applied and skipped, and whether a
+        version was created: when the latest version already is the result of
+        these very decisions on this content, nothing is written. A bad
+        decisions file never reaches here (`read_decisions` refuses it).
+        """
+        base = self.load(name, version)
+        base_manifest = self._manifest(name, base.version)
+        result = curate_records(base.records, decisions.decisions, synonyms=dict(base.synonyms))
+        records = sorted(result.records, key=_canonical_key)
+        if not records:
+            raise CurationError(
+                f"The decisions in {decisions.file} would remove every record of library "
+                f"'{name}'; nothing was changed."
+            )
+        content_hash = canonical_library_hash(records)
+        numbers = self._version_numbers(name)
+        latest = self._manifest(name, numbers[-1])
+        cur = latest.get("curation") or {}
+        if latest["content_hash"] == content_hash and (
+            cur.get("decisions_sha256") == decisions.sha256
+            or (
+                not result.applied and _manifest_synonyms(latest) == _synonym_pairs(result.synonyms)
+            )
+        ):
+            return self.load(name, numbers[-1]), result, False
+        number = numbers[-1] + 1
+        created_at = _now()
+        manifest = {
+            "format": FORMAT_TAG,
+            "name": name,
+            "version": number,
+            "content_hash": content_hash,
+            "hash_definition": "species_ref.library.canonical_library_hash",
+            "created_at": created_at,
+            "note": note or base.note,
+            "record_count": len(records),
+            "species_count": len({r.species for r in records}),
+            "markers": dict(sorted(Counter(r.marker for r in records).items())),
+            "sources": base_manifest.get("sources", []),
+            "import_options": base_manifest.get("import_options", {}),
+            "rejected": base_manifest.get("rejected", {}),
+            "curation": {
+                "curated_from": {"version": base.version, "content_hash": base.content_hash},
+                "decisions_file": decisions.file,
+                "decisions_sha256": decisions.sha256,
+                "decisions_header": dict(decisions.header),
+                "applied": list(result.applied),
+                "skipped_count": len(result.skipped),
+                "records_removed": len(base.records) - len(records),
+                "synonyms": result.synonyms,
+                "earlier": _earlier_curation(base_manifest),
+            },
+        }
+        self._write_version(
+            name=name,
+            version=number,
+            records=records,
+            rejected=self.rejected(name, base.version),
+            manifest=manifest,
+        )
+        lib = LibraryVersion(
+            name=name,
+            version=number,
+            content_hash=content_hash,
+            created_at=created_at,
+            records=tuple(records),
+            note=manifest["note"],
+            synonyms=_synonym_pairs(result.synonyms),
+        )
+        return lib, result, True
+
     def export_fasta(
         self, name: str, out_path: str | Path, *, version: int | None = None, force: bool = False
     ) -> Path:
@@ -641,6 +749,35 @@ def _manifest(
         "import_options": import_options,
         "rejected": dict(sorted(rejection_counts(read.rejected).items())),
     }
+
+
+def _synonym_pairs(synonyms: dict[str, list[str]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    return tuple((k, tuple(v)) for k, v in sorted(synonyms.items()))
+
+
+def _manifest_synonyms(m: dict[str, Any]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The synonyms a version carries, from its manifest's curation (none when not curated)."""
+    cur = m.get("curation")
+    if not isinstance(cur, dict) or not isinstance(cur.get("synonyms"), dict):
+        return ()
+    return _synonym_pairs({str(k): [str(x) for x in v] for k, v in cur["synonyms"].items()})
+
+
+def _earlier_curation(m: dict[str, Any]) -> list[dict[str, Any]]:
+    """The curation history of a version, so a curated version lists every act behind it."""
+    cur = m.get("curation")
+    if not isinstance(cur, dict):
+        return []
+    earlier = list(cur.get("earlier", []))
+    earlier.append(
+        {
+            "version": m.get("version"),
+            "decisions_file": cur.get("decisions_file"),
+            "decisions_sha256": cur.get("decisions_sha256"),
+            "applied_count": len(cur.get("applied", [])),
+        }
+    )
+    return earlier
 
 
 def check_attachment_key(key: str) -> str:

@@ -128,8 +128,7 @@ def read_reference_file(
             f"Reference format '{fmt}' is unknown; use one of {', '.join(FORMATS)}."
         )
     check_marker(marker)
-    data = _reference_bytes(p)
-    text = _decode(data)
+    text = _decode(_reference_bytes(p))  # the bytes are not kept beside the text
     if fmt == "auto":
         fmt = detect_reference_format(text, name=p.name)
 

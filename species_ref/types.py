@@ -57,10 +57,19 @@ class LibraryVersion:
     created_at: str  # UTC ISO-8601
     records: tuple[RefRecord, ...]
     note: str = ""
+    #: accepted name -> its other names, from curation (see `species_ref.curation`)
+    synonyms: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def species(self) -> frozenset[str]:
         return frozenset(r.species for r in self.records)
+
+    def synonyms_of(self, name: str) -> tuple[str, ...]:
+        """The other names curation filed under the accepted `name` (empty if none)."""
+        for accepted, others in self.synonyms:
+            if accepted == name:
+                return others
+        return ()
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from species_ref.errorrate import CallCells, conditions, is_wrong
 from species_ref.identify import Engine
 from species_ref.index import KmerIndex
+from species_ref.matching import Hit
 from species_ref.parallel import fork_map
 from species_ref.rules import Rule, get_rule
 from species_ref.types import LibraryVersion
@@ -149,6 +151,7 @@ class ValidationReport:
     perturbation: str | None
     present: Experiment  # leave-one-out, species still in the library
     absent: Experiment  # held-out species
+    call_cells: CallCells = field(default_factory=CallCells.empty)  # both experiments
 
     def to_dict(self) -> dict[str, Any]:
         p = self.present.overall
@@ -177,6 +180,11 @@ class ValidationReport:
             },
             "present": self.present.to_dict(),
             "absent": self.absent.to_dict(absent=True),
+            "call_cells": self.call_cells.to_dict(),
+            "call_cells_definition": (
+                "experiment|marker|query length|identity|gap to the next species|level -> "
+                "[validation calls, wrong calls]; see species_ref.errorrate"
+            ),
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -263,6 +271,7 @@ class _Outcome:
     level: DecisionLevel
     taxon: str | None
     candidates: tuple[str, ...]
+    cell: str = ""  # the conditions of the call (`species_ref.errorrate.conditions`)
 
 
 def _run_task(run: _Run, task: Task) -> _Outcome:
@@ -270,7 +279,8 @@ def _run_task(run: _Run, task: Task) -> _Outcome:
     eng = run.engine
     index = eng.index
     seq = task_sequence(eng.version, task, run.perturb)
-    dec, _hits = eng.decide_sequence(seq, rule=run.rule, exclude=exclusion_mask(index, task))
+    dec, hits = eng.decide_sequence(seq, rule=run.rule, exclude=exclusion_mask(index, task))
+    marker = index.markers[ref]
     return _Outcome(
         absent=sp_out >= 0,
         marker=index.markers[ref],
@@ -278,7 +288,22 @@ def _run_task(run: _Run, task: Task) -> _Outcome:
         level=dec.level,
         taxon=dec.taxon if dec.level != DecisionLevel.NONE else None,
         candidates=tuple(c.species for c in dec.candidates),
+        cell=conditions(
+            marker=_call_marker(hits, dec.taxon) or marker,
+            query_length=len(seq),
+            identity=dec.identity,
+            gap=dec.next_species_distance,
+            level=dec.level,
+        ),
     )
+
+
+def _call_marker(hits: list[Hit], taxon: str | None) -> str | None:
+    """The marker a call is counted under: as `identify` reports it (best hit of the taxon)."""
+    for h in hits:
+        if taxon and (h.species == taxon or h.genus == taxon):
+            return h.marker
+    return hits[0].marker if hits else None
 
 
 def validate_library(
@@ -307,7 +332,14 @@ def validate_library(
     outcomes = fork_map(_run_task, tasks, shared=run, workers=workers, progress=progress)
     present = Experiment()
     absent = Experiment()
+    cells = CallCells.empty()
     for o in outcomes:
+        if o.level is not DecisionLevel.NONE:
+            wrong = is_wrong(
+                level=o.level, taxon=o.taxon, truth=o.truth, candidates=list(o.candidates),
+                absent=o.absent,
+            )  # fmt: skip
+            cells.add(o.cell, wrong, absent=o.absent)
         target = absent if o.absent else present
         target.add(
             o.marker, level=o.level, taxon=o.taxon, truth=o.truth, candidates=list(o.candidates)
@@ -325,4 +357,5 @@ def validate_library(
         perturbation=perturbation_name,
         present=present,
         absent=absent,
+        call_cells=cells,
     )

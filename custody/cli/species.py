@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from custody.species import SpeciesAnalysis
 
 app = typer.Typer(
-    help="Reference libraries of DNA barcodes: import, list, show, conflicts, export, validate.",
+    help="Reference libraries of DNA barcodes: import, list, show, conflicts, curate, export, validate.",
     no_args_is_help=True,
 )
 
@@ -209,6 +209,15 @@ def ref_show(
         out.print(f"rejected: {manifest['rejected']}")
     if manifest.get("note"):
         out.print(f"note: {manifest['note']}")
+    cur = manifest.get("curation")
+    if isinstance(cur, dict):
+        base = cur.get("curated_from", {})
+        out.print(
+            f"curated from version {base.get('version')} with {cur.get('decisions_file')} "
+            f"({str(cur.get('decisions_sha256', ''))[:23]}…): {len(cur.get('applied', []))} decisions "
+            f"applied, {cur.get('skipped_count', 0)} skipped, {cur.get('records_removed', 0)} "
+            f"records excluded, {len(cur.get('synonyms', {}))} accepted names with synonyms"
+        )
     for rule, data in validations.items():
         rates = data.get("rates", data)
         out.print(
@@ -227,13 +236,30 @@ def ref_conflicts(
         0.5, min=0.0, max=5.0, help="Report species with references at most this far apart, in %."
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per pair, one per line."),
+    reidentify: bool = typer.Option(
+        False,
+        "--reidentify",
+        help="Also identify every record against the rest of the library and list those that classify to another species or genus than their label.",
+    ),
+    propose: Path | None = typer.Option(
+        None,
+        "--propose",
+        help="Write proposed curation decisions (TOML, for review and `ref curate`) to this new file.",
+    ),
+    reviewer: str = typer.Option("", help="Reviewer named in the proposed decisions."),
 ) -> None:
     """List species whose references (almost) agree: synonyms, misidentified records, unseparated species.
 
     Review these before using a library in court: a query matching either name of a
     pair is at best ambiguous, and if one of the two species is absent from the
     library the other is called with nothing in the data to warn against it.
+    With --reidentify or --propose, every record is also identified against the rest of
+    the library (leave-one-out); records that classify elsewhere are listed, and
+    --propose writes the decisions this evidence suggests, for review.
     """
+    if reidentify or propose is not None:
+        _reidentify(name, version=version, propose=propose, reviewer=reviewer, as_json=as_json)
+        return
     import json
     import sys
     from collections import Counter
@@ -273,6 +299,98 @@ def ref_conflicts(
     )
 
 
+def _reidentify(
+    name: str, *, version: int | None, propose: Path | None, reviewer: str, as_json: bool
+) -> None:
+    import json
+    import sys
+
+    from rich.table import Table
+
+    from custody.species import propose_curation
+    from species_ref.files import write_text_exclusive
+
+    if propose is not None and propose.exists():
+        raise typer.BadParameter(f"{propose} already exists; name a new file.")
+    store = open_store()
+    with _progress_bar("re-identifying every record") as bar:
+        task = bar.add_task("reidentify", total=None)
+        found = propose_curation(
+            store, library=name, version=version, reviewer=reviewer,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )  # fmt: skip
+    if propose is not None:
+        write_text_exclusive(propose, found.toml, what="decisions file", force=False)
+    if as_json:
+        for p in found.problems:
+            sys.stdout.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+    elif found.problems:
+        table = Table("record", "labelled", "classifies as", "identity %", "other refs", box=None)
+        for p in found.problems:
+            table.add_row(
+                p.seq_id,
+                p.label,
+                p.classified_as + (" (other genus)" if p.other_genus else ""),
+                "" if p.identity is None else f"{p.identity:.1f}",
+                str(p.own_refs),
+            )
+        out.print(table)
+        out.print(
+            f"{len(found.problems)} records classify to another species or genus than their label."
+        )
+    else:
+        out.print("Every record classifies to its own label (or to no decisive call).")
+    if propose is not None:
+        done(
+            f"Wrote {len(found.decisions)} proposed decisions to {propose}; review them before `ref curate`."
+        )
+
+
+@app.command("curate")
+def ref_curate(
+    name: str = typer.Argument(..., help="Library name."),
+    decisions: Path = typer.Option(
+        ..., "--decisions", help="Reviewed decisions (TOML): exclude, synonym and split entries."
+    ),
+    version: int | None = typer.Option(
+        None, min=1, max=MAX_INT, help="Version to curate (default: latest)."
+    ),
+    note: str = typer.Option("", help="A note stored with the new version."),
+) -> None:
+    """Apply reviewed curation decisions to a library as its next version.
+
+    Each decision (exclude a misidentified or low-quality record, file names as
+    synonyms under an accepted name, split records off a name) carries its
+    reviewer, reason and source; the new version's manifest lists them.
+    Decisions about records or names not in this library are skipped and counted.
+    """
+    from custody.species import curate_reference
+
+    store = open_store()
+    with _progress_bar(f"curating {name}") as bar:
+        task = bar.add_task("curate", total=None)
+        cur = curate_reference(
+            store, name=name, decisions=decisions, version=version, note=note,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )  # fmt: skip
+    lib = cur.version
+    if not cur.created:
+        done(
+            f"{name} version {lib.version} already holds these decisions; no version was made "
+            f"({cur.applied} applied, {cur.skipped} about records or names not in this library)."
+        )
+        return
+    out.print(
+        f"{name} version {lib.version}  {len(lib.records)} sequences, {len(lib.species)} species"
+    )
+    out.print(f"content hash {lib.content_hash}")
+    out.print(
+        f"{cur.applied} decisions applied ({cur.records_removed} records excluded, "
+        f"{len(cur.synonyms)} accepted names with synonyms); {cur.skipped} skipped as about "
+        "records or names not in this library."
+    )
+
+
 @app.command("export")
 def ref_export(
     name: str = typer.Argument(..., help="Library name."),
@@ -293,7 +411,10 @@ def identify(
     query_files: list[Path] = typer.Argument(
         ..., help="Query files: FASTA, FASTQ or Sanger .ab1 traces."
     ),
-    library: str = typer.Option(..., help="Reference library name."),
+    library: list[str] = typer.Option(
+        ...,
+        help="Reference library name; repeat it with --combine for a sample's other markers.",
+    ),
     version: int | None = typer.Option(
         None, min=1, max=MAX_INT, help="Library version (default: latest)."
     ),
@@ -308,6 +429,11 @@ def identify(
         None,
         "--map",
         help="CSV with columns query,item: record each query's result on its own item.",
+    ),
+    combine: str | None = typer.Option(
+        None,
+        "--combine",
+        help="Treat every query as this sample's markers (or forward/reverse reads): each is searched in the library its hits fit, and one combined call is made.",
     ),
     actor: str | None = AS,
     as_json: bool = typer.Option(False, "--json", help="One JSON object per query, one per line."),
@@ -327,6 +453,14 @@ def identify(
 
     if item and query_map:
         raise typer.BadParameter("give --item or --map, not both.")
+    if combine is not None:
+        _identify_sample(
+            query_files, libraries=library, sample=combine, rule=rule, item=item,
+            query_map=query_map, version=version, actor=actor, as_json=as_json,
+        )  # fmt: skip
+        return
+    if len(library) > 1:
+        raise typer.BadParameter("give several --library only with --combine SAMPLE.")
     mapping = read_query_map(query_map) if query_map else None
     store = open_store()
     who = signer(store, actor) if item or mapping else None
@@ -336,7 +470,7 @@ def identify(
     with _progress_bar("identifying") as bar:
         task = bar.add_task("identify", total=None)
         results = identify_files(
-            store, files=query_files, library=library, version=version, rule=rule, analyst=who,
+            store, files=query_files, library=library[0], version=version, rule=rule, analyst=who,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
         )  # fmt: skip
     plan = assign_to_items(results, item=item, mapping=mapping)
@@ -350,6 +484,66 @@ def identify(
         return
     for r in results:
         _print_identification(r)
+
+
+def _identify_sample(
+    query_files: list[Path],
+    *,
+    libraries: list[str],
+    sample: str,
+    rule: str,
+    item: str | None,
+    query_map: Path | None,
+    version: int | None,
+    actor: str | None,
+    as_json: bool,
+) -> None:
+    import json
+    import sys
+
+    from custody.domain import EventType
+    from custody.events import check_can_record
+    from custody.species import identify_sample, record_identifications
+
+    if query_map is not None:
+        raise typer.BadParameter("--combine treats every query as one sample; drop --map.")
+    if version is not None:
+        raise typer.BadParameter("--combine uses each library's latest version; drop --version.")
+    if not sample.strip():
+        raise typer.BadParameter("--combine needs a sample name.")
+    store = open_store()
+    who = signer(store, actor) if item else None
+    if item:
+        assert who is not None
+        check_can_record(store, item_id=item, kind=EventType.ANALYSE, actor=who.actor)
+    with _progress_bar("identifying") as bar:
+        task = bar.add_task("identify", total=None)
+        found = identify_sample(
+            store, files=query_files, libraries=libraries, sample=sample, rule=rule, analyst=who,
+            progress=lambda d, t: bar.update(task, completed=d, total=t),
+        )  # fmt: skip
+    results = found.event_results()
+    if item and who is not None:
+        recorded = record_identifications(store, plan={item: results}, signer=who)
+        for ev in recorded.events:
+            done(f"Recorded analyse (event {ev.id}) on {ev.chain}.")
+    if as_json:
+        for r in results:
+            sys.stdout.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+        return
+    for r in results:
+        _print_identification(r)
+    c = found.combined
+    out.print(
+        styled(
+            (f"sample {c.sample}", "bold"),
+            "  ",
+            (f"COMBINED {c.level.upper()}", _LEVEL_COLOUR.get(c.level, "red")),
+            f"  {c.statement}",
+        )
+    )
+    for conflict in c.conflicts:
+        out.print(styled(("  conflict:", "red"), f" {conflict}"))
 
 
 #: colour of each decision level's tag in `identify` output.
@@ -380,10 +574,14 @@ def _print_identification(analysis: SpeciesAnalysis) -> None:
         out.print(f"  identity {identity} %  coverage {coverage} %{gap}")
     for flag in r.flag_texts:
         out.print(styled(("  flag:", "yellow"), f" {flag}"))
+    if r.synonyms:
+        out.print(f"  also filed as: {', '.join(r.synonyms)}")
     for c in analysis.cites_listings:
         appendix = "not listed" if c.appendix == "not listed" else f"Appendix {c.appendix}"
         dated = f" (listing of {c.snapshot})" if c.snapshot else ""
         out.print(f"  CITES: {c.species}: {appendix}{dated}")
+    if r.error_rate is not None and r.level != "none":
+        out.print(f"  error rate: {r.error_rate.statement}")
     out.print(
         f"  library {r.library_name} v{r.library_version_number} {r.library_version[:23]}…  rule {r.rule.name}"
     )
