@@ -81,17 +81,24 @@ def import_reference(
     progress: ProgressFn | None = None,
 ) -> ReferenceImport:
     """Import reference files as the next version of library `name` (see `LibraryStore.import_version`)."""
+    from species_ref.errors import SpeciesRefError
     from species_ref.refimport import rejection_counts
 
-    version, result = reference_store(store).import_version(
-        name,
-        files,
-        fmt=fmt,
-        marker=marker,
-        note=note,
-        progress=progress,
-        max_ambiguous=max_ambiguous,
-    )
+    try:
+        version, result = reference_store(store).import_version(
+            name,
+            files,
+            fmt=fmt,
+            marker=marker,
+            note=note,
+            progress=progress,
+            max_ambiguous=max_ambiguous,
+        )
+    except MemoryError:
+        raise SpeciesRefError(
+            f"Library '{name}' is too large to import in this machine's memory; import it on a "
+            "machine with more memory or split it by marker. Nothing was imported."
+        ) from None
     return ReferenceImport(version, rejection_counts(result.rejected).most_common())
 
 
@@ -108,11 +115,19 @@ def prepare_reference(
     identification does not pay for it; later calls find the cache. Returns the
     ready search engine.
     """
+    from species_ref.errors import SpeciesRefError
     from species_ref.identify import Engine
 
     refs = reference_store(store)
     lib = refs.load(library, version)
-    return Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
+    try:
+        return Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
+    except MemoryError:
+        raise SpeciesRefError(
+            f"The search index of library '{lib.name}' version {lib.version} does not fit in this "
+            "machine's memory; the version is stored, but identify against it on a machine with "
+            "more memory or split the library by marker."
+        ) from None
 
 
 @dataclass(frozen=True)
