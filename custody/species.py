@@ -86,17 +86,24 @@ def import_reference(
 
     With `signer`, the importing actor signs the new version's manifest (`custody.libsign`).
     """
+    from species_ref.errors import SpeciesRefError
     from species_ref.refimport import rejection_counts
 
-    version, result = reference_store(store).import_version(
-        name,
-        files,
-        fmt=fmt,
-        marker=marker,
-        note=note,
-        progress=progress,
-        max_ambiguous=max_ambiguous,
-    )
+    try:
+        version, result = reference_store(store).import_version(
+            name,
+            files,
+            fmt=fmt,
+            marker=marker,
+            note=note,
+            progress=progress,
+            max_ambiguous=max_ambiguous,
+        )
+    except MemoryError:
+        raise SpeciesRefError(
+            f"Library '{name}' is too large to import in this machine's memory; import it on a "
+            "machine with more memory or split it by marker. Nothing was imported."
+        ) from None
     if signer is not None:
         from custody.libsign import sign_version
 
@@ -117,11 +124,19 @@ def prepare_reference(
     identification does not pay for it; later calls find the cache. Returns the
     ready search engine.
     """
+    from species_ref.errors import SpeciesRefError
     from species_ref.identify import Engine
 
     refs = reference_store(store)
     lib = refs.load(library, version)
-    return Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
+    try:
+        return Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
+    except MemoryError:
+        raise SpeciesRefError(
+            f"The search index of library '{lib.name}' version {lib.version} does not fit in this "
+            "machine's memory; the version is stored, but identify against it on a machine with "
+            "more memory or split the library by marker."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -143,18 +158,24 @@ def curate_reference(
     decisions: Path,
     version: int | None = None,
     note: str = "",
+    signer: Signer | None = None,
     progress: ProgressFn | None = None,
 ) -> ReferenceCuration:
     """Apply a reviewed decisions file to a library version as its next version, and index it.
 
     The file is read and checked first: a bad file is refused with one
-    sentence and nothing is written.
+    sentence and nothing is written. With `signer`, the curating actor signs the
+    new version's manifest, which lists every decision (`custody.libsign`).
     """
     from species_ref.curation import read_decisions
 
     checked = read_decisions(decisions)
     refs = reference_store(store)
     lib, result, created = refs.curate_version(name, checked, version=version, note=note)
+    if created and signer is not None:
+        from custody.libsign import sign_version
+
+        sign_version(store, name=lib.name, version=lib.version, signer=signer)
     prepare_reference(store, library=lib.name, version=lib.version, progress=progress)
     return ReferenceCuration(
         version=lib,

@@ -321,3 +321,21 @@ def test_shipped_refdata_decisions_are_complete() -> None:
     assert kinds == {"exclude", "synonym"}
     mobula = [d for d in decisions.decisions if d.accepted == "Mobula mobular"]
     assert mobula and mobula[0].names == ("Mobula japanica",)
+
+
+def test_out_of_memory_is_one_sentence(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from species_ref.library import LibraryStore as Store
+
+    def no_memory(*args: object, **kwargs: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(Store, "import_version", no_memory)
+    fasta = tmp_path / "refs.fasta"
+    fasta.write_text(
+        "".join(f">{r.seq_id}|{r.species}|{r.marker}\n{r.sequence}\n" for r in _records())
+    )
+    result = CliRunner().invoke(app, ["ref", "import", "big", str(fasta)])
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert "too large to import" in result.stderr and "Nothing was imported" in result.stderr

@@ -356,6 +356,12 @@ def ref_curate(
         None, min=1, max=MAX_INT, help="Version to curate (default: latest)."
     ),
     note: str = typer.Option("", help="A note stored with the new version."),
+    actor: str | None = typer.Option(
+        None,
+        "--as",
+        envvar="CUSTODY_ACTOR",
+        help="Curating actor: signs the new version's manifest, which lists the decisions.",
+    ),
 ) -> None:
     """Apply reviewed curation decisions to a library as its next version.
 
@@ -367,10 +373,11 @@ def ref_curate(
     from custody.species import curate_reference
 
     store = open_store()
+    who = signer(store, actor) if actor else None
     with _progress_bar(f"curating {name}") as bar:
         task = bar.add_task("curate", total=None)
         cur = curate_reference(
-            store, name=name, decisions=decisions, version=version, note=note,
+            store, name=name, decisions=decisions, version=version, note=note, signer=who,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
         )  # fmt: skip
     lib = cur.version
