@@ -79,6 +79,24 @@ def test_changing_any_event_column_is_found(busy: World, column: str) -> None:
     )
     report = verify(busy.store)
     assert not report.intact, column
+    # The finding says what happened, and names the changed event (its new id when the
+    # id itself was changed) or the store log.
+    wanted = EXPECTED_KINDS.get(column, {"altered"})
+    named = {target[0], _other_value(target[1]) if column == "id" else target[0]}
+    assert any(
+        f.kind in wanted and (f.event in named or f.subject == "store") for f in report.findings
+    ), (column, report.findings)
+
+
+# What changing each column of a transfer event is reported as ("altered" otherwise).
+EXPECTED_KINDS = {
+    "signatures": {"bad signature", "unknown key"},
+    "actor_key": {"altered", "unknown key"},
+    "id": {"missing", "inserted", "altered"},
+    "seq": {"altered", "missing", "inserted"},
+    "log_prev": {"inserted"},
+    "log_hash": {"altered", "inserted"},
+}
 
 
 ITEM_COLUMNS = [
