@@ -754,6 +754,13 @@ def read_trust_list(path: Path) -> list[TrustEntry]:
     return parse_trust_list(read_text(path, what="trust list"), name=str(path))
 
 
+def read_trust_lists(paths: Sequence[Path]) -> list[TrustEntry] | None:
+    """The entries of every trust list given (`--trust` may be repeated); None for none."""
+    if not paths:
+        return None
+    return [entry for path in paths for entry in read_trust_list(path)]
+
+
 def own_entry(session: Session) -> dict[str, Any] | None:
     """This store's trust entry as made when its root was created."""
     from custody.files import parse_json

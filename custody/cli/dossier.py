@@ -70,10 +70,10 @@ def dossier_build(
 def dossier_verify(
     pdf: Path = typer.Argument(..., help="Dossier PDF to check (offline; no store needed)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-    trust: Path | None = typer.Option(
-        None,
+    trust: list[Path] = typer.Option(
+        [],
         "--trust",
-        help="Trust list of agencies' roots (from 'custody trust export'): TRUSTED only when every signer chains to one; exit 0 only then.",
+        help="Trust list of agencies' roots (from 'custody trust export'): TRUSTED only when every signer chains to one; exit 0 only then; repeatable (the entries of every file are trusted).",
     ),
 ) -> None:
     """Check a dossier offline: bundle, every chain and signature, printed hash, PDF signature.
@@ -83,9 +83,9 @@ def dossier_verify(
     """
     from custody.dossier.build import verify_dossier
     from custody.files import require_regular
-    from custody.trust import read_trust_list
+    from custody.trust import read_trust_lists
 
-    entries = read_trust_list(trust) if trust is not None else None
+    entries = read_trust_lists(trust)
     check = verify_dossier(require_regular(pdf, what="dossier"), trust=entries)
     verdict = check.verdict
     if as_json:

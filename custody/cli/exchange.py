@@ -36,18 +36,18 @@ def bundle_create(
 @app.command("verify")
 def bundle_verify(
     bundle: Path = typer.Argument(..., help="Custody bundle file."),
-    trust: Path | None = typer.Option(
-        None,
+    trust: list[Path] = typer.Option(
+        [],
         "--trust",
-        help="Trust list of agencies' roots; without it, the roots this store trusts.",
+        help="Trust list of agencies' roots; without it, the roots this store trusts; repeatable (the entries of every file are trusted).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Check a custody bundle: TRUSTED, NOT TRUSTED (naming the signers) or NOT VALID; exit 0 only for TRUSTED."""
     from custody.exchange import verify_bundle_file
-    from custody.trust import read_trust_list
+    from custody.trust import read_trust_lists
 
-    entries = read_trust_list(trust) if trust is not None else None
+    entries = read_trust_lists(trust)
     check = verify_bundle_file(
         bundle, trust=entries, store=open_store() if entries is None else None
     )

@@ -19,10 +19,10 @@ def verify(
         "--trusted-keys",
         help="File of trusted key fingerprints, one per line (e.g. from 'custody actor list --fingerprints'); other signers are findings.",
     ),
-    trust: Path | None = typer.Option(
-        None,
+    trust: list[Path] = typer.Option(
+        [],
         "--trust",
-        help="Trust list kept outside the store (entries from 'custody trust export'): every signer must chain to one of its roots.",
+        help="Trust list kept outside the store (entries from 'custody trust export'): every signer must chain to one of its roots; repeatable (the entries of every file are trusted).",
     ),
     checkpoint: list[Path] = typer.Option(
         [],
@@ -33,7 +33,7 @@ def verify(
     """Verify custody chains and signatures (exit 0 intact, 1 with findings)."""
     from custody.checkpoints import read_checkpoint_file
     from custody.registrations import read_trusted_keys
-    from custody.trust import read_trust_list
+    from custody.trust import read_trust_lists
     from custody.verify import verify as run_verify
 
     if item and case:
@@ -41,7 +41,7 @@ def verify(
         raise typer.Exit(2)
     trusted = read_trusted_keys(trusted_keys) if trusted_keys is not None else None
     checkpoints = [read_checkpoint_file(path) for path in checkpoint]
-    entries = read_trust_list(trust) if trust is not None else None
+    entries = read_trust_lists(trust)
     report = run_verify(
         open_store(),
         item_id=item,
