@@ -24,30 +24,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from custody.errors import AlreadyExists, InvalidInput, NotFound
+from species_ref.files import os_reason  # one wording of OS errors for both packages
 
 MAX_JSON_DEPTH = 64
-
-_REASONS = {
-    errno.ENAMETOOLONG: "its name is too long",
-    errno.EISDIR: "it is a folder",
-    errno.ENOTDIR: "a part of its path is not a folder",
-    errno.EACCES: "permission is denied",
-    errno.EPERM: "the operation is not permitted",
-    errno.ENOENT: "it does not exist",
-    errno.ELOOP: "its path has too many symbolic links",
-    errno.ENOSPC: "the disk is full",
-    errno.EROFS: "the file system is read-only",
-    errno.EEXIST: "it exists already",
-    errno.EXDEV: "it is on another file system",
-}
-
-
-def os_reason(exc: OSError) -> str:
-    """A short lower-case reason for an OS error, without paths or errno numbers."""
-    if exc.errno in _REASONS:
-        return _REASONS[exc.errno]
-    text = (exc.strerror or exc.__class__.__name__).strip().rstrip(".")
-    return text[:1].lower() + text[1:]
 
 
 def require_regular(path: Path, *, what: str) -> Path:

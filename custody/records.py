@@ -523,28 +523,6 @@ def add_item(
     )[0]
 
 
-CSV_COLUMNS = (
-    "description",
-    "species",
-    "count",
-    "weight",
-    "unit",
-    "packaging",
-    "bag",
-    "seal",
-    "place",
-    "lat",
-    "lon",
-    "seized_at",
-    "ring",
-    "microchip",
-    "cites_permit",
-    "other_ids",
-    "photos",
-    "parent",
-)
-
-
 def parse_bag(text: str, *, where: str = "") -> tuple[int | None, int | None]:
     text = text.strip()
     if not text:
@@ -580,7 +558,7 @@ def import_items(
     signer: Signer,
     allow_duplicate_seal: bool = False,
 ) -> list[Item]:
-    """Import items from CSV (header row; see CSV_COLUMNS, in any case; `,` or `;`).
+    """Import items from CSV (header row; see `custody.itemcsv.CSV_COLUMNS`, in any case; `,` or `;`).
 
     Every bad row is reported at once; all rows or none (see `custody.itemcsv`).
     """
