@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, cast
 
@@ -81,6 +81,15 @@ class EntityLink(TypedDict):
     relation: str  # one of RELATIONS
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """When, by whom and why an entity's personal data was erased (its signed event)."""
+
+    at: str
+    by: str  # actor handle
+    reason: str
+
+
 @dataclass
 class Entity:
     """A case entity as its events describe it (no personal data)."""
@@ -95,6 +104,7 @@ class Entity:
     links: list[EntityLink] = field(default_factory=list)
     added_at: str = ""
     source: str = ""  # provenance, e.g. a SMART patrol and waypoint
+    erasure: Erasure | None = None  # the erasure of its personal data, while it stands
 
     @property
     def label(self) -> str:
@@ -161,44 +171,54 @@ def _check_nominal(kind: str, nominal: Mapping[str, str | None]) -> dict[str, st
 
 
 def replay_entities(events: Sequence[Event]) -> dict[str, Entity]:
-    """Entities of one case from its case-chain events, in chain order."""
+    """Entities of one case from its case-chain events (stored rows), in chain order."""
+    return _replay((ev.type, json.loads(ev.data), ev.case_no, ev.at, ev.actor) for ev in events)
+
+
+def replay_entity_records(events: Iterable[EventRecord]) -> dict[str, Entity]:
+    """Entities of one case from its typed event records (a dossier's case file), in order."""
+    return _replay((ev.type, ev.data, ev.case_no, ev.at, ev.actor) for ev in events)
+
+
+def _replay(events: Iterable[tuple[str, Mapping[str, Any], str, str, str]]) -> dict[str, Entity]:
     out: dict[str, Entity] = {}
-    for ev in events:
-        if ev.type not in ENTITY_EVENTS:
+    for kind, data, case_no, at, actor in events:
+        if kind not in ENTITY_EVENTS:
             continue
-        data = json.loads(ev.data)
-        if ev.type == "entity-add":
+        if kind == "entity-add":
             spec = data["entity"]
             out[spec["id"]] = Entity(
                 id=spec["id"],
-                case_no=ev.case_no,
+                case_no=case_no,
                 kind=spec["kind"],
                 category=spec["category"],
                 attributes=dict(spec.get("attributes", {})),
                 commitment=data.get("nominal"),
                 links=[cast(EntityLink, dict(link)) for link in data.get("links", [])],
-                added_at=ev.at,
+                added_at=at,
                 source=str(spec.get("source", "")),
             )
             continue
         entity = out.get(data.get("entity", ""))
         if entity is None:
             continue
-        if ev.type == "entity-update":
+        if kind == "entity-update":
             entity.category = data.get("category", entity.category)
             entity.attributes.update(data.get("attributes", {}))
             entity.attributes = {k: v for k, v in entity.attributes.items() if v}
             if "nominal" in data:
                 entity.commitment = data["nominal"]
                 entity.erased = False
-        elif ev.type == "entity-link":
+                entity.erasure = None
+        elif kind == "entity-link":
             link = EntityLink(item=data["item"], relation=data["relation"])
             if data.get("removed"):
                 entity.links = [x for x in entity.links if x != link]
             elif link not in entity.links:
                 entity.links.append(link)
-        elif ev.type == "nominal-erase":
+        elif kind == "nominal-erase":
             entity.erased = True
+            entity.erasure = Erasure(at=at, by=actor, reason=str(data.get("reason", "")))
     return out
 
 
@@ -554,6 +574,29 @@ def case_nominal(store: Store, case_no: str) -> dict[str, dict[str, str]]:
             if data:
                 out[entity.id] = data
     return out
+
+
+def checked_nominal(
+    store: Store, entities: Iterable[Entity]
+) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Personal data of `entities`, each checked against its signed commitment.
+
+    Returns the data by entity ID (entities with none or erased are absent) and, for
+    data missing or changed outside custody, a sentence by entity ID instead: a reader
+    that prints personal data never prints data the signed record does not vouch for.
+    """
+    data: dict[str, dict[str, str]] = {}
+    problems: dict[str, str] = {}
+    with store.read() as session:
+        for entity in entities:
+            try:
+                found = _read_nominal_row(session, entity)
+            except NominalMismatch as exc:
+                problems[entity.id] = str(exc)
+                continue
+            if found:
+                data[entity.id] = found
+    return data, problems
 
 
 def nominal_findings(store: Store, events: Sequence[EventRecord]) -> list[Finding]:
