@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, cast
 
@@ -170,56 +170,92 @@ def _check_nominal(kind: str, nominal: Mapping[str, str | None]) -> dict[str, st
     return out
 
 
-def replay_entities(events: Sequence[Event]) -> dict[str, Entity]:
-    """Entities of one case from its case-chain events (stored rows), in chain order."""
-    return _replay((ev.type, json.loads(ev.data), ev.case_no, ev.at, ev.actor) for ev in events)
+def replay_entities(events: Sequence[Event], *, skip_malformed: bool = False) -> dict[str, Entity]:
+    """Entities of one case from its case-chain events (stored rows), in chain order.
+
+    `skip_malformed` passes over an event body altered out of shape (verification's
+    own findings report it) instead of raising.
+    """
+    parse: Callable[[str], Any] = _parsed if skip_malformed else json.loads
+    return _replay(
+        ((ev.type, parse(ev.data), ev.case_no, ev.at, ev.actor) for ev in events),
+        skip_malformed=skip_malformed,
+    )
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def replay_entity_records(events: Iterable[EventRecord]) -> dict[str, Entity]:
-    """Entities of one case from its typed event records (a dossier's case file), in order."""
-    return _replay((ev.type, ev.data, ev.case_no, ev.at, ev.actor) for ev in events)
+    """Entities of one case from its typed event records (a dossier's case file), in order.
+
+    An event body that is not an entity event's shape (altered outside custody, which
+    verification reports) is passed over, so a dossier built with findings still renders.
+    """
+    return _replay(
+        ((ev.type, ev.data, ev.case_no, ev.at, ev.actor) for ev in events), skip_malformed=True
+    )
 
 
-def _replay(events: Iterable[tuple[str, Mapping[str, Any], str, str, str]]) -> dict[str, Entity]:
+def _replay(
+    events: Iterable[tuple[str, Mapping[str, Any], str, str, str]],
+    *,
+    skip_malformed: bool = False,
+) -> dict[str, Entity]:
     out: dict[str, Entity] = {}
     for kind, data, case_no, at, actor in events:
         if kind not in ENTITY_EVENTS:
             continue
-        if kind == "entity-add":
-            spec = data["entity"]
-            out[spec["id"]] = Entity(
-                id=spec["id"],
-                case_no=case_no,
-                kind=spec["kind"],
-                category=spec["category"],
-                attributes=dict(spec.get("attributes", {})),
-                commitment=data.get("nominal"),
-                links=[cast(EntityLink, dict(link)) for link in data.get("links", [])],
-                added_at=at,
-                source=str(spec.get("source", "")),
-            )
-            continue
-        entity = out.get(data.get("entity", ""))
-        if entity is None:
-            continue
-        if kind == "entity-update":
-            entity.category = data.get("category", entity.category)
-            entity.attributes.update(data.get("attributes", {}))
-            entity.attributes = {k: v for k, v in entity.attributes.items() if v}
-            if "nominal" in data:
-                entity.commitment = data["nominal"]
-                entity.erased = False
-                entity.erasure = None
-        elif kind == "entity-link":
-            link = EntityLink(item=data["item"], relation=data["relation"])
-            if data.get("removed"):
-                entity.links = [x for x in entity.links if x != link]
-            elif link not in entity.links:
-                entity.links.append(link)
-        elif kind == "nominal-erase":
-            entity.erased = True
-            entity.erasure = Erasure(at=at, by=actor, reason=str(data.get("reason", "")))
+        try:
+            _apply(out, kind=kind, data=data, case_no=case_no, at=at, actor=actor)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            if not skip_malformed:
+                raise
     return out
+
+
+def _apply(
+    out: dict[str, Entity], *, kind: str, data: Mapping[str, Any], case_no: str, at: str, actor: str
+) -> None:
+    """Apply one entity event to the entities replayed so far."""
+    if kind == "entity-add":
+        spec = data["entity"]
+        out[spec["id"]] = Entity(
+            id=spec["id"],
+            case_no=case_no,
+            kind=spec["kind"],
+            category=spec["category"],
+            attributes=dict(spec.get("attributes", {})),
+            commitment=data.get("nominal"),
+            links=[cast(EntityLink, dict(link)) for link in data.get("links", [])],
+            added_at=at,
+            source=str(spec.get("source", "")),
+        )
+        return
+    entity = out.get(data.get("entity", ""))
+    if entity is None:
+        return
+    if kind == "entity-update":
+        entity.category = data.get("category", entity.category)
+        entity.attributes.update(data.get("attributes", {}))
+        entity.attributes = {k: v for k, v in entity.attributes.items() if v}
+        if "nominal" in data:
+            entity.commitment = data["nominal"]
+            entity.erased = False
+            entity.erasure = None
+    elif kind == "entity-link":
+        link = EntityLink(item=data["item"], relation=data["relation"])
+        if data.get("removed"):
+            entity.links = [x for x in entity.links if x != link]
+        elif link not in entity.links:
+            entity.links.append(link)
+    elif kind == "nominal-erase":
+        entity.erased = True
+        entity.erasure = Erasure(at=at, by=actor, reason=str(data.get("reason", "")))
 
 
 def read_entities(session: Session, case_no: str) -> dict[str, Entity]:
@@ -619,7 +655,9 @@ def nominal_findings(store: Store, events: Sequence[EventRecord]) -> list[Findin
             ).all()
         }
         for case_no in cases:
-            entities = read_entities(session, case_no)
+            entities = replay_entities(
+                case_events(session, case_no, ENTITY_EVENTS), skip_malformed=True
+            )
             chain = f"case:{case_no}"
             for entity in entities.values():
                 row = stored.pop(entity.id, None)

@@ -227,3 +227,23 @@ def test_case_without_entities_has_no_entity_section(world: World, tmp_path: Pat
     out = tmp_path / "dossier.pdf"
     build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
     assert "Persons, organisations" not in _pages(out)
+
+
+def test_an_entity_event_altered_outside_custody_still_builds_with_findings(
+    world: World, tmp_path: Path
+) -> None:
+    _case(world)
+    con = sqlite3.connect(world.db_path)
+    con.execute(
+        "UPDATE events SET data = ? WHERE type = 'entity-add' AND data LIKE '%organisation%'",
+        ('{"entity":"broken"}',),
+    )
+    con.commit()
+    con.close()
+    out = tmp_path / "dossier.pdf"
+    result = build_dossier(
+        world.store, case_no=CASE, out=out, signer=world.prosecutor, allow_findings=True
+    )
+    assert any(f.kind == "altered" for f in result.findings)
+    flat = re.sub(r"\s+", " ", _pages(out))
+    assert "person, suspect" in flat and "organisation, company" not in flat

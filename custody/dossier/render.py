@@ -25,6 +25,9 @@ Invariants:
   agree. CITES listings are shown, dated, only for the species called or tied.
 - Error rates and limitations are printed once per library version, in words
   true for it (validated or not); rule settings and alignments go to Appendix B.
+- Case entities are listed with their signed facts and item links; their personal
+  data is drawn only when the content carries it (`personal_data`), and otherwise a
+  line counts the entities that hold some. It is never part of the bundle.
 """
 
 from __future__ import annotations
