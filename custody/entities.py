@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, cast
 
@@ -81,6 +81,15 @@ class EntityLink(TypedDict):
     relation: str  # one of RELATIONS
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """When, by whom and why an entity's personal data was erased (its signed event)."""
+
+    at: str
+    by: str  # actor handle
+    reason: str
+
+
 @dataclass
 class Entity:
     """A case entity as its events describe it (no personal data)."""
@@ -95,6 +104,7 @@ class Entity:
     links: list[EntityLink] = field(default_factory=list)
     added_at: str = ""
     source: str = ""  # provenance, e.g. a SMART patrol and waypoint
+    erasure: Erasure | None = None  # the erasure of its personal data, while it stands
 
     @property
     def label(self) -> str:
@@ -160,46 +170,92 @@ def _check_nominal(kind: str, nominal: Mapping[str, str | None]) -> dict[str, st
     return out
 
 
-def replay_entities(events: Sequence[Event]) -> dict[str, Entity]:
-    """Entities of one case from its case-chain events, in chain order."""
+def replay_entities(events: Sequence[Event], *, skip_malformed: bool = False) -> dict[str, Entity]:
+    """Entities of one case from its case-chain events (stored rows), in chain order.
+
+    `skip_malformed` passes over an event body altered out of shape (verification's
+    own findings report it) instead of raising.
+    """
+    parse: Callable[[str], Any] = _parsed if skip_malformed else json.loads
+    return _replay(
+        ((ev.type, parse(ev.data), ev.case_no, ev.at, ev.actor) for ev in events),
+        skip_malformed=skip_malformed,
+    )
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def replay_entity_records(events: Iterable[EventRecord]) -> dict[str, Entity]:
+    """Entities of one case from its typed event records (a dossier's case file), in order.
+
+    An event body that is not an entity event's shape (altered outside custody, which
+    verification reports) is passed over, so a dossier built with findings still renders.
+    """
+    return _replay(
+        ((ev.type, ev.data, ev.case_no, ev.at, ev.actor) for ev in events), skip_malformed=True
+    )
+
+
+def _replay(
+    events: Iterable[tuple[str, Mapping[str, Any], str, str, str]],
+    *,
+    skip_malformed: bool = False,
+) -> dict[str, Entity]:
     out: dict[str, Entity] = {}
-    for ev in events:
-        if ev.type not in ENTITY_EVENTS:
+    for kind, data, case_no, at, actor in events:
+        if kind not in ENTITY_EVENTS:
             continue
-        data = json.loads(ev.data)
-        if ev.type == "entity-add":
-            spec = data["entity"]
-            out[spec["id"]] = Entity(
-                id=spec["id"],
-                case_no=ev.case_no,
-                kind=spec["kind"],
-                category=spec["category"],
-                attributes=dict(spec.get("attributes", {})),
-                commitment=data.get("nominal"),
-                links=[cast(EntityLink, dict(link)) for link in data.get("links", [])],
-                added_at=ev.at,
-                source=str(spec.get("source", "")),
-            )
-            continue
-        entity = out.get(data.get("entity", ""))
-        if entity is None:
-            continue
-        if ev.type == "entity-update":
-            entity.category = data.get("category", entity.category)
-            entity.attributes.update(data.get("attributes", {}))
-            entity.attributes = {k: v for k, v in entity.attributes.items() if v}
-            if "nominal" in data:
-                entity.commitment = data["nominal"]
-                entity.erased = False
-        elif ev.type == "entity-link":
-            link = EntityLink(item=data["item"], relation=data["relation"])
-            if data.get("removed"):
-                entity.links = [x for x in entity.links if x != link]
-            elif link not in entity.links:
-                entity.links.append(link)
-        elif ev.type == "nominal-erase":
-            entity.erased = True
+        try:
+            _apply(out, kind=kind, data=data, case_no=case_no, at=at, actor=actor)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            if not skip_malformed:
+                raise
     return out
+
+
+def _apply(
+    out: dict[str, Entity], *, kind: str, data: Mapping[str, Any], case_no: str, at: str, actor: str
+) -> None:
+    """Apply one entity event to the entities replayed so far."""
+    if kind == "entity-add":
+        spec = data["entity"]
+        out[spec["id"]] = Entity(
+            id=spec["id"],
+            case_no=case_no,
+            kind=spec["kind"],
+            category=spec["category"],
+            attributes=dict(spec.get("attributes", {})),
+            commitment=data.get("nominal"),
+            links=[cast(EntityLink, dict(link)) for link in data.get("links", [])],
+            added_at=at,
+            source=str(spec.get("source", "")),
+        )
+        return
+    entity = out.get(data.get("entity", ""))
+    if entity is None:
+        return
+    if kind == "entity-update":
+        entity.category = data.get("category", entity.category)
+        entity.attributes.update(data.get("attributes", {}))
+        entity.attributes = {k: v for k, v in entity.attributes.items() if v}
+        if "nominal" in data:
+            entity.commitment = data["nominal"]
+            entity.erased = False
+            entity.erasure = None
+    elif kind == "entity-link":
+        link = EntityLink(item=data["item"], relation=data["relation"])
+        if data.get("removed"):
+            entity.links = [x for x in entity.links if x != link]
+        elif link not in entity.links:
+            entity.links.append(link)
+    elif kind == "nominal-erase":
+        entity.erased = True
+        entity.erasure = Erasure(at=at, by=actor, reason=str(data.get("reason", "")))
 
 
 def read_entities(session: Session, case_no: str) -> dict[str, Entity]:
@@ -556,6 +612,29 @@ def case_nominal(store: Store, case_no: str) -> dict[str, dict[str, str]]:
     return out
 
 
+def checked_nominal(
+    store: Store, entities: Iterable[Entity]
+) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """Personal data of `entities`, each checked against its signed commitment.
+
+    Returns the data by entity ID (entities with none or erased are absent) and, for
+    data missing or changed outside custody, a sentence by entity ID instead: a reader
+    that prints personal data never prints data the signed record does not vouch for.
+    """
+    data: dict[str, dict[str, str]] = {}
+    problems: dict[str, str] = {}
+    with store.read() as session:
+        for entity in entities:
+            try:
+                found = _read_nominal_row(session, entity)
+            except NominalMismatch as exc:
+                problems[entity.id] = str(exc)
+                continue
+            if found:
+                data[entity.id] = found
+    return data, problems
+
+
 def nominal_findings(store: Store, events: Sequence[EventRecord]) -> list[Finding]:
     """Verification of the personal data of the cases whose chains are in `events`.
 
@@ -576,7 +655,9 @@ def nominal_findings(store: Store, events: Sequence[EventRecord]) -> list[Findin
             ).all()
         }
         for case_no in cases:
-            entities = read_entities(session, case_no)
+            entities = replay_entities(
+                case_events(session, case_no, ENTITY_EVENTS), skip_malformed=True
+            )
             chain = f"case:{case_no}"
             for entity in entities.values():
                 row = stored.pop(entity.id, None)

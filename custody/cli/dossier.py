@@ -32,6 +32,11 @@ def dossier_build(
         "--force",
         help="Replace an existing file at the output path that is not an issued dossier (issued dossiers are never replaced).",
     ),
+    personal_data: bool = typer.Option(
+        False,
+        "--personal-data",
+        help="Print the case entities' personal data (names, dates of birth, ID and passport numbers, phones, addresses) in the pages; never in the embedded bundle. Left out by default.",
+    ),
     actor: str | None = AS,
 ) -> None:
     """Verify the case, then write and sign its evidence dossier; records the issue in the case."""
@@ -47,6 +52,7 @@ def dossier_build(
         reason=reason,
         allow_findings=allow_findings,
         force=force,
+        personal_data=personal_data,
         progress=lambda m: err.print(styled((m, "dim"))),
     )
     for f in result.findings:

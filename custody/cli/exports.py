@@ -81,6 +81,11 @@ def export_i2(
     no_nominal: bool = typer.Option(
         False, "--no-nominal", help="Leave personal data out (entities show their IDs)."
     ),
+    writer: str = typer.Option(
+        "auto",
+        "--writer",
+        help="ANX writer: auto (anxwritter when installed, from the 'i2' extra; else custody's own), anxwritter or custody.",
+    ),
     at: str | None = AT,
     actor: str | None = AS,
 ) -> None:
@@ -95,6 +100,7 @@ def export_i2(
         signer=signer(store, actor),
         fmt=fmt,
         nominal=not no_nominal,
+        writer=None if writer == "auto" else writer,
         at=at,
     )
     _said(result, f"the i2 chart of {case}")

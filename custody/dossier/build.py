@@ -14,6 +14,8 @@ Invariants:
   what the dossier says (the difference is a finding).
 - The output path is checked before any work, and nothing is recorded unless
   the signed PDF is in place.
+- Personal data of case entities is printed only when asked for, and only on
+  the pages: the bundle and the events hold the salted commitments alone.
 - `verify_dossier` needs only the PDF: no store, no network; it never raises on
   a damaged or hostile file, and keeps pypdf's own log lines and warnings quiet.
 """
@@ -49,7 +51,7 @@ from custody.dossier.case import (
     ReportDetails,
     collect_case,
 )
-from custody.dossier.render import DossierContent, ItemEntry, render_dossier
+from custody.dossier.render import DossierContent, EntityEntry, ItemEntry, render_dossier
 from custody.errors import CustodyError, InvalidInput
 from custody.events import Draft, Signer, Writer, check_permission, event_time
 from custody.findings import Finding, VerifyReport
@@ -89,8 +91,10 @@ def prepare_content(
     report: ReportDetails,
     verification: VerifyReport,
     bundle_hash: str,
+    personal_data: bool = False,
 ) -> DossierContent:
-    """What the renderer shows: items in number order with their chains, state and analyses."""
+    """What the renderer shows: items in number order with their chains, state and analyses,
+    and the case entities (with their checked personal data only when `personal_data`)."""
     chains: dict[str, list[EventRecord]] = {}
     for ev in case.events:
         chains.setdefault(ev.chain, []).append(ev)
@@ -132,6 +136,26 @@ def prepare_content(
         qr_text=f"{QR_PREFIX} {report.report_id} {bundle_hash}",
         photo_path=photo_path,
         event_problems=problems,
+        entities=_entity_entries(store, case, personal_data=personal_data),
+        personal_data=personal_data,
+    )
+
+
+def _entity_entries(
+    store: Store, case: CaseFile, *, personal_data: bool
+) -> tuple[EntityEntry, ...]:
+    """The case entities; their personal data is read (and checked against the signed
+    commitments) only when it is to be printed. It goes to the renderer alone: the
+    bundle is encoded from the case file, which holds commitments only."""
+    entities = case.entities
+    if not personal_data:
+        return tuple(EntityEntry(entity=e) for e in entities)
+    from custody.entities import checked_nominal
+
+    data, problems = checked_nominal(store, entities)
+    return tuple(
+        EntityEntry(entity=e, nominal=data.get(e.id), problem=problems.get(e.id, ""))
+        for e in entities
     )
 
 
@@ -308,12 +332,15 @@ def build_dossier(
     reason: str = "",
     allow_findings: bool = False,
     force: bool = False,
+    personal_data: bool = False,
     progress: Progress | None = None,
 ) -> DossierResult:
     """Verify, render, embed, sign and record a dossier for `case_no`.
 
     `reason` says what changed and why; it is required for an amendment (when
     the case already has a dossier) and refused for the original issue.
+    `personal_data` prints the case entities' personal data in the PDF's pages (never
+    in its bundle); the issue event records that it did, as a disclosure.
     """
     say = progress or (lambda _m: None)
     check_permission(signer.actor, EventType.DOSSIER_ISSUE)
@@ -333,7 +360,12 @@ def build_dossier(
     data, bundle_hash = encode_bundle(bundle)
     say("rendering the PDF")
     content = prepare_content(
-        store, case, report=report, verification=verification, bundle_hash=bundle_hash
+        store,
+        case,
+        report=report,
+        verification=verification,
+        bundle_hash=bundle_hash,
+        personal_data=personal_data,
     )
     staged = out.with_name(f".{out.name[:60]}.{uuid.uuid4().hex[:8]}.staged.pdf")
     try:
@@ -350,6 +382,7 @@ def build_dossier(
             reason=reason,
             last_event=case.last_event,
             findings=len(verification.findings),
+            personal_data=personal_data,
         )
         # The issue is recorded and the file placed in one transaction: the record
         # commits only once the file stands under its name, and the file is removed

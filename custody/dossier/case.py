@@ -2,8 +2,9 @@
 
 `collect_case` returns a `CaseFile`: the case row, its item rows, every event of
 the case as an `EventRecord` (its JSON parsed once, here), the actors and
-agencies involved, the attachment manifest, the species identifications and
-the dossiers already issued. Building, the bundle and rendering read only it.
+agencies involved, the attachment manifest, the species identifications, the
+case entities (replayed from their events; never their personal data) and the
+dossiers already issued. Building, the bundle and rendering read only it.
 
 Invariants:
 - The records hold the stored values unchanged, and `columns()` gives each back
@@ -27,6 +28,7 @@ from sqlalchemy import text
 
 from custody.analysis import Analysis, species_identifications
 from custody.domain import EVENT_COLUMNS, GENESIS_TYPES, EventRecord, EventType
+from custody.entities import Entity, replay_entity_records
 from custody.errors import NotFound
 from custody.store import Store
 
@@ -205,6 +207,7 @@ class IssuedDossier:
     reason: str = ""
     last_event: int = 0  # the newest event the dossier's bundle holds
     findings: int = 0
+    personal_data: bool = False  # printed the case entities' personal data (a disclosure)
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> IssuedDossier:
@@ -212,8 +215,12 @@ class IssuedDossier:
         return cls(**{**known, "report_id": str(data.get("report_id"))})
 
     def to_data(self) -> dict[str, Any]:
-        """The `dossier-issue` event's data."""
-        return _columns(self)
+        """The `dossier-issue` event's data; `personal_data` only when it was printed, so
+        the event of a dossier without it keeps the shape it has always had."""
+        data = _columns(self)
+        if not self.personal_data:
+            del data["personal_data"]
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +271,13 @@ class CaseFile:
     @property
     def last_event(self) -> int:
         return max((e.id for e in self.events), default=0)
+
+    @property
+    def entities(self) -> tuple[Entity, ...]:
+        """The case's persons, organisations, conveyances and shipments as its signed
+        events describe them (no personal data: only commitments to it)."""
+        case_chain = (e for e in self.events if e.chain == f"case:{self.case.case_no}")
+        return tuple(replay_entity_records(case_chain).values())
 
 
 def signed_items(events: Iterable[EventRecord]) -> dict[str, ItemRecord]:

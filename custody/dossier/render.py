@@ -25,6 +25,9 @@ Invariants:
   agree. CITES listings are shown, dated, only for the species called or tied.
 - Error rates and limitations are printed once per library version, in words
   true for it (validated or not); rule settings and alignments go to Appendix B.
+- Case entities are listed with their signed facts and item links; their personal
+  data is drawn only when the content carries it (`personal_data`), and otherwise a
+  line counts the entities that hold some. It is never part of the bundle.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from custody.dossier.case import (
     ReportDetails,
 )
 from custody.dossier.fasttable import Cell, FastTable
+from custody.entities import KINDS, NOMINAL_FIELDS, Entity
 from labels.fonts import draw_string, markup
 
 if TYPE_CHECKING:
@@ -175,6 +179,20 @@ class ItemEntry:
 
 
 @dataclass(frozen=True)
+class EntityEntry:
+    """A case entity as the dossier shows it: its signed facts, and its personal data
+    only when the dossier is built to print it (never in the embedded bundle)."""
+
+    entity: Entity
+    nominal: Mapping[str, str] | None = None  # checked against its commitment; None = not shown
+    problem: str = ""  # why held personal data cannot be printed (it fails its commitment)
+
+    @property
+    def holds_personal_data(self) -> bool:
+        return self.entity.commitment is not None and not self.entity.erased
+
+
+@dataclass(frozen=True)
 class DossierContent:
     report: ReportDetails
     agency: AgencyRecord | None
@@ -187,6 +205,8 @@ class DossierContent:
     qr_text: str
     photo_path: Callable[[str], Path | None] = lambda sha: None
     event_problems: Mapping[int, list[str]] = field(default_factory=dict)  # event -> kinds
+    entities: tuple[EntityEntry, ...] = ()  # persons, organisations, conveyances, shipments
+    personal_data: bool = False  # built to print the entities' personal data
 
     @property
     def findings(self) -> list[Finding]:
@@ -468,6 +488,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
     tree = _ItemTree(evidence)
     libraries = _libraries(evidence)
     sections = len(evidence) + (1 if libraries else 0) + 2  # summary ... sign-off
+    sections += 1 if content.entities else 0
     appendices = 2 if any(e.analyses for e in evidence) else 1
     story = [
         *_front_matter(content),
@@ -477,6 +498,9 @@ def render_dossier(content: DossierContent, out: Path) -> int:
     for number, entry in enumerate(evidence, start=1):
         story.extend(_item_section(content, entry, number=number, tree=tree))
     number = len(evidence) + 2
+    if content.entities:
+        story.extend(_entity_section(content, number=number))
+        number += 1
     if libraries:
         story.extend(_library_section(libraries, number=number))
         number += 1
@@ -550,6 +574,7 @@ def _front_table(content: DossierContent) -> Flowable:
             ("Prepared for", report.prepared_for),
             ("Issued by", _actor(content, report.issued_by)),
             ("Where the work was done", "; ".join(report.places)),
+            ("Personal data", _personal_data_note(content)),
             ("Evidence bundle SHA-256", (content.bundle_hash, "mono")),
         ],
         width=CONTENT_W - 42 * mm,
@@ -560,6 +585,16 @@ def _front_table(content: DossierContent) -> Flowable:
         TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)])
     )
     return box
+
+
+def _personal_data_note(content: DossierContent) -> str:
+    """Whether the entities' personal data is printed (empty when no entity holds any)."""
+    holding = sum(1 for e in content.entities if e.holds_personal_data)
+    if not holding:
+        return ""
+    if content.personal_data:
+        return f"printed for {holding} entities (see the section on persons)"
+    return f"left out ({holding} entities hold some)"
 
 
 def _findings_table(findings: Sequence[Finding]) -> Flowable:
@@ -1808,6 +1843,122 @@ def _sequence_block(sequence: str) -> Flowable:
     """The sequence in numbered lines of 60 bases, monospaced."""
     lines = [f"{i + 1:>5} {sequence[i : i + 60]}" for i in range(0, len(sequence), 60)]
     return FastTable([[("\n".join(lines), "mono")]], [CONTENT_W])
+
+
+# Case entities
+
+
+NOMINAL_LABELS = {
+    "name": "name",
+    "dob": "date of birth",
+    "age": "age",
+    "id_number": "ID number",
+    "passport": "passport",
+    "phone": "phone",
+    "email": "e-mail",
+    "address": "address",
+    "place_of_origin": "place of origin",
+    "registration": "registration number",
+    "identifier": "identifier",
+    "owner": "owner",
+    "number": "number",
+    "consignor": "consignor",
+    "consignee": "consignee",
+}
+PERSONAL_DATA_WORDS = "names, dates of birth, ID and passport numbers, phones, addresses"
+
+
+def _entity_order(entry: EntityEntry) -> tuple[int, int, str]:
+    e = entry.entity
+    kind = list(KINDS).index(e.kind) if e.kind in KINDS else len(KINDS)
+    number = e.label[1:]
+    return kind, int(number) if number.isdigit() else 0, e.label
+
+
+def _entity_section(content: DossierContent, *, number: int) -> list[Flowable]:
+    entries = sorted(content.entities, key=_entity_order)
+    holding = [e for e in entries if e.holds_personal_data]
+    out: list[Flowable] = [
+        CondPageBreak(60 * mm),
+        heading(f"{number}. Persons, organisations, conveyances and shipments", 0, "entities"),
+        P(
+            "The case's entities and their links to items as their signed events record them. "
+            "Persons are categorised as the EU Law Enforcement Directive (Art. 6) asks: "
+            "suspect, convicted, victim, witness, other. Personal data is kept apart from the "
+            "signed record: each event carries only a salted commitment to it, so it can be "
+            "corrected, or erased at the end of its retention period, without breaking "
+            "verification. The embedded evidence bundle holds the commitments, never the data.",
+            "small",
+        ),
+    ]
+    if content.personal_data:
+        out.append(
+            P(
+                f"Personal data printed: this dossier was issued with personal data and shows "
+                f"it for {len(holding)} of {len(entries)} entities, each checked against its "
+                "signed commitment. Restrict its circulation to those entitled to that data.",
+                "alert",
+            )
+        )
+    elif holding:
+        out.append(
+            P(
+                f"Personal data left out: {len(holding)} of {len(entries)} entities hold "
+                f"personal data ({PERSONAL_DATA_WORDS}); this dossier was issued without it. "
+                "A dossier built with 'custody dossier build --personal-data' prints it.",
+                "body",
+            )
+        )
+    else:
+        out.append(P("No entity of this case holds personal data.", "body"))
+    out.append(Spacer(1, 2 * mm))
+    out.append(
+        table(
+            [
+                "entity, recorded (UTC)",
+                "kind and category",
+                "facts",
+                "linked items",
+                "personal data",
+            ],
+            [_entity_row(content, entry) for entry in entries],
+            [15, 15, 16, 22, 32],
+        )
+    )
+    return out
+
+
+def _entity_row(content: DossierContent, entry: EntityEntry) -> list[CellValue]:
+    e = entry.entity
+    facts = [f"{name}: {value}" for name, value in sorted(e.attributes.items())]
+    if e.source:
+        facts.append(f"source: {e.source}")
+    links = [f"{link['item']} ({link['relation']})" for link in e.links]
+    return [
+        f"{e.label}\n{_short_time(e.added_at)[:16]}",
+        f"{e.kind}, {e.category}",
+        "\n".join(facts) or "none recorded",
+        "\n".join(links) or "none",
+        _personal_cell(content, entry),
+    ]
+
+
+def _personal_cell(content: DossierContent, entry: EntityEntry) -> CellValue:
+    e = entry.entity
+    if e.erasure is not None:
+        why = f": {e.erasure.reason}" if e.erasure.reason else ""
+        return f"erased on {_short_time(e.erasure.at)[:10]} by {_actor(content, e.erasure.by)}{why}"
+    if e.erased:
+        return "erased"
+    if not entry.holds_personal_data:
+        return "none recorded"
+    if not content.personal_data:
+        return "held; left out of this dossier"
+    if entry.problem or entry.nominal is None:
+        return ("not printed: it does not match its signed commitment", "alert")
+    order = [*NOMINAL_FIELDS.get(e.kind, ()), *sorted(entry.nominal)]
+    names = dict.fromkeys(n for n in order if n in entry.nominal)
+    return "\n".join(f"{NOMINAL_LABELS.get(n, n)}: {entry.nominal[n]}" for n in names)
 
 
 # Sign-off and integrity appendix

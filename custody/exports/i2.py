@@ -12,8 +12,14 @@ reference (`<case> event <id> <hash>`).
 Invariants: the chart is built only from signed events, item rows and
 personal data checked against its commitment; personal data is in it unless
 `nominal=False` (then persons show their entity IDs only). The ANX file is
-UTF-16 with a byte-order mark, as Analyst's Notebook writes it. Built with the
-standard library's ElementTree; text values are escaped by it.
+UTF-16 with a byte-order mark, as Analyst's Notebook writes it.
+
+Two writers turn the same `Chart` into ANX: `anxwritter` (the optional extra
+`custody[i2]`, pinned to one minor version because it changes its API between
+minor versions before 2.0; it also lays the chart out), used when it is
+installed, else our own (`anx_bytes`, the standard library's ElementTree; text
+values are escaped by it). Both give the same entities, types, labels,
+attributes and links; the export event names the writer used.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from sqlmodel import select
 
 from custody.domain import EventType
 from custody.entities import Entity, _read_nominal_row
-from custody.errors import InvalidInput, NotFound
+from custody.errors import CustodyError, InvalidInput, NotFound
 from custody.events import Signer, Writer, check_permission, event_time
 from custody.exports import check_output, remove_output, write_output
 from custody.exports.common import ExportResult, Seizure, load_seizure, record_export
@@ -365,6 +371,89 @@ def anx_bytes(chart: Chart) -> bytes:
     return b"\xff\xfe" + ("<?xml version='1.0' encoding='utf-16'?>\n" + text).encode("utf-16-le")
 
 
+ANXWRITTER = "anxwritter"
+BUILTIN = "custody"
+WRITERS = (ANXWRITTER, BUILTIN)
+
+
+def anxwritter_version() -> str | None:
+    """The installed anxwritter's version, None when it is not installed."""
+    try:
+        import anxwritter
+    except ImportError:
+        return None
+    return str(getattr(anxwritter, "__version__", "") or "unknown")
+
+
+def _split_time(text: str) -> tuple[str | None, str | None]:
+    """anxwritter's date (yyyy-MM-dd) and time (HH:mm:ss) of a stored UTC time."""
+    if not text:
+        return None, None
+    return text[:10], (text[11:19] or None)
+
+
+def anxwritter_bytes(chart: Chart) -> bytes:
+    """The chart as ANX written by anxwritter (UTF-16 with a byte-order mark)."""
+    from anxwritter import ANXChart, ANXValidationError, Icon, Link
+
+    anx = ANXChart()
+    for name in sorted({e.type for e in chart.entities.values()}):
+        anx.add_entity_type(name)
+    for entity in chart.entities.values():
+        date, time = _split_time(entity.date_time)
+        anx.add(
+            Icon(
+                id=entity.identity,
+                type=entity.type,
+                label=entity.label,
+                description=entity.description or None,
+                date=date,
+                time=time,
+                source_ref=entity.source or None,
+                attributes={k: str(v) for k, v in entity.attributes.items() if v},
+            )
+        )
+    for link in chart.links:
+        date, time = _split_time(link.date_time)
+        anx.add(
+            Link(
+                from_id=link.end1,
+                to_id=link.end2,
+                type=link.type,
+                label=link.label,
+                arrow="ArrowOnHead",
+                date=date,
+                time=time,
+                source_ref=link.source or None,
+            )
+        )
+    try:
+        return b"".join(anx.iter_anx_bytes())
+    except ANXValidationError as exc:
+        raise CustodyError(
+            f"anxwritter refused the chart ({str(exc)[:300]}); export with the built-in "
+            f"writer instead (uninstall anxwritter, or pass writer='{BUILTIN}')."
+        ) from None
+
+
+def chart_bytes(chart: Chart, *, writer: str | None = None) -> tuple[bytes, str]:
+    """The chart as ANX and the writer that wrote it ("anxwritter X.Y.Z" or "custody").
+
+    `writer` None picks anxwritter when it is installed, else the built-in writer.
+    """
+    if writer is not None and writer not in WRITERS:
+        raise InvalidInput(f"'{writer}' is not an ANX writer; use {' or '.join(WRITERS)}.")
+    version = anxwritter_version() if writer != BUILTIN else None
+    if writer == ANXWRITTER and version is None:
+        raise InvalidInput(
+            "anxwritter is not installed; install the extra with \"pip install 'custody[i2]'\" "
+            f"or use the built-in writer ('{BUILTIN}')."
+        )
+    if version is not None:
+        return anxwritter_bytes(chart), f"{ANXWRITTER} {version}"
+    return anx_bytes(chart), BUILTIN
+
+
 def _numbered(parent: ET.Element, names: list[str], *, tag: str, prefix: str) -> dict[str, str]:
     """One `tag` element per name, IDs `prefix`1, 2 ...; returns name -> ID."""
     refs: dict[str, str] = {}
@@ -538,9 +627,16 @@ def export_i2(
     signer: Signer,
     fmt: str = "anx",
     nominal: bool = True,
+    writer: str | None = None,
     at: str | None = None,
 ) -> ExportResult:
-    """Write the case's chart (ANX, or entity and link CSV tables) and record the export."""
+    """Write the case's chart (ANX, or entity and link CSV tables) and record the export.
+
+    `writer` chooses the ANX writer ("anxwritter" or "custody"); None uses anxwritter
+    when it is installed.
+    """
+    if writer is not None and writer not in WRITERS:
+        raise InvalidInput(f"'{writer}' is not an ANX writer; use {' or '.join(WRITERS)}.")
     if fmt not in ("anx", "csv"):
         raise InvalidInput(f"'{fmt}' is not an i2 export format; use anx or csv.")
     if fmt == "anx" and out.suffix.lower() != ".anx":
@@ -566,17 +662,22 @@ def export_i2(
             actors = {a.handle: a for a in session.exec(select(Actor)).all()}
             agencies = {a.code: a for a in session.exec(select(Agency)).all()}
             chart = build_chart(seizure, actors=actors, agencies=agencies, nominal=personal)
-            blobs = [anx_bytes(chart)] if fmt == "anx" else list(csv_tables(chart))
+            if fmt == "anx":
+                anx, written_by = chart_bytes(chart, writer=writer)
+                blobs = [anx]
+            else:
+                blobs, written_by = list(csv_tables(chart)), BUILTIN
             digests = ["sha256:" + hashlib.sha256(b).hexdigest() for b in blobs]
-            writer = Writer(session)
+            log = Writer(session)
             events = record_export(
-                writer,
+                log,
                 case_nos=[case_no],
                 signer=signer,
                 data={
                     "export": "i2-chart",
                     "recipient": "intelligence analysis (i2 Analyst's Notebook)",
                     "format": fmt,
+                    "writer": written_by,
                     "files": [
                         {"file": p.name, "sha256": d} for p, d in zip(paths, digests, strict=True)
                     ],
@@ -587,7 +688,7 @@ def export_i2(
                 },
                 at=when,
             )
-            writer.finish()
+            log.finish()
             for path, blob in zip(paths, blobs, strict=True):
                 write_output(path, blob)
                 written.append(path)
