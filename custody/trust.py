@@ -56,6 +56,9 @@ ENTRY_FORMAT = "custody-trust-entry-v1"
 LIST_FORMAT = "custody-trust-list-v1"
 CERT_DOMAIN = b"custody-certificate-v1\n"
 ENTRY_DOMAIN = b"custody-trust-entry-v1\n"
+TRUST_HEAD_DOMAIN = b"custody-trust-head-v1\n"
+#: store_meta key of the signed head of the store's own trust log.
+TRUST_HEAD_KEY = "trust_head"
 KINDS = ("register", "upgrade", "import", "role", "rotate", "revoke")
 #: the root's certificates are issued by "root"; an admin's by their handle.
 ROOT_ISSUER = "root"
@@ -315,7 +318,35 @@ class TrustLog:
         self.session.flush()
         self.seq += 1
         self.prev = hash_
+        self._sign_head(issuer=issuer, key=key)
         return row
+
+    def _sign_head(self, *, issuer: str, key: KeyPair) -> None:
+        """Sign the newest entry as the head, so deleting it (a revocation, a role change)
+        is a finding rather than a shorter, still well-linked log."""
+        assert self.prev is not None
+        head = {
+            "root": self.root.fingerprint,
+            "seq": self.seq,
+            "hash": self.prev,
+            "issuer": issuer,
+            "issuer_key": key.fingerprint,
+            "signature": key.sign(
+                trust_head_message(root=self.root.fingerprint, seq=self.seq, hash_=self.prev)
+            ),
+        }
+        value = canonical_json(head).decode("utf-8")
+        row = self.session.get(StoreMeta, TRUST_HEAD_KEY)
+        if row is None:
+            self.session.add(StoreMeta(key=TRUST_HEAD_KEY, value=value))
+        else:
+            row.value = value
+            self.session.add(row)
+        self.session.flush()
+
+
+def trust_head_message(*, root: str, seq: int, hash_: str) -> bytes:
+    return TRUST_HEAD_DOMAIN + canonical_json({"root": root, "seq": seq, "hash": hash_})
 
 
 def certificate_doc(row: Certificate | Mapping[str, Any]) -> dict[str, str]:
@@ -544,6 +575,99 @@ def check_trust_log_links(rows: Sequence[Mapping[str, Any]], root: Root) -> list
             break
         prev = row["hash"]
     return out
+
+
+def check_trust_head(
+    rows: Sequence[Mapping[str, Any]], root: Root, head_text: str | None, index: CertIndex
+) -> list[Finding]:
+    """The signed head of the store's own trust log names its newest entry.
+
+    The head is signed by whoever issued that entry (the root, or an admin), so removing
+    the newest certificate or revocation, or the head itself, is a finding.
+    """
+    from custody.files import parse_json
+
+    own = sorted((r for r in rows if r["root"] == root.fingerprint), key=lambda r: r["seq"])
+    if head_text is None:
+        if not own:
+            return []
+        return [
+            Finding(
+                "trust log",
+                None,
+                K.MISSING,
+                "The signed head of the trust log is missing: its newest entries may have "
+                "been removed.",
+            )
+        ]
+    head = parse_json(head_text)
+    if (
+        not isinstance(head, dict)
+        or not isinstance(head.get("seq"), int)
+        or not all(
+            isinstance(head.get(f), str)
+            for f in ("root", "hash", "issuer", "issuer_key", "signature")
+        )
+        or head["root"] != root.fingerprint
+    ):
+        return [Finding("trust log", None, K.ALTERED, "The trust log's head is not a signed head.")]
+    if head["issuer"] == ROOT_ISSUER:
+        pub = root.public_key if head["issuer_key"] == root.fingerprint else None
+    else:
+        pub = next(
+            (
+                g.public_key
+                for g in index.grants.get(head["issuer_key"], [])
+                if g.handle == head["issuer"]
+                and g.role == Role.ADMIN
+                and g.root == root.fingerprint
+            ),
+            None,
+        )
+    message = trust_head_message(root=root.fingerprint, seq=head["seq"], hash_=head["hash"])
+    if pub is None or not verify_signature(
+        public_hex=pub, signature_b64=head["signature"], message=message
+    ):
+        return [
+            Finding(
+                "trust log",
+                None,
+                K.BAD_SIGNATURE,
+                f"The trust log's head is not signed by the agency root {root.fingerprint[:16]}… "
+                f"or an admin it certified.",
+            )
+        ]
+    last_seq = own[-1]["seq"] if own else 0
+    if head["seq"] > last_seq:
+        return [
+            Finding(
+                "trust log",
+                None,
+                K.MISSING,
+                f"The signed head of the trust log names entry {head['seq']} but the log ends at "
+                f"{last_seq}: the newest certificates or revocations were deleted.",
+            )
+        ]
+    if head["seq"] < last_seq:
+        return [
+            Finding(
+                "trust log",
+                None,
+                K.INSERTED,
+                f"Trust log entries {head['seq'] + 1}..{last_seq} lie beyond its signed head: "
+                f"they were added outside custody.",
+            )
+        ]
+    if own[-1]["hash"] != head["hash"]:
+        return [
+            Finding(
+                "trust log",
+                None,
+                K.ALTERED,
+                f"The newest trust log entry ({last_seq}) differs from the signed head.",
+            )
+        ]
+    return []
 
 
 def check_event_certificates(

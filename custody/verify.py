@@ -236,6 +236,7 @@ def _trust_findings(
         Root,
         build_index,
         check_event_certificates,
+        check_trust_head,
         check_trust_log_links,
         root_key_on_machine,
     )
@@ -285,6 +286,7 @@ def _trust_findings(
     index, findings = build_index(snap.certificates, roots)
     out.extend(findings)
     out.extend(check_trust_log_links(snap.certificates, own))
+    out.extend(check_trust_head(snap.certificates, own, meta.get("trust_head"), index))
     out.extend(check_event_certificates(events, index, anchor=anchor))
     return out, RoleBook(rows_roles, index)
 

@@ -482,3 +482,63 @@ def test_pdf_signing_time_in_whole_seconds_counts_from_the_registration_second(
     pdf_time = registered[:19] + ".000000Z"  # what a PDF signature reports
     key = world.prosecutor.key.fingerprint
     assert judge_bundle(bundle, entries, extra_signers=[("pnjeri", key, pdf_time)]).trusted
+
+
+def _sql(db: Path, *statements: str) -> None:
+    con = sqlite3.connect(db)
+    for s in statements:
+        con.execute(s)
+    con.commit()
+    con.close()
+
+
+def test_deleting_the_newest_revocation_is_a_finding(world: World) -> None:
+    assert runner.invoke(app, ["actor", "revoke", "aotieno", "--reason", "left"]).exit_code == 0
+    assert runner.invoke(app, ["verify"]).exit_code == 0
+    # someone with write access to the file wants the key back
+    _sql(world.db_path, "DELETE FROM certificates WHERE kind = 'revoke'")
+    result = runner.invoke(app, ["verify", "--json"])
+    assert result.exit_code == 1
+    [finding] = json.loads(result.output)["findings"]
+    assert finding["subject"] == "trust log" and finding["kind"] == "missing"
+    assert "newest certificates or revocations were deleted" in finding["message"]
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected"),
+    [
+        (["DELETE FROM store_meta WHERE key = 'trust_head'"], "head of the trust log is missing"),
+        (
+            [
+                "DELETE FROM certificates WHERE kind = 'revoke'",
+                "DELETE FROM store_meta WHERE key = 'trust_head'",
+            ],
+            "head of the trust log is missing",
+        ),
+        (
+            [
+                "UPDATE store_meta SET value = replace(value, '\"seq\":', '\"seq\":1') "
+                "WHERE key = 'trust_head'"
+            ],
+            "not signed by the agency root",
+        ),
+    ],
+)
+def test_trust_log_head_tampering_is_a_finding(
+    world: World, statements: list[str], expected: str
+) -> None:
+    revoke_actor(world.store, handle="aotieno", reason="left")
+    _sql(world.db_path, *statements)
+    report = verify(world.store)
+    assert any(f.subject == "trust log" and expected in f.message for f in report.findings), [
+        f.message for f in report.findings
+    ]
+
+
+def test_trust_log_head_is_signed_by_the_admin_who_issued_the_newest_entry(
+    world: World, tmp_path: Path
+) -> None:
+    add_actor(world.store, handle="hq", name="HQ Admin", role="admin", agency_code="KWS")
+    result = runner.invoke(app, ["actor", "revoke", "pnjeri", "--reason", "left", "--as", "hq"])
+    assert result.exit_code == 0, result.output
+    assert verify(world.store).intact
