@@ -74,6 +74,8 @@ class Root:
     agency_code: str
     public_key: str
     fingerprint: str
+    #: the end of the trust entry's validity: nothing it certifies is trusted after it.
+    valid_until: str | None = None
 
 
 def store_root(session: Session) -> Root | None:
@@ -378,6 +380,8 @@ class CertIndex:
 
     grants: dict[str, list[Grant]] = field(default_factory=dict)
     roots: dict[str, str] = field(default_factory=dict)  # root fingerprint -> agency code
+    #: root fingerprint -> end of its trust entry's validity (None: no end)
+    root_until: dict[str, str | None] = field(default_factory=dict)
 
     def problem(self, handle: str, fpr: str, when: str) -> str | None:
         """Why `handle`'s key `fpr` was not certified at `when`; None when it was."""
@@ -386,7 +390,7 @@ class CertIndex:
             return "is certified by no trusted agency root"
         reasons = []
         for g in grants:
-            why = _why_not(g, when)
+            why = self._why_not(g, when)
             if why is None:
                 return None
             reasons.append(why)
@@ -395,9 +399,19 @@ class CertIndex:
     def grant(self, handle: str, fpr: str, when: str) -> Grant | None:
         """The newest grant of `handle`'s key `fpr` in force at `when`."""
         for g in reversed(self.grants.get(fpr, [])):
-            if g.handle == handle and _why_not(g, when) is None:
+            if g.handle == handle and self._why_not(g, when) is None:
                 return g
         return None
+
+    def _why_not(self, g: Grant, when: str) -> str | None:
+        until = self.root_until.get(g.root)
+        if until is not None and until < when:
+            return (
+                f"was certified by agency root {g.root[:16]}… of "
+                f"{self.roots.get(g.root) or 'an agency'}, whose trust entry was valid only "
+                f"until {until}"
+            )
+        return _why_not(g, when)
 
 
 def _why_not(g: Grant, when: str) -> str | None:
@@ -456,7 +470,10 @@ def build_index(
     are left out without a finding (they are simply not trusted); a certificate of a
     trusted root that does not verify is a finding.
     """
-    index = CertIndex(roots={f: r.agency_code for f, r in roots.items()})
+    index = CertIndex(
+        roots={f: r.agency_code for f, r in roots.items()},
+        root_until={f: r.valid_until for f, r in roots.items()},
+    )
     findings: list[Finding] = []
     parsed = []
     for doc in docs:
@@ -852,7 +869,12 @@ def _entry(doc: Any, *, name: str) -> TrustEntry:
         code=agency["code"],
         name=agency["name"],
         country=agency["country"],
-        root=Root(agency["code"], doc["root_public_key"], doc["root_fingerprint"]),
+        root=Root(
+            agency["code"],
+            doc["root_public_key"],
+            doc["root_fingerprint"],
+            valid_until=doc.get("valid_until"),
+        ),
         valid_from=doc["valid_from"],
         valid_until=doc.get("valid_until"),
         document=doc,
@@ -892,7 +914,27 @@ def trusted_roots(entries: Iterable[TrustEntry]) -> dict[str, Root]:
 
 
 def pin_entry(session: Session, entry: TrustEntry) -> TrustedRoot:
+    import json
+
+    if entry.valid_until is not None and entry.valid_until < to_utc_text(now_utc()):
+        raise InvalidInput(
+            f"The trust entry of {entry.code} (root {entry.fingerprint[:16]}…) expired at "
+            f"{entry.valid_until}; ask the agency for a fresh one."
+        )
     existing = session.get(TrustedRoot, entry.fingerprint)
+    if (
+        existing is not None
+        and existing.valid_until is not None
+        and (entry.valid_until is None or entry.valid_until > existing.valid_until)
+    ):
+        # A renewed entry of a pinned root extends its validity.
+        existing.valid_from = entry.valid_from
+        existing.valid_until = entry.valid_until
+        existing.entry = json.dumps(dict(entry.document), sort_keys=True)
+        session.add(existing)
+        session.flush()
+        session.expunge(existing)
+        return existing
     if existing is not None:
         raise AlreadyExists(
             f"The root {entry.fingerprint[:16]}… of {entry.code} is pinned already; nothing to do."
@@ -905,8 +947,6 @@ def pin_entry(session: Session, entry: TrustEntry) -> TrustedRoot:
             f"The trust entry names this store's own agency {entry.code} with another root "
             f"({entry.fingerprint[:16]}…); an agency has one root, so it is refused."
         )
-    import json
-
     row = TrustedRoot(
         fingerprint=entry.fingerprint,
         agency_code=entry.code,
@@ -927,7 +967,7 @@ def pin_entry(session: Session, entry: TrustEntry) -> TrustedRoot:
 def pinned_roots(session: Session) -> dict[str, Root]:
     """The store's own root and the roots pinned with `trust add`."""
     roots = {
-        r.fingerprint: Root(r.agency_code, r.public_key, r.fingerprint)
+        r.fingerprint: Root(r.agency_code, r.public_key, r.fingerprint, r.valid_until)
         for r in session.exec(select(TrustedRoot)).all()
     }
     own = store_root(session)
@@ -1002,15 +1042,19 @@ def list_trusted(store: Any) -> list[dict[str, Any]]:
 
 
 def certified_keys(session: Session) -> set[tuple[str, str]]:
-    """(handle, key fingerprint) of every key a trusted root certified and did not revoke."""
+    """(handle, key fingerprint) of every key a trusted root certified and did not revoke,
+    under a root whose trust entry has not expired (a label carries no signing time, so
+    it is judged now)."""
     index, _ = build_index(
         [certificate_doc(r) for r in store_certificates(session)], pinned_roots(session)
     )
+    now = to_utc_text(now_utc())
     return {
         (g.handle, fpr)
         for fpr, grants in index.grants.items()
         for g in grants
         if g.revoked_at is None
+        and (index.root_until.get(g.root) is None or str(index.root_until[g.root]) >= now)
     }
 
 

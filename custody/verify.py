@@ -272,7 +272,9 @@ def _trust_findings(
             )
     else:
         roots = {
-            r["fingerprint"]: Root(r["agency_code"], r["public_key"], r["fingerprint"])
+            r["fingerprint"]: Root(
+                r["agency_code"], r["public_key"], r["fingerprint"], r.get("valid_until")
+            )
             for r in snap.pinned
         }
         roots[own.fingerprint] = own

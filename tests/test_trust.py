@@ -542,3 +542,65 @@ def test_trust_log_head_is_signed_by_the_admin_who_issued_the_newest_entry(
     result = runner.invoke(app, ["actor", "revoke", "pnjeri", "--reason", "left", "--as", "hq"])
     assert result.exit_code == 0, result.output
     assert verify(world.store).intact
+
+
+def _entry_expiring_now(store: object, path: Path) -> Path:
+    """A trust entry of `store`'s agency whose validity ends the moment it is made."""
+    from custody.canonical import canonical_json
+    from custody.trust import load_root_key, make_entry, store_root
+
+    with store.read() as session:  # type: ignore[attr-defined]
+        root = store_root(session)
+        assert root is not None
+        key = load_root_key(store.home, root)  # type: ignore[attr-defined]
+        path.write_bytes(canonical_json(make_entry(session, key=key, valid_days=0)))
+    return path
+
+
+def test_expired_trust_entry_trusts_nothing_signed_after_it(world: World, tmp_path: Path) -> None:
+    item = world.item()
+    entry = _entry_expiring_now(world.store, tmp_path / "kws-expiring.json")
+    until = json.loads(entry.read_text())["valid_until"]
+    before = runner.invoke(app, ["verify", "--trust", str(entry)])
+    assert before.exit_code == 0, before.output  # signed while the entry was valid
+    record_note(world.store, item_id=item, signer=world.officer, text="after expiry")
+    after = runner.invoke(app, ["verify", "--trust", str(entry), "--json"])
+    assert after.exit_code == 1
+    [finding] = json.loads(after.output)["findings"]
+    assert finding["kind"] == FindingKind.UNTRUSTED_KEY
+    assert f"valid only until {until}" in finding["message"]
+    pdf = _dossier(world, tmp_path / "late.pdf")
+    result = runner.invoke(app, ["dossier", "verify", str(pdf), "--trust", str(entry)])
+    assert result.exit_code == 1 and result.output.startswith("NOT TRUSTED"), result.output
+    assert "valid only until" in " ".join(result.output.split())
+    fresh = _export(tmp_path, world)
+    ok = runner.invoke(app, ["dossier", "verify", str(pdf), "--trust", str(fresh)])
+    assert ok.exit_code == 0 and ok.output.startswith("TRUSTED"), ok.output
+
+
+def test_expired_trust_entry_is_not_pinned_and_a_renewed_one_extends_the_pin(
+    world: World, tmp_path: Path, db_snapshot: Snapshot
+) -> None:
+    from custody.canonical import canonical_json
+    from custody.trust import export_entry
+
+    other = init_store(
+        str(tmp_path / "nmk.db"), agency_code="NMK", agency_name="NMK", home=tmp_path / "nmk"
+    )
+    expired = _entry_expiring_now(other, tmp_path / "nmk-expired.json")
+    os.environ["CUSTODY_DB"] = str(world.db_path)
+    os.environ["CUSTODY_HOME"] = str(world.home)
+    before = db_snapshot(world.db_path)
+    result = runner.invoke(app, ["trust", "add", str(expired), "--yes"])
+    assert result.exit_code == 1 and "expired at" in result.output
+    assert db_snapshot(world.db_path) == before
+    first = tmp_path / "nmk.json"
+    first.write_bytes(canonical_json(export_entry(other)))
+    assert runner.invoke(app, ["trust", "add", str(first), "--yes"]).exit_code == 0
+    renewed = tmp_path / "nmk-renewed.json"
+    renewed.write_bytes(canonical_json(export_entry(other)))
+    result = runner.invoke(app, ["trust", "add", str(renewed), "--yes"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(runner.invoke(app, ["trust", "list", "--json"]).output)
+    [nmk] = [r for r in listed if r["agency"] == "NMK"]
+    assert nmk["valid_until"] == json.loads(renewed.read_text())["valid_until"]
