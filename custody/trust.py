@@ -372,6 +372,7 @@ class Grant:
     public_key: str = ""
     revoked_at: str | None = None
     revoked_reason: str = ""
+    replaced: bool = False  # ended by a key rotation at valid_until
 
 
 @dataclass
@@ -414,10 +415,26 @@ class CertIndex:
         return _why_not(g, when)
 
 
+def with_earlier_keys(keys: Any, index: CertIndex) -> None:
+    """Let each actor's signatures by an earlier certified key (before a key rotation) be
+    checked against that key; when each key was in force is `check_event_certificates`'."""
+    from dataclasses import replace
+
+    for fpr, grants in index.grants.items():
+        for g in grants:
+            known = keys.get(g.handle)
+            if known is None or not g.public_key or known.public_for(fpr) is not None:
+                continue
+            if key_matches(g.public_key, fpr):
+                keys[g.handle] = replace(known, earlier=(*known.earlier, (fpr, g.public_key)))
+
+
 def _why_not(g: Grant, when: str) -> str | None:
     if g.valid_from > when:
         return f"was certified only from {g.valid_from}"
     if g.valid_until is not None and g.valid_until < when:
+        if g.replaced:
+            return f"was replaced by a new key at {g.valid_until} (key rotation)"
         return f"was certified only until {g.valid_until}"
     if g.revoked_at is not None and g.revoked_at <= when:
         return f"was revoked at {g.revoked_at} ({g.revoked_reason})"
@@ -558,6 +575,19 @@ def _apply(index: CertIndex, body: Mapping[str, Any], root: Root) -> None:
         for g in grants:
             if g.handle == subject["handle"] and g.valid_until is None:
                 g.valid_until = body["valid_from"]
+    if body["kind"] == "rotate":
+        # A new key ends every earlier key of the actor where it starts: the old key
+        # stays good for what it signed before, and signs nothing after.
+        for other, others in index.grants.items():
+            for g in others:
+                if (
+                    other != fpr
+                    and g.handle == subject["handle"]
+                    and g.root == root.fingerprint
+                    and (g.valid_until is None or g.valid_until > body["valid_from"])
+                ):
+                    g.valid_until = body["valid_from"]
+                    g.replaced = True
     grants.append(
         Grant(
             handle=subject["handle"],
@@ -1041,13 +1071,14 @@ def list_trusted(store: Any) -> list[dict[str, Any]]:
     return out
 
 
-def certified_keys(session: Session) -> set[tuple[str, str]]:
+def certified_keys(session: Session, *, index: CertIndex | None = None) -> set[tuple[str, str]]:
     """(handle, key fingerprint) of every key a trusted root certified and did not revoke,
     under a root whose trust entry has not expired (a label carries no signing time, so
     it is judged now)."""
-    index, _ = build_index(
-        [certificate_doc(r) for r in store_certificates(session)], pinned_roots(session)
-    )
+    if index is None:
+        index, _ = build_index(
+            [certificate_doc(r) for r in store_certificates(session)], pinned_roots(session)
+        )
     now = to_utc_text(now_utc())
     return {
         (g.handle, fpr)
@@ -1055,6 +1086,21 @@ def certified_keys(session: Session) -> set[tuple[str, str]]:
         for g in grants
         if g.revoked_at is None
         and (index.root_until.get(g.root) is None or str(index.root_until[g.root]) >= now)
+    }
+
+
+def certified_public_keys(session: Session) -> dict[str, tuple[str, str]]:
+    """Key fingerprint -> (handle, public hex) of every key `certified_keys` gives, earlier
+    keys of a key rotation included: what it signed before the rotation stays genuine."""
+    index, _ = build_index(
+        [certificate_doc(r) for r in store_certificates(session)], pinned_roots(session)
+    )
+    certified = certified_keys(session, index=index)
+    return {
+        fpr: (g.handle, g.public_key)
+        for fpr, grants in index.grants.items()
+        for g in grants
+        if (g.handle, fpr) in certified and g.public_key
     }
 
 

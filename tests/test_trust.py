@@ -604,3 +604,68 @@ def test_expired_trust_entry_is_not_pinned_and_a_renewed_one_extends_the_pin(
     listed = json.loads(runner.invoke(app, ["trust", "list", "--json"]).output)
     [nmk] = [r for r in listed if r["agency"] == "NMK"]
     assert nmk["valid_until"] == json.loads(renewed.read_text())["valid_until"]
+
+
+def test_key_rotation_keeps_old_signatures_and_refuses_the_old_key_after_it(
+    world: World,
+) -> None:
+    item = world.item()
+    old = world.officer.key.fingerprint
+    result = runner.invoke(app, ["actor", "rotate-key", "aotieno"])
+    assert result.exit_code == 0, result.output
+    new = load_signer(world.store, "aotieno")
+    assert new.key.fingerprint != old
+    keys = sorted(p.name for p in (world.home / "keys").glob("aotieno.*.pem"))
+    assert keys == sorted([f"aotieno.{old[:16]}.pem", f"aotieno.{new.key.fingerprint[:16]}.pem"])
+    assert runner.invoke(app, ["verify"]).exit_code == 0  # what the old key signed stays valid
+    record_note(world.store, item_id=item, signer=new, text="with the new key")
+    assert verify(world.store).intact
+    # the old key file (a copy taken away) still signs, around the library
+    record_note(world.store, item_id=item, signer=world.officer, text="with the old key")
+    result = runner.invoke(app, ["verify", "--json"])
+    assert result.exit_code == 1
+    findings = json.loads(result.output)["findings"]
+    assert any(
+        f["kind"] == FindingKind.UNTRUSTED_KEY
+        and old[:16] in f["message"]
+        and "replaced by a new key" in f["message"]
+        for f in findings
+    ), findings
+
+
+def test_labels_and_dossier_signed_before_a_key_rotation_stay_genuine_and_trusted(
+    world: World, tmp_path: Path
+) -> None:
+    from custody.labelling import GENUINE, print_labels, scan_texts
+    from labels.qr import decode_file
+
+    item = world.item()
+    print_labels(world.store, signer=world.officer, out=tmp_path / "o.pdf", item_ids=[item])
+    result = runner.invoke(app, ["actor", "rotate-key", "aotieno", "--as", "pnjeri"])
+    assert result.exit_code == 1 and "not an admin" in result.output  # needs authority
+    assert runner.invoke(app, ["actor", "rotate-key", "aotieno"]).exit_code == 0
+    (scanned,) = scan_texts(world.store, decode_file(tmp_path / "o.pdf"))
+    assert scanned.verdict == GENUINE
+    record_note(world.store, item_id=item, signer=load_signer(world.store, "aotieno"), text="new")
+    entry = _export(tmp_path, world)
+    from custody.dossier.build import build_dossier
+
+    pdf = tmp_path / "d.pdf"
+    build_dossier(world.store, case_no=CASE, out=pdf, signer=world.prosecutor)
+    ok = runner.invoke(app, ["dossier", "verify", str(pdf), "--trust", str(entry)])
+    assert ok.exit_code == 0 and ok.output.startswith("TRUSTED"), ok.output
+
+
+def test_rotate_key_refuses_bad_input_and_changes_nothing(
+    world: World, db_snapshot: Snapshot
+) -> None:
+    revoke_actor(world.store, handle="jmwangi", reason="left")
+    before = db_snapshot(world.db_path)
+    for args, message in (
+        (["actor", "rotate-key", "nobody"], "does not exist"),
+        (["actor", "rotate-key", "jmwangi"], "revoked"),
+        (["actor", "rotate-key", "aotieno", "--as", "pnjeri"], "not an admin"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+    assert db_snapshot(world.db_path) == before
