@@ -276,6 +276,27 @@ class TrustLog:
         ).first()
         self.seq = last.seq if last else 0
         self.prev = last.hash if last else None
+        self._check_head()
+
+    def _check_head(self) -> None:
+        """Refuse to extend a log that no longer ends at its signed head: signing a new head
+        over it would hide the removal of its newest entries."""
+        from custody.files import parse_json
+
+        row = self.session.get(StoreMeta, TRUST_HEAD_KEY)
+        if row is None:
+            return  # a log from before heads were signed: its next entry signs one
+        head = parse_json(row.value)
+        if (
+            not isinstance(head, dict)
+            or head.get("root") != self.root.fingerprint
+            or (head.get("seq"), head.get("hash")) != (self.seq, self.prev)
+        ):
+            raise StoreProblem(
+                "The trust log no longer ends at its signed head (entries were removed or "
+                "added outside custody), so nothing more is certified; run 'custody verify' "
+                "and restore the store from a backup."
+            )
 
     def issue(
         self,

@@ -497,6 +497,9 @@ def test_deleting_the_newest_revocation_is_a_finding(world: World) -> None:
     assert runner.invoke(app, ["verify"]).exit_code == 0
     # someone with write access to the file wants the key back
     _sql(world.db_path, "DELETE FROM certificates WHERE kind = 'revoke'")
+    # nor can the next act of the agency sign a new head over the shortened log
+    result = runner.invoke(app, ["actor", "role", "pnjeri", "--role", "analyst"])
+    assert result.exit_code == 1 and "no longer ends at its signed head" in result.output
     result = runner.invoke(app, ["verify", "--json"])
     assert result.exit_code == 1
     [finding] = json.loads(result.output)["findings"]
