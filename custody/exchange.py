@@ -54,6 +54,7 @@ from custody.trust import (
     short,
     store_certificates,
     trusted_roots,
+    with_earlier_keys,
 )
 
 FORMAT = "custody-custody-bundle-v1"
@@ -295,16 +296,15 @@ def _check_content(
     events = [EventRecord.from_mapping(e) for e in content["events"]]
     check.events = len(events)
     keys, findings = actor_keys({f: a[f] for f in ACTOR_FIELDS} for a in content["actors"])
+    index = build_index(content["certificates"], roots)[0]
+    with_earlier_keys(keys, index)  # keys replaced by a rotation
     chain_findings, _heads = verify_chains(
         events,
         keys,
         item_rows=content["items"],
         case_rows=content["cases"],
         agencies={a["code"]: a for a in content["agencies"]},
-        roles=RoleBook(
-            {h: str(a["role"]) for h, a in actors.items()},
-            build_index(content["certificates"], roots)[0],
-        ),
+        roles=RoleBook({h: str(a["role"]) for h, a in actors.items()}, index),
     )
     findings.extend(chain_findings)
     for chain in sorted({e.chain for e in events}):

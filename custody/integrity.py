@@ -92,7 +92,8 @@ def _check_signatures(
     for sig in sigs:
         role, handle, fpr = sig.get("role"), sig.get("handle"), sig.get("key")
         registered = keys.get(str(handle or ""))
-        if registered is None or registered.fingerprint != fpr:
+        public_hex = registered.public_for(fpr) if registered is not None else None
+        if public_hex is None:
             out.append(
                 Finding(
                     subject,
@@ -113,7 +114,7 @@ def _check_signatures(
             )
         over_statement = sig.get("over") == "handover" and role in ("receiver", "witness")
         signed = statement if over_statement and statement else message
-        if not _sig_ok(registered.public_hex, str(sig.get("sig", "")), signed):
+        if not _sig_ok(public_hex, str(sig.get("sig", "")), signed):
             out.append(
                 Finding(
                     subject,
@@ -246,7 +247,8 @@ def _check_head_signature(
     keys: KeyMap, actor: str, key: str, sig: str, store_id: str, seq: int, hash_: str
 ) -> list[Finding]:
     registered = keys.get(actor)
-    if registered is None or registered.fingerprint != key:
+    public_hex = registered.public_for(key) if registered is not None else None
+    if public_hex is None:
         return [
             Finding(
                 "store",
@@ -256,7 +258,7 @@ def _check_head_signature(
             )
         ]
     message = head_message(store_id=store_id, seq=seq, hash_=hash_)
-    if not verify_signature(public_hex=registered.public_hex, signature_b64=sig, message=message):
+    if not verify_signature(public_hex=public_hex, signature_b64=sig, message=message):
         return [
             Finding("store", None, K.BAD_SIGNATURE, "The store head's signature does not verify.")
         ]

@@ -342,15 +342,16 @@ def scan_texts(
 
     registered: dict[str, tuple[str, str]] = {}  # fingerprint -> (handle, public hex)
     if store is not None:
-        from custody.trust import certified_keys
+        from custody.trust import certified_public_keys
 
         with store.read() as session:
             # Only keys certified by a trusted agency root (this store's or a pinned one)
-            # make a label GENUINE; an actor row alone can be planted in the database.
-            certified = certified_keys(session)
-            for a in session.exec(select(Actor)).all():
-                if (a.handle, a.key_fingerprint) in certified:
-                    registered[a.key_fingerprint] = (a.handle, a.public_key)
+            # make a label GENUINE; an actor row alone can be planted in the database. An
+            # actor's earlier key (before a key rotation) still vouches for labels it signed.
+            handles = set(session.exec(select(Actor.handle)).all())
+            for fpr, (handle, pub) in certified_public_keys(session).items():
+                if handle in handles:
+                    registered[fpr] = (handle, pub)
     for hexkey in public_keys:
         from custody.keys import fingerprint
 

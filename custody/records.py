@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from custody import attachments as cas
 from custody.chain import actor_message, actor_record
 from custody.domain import GENESIS_TYPES, EventType
-from custody.errors import AlreadyExists, InvalidInput, NotFound, StoreProblem
+from custody.errors import AlreadyExists, InvalidInput, NotFound, PermissionDenied, StoreProblem
 from custody.events import (
     FUTURE_TOLERANCE,
     Draft,
@@ -215,6 +215,63 @@ def revoke_actor(
         acting = agency_authority(store, session, authority)
     with store.write() as session:
         revoke(session, handle=handle, reason=reason, authority=acting)
+
+
+def rotate_key(
+    store: Store, *, handle: str, passphrase: str | None = None, authority: Signer | None = None
+) -> tuple[Actor, str]:
+    """Give an actor a new key from now on; returns the actor and the old key's fingerprint.
+
+    An act of the agency (the root key here, or `authority` as a certified admin): the new
+    key is certified in the trust log (a `rotate` certificate under the actor's current
+    role), the actor's row names it with a fresh self-signed registration, and its private
+    key is written beside the old one (`<handle>.<fingerprint16>.pem`). The old key stays
+    good for what it signed before the rotation and signs nothing after it.
+    """
+    from custody.trust import TrustLog, current_role, is_revoked, store_root
+
+    with store.read() as session:
+        actor = session.get(Actor, handle)
+        if actor is None:
+            raise NotFound.actor(handle)
+        if is_revoked(session, actor.key_fingerprint) is not None:
+            raise PermissionDenied(
+                f"Actor '{handle}''s key is revoked; register a new actor instead of rotating it."
+            )
+        acting = agency_authority(store, session, authority)
+        role = current_role(session, actor)
+        session.expunge(actor)
+    old = actor.key_fingerprint
+    key = create_key(store.home, handle, passphrase=passphrase)
+    record = actor_record(
+        handle=actor.handle,
+        name=actor.name,
+        role=actor.role,
+        badge=actor.badge,
+        agency_code=actor.agency_code,
+        public_key=key.public_hex,
+        created_at=actor.created_at,
+    )
+    with store.write() as session:
+        row = session.get(Actor, handle)
+        assert row is not None
+        row.public_key = key.public_hex
+        row.key_fingerprint = key.fingerprint
+        row.registration_signature = key.sign(actor_message(record))
+        session.add(row)
+        session.flush()
+        root = store_root(session)
+        assert root is not None
+        certified = Actor(**{**row.model_dump(), "role": role})
+        TrustLog(session, root).issue(
+            kind="rotate",
+            actor=certified,
+            issuer=acting.issuer,
+            key=acting.key,
+            reason=f"replaces key {old}",
+        )
+        session.expunge(row)
+    return row, old
 
 
 def _all_rows(store: Store, model: Any, order: Any) -> list[Any]:

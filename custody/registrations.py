@@ -9,7 +9,7 @@ unknown key.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,15 @@ ACTOR_COLUMNS = ", ".join(ACTOR_FIELDS)
 class RegisteredKey:
     fingerprint: str
     public_hex: str
+    #: the actor's earlier keys (fingerprint, public hex), certified before a key rotation;
+    #: whether one was in force when it signed is the certificates' check (`custody.trust`).
+    earlier: tuple[tuple[str, str], ...] = ()
+
+    def public_for(self, fpr: object) -> str | None:
+        """The public key of this actor whose fingerprint is `fpr`, current or earlier."""
+        if fpr == self.fingerprint:
+            return self.public_hex
+        return next((pub for f, pub in self.earlier if f == fpr), None)
 
 
 #: handle -> the key verification accepts for that actor
@@ -80,6 +89,10 @@ def keep_trusted(keys: KeyMap, trusted: frozenset[str]) -> list[Finding]:
     """Drop (and report) every actor whose key is not in a trusted list kept outside the store."""
     findings = []
     for handle, key in sorted(keys.items()):
+        if key.earlier:
+            keys[handle] = key = replace(
+                key, earlier=tuple(e for e in key.earlier if e[0] in trusted)
+            )
         if key.fingerprint not in trusted:
             del keys[handle]
             findings.append(

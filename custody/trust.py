@@ -56,6 +56,9 @@ ENTRY_FORMAT = "custody-trust-entry-v1"
 LIST_FORMAT = "custody-trust-list-v1"
 CERT_DOMAIN = b"custody-certificate-v1\n"
 ENTRY_DOMAIN = b"custody-trust-entry-v1\n"
+TRUST_HEAD_DOMAIN = b"custody-trust-head-v1\n"
+#: store_meta key of the signed head of the store's own trust log.
+TRUST_HEAD_KEY = "trust_head"
 KINDS = ("register", "upgrade", "import", "role", "rotate", "revoke")
 #: the root's certificates are issued by "root"; an admin's by their handle.
 ROOT_ISSUER = "root"
@@ -71,6 +74,8 @@ class Root:
     agency_code: str
     public_key: str
     fingerprint: str
+    #: the end of the trust entry's validity: nothing it certifies is trusted after it.
+    valid_until: str | None = None
 
 
 def store_root(session: Session) -> Root | None:
@@ -271,6 +276,27 @@ class TrustLog:
         ).first()
         self.seq = last.seq if last else 0
         self.prev = last.hash if last else None
+        self._check_head()
+
+    def _check_head(self) -> None:
+        """Refuse to extend a log that no longer ends at its signed head: signing a new head
+        over it would hide the removal of its newest entries."""
+        from custody.files import parse_json
+
+        row = self.session.get(StoreMeta, TRUST_HEAD_KEY)
+        if row is None:
+            return  # a log from before heads were signed: its next entry signs one
+        head = parse_json(row.value)
+        if (
+            not isinstance(head, dict)
+            or head.get("root") != self.root.fingerprint
+            or (head.get("seq"), head.get("hash")) != (self.seq, self.prev)
+        ):
+            raise StoreProblem(
+                "The trust log no longer ends at its signed head (entries were removed or "
+                "added outside custody), so nothing more is certified; run 'custody verify' "
+                "and restore the store from a backup."
+            )
 
     def issue(
         self,
@@ -315,7 +341,35 @@ class TrustLog:
         self.session.flush()
         self.seq += 1
         self.prev = hash_
+        self._sign_head(issuer=issuer, key=key)
         return row
+
+    def _sign_head(self, *, issuer: str, key: KeyPair) -> None:
+        """Sign the newest entry as the head, so deleting it (a revocation, a role change)
+        is a finding rather than a shorter, still well-linked log."""
+        assert self.prev is not None
+        head = {
+            "root": self.root.fingerprint,
+            "seq": self.seq,
+            "hash": self.prev,
+            "issuer": issuer,
+            "issuer_key": key.fingerprint,
+            "signature": key.sign(
+                trust_head_message(root=self.root.fingerprint, seq=self.seq, hash_=self.prev)
+            ),
+        }
+        value = canonical_json(head).decode("utf-8")
+        row = self.session.get(StoreMeta, TRUST_HEAD_KEY)
+        if row is None:
+            self.session.add(StoreMeta(key=TRUST_HEAD_KEY, value=value))
+        else:
+            row.value = value
+            self.session.add(row)
+        self.session.flush()
+
+
+def trust_head_message(*, root: str, seq: int, hash_: str) -> bytes:
+    return TRUST_HEAD_DOMAIN + canonical_json({"root": root, "seq": seq, "hash": hash_})
 
 
 def certificate_doc(row: Certificate | Mapping[str, Any]) -> dict[str, str]:
@@ -339,6 +393,7 @@ class Grant:
     public_key: str = ""
     revoked_at: str | None = None
     revoked_reason: str = ""
+    replaced: bool = False  # ended by a key rotation at valid_until
 
 
 @dataclass
@@ -347,6 +402,8 @@ class CertIndex:
 
     grants: dict[str, list[Grant]] = field(default_factory=dict)
     roots: dict[str, str] = field(default_factory=dict)  # root fingerprint -> agency code
+    #: root fingerprint -> end of its trust entry's validity (None: no end)
+    root_until: dict[str, str | None] = field(default_factory=dict)
 
     def problem(self, handle: str, fpr: str, when: str) -> str | None:
         """Why `handle`'s key `fpr` was not certified at `when`; None when it was."""
@@ -355,7 +412,7 @@ class CertIndex:
             return "is certified by no trusted agency root"
         reasons = []
         for g in grants:
-            why = _why_not(g, when)
+            why = self._why_not(g, when)
             if why is None:
                 return None
             reasons.append(why)
@@ -364,15 +421,41 @@ class CertIndex:
     def grant(self, handle: str, fpr: str, when: str) -> Grant | None:
         """The newest grant of `handle`'s key `fpr` in force at `when`."""
         for g in reversed(self.grants.get(fpr, [])):
-            if g.handle == handle and _why_not(g, when) is None:
+            if g.handle == handle and self._why_not(g, when) is None:
                 return g
         return None
+
+    def _why_not(self, g: Grant, when: str) -> str | None:
+        until = self.root_until.get(g.root)
+        if until is not None and until < when:
+            return (
+                f"was certified by agency root {g.root[:16]}… of "
+                f"{self.roots.get(g.root) or 'an agency'}, whose trust entry was valid only "
+                f"until {until}"
+            )
+        return _why_not(g, when)
+
+
+def with_earlier_keys(keys: Any, index: CertIndex) -> None:
+    """Let each actor's signatures by an earlier certified key (before a key rotation) be
+    checked against that key; when each key was in force is `check_event_certificates`'."""
+    from dataclasses import replace
+
+    for fpr, grants in index.grants.items():
+        for g in grants:
+            known = keys.get(g.handle)
+            if known is None or not g.public_key or known.public_for(fpr) is not None:
+                continue
+            if key_matches(g.public_key, fpr):
+                keys[g.handle] = replace(known, earlier=(*known.earlier, (fpr, g.public_key)))
 
 
 def _why_not(g: Grant, when: str) -> str | None:
     if g.valid_from > when:
         return f"was certified only from {g.valid_from}"
     if g.valid_until is not None and g.valid_until < when:
+        if g.replaced:
+            return f"was replaced by a new key at {g.valid_until} (key rotation)"
         return f"was certified only until {g.valid_until}"
     if g.revoked_at is not None and g.revoked_at <= when:
         return f"was revoked at {g.revoked_at} ({g.revoked_reason})"
@@ -425,7 +508,10 @@ def build_index(
     are left out without a finding (they are simply not trusted); a certificate of a
     trusted root that does not verify is a finding.
     """
-    index = CertIndex(roots={f: r.agency_code for f, r in roots.items()})
+    index = CertIndex(
+        roots={f: r.agency_code for f, r in roots.items()},
+        root_until={f: r.valid_until for f, r in roots.items()},
+    )
     findings: list[Finding] = []
     parsed = []
     for doc in docs:
@@ -510,6 +596,19 @@ def _apply(index: CertIndex, body: Mapping[str, Any], root: Root) -> None:
         for g in grants:
             if g.handle == subject["handle"] and g.valid_until is None:
                 g.valid_until = body["valid_from"]
+    if body["kind"] == "rotate":
+        # A new key ends every earlier key of the actor where it starts: the old key
+        # stays good for what it signed before, and signs nothing after.
+        for other, others in index.grants.items():
+            for g in others:
+                if (
+                    other != fpr
+                    and g.handle == subject["handle"]
+                    and g.root == root.fingerprint
+                    and (g.valid_until is None or g.valid_until > body["valid_from"])
+                ):
+                    g.valid_until = body["valid_from"]
+                    g.replaced = True
     grants.append(
         Grant(
             handle=subject["handle"],
@@ -544,6 +643,99 @@ def check_trust_log_links(rows: Sequence[Mapping[str, Any]], root: Root) -> list
             break
         prev = row["hash"]
     return out
+
+
+def check_trust_head(
+    rows: Sequence[Mapping[str, Any]], root: Root, head_text: str | None, index: CertIndex
+) -> list[Finding]:
+    """The signed head of the store's own trust log names its newest entry.
+
+    The head is signed by whoever issued that entry (the root, or an admin), so removing
+    the newest certificate or revocation, or the head itself, is a finding.
+    """
+    from custody.files import parse_json
+
+    own = sorted((r for r in rows if r["root"] == root.fingerprint), key=lambda r: r["seq"])
+    if head_text is None:
+        if not own:
+            return []
+        return [
+            Finding(
+                "trust log",
+                None,
+                K.MISSING,
+                "The signed head of the trust log is missing: its newest entries may have "
+                "been removed.",
+            )
+        ]
+    head = parse_json(head_text)
+    if (
+        not isinstance(head, dict)
+        or not isinstance(head.get("seq"), int)
+        or not all(
+            isinstance(head.get(f), str)
+            for f in ("root", "hash", "issuer", "issuer_key", "signature")
+        )
+        or head["root"] != root.fingerprint
+    ):
+        return [Finding("trust log", None, K.ALTERED, "The trust log's head is not a signed head.")]
+    if head["issuer"] == ROOT_ISSUER:
+        pub = root.public_key if head["issuer_key"] == root.fingerprint else None
+    else:
+        pub = next(
+            (
+                g.public_key
+                for g in index.grants.get(head["issuer_key"], [])
+                if g.handle == head["issuer"]
+                and g.role == Role.ADMIN
+                and g.root == root.fingerprint
+            ),
+            None,
+        )
+    message = trust_head_message(root=root.fingerprint, seq=head["seq"], hash_=head["hash"])
+    if pub is None or not verify_signature(
+        public_hex=pub, signature_b64=head["signature"], message=message
+    ):
+        return [
+            Finding(
+                "trust log",
+                None,
+                K.BAD_SIGNATURE,
+                f"The trust log's head is not signed by the agency root {root.fingerprint[:16]}… "
+                f"or an admin it certified.",
+            )
+        ]
+    last_seq = own[-1]["seq"] if own else 0
+    if head["seq"] > last_seq:
+        return [
+            Finding(
+                "trust log",
+                None,
+                K.MISSING,
+                f"The signed head of the trust log names entry {head['seq']} but the log ends at "
+                f"{last_seq}: the newest certificates or revocations were deleted.",
+            )
+        ]
+    if head["seq"] < last_seq:
+        return [
+            Finding(
+                "trust log",
+                None,
+                K.INSERTED,
+                f"Trust log entries {head['seq'] + 1}..{last_seq} lie beyond its signed head: "
+                f"they were added outside custody.",
+            )
+        ]
+    if own[-1]["hash"] != head["hash"]:
+        return [
+            Finding(
+                "trust log",
+                None,
+                K.ALTERED,
+                f"The newest trust log entry ({last_seq}) differs from the signed head.",
+            )
+        ]
+    return []
 
 
 def check_event_certificates(
@@ -728,7 +920,12 @@ def _entry(doc: Any, *, name: str) -> TrustEntry:
         code=agency["code"],
         name=agency["name"],
         country=agency["country"],
-        root=Root(agency["code"], doc["root_public_key"], doc["root_fingerprint"]),
+        root=Root(
+            agency["code"],
+            doc["root_public_key"],
+            doc["root_fingerprint"],
+            valid_until=doc.get("valid_until"),
+        ),
         valid_from=doc["valid_from"],
         valid_until=doc.get("valid_until"),
         document=doc,
@@ -775,7 +972,27 @@ def trusted_roots(entries: Iterable[TrustEntry]) -> dict[str, Root]:
 
 
 def pin_entry(session: Session, entry: TrustEntry) -> TrustedRoot:
+    import json
+
+    if entry.valid_until is not None and entry.valid_until < to_utc_text(now_utc()):
+        raise InvalidInput(
+            f"The trust entry of {entry.code} (root {entry.fingerprint[:16]}…) expired at "
+            f"{entry.valid_until}; ask the agency for a fresh one."
+        )
     existing = session.get(TrustedRoot, entry.fingerprint)
+    if (
+        existing is not None
+        and existing.valid_until is not None
+        and (entry.valid_until is None or entry.valid_until > existing.valid_until)
+    ):
+        # A renewed entry of a pinned root extends its validity.
+        existing.valid_from = entry.valid_from
+        existing.valid_until = entry.valid_until
+        existing.entry = json.dumps(dict(entry.document), sort_keys=True)
+        session.add(existing)
+        session.flush()
+        session.expunge(existing)
+        return existing
     if existing is not None:
         raise AlreadyExists(
             f"The root {entry.fingerprint[:16]}… of {entry.code} is pinned already; nothing to do."
@@ -788,8 +1005,6 @@ def pin_entry(session: Session, entry: TrustEntry) -> TrustedRoot:
             f"The trust entry names this store's own agency {entry.code} with another root "
             f"({entry.fingerprint[:16]}…); an agency has one root, so it is refused."
         )
-    import json
-
     row = TrustedRoot(
         fingerprint=entry.fingerprint,
         agency_code=entry.code,
@@ -810,7 +1025,7 @@ def pin_entry(session: Session, entry: TrustEntry) -> TrustedRoot:
 def pinned_roots(session: Session) -> dict[str, Root]:
     """The store's own root and the roots pinned with `trust add`."""
     roots = {
-        r.fingerprint: Root(r.agency_code, r.public_key, r.fingerprint)
+        r.fingerprint: Root(r.agency_code, r.public_key, r.fingerprint, r.valid_until)
         for r in session.exec(select(TrustedRoot)).all()
     }
     own = store_root(session)
@@ -884,16 +1099,36 @@ def list_trusted(store: Any) -> list[dict[str, Any]]:
     return out
 
 
-def certified_keys(session: Session) -> set[tuple[str, str]]:
-    """(handle, key fingerprint) of every key a trusted root certified and did not revoke."""
-    index, _ = build_index(
-        [certificate_doc(r) for r in store_certificates(session)], pinned_roots(session)
-    )
+def certified_keys(session: Session, *, index: CertIndex | None = None) -> set[tuple[str, str]]:
+    """(handle, key fingerprint) of every key a trusted root certified and did not revoke,
+    under a root whose trust entry has not expired (a label carries no signing time, so
+    it is judged now)."""
+    if index is None:
+        index, _ = build_index(
+            [certificate_doc(r) for r in store_certificates(session)], pinned_roots(session)
+        )
+    now = to_utc_text(now_utc())
     return {
         (g.handle, fpr)
         for fpr, grants in index.grants.items()
         for g in grants
         if g.revoked_at is None
+        and (index.root_until.get(g.root) is None or str(index.root_until[g.root]) >= now)
+    }
+
+
+def certified_public_keys(session: Session) -> dict[str, tuple[str, str]]:
+    """Key fingerprint -> (handle, public hex) of every key `certified_keys` gives, earlier
+    keys of a key rotation included: what it signed before the rotation stays genuine."""
+    index, _ = build_index(
+        [certificate_doc(r) for r in store_certificates(session)], pinned_roots(session)
+    )
+    certified = certified_keys(session, index=index)
+    return {
+        fpr: (g.handle, g.public_key)
+        for fpr, grants in index.grants.items()
+        for g in grants
+        if (g.handle, fpr) in certified and g.public_key
     }
 
 

@@ -45,7 +45,7 @@ from custody.integrity import (
 from custody.registrations import ACTOR_COLUMNS, KeyMap, actor_keys, keep_trusted
 from custody.replay import RoleLookup, check_sub_items, replay_rules
 from custody.store import Store
-from custody.trust import TrustEntry
+from custody.trust import RoleBook, TrustEntry, with_earlier_keys
 
 PARALLEL_THRESHOLD = 4000
 
@@ -183,6 +183,14 @@ def verify(
     snap = load_snapshot(store, item_id=item_id, case_no=case_no)
     keys, actor_findings = actor_keys(snap.actors)
     report.findings.extend(actor_findings)
+    in_scope = [
+        e
+        for e in snap.events
+        if (item_id is None or e.chain == item_id) and (case_no is None or e.case_no == case_no)
+    ]
+    trust_findings, roles = _trust_findings(store, snap, in_scope, report, trust)
+    if isinstance(roles, RoleBook):
+        with_earlier_keys(keys, roles.index)  # keys replaced by a rotation
     if trusted_keys is not None:
         report.findings.extend(keep_trusted(keys, trusted_keys))
     report.signers = {h: k.fingerprint for h, k in sorted(keys.items())}
@@ -192,14 +200,8 @@ def verify(
     report.findings.extend(log_findings)
     for cp in checkpoints:
         report.findings.extend(check_checkpoint(cp, store_id=snap.store_id, events=snap.events))
-    in_scope = [
-        e
-        for e in snap.events
-        if (item_id is None or e.chain == item_id) and (case_no is None or e.case_no == case_no)
-    ]
     if progress:
         progress(f"{len(in_scope)} events")
-    trust_findings, roles = _trust_findings(store, snap, in_scope, report, trust)
     chain_findings, report.heads = verify_chains(
         in_scope,
         keys,
@@ -232,10 +234,10 @@ def _trust_findings(
     """Certificates in the trust log, and every signature certified when it was made; and
     the actors' roles at each event, as the certificates give them."""
     from custody.trust import (
-        RoleBook,
         Root,
         build_index,
         check_event_certificates,
+        check_trust_head,
         check_trust_log_links,
         root_key_on_machine,
     )
@@ -271,7 +273,9 @@ def _trust_findings(
             )
     else:
         roots = {
-            r["fingerprint"]: Root(r["agency_code"], r["public_key"], r["fingerprint"])
+            r["fingerprint"]: Root(
+                r["agency_code"], r["public_key"], r["fingerprint"], r.get("valid_until")
+            )
             for r in snap.pinned
         }
         roots[own.fingerprint] = own
@@ -285,6 +289,7 @@ def _trust_findings(
     index, findings = build_index(snap.certificates, roots)
     out.extend(findings)
     out.extend(check_trust_log_links(snap.certificates, own))
+    out.extend(check_trust_head(snap.certificates, own, meta.get("trust_head"), index))
     out.extend(check_event_certificates(events, index, anchor=anchor))
     return out, RoleBook(rows_roles, index)
 

@@ -439,3 +439,37 @@ def test_a_sample_crosses_with_the_chain_of_the_item_it_came_from(
     assert result.pending == {child: "bochieng"}
     ev.record_receive(nmk.store, item_id=child, signer=boch, condition="tube sealed")
     assert verify(nmk.store).intact
+
+
+def test_hand_over_after_a_key_rotation_carries_both_keys(
+    world: World, two: tuple[Agency, Agency], tmp_path: Path
+) -> None:
+    kws, nmk = two
+    item = world.item()  # signed with aotieno's first key
+    kws_env = {"CUSTODY_DB": str(kws.db), "CUSTODY_HOME": str(kws.home)}
+    nmk_env = {"CUSTODY_DB": str(nmk.db), "CUSTODY_HOME": str(nmk.home)}
+    r = runner.invoke(app, ["actor", "rotate-key", "aotieno"], env=kws_env)
+    assert r.exit_code == 0, r.output
+    offer = tmp_path / "offer.json"
+    r = runner.invoke(
+        app, ["transfer", item, "--to", "bochieng", "--offer", str(offer), "--as", "aotieno"],
+        env=kws_env,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["countersign", str(offer), "--as", "bochieng"], env=nmk_env)
+    assert r.exit_code == 0, r.output
+    bundle = tmp_path / "b.json"
+    r = runner.invoke(
+        app, ["complete-transfer", str(offer), "-o", str(bundle), "--as", "aotieno"], env=kws_env
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["bundle", "verify", str(bundle), "--trust", str(kws.entry)])
+    assert r.exit_code == 0 and r.output.startswith("TRUSTED"), r.output
+    r = runner.invoke(app, ["bundle", "import", str(bundle), "--as", "bochieng"], env=nmk_env)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["receive", item, "--condition", "ok", "--as", "bochieng"], env=nmk_env)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["verify"], env=nmk_env)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["verify"], env=kws_env)
+    assert r.exit_code == 0, r.output

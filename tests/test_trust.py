@@ -482,3 +482,193 @@ def test_pdf_signing_time_in_whole_seconds_counts_from_the_registration_second(
     pdf_time = registered[:19] + ".000000Z"  # what a PDF signature reports
     key = world.prosecutor.key.fingerprint
     assert judge_bundle(bundle, entries, extra_signers=[("pnjeri", key, pdf_time)]).trusted
+
+
+def _sql(db: Path, *statements: str) -> None:
+    con = sqlite3.connect(db)
+    for s in statements:
+        con.execute(s)
+    con.commit()
+    con.close()
+
+
+def test_deleting_the_newest_revocation_is_a_finding(world: World) -> None:
+    assert runner.invoke(app, ["actor", "revoke", "aotieno", "--reason", "left"]).exit_code == 0
+    assert runner.invoke(app, ["verify"]).exit_code == 0
+    # someone with write access to the file wants the key back
+    _sql(world.db_path, "DELETE FROM certificates WHERE kind = 'revoke'")
+    # nor can the next act of the agency sign a new head over the shortened log
+    result = runner.invoke(app, ["actor", "role", "pnjeri", "--role", "analyst"])
+    assert result.exit_code == 1 and "no longer ends at its signed head" in result.output
+    result = runner.invoke(app, ["verify", "--json"])
+    assert result.exit_code == 1
+    [finding] = json.loads(result.output)["findings"]
+    assert finding["subject"] == "trust log" and finding["kind"] == "missing"
+    assert "newest certificates or revocations were deleted" in finding["message"]
+
+
+@pytest.mark.parametrize(
+    ("statements", "expected"),
+    [
+        (["DELETE FROM store_meta WHERE key = 'trust_head'"], "head of the trust log is missing"),
+        (
+            [
+                "DELETE FROM certificates WHERE kind = 'revoke'",
+                "DELETE FROM store_meta WHERE key = 'trust_head'",
+            ],
+            "head of the trust log is missing",
+        ),
+        (
+            [
+                "UPDATE store_meta SET value = replace(value, '\"seq\":', '\"seq\":1') "
+                "WHERE key = 'trust_head'"
+            ],
+            "not signed by the agency root",
+        ),
+    ],
+)
+def test_trust_log_head_tampering_is_a_finding(
+    world: World, statements: list[str], expected: str
+) -> None:
+    revoke_actor(world.store, handle="aotieno", reason="left")
+    _sql(world.db_path, *statements)
+    report = verify(world.store)
+    assert any(f.subject == "trust log" and expected in f.message for f in report.findings), [
+        f.message for f in report.findings
+    ]
+
+
+def test_trust_log_head_is_signed_by_the_admin_who_issued_the_newest_entry(
+    world: World, tmp_path: Path
+) -> None:
+    add_actor(world.store, handle="hq", name="HQ Admin", role="admin", agency_code="KWS")
+    result = runner.invoke(app, ["actor", "revoke", "pnjeri", "--reason", "left", "--as", "hq"])
+    assert result.exit_code == 0, result.output
+    assert verify(world.store).intact
+
+
+def _entry_expiring_now(store: object, path: Path) -> Path:
+    """A trust entry of `store`'s agency whose validity ends the moment it is made."""
+    from custody.canonical import canonical_json
+    from custody.trust import load_root_key, make_entry, store_root
+
+    with store.read() as session:  # type: ignore[attr-defined]
+        root = store_root(session)
+        assert root is not None
+        key = load_root_key(store.home, root)  # type: ignore[attr-defined]
+        path.write_bytes(canonical_json(make_entry(session, key=key, valid_days=0)))
+    return path
+
+
+def test_expired_trust_entry_trusts_nothing_signed_after_it(world: World, tmp_path: Path) -> None:
+    item = world.item()
+    entry = _entry_expiring_now(world.store, tmp_path / "kws-expiring.json")
+    until = json.loads(entry.read_text())["valid_until"]
+    before = runner.invoke(app, ["verify", "--trust", str(entry)])
+    assert before.exit_code == 0, before.output  # signed while the entry was valid
+    record_note(world.store, item_id=item, signer=world.officer, text="after expiry")
+    after = runner.invoke(app, ["verify", "--trust", str(entry), "--json"])
+    assert after.exit_code == 1
+    [finding] = json.loads(after.output)["findings"]
+    assert finding["kind"] == FindingKind.UNTRUSTED_KEY
+    assert f"valid only until {until}" in finding["message"]
+    pdf = _dossier(world, tmp_path / "late.pdf")
+    result = runner.invoke(app, ["dossier", "verify", str(pdf), "--trust", str(entry)])
+    assert result.exit_code == 1 and result.output.startswith("NOT TRUSTED"), result.output
+    assert "valid only until" in " ".join(result.output.split())
+    fresh = _export(tmp_path, world)
+    ok = runner.invoke(app, ["dossier", "verify", str(pdf), "--trust", str(fresh)])
+    assert ok.exit_code == 0 and ok.output.startswith("TRUSTED"), ok.output
+
+
+def test_expired_trust_entry_is_not_pinned_and_a_renewed_one_extends_the_pin(
+    world: World, tmp_path: Path, db_snapshot: Snapshot
+) -> None:
+    from custody.canonical import canonical_json
+    from custody.trust import export_entry
+
+    other = init_store(
+        str(tmp_path / "nmk.db"), agency_code="NMK", agency_name="NMK", home=tmp_path / "nmk"
+    )
+    expired = _entry_expiring_now(other, tmp_path / "nmk-expired.json")
+    os.environ["CUSTODY_DB"] = str(world.db_path)
+    os.environ["CUSTODY_HOME"] = str(world.home)
+    before = db_snapshot(world.db_path)
+    result = runner.invoke(app, ["trust", "add", str(expired), "--yes"])
+    assert result.exit_code == 1 and "expired at" in result.output
+    assert db_snapshot(world.db_path) == before
+    first = tmp_path / "nmk.json"
+    first.write_bytes(canonical_json(export_entry(other)))
+    assert runner.invoke(app, ["trust", "add", str(first), "--yes"]).exit_code == 0
+    renewed = tmp_path / "nmk-renewed.json"
+    renewed.write_bytes(canonical_json(export_entry(other)))
+    result = runner.invoke(app, ["trust", "add", str(renewed), "--yes"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(runner.invoke(app, ["trust", "list", "--json"]).output)
+    [nmk] = [r for r in listed if r["agency"] == "NMK"]
+    assert nmk["valid_until"] == json.loads(renewed.read_text())["valid_until"]
+
+
+def test_key_rotation_keeps_old_signatures_and_refuses_the_old_key_after_it(
+    world: World,
+) -> None:
+    item = world.item()
+    old = world.officer.key.fingerprint
+    result = runner.invoke(app, ["actor", "rotate-key", "aotieno"])
+    assert result.exit_code == 0, result.output
+    new = load_signer(world.store, "aotieno")
+    assert new.key.fingerprint != old
+    keys = sorted(p.name for p in (world.home / "keys").glob("aotieno.*.pem"))
+    assert keys == sorted([f"aotieno.{old[:16]}.pem", f"aotieno.{new.key.fingerprint[:16]}.pem"])
+    assert runner.invoke(app, ["verify"]).exit_code == 0  # what the old key signed stays valid
+    record_note(world.store, item_id=item, signer=new, text="with the new key")
+    assert verify(world.store).intact
+    # the old key file (a copy taken away) still signs, around the library
+    record_note(world.store, item_id=item, signer=world.officer, text="with the old key")
+    result = runner.invoke(app, ["verify", "--json"])
+    assert result.exit_code == 1
+    findings = json.loads(result.output)["findings"]
+    assert any(
+        f["kind"] == FindingKind.UNTRUSTED_KEY
+        and old[:16] in f["message"]
+        and "replaced by a new key" in f["message"]
+        for f in findings
+    ), findings
+
+
+def test_labels_and_dossier_signed_before_a_key_rotation_stay_genuine_and_trusted(
+    world: World, tmp_path: Path
+) -> None:
+    from custody.labelling import GENUINE, print_labels, scan_texts
+    from labels.qr import decode_file
+
+    item = world.item()
+    print_labels(world.store, signer=world.officer, out=tmp_path / "o.pdf", item_ids=[item])
+    result = runner.invoke(app, ["actor", "rotate-key", "aotieno", "--as", "pnjeri"])
+    assert result.exit_code == 1 and "not an admin" in result.output  # needs authority
+    assert runner.invoke(app, ["actor", "rotate-key", "aotieno"]).exit_code == 0
+    (scanned,) = scan_texts(world.store, decode_file(tmp_path / "o.pdf"))
+    assert scanned.verdict == GENUINE
+    record_note(world.store, item_id=item, signer=load_signer(world.store, "aotieno"), text="new")
+    entry = _export(tmp_path, world)
+    from custody.dossier.build import build_dossier
+
+    pdf = tmp_path / "d.pdf"
+    build_dossier(world.store, case_no=CASE, out=pdf, signer=world.prosecutor)
+    ok = runner.invoke(app, ["dossier", "verify", str(pdf), "--trust", str(entry)])
+    assert ok.exit_code == 0 and ok.output.startswith("TRUSTED"), ok.output
+
+
+def test_rotate_key_refuses_bad_input_and_changes_nothing(
+    world: World, db_snapshot: Snapshot
+) -> None:
+    revoke_actor(world.store, handle="jmwangi", reason="left")
+    before = db_snapshot(world.db_path)
+    for args, message in (
+        (["actor", "rotate-key", "nobody"], "does not exist"),
+        (["actor", "rotate-key", "jmwangi"], "revoked"),
+        (["actor", "rotate-key", "aotieno", "--as", "pnjeri"], "not an admin"),
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+    assert db_snapshot(world.db_path) == before

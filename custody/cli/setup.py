@@ -115,6 +115,26 @@ def actor_revoke(
     done(f"Key of '{handle}' revoked; events it signs from now on are findings.")
 
 
+@app.command("rotate-key")
+def actor_rotate_key(
+    handle: str = typer.Argument(..., help="Handle of the actor who gets a new key."),
+    admin: str | None = ADMIN,
+) -> None:
+    """Give an actor a new key pair from now on (certified in the trust log); the old key
+    stays valid for what it signed before and signs nothing after."""
+    from custody.keys import new_key_passphrase
+    from custody.records import rotate_key
+
+    store = open_store()
+    actor, old = rotate_key(
+        store,
+        handle=handle,
+        passphrase=new_key_passphrase(),
+        authority=signer(store, admin) if admin else None,
+    )
+    out.print(f"{actor.handle}  key {actor.key_fingerprint[:16]} (replaces {old[:16]})")
+
+
 @app.command("card")
 def actor_card(
     handle: str = typer.Argument(..., help="Handle of the actor."),
