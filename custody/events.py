@@ -594,27 +594,66 @@ def record_transfer(
     witness: Signer | None = None,
     at: str | None = None,
 ) -> Recorded:
-    check_transfer_parties(
-        item_id=item_id,
-        releaser=signer.actor.handle,
-        receiver=receiver.actor.handle,
-        witness=witness.actor.handle if witness else None,
-    )
-    data: dict[str, Any] = {
-        "from": signer.actor.handle,
-        "to": receiver.actor.handle,
-        "purpose": purpose,
-        "location": location,
-    }
-    return record_item_event(
+    """Hand one item over (see `record_transfers`)."""
+    return record_transfers(
         store,
-        item_id=item_id,
-        kind=E.TRANSFER,
+        item_ids=[item_id],
         signer=signer,
-        data=data,
+        receiver=receiver,
+        purpose=purpose,
+        location=location,
+        witness=witness,
         at=at,
-        cosign=Cosign(receiver=receiver, witness=witness),
     )
+
+
+def record_transfers(
+    store: Store,
+    *,
+    item_ids: Sequence[str],
+    signer: Signer,
+    receiver: Signer,
+    purpose: str = "",
+    location: str = "",
+    witness: Signer | None = None,
+    at: str | None = None,
+) -> Recorded:
+    """Hand several items over at once: one `transfer` event per item, all or none."""
+    ids = list(dict.fromkeys(item_ids))
+    if not ids:
+        raise InvalidInput("Name at least one item to transfer.")
+    for item_id in ids:
+        check_transfer_parties(
+            item_id=item_id,
+            releaser=signer.actor.handle,
+            receiver=receiver.actor.handle,
+            witness=witness.actor.handle if witness else None,
+        )
+    when = event_time(at)
+    rows: list[Event] = []
+    with store.write() as session:
+        writer = Writer(session)
+        for item_id in ids:
+            item = get_item(session, item_id)
+            state = writer.item_state(item_id)
+            data: dict[str, Any] = {
+                "from": signer.actor.handle,
+                "to": receiver.actor.handle,
+                "purpose": purpose,
+                "location": location,
+            }
+            check_transition(state, E.TRANSFER, signer.actor, data)
+            data["seal"] = state.seal
+            draft = Draft.on_item(
+                item_id, case_no=item.case_no, type=E.TRANSFER, data=data, at=when
+            )
+            rows.append(
+                writer.append(
+                    draft, signer=signer, cosign=Cosign(receiver=receiver, witness=witness)
+                )
+            )
+        writer.finish()
+    return Recorded(events=tuple(rows))
 
 
 def record_receive(

@@ -33,16 +33,10 @@ from custody.caselog import append_case_event
 from custody.domain import EventType
 from custody.errors import AlreadyExists, InvalidInput, NotFound
 from custody.events import (
-    Cosign,
-    Draft,
-    Recorded,
     Signer,
     Writer,
     check_permission,
-    check_transfer_parties,
-    check_transition,
     event_time,
-    get_item,
 )
 from custody.models import Case, Event, Item, StorageLocation
 from custody.records import item_sort_key
@@ -154,55 +148,6 @@ def find_items(
 
 
 # --- hand-over of several items ------------------------------------------------
-
-
-def record_transfers(
-    store: Store,
-    *,
-    item_ids: Sequence[str],
-    signer: Signer,
-    receiver: Signer,
-    purpose: str = "",
-    location: str = "",
-    witness: Signer | None = None,
-    at: str | None = None,
-) -> Recorded:
-    """Hand several items over at once: one `transfer` event per item, all or none."""
-    ids = list(dict.fromkeys(item_ids))
-    if not ids:
-        raise InvalidInput("Name at least one item to transfer.")
-    for item_id in ids:
-        check_transfer_parties(
-            item_id=item_id,
-            releaser=signer.actor.handle,
-            receiver=receiver.actor.handle,
-            witness=witness.actor.handle if witness else None,
-        )
-    when = event_time(at)
-    rows: list[Event] = []
-    with store.write() as session:
-        writer = Writer(session)
-        for item_id in ids:
-            item = get_item(session, item_id)
-            state = writer.item_state(item_id)
-            data: dict[str, Any] = {
-                "from": signer.actor.handle,
-                "to": receiver.actor.handle,
-                "purpose": purpose,
-                "location": location,
-            }
-            check_transition(state, EventType.TRANSFER, signer.actor, data)
-            data["seal"] = state.seal
-            draft = Draft.on_item(
-                item_id, case_no=item.case_no, type=EventType.TRANSFER, data=data, at=when
-            )
-            rows.append(
-                writer.append(
-                    draft, signer=signer, cosign=Cosign(receiver=receiver, witness=witness)
-                )
-            )
-        writer.finish()
-    return Recorded(events=tuple(rows))
 
 
 # --- storage locations ---------------------------------------------------------

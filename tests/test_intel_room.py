@@ -17,8 +17,9 @@ from custody.errors import (
     NotFound,
     PermissionDenied,
 )
+from custody.events import record_transfers
 from custody.records import import_items, list_items
-from custody.room import add_location, audit_location, find_items, record_transfers
+from custody.room import add_location, audit_location, find_items
 from custody.verify import verify
 from tests.conftest import CASE, World
 

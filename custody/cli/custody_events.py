@@ -4,6 +4,7 @@ note, correct, and the history of an item."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -22,6 +23,9 @@ from custody.cli.common import (
 from custody.domain import EventRecord
 from custody.domain import EventType as E
 from custody.state import ItemState
+
+if TYPE_CHECKING:
+    from custody.store import Store
 
 ITEM = typer.Argument(..., help="Item ID, e.g. KWS-2026-0042/3.")
 
@@ -95,59 +99,25 @@ def transfer(
 ) -> None:
     """Hand items over: releaser and receiver (and witness) all sign, one event per item."""
     store = open_store()
-    if len(items) > 1:
-        from custody.errors import InvalidInput
-        from custody.room import record_transfers
+    if offer is not None:
+        if len(items) > 1:
+            from custody.errors import InvalidInput
 
-        if offer is not None:
             raise InvalidInput(
                 "A transfer offer carries one item; write one offer per item or hand the items "
                 "over together on this machine."
             )
-        _report(
-            record_transfers(
-                store,
-                item_ids=items,
-                signer=signer(store, actor),
-                receiver=signer(store, to),
-                witness=signer(store, witness) if witness else None,
-                purpose=purpose,
-                location=location,
-                at=at,
-            )
-        )
+        _offer_transfer(
+            store, item=items[0], offer=offer, actor=actor, to=to, witness=witness,
+            purpose=purpose, location=location, at=at,
+        )  # fmt: skip
         return
-    item = items[0]
-    if offer is not None:
-        from custody.files import check_output
-        from custody.handover import prepare_transfer, save_document
-
-        check_output(offer, what="transfer offer file", can_force=False)
-
-        prepared = prepare_transfer(
-            store,
-            item_id=item,
-            signer=signer(store, actor),
-            receiver=to,
-            witness=witness,
-            purpose=purpose,
-            location=location,
-            at=at,
-        )
-        save_document(offer, prepared, what="transfer offer")
-        who = " and ".join(f"'{h}'" for h in (to, witness) if h)
-        done(
-            f"Transfer offer for {item} written to {offer}; nothing is recorded yet. {who} "
-            f"countersign it with 'custody countersign {offer} --as HANDLE', then record it "
-            f"with 'custody complete-transfer {offer}'."
-        )
-        return
-    from custody.events import record_transfer
+    from custody.events import record_transfers
 
     _report(
-        record_transfer(
+        record_transfers(
             store,
-            item_id=item,
+            item_ids=items,
             signer=signer(store, actor),
             receiver=signer(store, to),
             witness=signer(store, witness) if witness else None,
@@ -155,6 +125,42 @@ def transfer(
             location=location,
             at=at,
         )
+    )
+
+
+def _offer_transfer(
+    store: Store,
+    *,
+    item: str,
+    offer: Path,
+    actor: str | None,
+    to: str,
+    witness: str | None,
+    purpose: str,
+    location: str,
+    at: str | None,
+) -> None:
+    """Write a signed transfer offer to be countersigned elsewhere; records nothing."""
+    from custody.files import check_output
+    from custody.handover import prepare_transfer, save_document
+
+    check_output(offer, what="transfer offer file", can_force=False)
+    prepared = prepare_transfer(
+        store,
+        item_id=item,
+        signer=signer(store, actor),
+        receiver=to,
+        witness=witness,
+        purpose=purpose,
+        location=location,
+        at=at,
+    )
+    save_document(offer, prepared, what="transfer offer")
+    who = " and ".join(f"'{h}'" for h in (to, witness) if h)
+    done(
+        f"Transfer offer for {item} written to {offer}; nothing is recorded yet. {who} "
+        f"countersign it with 'custody countersign {offer} --as HANDLE', then record it "
+        f"with 'custody complete-transfer {offer}'."
     )
 
 
