@@ -264,6 +264,87 @@ class LibraryValidation:
 
 
 @dataclass(frozen=True, slots=True)
+class CallErrorRate:
+    """How often validation calls made under the same conditions were wrong (rates as fractions)."""
+
+    statement: str
+    count: int | None = None
+    wrong: int | None = None
+    rate: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    validated: bool = False
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> CallErrorRate:
+        return cls(
+            statement=_text(data.get("statement")),
+            count=_count(data.get("count")),
+            wrong=_count(data.get("wrong")),
+            rate=_number(data.get("rate")),
+            ci_low=_number(data.get("ci_low")),
+            ci_high=_number(data.get("ci_high")),
+            validated=bool(data.get("validated")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MarkerFinding:
+    """One marker's call within a combined sample finding."""
+
+    query: str
+    marker: str
+    library: str
+    level_text: str
+    taxon: str | None = None
+    candidates: tuple[str, ...] = ()
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> MarkerFinding:
+        return cls(
+            query=_text(data.get("query")),
+            marker=_text(data.get("marker")),
+            library=_text(data.get("library")),
+            level_text=_text(data.get("level")),
+            taxon=_optional_text(data.get("taxon")),
+            candidates=_strings(data.get("candidates")),
+        )
+
+    @property
+    def level_words(self) -> str:
+        return level_words(self.level_text)
+
+
+@dataclass(frozen=True, slots=True)
+class CombinedFinding:
+    """The one finding made from all markers of a sample (recorded with each marker's result)."""
+
+    sample: str
+    level: Level | None
+    level_text: str
+    taxon: str | None
+    statement: str
+    markers: tuple[MarkerFinding, ...] = ()
+    conflicts: tuple[str, ...] = ()
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> CombinedFinding:
+        return cls(
+            sample=_text(data.get("sample")),
+            level=parse_level(data.get("level")),
+            level_text=_text(data.get("level")),
+            taxon=_optional_text(data.get("taxon")),
+            statement=_text(data.get("statement")),
+            markers=tuple(MarkerFinding.from_data(m) for m in _records(data.get("markers"))),
+            conflicts=_sentences(data.get("conflicts")),
+        )
+
+    @property
+    def level_words(self) -> str:
+        return level_words(self.level_text)
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisResult:
     """One stored species identification (see the module docstring for tolerance)."""
 
@@ -294,12 +375,15 @@ class AnalysisResult:
     cites_listings: tuple[CitesListing, ...] = ()
     validation: LibraryValidation | None = None
     species_stats: SpeciesStats | None = None
+    error_rate: CallErrorRate | None = None  # None: recorded before call error rates were kept
+    combined: CombinedFinding | None = None  # the sample's finding over all its markers
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> AnalysisResult:
         """Read an `analyse` event's data; never raises (missing keys give defaults)."""
-        qc, source, stats, validation = (
-            _mapping(data.get(k)) for k in ("qc", "source", "species_stats", "validation")
+        qc, source, stats, validation, rate, combined = (
+            _mapping(data.get(k))
+            for k in ("qc", "source", "species_stats", "validation", "error_rate", "combined")
         )
         return cls(
             query=_text(data.get("query")),
@@ -331,6 +415,8 @@ class AnalysisResult:
             ),
             validation=LibraryValidation.from_data(validation) if validation else None,
             species_stats=SpeciesStats.from_data(stats) if stats else None,
+            error_rate=CallErrorRate.from_data(rate) if rate else None,
+            combined=CombinedFinding.from_data(combined) if combined else None,
         )
 
     @property

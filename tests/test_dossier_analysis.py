@@ -583,3 +583,55 @@ def test_a_fixed_threshold_rule_is_not_said_to_have_checked_the_library(
     assert "matches 6.96 percentage points less well. The call is therefore at species level." in (
         text
     )
+
+
+def _combined(*markers: tuple[str, str, str | None]) -> dict[str, Any]:
+    return {
+        "sample": "S1",
+        "level": "species",
+        "taxon": "Sphyrna mokarran",
+        "statement": "Sample S1: Sphyrna mokarran, called by 1 of 2 markers and contradicted "
+        "by none (COI-5P calls Sphyrna mokarran; 12S calls genus Sphyrna).",
+        "markers": [
+            {"query": q, "marker": m, "library": "lib v1", "level": lvl, "taxon": t}
+            for q, m, (lvl, t) in (
+                (q, m, ("species", t) if t and " " in t else ("genus", t)) for q, m, t in markers
+            )
+        ],
+        "conflicts": [],
+    }
+
+
+def test_a_combined_finding_and_the_error_rate_of_each_call_are_printed(
+    world: World, tmp_path: Path
+) -> None:
+    combined = _combined(("fin-1", "COI-5P", "Sphyrna mokarran"), ("fin-1b", "12S", "Sphyrna"))
+    rate = {
+        "count": 214, "wrong": 2, "rate": 0.0093, "ci_low": 0.0011, "ci_high": 0.0334,
+        "validated": True,
+        "statement": "Of 214 validation calls like this one (species calls on COI-5P) on species "
+        "in the library, 2 were wrong: 0.9 %, 95 % CI 0.1-3.3 %.",
+    }  # fmt: skip
+    coi = {**MOKARRAN, "combined": combined, "error_rate": rate}
+    s12 = {
+        **MOKARRAN,
+        "query": "fin-1b",
+        "level": "genus",
+        "taxon": "Sphyrna",
+        "statement": "genus Sphyrna",
+        "top_hits": [{**MOKARRAN["top_hits"][0], "marker": "12S"}],
+        "combined": combined,
+    }
+    text = _record_and_build(world, tmp_path, coi, s12)
+    # The item's finding is the combined one, not two disagreeing analyses.
+    assert "Sphyrna mokarran (species), combined over COI-5P and 12S" in text
+    assert "disagree" not in text
+    assert "Combined finding for sample S1" in text
+    assert "COI-5P (fin-1, lib v1): Sphyrna mokarran (species)" in text
+    assert "12S (fin-1b, lib v1): Sphyrna (genus only)" in text
+    # Each call states its measured error rate, or why there is none.
+    assert "Error rate of this call" in text
+    assert "2 were wrong: 0.9 %, 95 % CI 0.1-3.3 %" in text
+    assert "recorded before error rates of individual calls were kept" in text or (
+        "was not validated under this rule" in text
+    )

@@ -68,6 +68,7 @@ from custody.analysis import (
     DecisionRule,
     Level,
     LibraryValidation,
+    MarkerFinding,
     QueryQC,
     QuerySource,
     RuleValue,
@@ -84,6 +85,7 @@ from custody.dossier.case import (
 from custody.dossier.fasttable import Cell, FastTable
 from custody.entities import KINDS, NOMINAL_FIELDS, Entity
 from labels.fonts import draw_string, markup
+from species_ref.vocab import level_words
 
 if TYPE_CHECKING:
     from custody.findings import Finding, VerifyReport
@@ -725,30 +727,61 @@ def _short_finding(r: AnalysisResult) -> str:
     return r.statement or r.level_text or "result not readable"
 
 
-def _finding_key(r: AnalysisResult) -> tuple[str, str]:
-    return (r.level_text, r.taxon or "")
+@dataclass(frozen=True)
+class _Unit:
+    """One finding that counts towards an item's finding: an analysis, or the combined
+    finding of one sample's markers (its marker analyses count once, through it)."""
+
+    text: str  # as listed for the sample
+    short: str  # the finding in a few words
+    level_text: str
+    taxon: str | None
+
+
+def _units(found: Sequence[Analysis]) -> list[_Unit]:
+    units: list[_Unit] = []
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
+    for a in found:
+        r, c = a.result, a.result.combined
+        if c is None:
+            short = _short_finding(r)
+            marker = ", ".join(r.markers)
+            text = f"{short} [{marker}]" if len(found) > 1 and marker else short
+            units.append(_Unit(text, short, r.level_text, r.taxon))
+            continue
+        key = (c.sample, c.level_text, c.taxon or "", c.statement)
+        if key not in groups:
+            groups[key] = []
+            units.append(_Unit("", "", c.level_text, c.taxon))
+        groups[key] += [m for m in r.markers if m not in groups[key]]
+    combined = iter(groups.values())
+    out = []
+    for u in units:
+        if not u.text:
+            markers = next(combined)
+            words = level_words(u.level_text).lower()
+            short = f"{u.taxon} ({words})" if u.taxon else words
+            text = f"{short}, combined over {_join(markers) or 'its markers'}"
+            u = _Unit(text, short, u.level_text, u.taxon)
+        out.append(u)
+    return out
 
 
 def _item_finding(samples: Sequence[ItemEntry]) -> tuple[str, str]:
     """Each analysed sample's findings, a combined finding when they agree, and the
     CITES listings of the species called or tied in them."""
     lines: list[str] = []
-    counted: list[AnalysisResult] = []
+    counted: list[_Unit] = []
     analysed_samples = 0
     listings: dict[tuple[str, str, str], None] = {}
     for sample in sorted(samples, key=lambda e: item_sort_parts(e.item.id)):
         if not sample.analyses:
             continue
         found = sample.findings
-        shown: list[str] = []
+        units = _units(found)
+        shown = list(dict.fromkeys(u.text for u in units))
+        counted += units
         for a in found:
-            text = _short_finding(a.result)
-            marker = ", ".join(a.result.markers)
-            if len(found) > 1 and marker:
-                text += f" [{marker}]"
-            if text not in shown:
-                shown.append(text)
-            counted.append(a.result)
             for x in a.result.relevant_listings:
                 listings[(x.species, x.appendix, x.snapshot)] = None
         analysed_samples += bool(found)
@@ -765,27 +798,27 @@ def _item_finding(samples: Sequence[ItemEntry]) -> tuple[str, str]:
     return "\n".join(lines), "\n".join(cites) or "no species called"
 
 
-def _agreement(results: Sequence[AnalysisResult], *, samples: int) -> list[str]:
+def _agreement(units: Sequence[_Unit], *, samples: int) -> list[str]:
     """Whether the counted findings agree, in one plain sentence (none for a lone one)."""
-    if not results:
+    if not units:
         return ["No finding counts: every analysis was withdrawn."]
-    identified = [r for r in results if r.taxon]
-    taxa = {_finding_key(r) for r in identified}
+    identified = [u for u in units if u.taxon]
+    taxa = {(u.level_text, u.taxon) for u in identified}
     if len(taxa) > 1:
         if samples > 1:
             return ["The samples disagree: no finding for the item as a whole."]
         return ["The analyses of this sample disagree: no single finding."]
-    if len(results) == 1:
+    if len(units) == 1:
         return []
-    if identified and len(identified) < len(results):
+    if identified and len(identified) < len(units):
         return [
-            f"Not every analysis identifies: {_short_finding(identified[0])} from "
-            f"{len(identified)} of {len(results)} analyses; the others gave no identification."
+            f"Not every analysis identifies: {identified[0].short} from "
+            f"{len(identified)} of {len(units)} analyses; the others gave no identification."
         ]
-    what = _short_finding(results[0])
+    what = units[0].short
     if samples > 1:
         return [f"All {samples} analysed samples agree: {what}."]
-    return [f"All {len(results)} analyses agree: {what}."]
+    return [f"All {len(units)} analyses agree: {what}."]
 
 
 def _appendix_words(appendix: str) -> str:
@@ -1181,6 +1214,9 @@ def _identification(content: DossierContent, analysis: Analysis) -> list[Flowabl
         CondPageBreak(50 * mm),
         Paragraph(markup(f"Species identification (event {e.id}): {r.query}"), S["h2"]),
         P(f"{r.level_words}: {r.statement}", "call"),
+        *_combined_finding(r),
+        Paragraph("Error rate of this call", S["h3"]),
+        P(_error_rate_words(r), "body"),
         kv_table(_method_rows(content, analysis)),
         Paragraph("Decision rule", S["h3"]),
         P(_rule_words(r), "body"),
@@ -1205,6 +1241,45 @@ def _identification(content: DossierContent, analysis: Analysis) -> list[Flowabl
         ),
     ]
     return out
+
+
+def _combined_finding(r: AnalysisResult) -> list[Flowable]:
+    """The sample's finding over all its markers, when this result is one of them."""
+    c = r.combined
+    if c is None:
+        return []
+    lines = [
+        f"• {m.marker or 'no marker'} ({m.query}, {m.library}): {_marker_words(m)}"
+        for m in c.markers
+    ]
+    return [
+        Paragraph(markup(f"Combined finding for sample {c.sample}"), S["h3"]),
+        P(c.statement, "body"),
+        P("Per marker:\n" + "\n".join(lines), "small") if lines else Spacer(1, 0),
+    ]
+
+
+def _marker_words(m: MarkerFinding) -> str:
+    if m.level_text == Level.AMBIGUOUS and m.candidates:
+        return f"{m.level_words.lower()} between {_join(list(m.candidates))}"
+    if m.taxon:
+        return f"{m.taxon} ({m.level_words.lower()})"
+    return m.level_words.lower()
+
+
+def _error_rate_words(r: AnalysisResult) -> str:
+    """The measured error rate of calls like this one, or why none can be given."""
+    if r.error_rate is not None and r.error_rate.statement:
+        return r.error_rate.statement
+    if r.validation is None:
+        return (
+            f"The library version ({_library_name(r)}) was not validated under this rule "
+            "when the call was made, so no error rate of this call can be given."
+        )
+    return (
+        "This result was recorded before error rates of individual calls were kept; the "
+        "library's overall error rates are in the section on the reference libraries used."
+    )
 
 
 def _withdrawn_identification(
