@@ -11,7 +11,9 @@ The call, in order:
    they share one), unless one species is carried by many closer references;
 3. at or above the species threshold and supported by the library statistics
    (the query inside the species' variation, clearly closer to it than to its
-   nearest other species, enough references): a species call;
+   nearest other species, enough references; a species known from one or two
+   references needs its nearest other species far, less far in a genus whose
+   other species the marker separates): a species call;
 4. otherwise the genus, when the candidates share one.
 
 Invariants: every flag is a `Flag` (a code and a sentence); the decision never
