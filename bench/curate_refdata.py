@@ -3,6 +3,12 @@
 Usage: python bench/curate_refdata.py REFDATA_DIR [--out species_ref/data/curation/refdata.toml]
        [--markers coi,cytb,...] [--rule default]
 
+The evidence is cached per marker, rule and library content under --cache, so a
+re-run after a change of the proposal logic takes seconds. Re-identification
+runs under `EVIDENCE_RULE` ("default-r1", revision 1 of the default rule, the
+one the shipped file was made with) unless --rule names a registered rule, so a
+later change of the default rule does not silently change the evidence.
+
 For each marker file a library version is built (as `bench/validate_refdata.py`
 does), then its name conflicts within 0.5 % (`find_conflicts`) and the
 leave-one-out re-identification of every record (`reidentify_records`) are
@@ -13,10 +19,12 @@ only the reference files themselves. Prints a count per marker and kind.
 from __future__ import annotations
 
 import argparse
+import csv
 import pickle
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +39,7 @@ from species_ref.curation import (  # noqa: E402
     propose_decisions,
 )
 from species_ref.identify import Engine  # noqa: E402
+from species_ref.rules import RULES, Rule, get_rule  # noqa: E402
 
 from validate_refdata import MARKERS, load_version  # noqa: E402
 
@@ -79,6 +88,67 @@ ADDED = [
 ]
 
 
+#: The rule re-identification ran under for the shipped decisions: revision 1 of
+#: the default rule (five dominant references, no relief for resolved genera).
+EVIDENCE_RULE = replace(
+    RULES["default"],
+    name="default-r1",
+    revision=1,
+    dominant_refs=5,
+    resolved_genus_max=0.0,
+    resolved_min_nn=0.0,
+    resolved_min_gap=0.0,
+    resolved_gap_ratio=0.0,
+)
+
+
+def evidence_rule(name: str) -> Rule:
+    """The rule re-identification runs under: `EVIDENCE_RULE` or a registered one."""
+    return EVIDENCE_RULE if name == EVIDENCE_RULE.name else get_rule(name)
+
+
+def collapsed_copies(refdata: Path) -> dict[tuple[str, str], list[str]]:
+    """(marker file, record) -> IDs of identical same-species records collapsed into it.
+
+    The published files keep one record per identical sequence and name
+    (`SOURCES.tsv` lists the others); a library imported from the uncollapsed
+    records holds the copies under their own IDs, so an exclusion must name them too.
+    """
+    out: dict[tuple[str, str], list[str]] = {}
+    sources = refdata / "SOURCES.tsv"
+    if not sources.exists():
+        return out
+    with sources.open(newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            collapsed = (row.get("identical_seq_same_species_ids_collapsed") or "").strip()
+            ids = [x.strip() for x in collapsed.replace(";", ",").split(",") if x.strip()]
+            if ids:
+                out[(row.get("file", "").replace("reference_", ""), row["seq_id"])] = ids
+    return out
+
+
+def with_copies(
+    decisions: list[Decision], copies: dict[tuple[str, str], list[str]], library_of: dict[str, str]
+) -> list[Decision]:
+    """Each exclusion followed by the same exclusion of the record's collapsed copies."""
+    out: list[Decision] = []
+    for d in decisions:
+        out.append(d)
+        if d.kind != "exclude":
+            continue
+        for copy in copies.get((library_of.get(d.record, ""), d.record), []):
+            out.append(
+                replace(
+                    d,
+                    record=copy,
+                    source=f"{d.source}; SOURCES.tsv",
+                    note=f"identical copy of {d.record} under the same name "
+                    "(collapsed into it in the published file)",
+                )
+            )
+    return out
+
+
 def _kept(d: Decision) -> bool:
     if d.kind != "synonym":
         return True
@@ -92,10 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=ROOT / "species_ref" / "data" / "curation" / "refdata.toml"
     )
     ap.add_argument("--markers", default=",".join(MARKERS))
-    ap.add_argument("--rule", default="default")
+    ap.add_argument("--rule", default=EVIDENCE_RULE.name)
     ap.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "cache")
     args = ap.parse_args(argv)
     evidence = []
+    library_of: dict[str, str] = {}
     for marker in [m for m in args.markers.split(",") if m]:
         path = args.refdata / f"{marker}.fasta"
         if not path.exists():
@@ -108,11 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             engine = Engine(version, cache_dir=args.cache)
             conflicts = find_conflicts(engine.index, engine.profile)
-            problems = reidentify_records(engine, rule=args.rule)
+            problems = reidentify_records(engine, rule=evidence_rule(args.rule))
             counts = Counter(r.species for r in version.records)
             ev = Evidence(path.name, tuple(conflicts), tuple(problems), dict(counts))
             saved.write_bytes(pickle.dumps(ev))
         conflicts, problems = list(ev.conflicts), list(ev.problems)
+        for p in problems:
+            library_of.setdefault(p.seq_id, path.name)
+        for c in conflicts:
+            if c.suspect:
+                library_of.setdefault(c.suspect, path.name)
         evidence.append(ev)
         kinds = Counter(str(c.kind) for c in conflicts)
         print(
@@ -123,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     proposed = propose_decisions(evidence, reviewer=REVIEWER)
     added = {d.record for d in ADDED if d.kind == "exclude"}
     decisions = [d for d in proposed if _kept(d) and d.record not in added] + ADDED
+    decisions = with_copies(decisions, collapsed_copies(args.refdata), library_of)
     for d in proposed:
         if not _kept(d):
             print(f"rejected in review: {d.label()} ({', '.join(d.names)})")
@@ -132,10 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         "reviewed": "2026-12-02",
         "method": (
             "proposed by bench/curate_refdata.py from each library's own evidence (name conflicts "
-            "within 0.5 % and leave-one-out re-identification under the default rule), then "
+            "within 0.5 % and leave-one-out re-identification under revision 1 of the default "
+            "rule), then "
             "reviewed: five proposed synonym pairs of distinct taxa rejected, one synonym from "
             "the taxonomic literature and one mitogenome filed under two genera added (see "
-            "REJECTED_SYNONYMS and ADDED in that script); no list of answers was used"
+            "REJECTED_SYNONYMS and ADDED in that script); two records that are each the only "
+            "one of their name and re-identify as each other are both excluded as 'label in "
+            "doubt'; every exclusion also names the identical same-name records collapsed into "
+            "the excluded one (SOURCES.tsv); no list of answers was used"
         ),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,10 @@ Usage:
           [--max-queries 400] [--design loo|public] [--out DIR]
   python bench/decision_lab.py replay [--rule default] [--design loo|public] [--out DIR]
   python bench/decision_lab.py bound [--design loo|public] [--out DIR]
-  (every mode: [--decisions FILE] curates each marker's library first; use its own --out)
+  (every mode: [--decisions FILE] curates each marker's library first; use its own --out;
+   collect --draw-published with --decisions draws the queries on the published file and
+   identifies them against the curated library, as the held-out scoring does, so curation
+   does not change which queries are asked)
 
 `collect` runs the same tasks as `bench/validate_refdata.py` (leave-one-out for
 present species, hold-whole-species-out for absent ones; `--design loo`) or
@@ -57,6 +60,7 @@ from species_ref.identify import Engine  # noqa: E402
 from species_ref.index import KmerIndex  # noqa: E402
 from species_ref.parallel import fork_map  # noqa: E402
 from species_ref.rules import Rule, get_rule  # noqa: E402
+from species_ref.types import LibraryVersion  # noqa: E402
 from species_ref.validate import (  # noqa: E402
     Perturb,  # noqa: E402
     exclusion_mask,
@@ -64,7 +68,13 @@ from species_ref.validate import (  # noqa: E402
     task_sequence,
 )
 
-from validate_refdata import MARKERS, PERTURB, load_version, set_curation  # noqa: E402
+from validate_refdata import (  # noqa: E402
+    MARKERS,
+    PERTURB,
+    load_raw_version,
+    load_version,
+    set_curation,
+)
 
 #: species id of a present-species task whose query keeps an identical record in
 #: the library (a collapsed duplicate in the public design): nothing is excluded.
@@ -75,6 +85,48 @@ def _exclusion(index: KmerIndex, task: tuple[int, int, int]) -> npt.NDArray[np.b
     if task[1] == KEEP:
         return np.zeros(index.n_refs, dtype=bool)
     return exclusion_mask(index, task)
+
+
+def _row_exclusion(index: KmerIndex, row: dict[str, Any]) -> npt.NDArray[np.bool_]:
+    """References hidden for one collected query (listed when drawn from the published file)."""
+    if "exclude" not in row:
+        return _exclusion(index, row["task"])
+    mask = np.zeros(index.n_refs, dtype=bool)
+    mask[np.asarray(row["exclude"], dtype=np.int64)] = True
+    return mask
+
+
+def published_queries(
+    raw: LibraryVersion,
+    raw_index: KmerIndex,
+    curated: LibraryVersion,
+    index: KmerIndex,
+    tasks: list[tuple[int, int, int]],
+) -> list[dict[str, Any]]:
+    """Tasks drawn on the published file, as queries against its curated version.
+
+    As the held-out scoring does it: the query is the published record, the
+    library is the curated one without that record (present species) or without
+    every record of the species (absent ones), matched by record ID; the truth
+    is the record's name, or its accepted name when curation made it a synonym.
+    """
+    by_id: dict[str, list[int]] = {}
+    for i, sid in enumerate(index.seq_ids):
+        by_id.setdefault(sid, []).append(i)
+    accepted = {n: acc for acc, names in curated.synonyms for n in names}
+    out = []
+    for task in tasks:
+        ref, sp_out, _seed = task
+        if sp_out == KEEP:
+            hidden: list[int] = []
+        elif sp_out < 0:
+            hidden = by_id.get(raw_index.seq_ids[ref], [])
+        else:
+            members = np.where(raw_index.species_ids == sp_out)[0].tolist()
+            hidden = [i for m in members for i in by_id.get(raw_index.seq_ids[m], [])]
+        truth = raw_index.species_names[int(raw_index.species_ids[ref])]
+        out.append({"task": task, "exclude": hidden, "truth": accepted.get(truth, truth)})
+    return out
 
 
 def _multiplicity(refdata: Path, marker: str, index: KmerIndex) -> npt.NDArray[np.int64]:
@@ -118,12 +170,22 @@ def public_tasks(
     return tasks
 
 
-def _collect_one(job: tuple[Engine, Perturb | None], task: tuple[int, int, int]) -> dict[str, Any]:
-    eng, perturb = job
-    ref = task[0]
+def _collect_one(
+    job: tuple[Engine, Perturb | None, LibraryVersion | None], item: Any
+) -> dict[str, Any]:
+    eng, perturb, raw = job
     index = eng.index
-    seq = task_sequence(eng.version, task, perturb)
-    hits = eng.matcher.match(seq, exclude=_exclusion(index, task))
+    if raw is None:
+        task, drawn = item, None
+        seq = task_sequence(eng.version, task, perturb)
+        exclude = _exclusion(index, task)
+    else:
+        drawn = item
+        task = drawn["task"]
+        seq = task_sequence(raw, task, perturb)
+        exclude = _row_exclusion(index, drawn)
+    ref = task[0]
+    hits = eng.matcher.match(seq, exclude=exclude)
     errs: dict[str, int | None] = {}
     seen: list[str] = []
     for h in hits:
@@ -134,14 +196,21 @@ def _collect_one(job: tuple[Engine, Perturb | None], task: tuple[int, int, int])
     for sp in seen:
         best = next(h for h in hits if h.species == sp)
         errs[sp] = eng.matcher.conserved_mismatches(seq, best, others=hits)
-    return {
+    if drawn is None:
+        truth, marker = index.species_names[int(index.species_ids[ref])], index.markers[ref]
+    else:
+        truth, marker = drawn["truth"], raw.records[ref].marker if raw is not None else ""
+    row = {
         "task": task,
-        "truth": index.species_names[int(index.species_ids[ref])],
-        "marker": index.markers[ref],
+        "truth": truth,
+        "marker": marker,
         "qlen": len(seq),
         "hits": hits[:60],
         "errs": errs,
     }
+    if drawn is not None:
+        row["exclude"] = drawn["exclude"]
+    return row
 
 
 def collect(args: argparse.Namespace) -> int:
@@ -152,13 +221,21 @@ def collect(args: argparse.Namespace) -> int:
             continue
         version = load_version(path)
         engine = Engine(version, cache_dir=args.cache)
+        raw = None
+        drawn_on = engine
+        if args.draw_published:
+            raw = load_raw_version(path)
+            drawn_on = Engine(raw, cache_dir=args.cache)
         if args.design == "public":
-            mult = _multiplicity(args.refdata, marker, engine.index)
-            tasks = public_tasks(engine.index, mult, max_queries=args.max_queries, seed=args.seed)
+            mult = _multiplicity(args.refdata, marker, drawn_on.index)
+            tasks = public_tasks(drawn_on.index, mult, max_queries=args.max_queries, seed=args.seed)
         else:
             tasks, _sampled = sample_tasks(
-                engine.index, max_queries=args.max_queries, seed=args.seed
+                drawn_on.index, max_queries=args.max_queries, seed=args.seed
             )
+        items: list[Any] = list(tasks)
+        if raw is not None:
+            items = published_queries(raw, drawn_on.index, version, engine.index, tasks)
         for pert in [p for p in args.perturbations.split(",") if p]:
             dest = args.out / f"{marker}_{pert}.pkl"
             if dest.exists():
@@ -167,7 +244,7 @@ def collect(args: argparse.Namespace) -> int:
                     raise SystemExit(f"{dest} holds {held!r} queries; use another --out.")
                 continue
             rows = fork_map(
-                _collect_one, tasks, shared=(engine, PERTURB[pert]), workers=args.workers
+                _collect_one, items, shared=(engine, PERTURB[pert], raw), workers=args.workers
             )
             dest.write_bytes(
                 pickle.dumps(
@@ -209,7 +286,7 @@ def replay(args: argparse.Namespace, rule: Rule | None = None) -> dict[str, Any]
         c = per.setdefault((marker, pert), [0] * 8)
         for row in data["rows"]:
             sp_out = row["task"][1]
-            exclude = _exclusion(index, row["task"])
+            exclude = _row_exclusion(index, row)
             errs = row["errs"]
             dec = decide(
                 row["hits"],
@@ -269,7 +346,8 @@ def _query_features(args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]
             if ranked:
                 top, ident = ranked[0]
                 gap = ident - (ranked[1][1] if len(ranked) > 1 else 0.0)
-                st = eng.profile.stats(sid[top], excluded_refs=_exclusion(eng.index, row["task"]))
+                excluded = _row_exclusion(eng.index, row)
+                st = eng.profile.stats(sid[top], excluded_refs=excluded)
                 nn = -1 if st.nn_distance is None else st.nn_distance
                 spread = -1 if st.intra_max is None else st.intra_max
                 short = row["qlen"] < 300
@@ -401,6 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "cache")
     ap.add_argument(
         "--decisions", type=Path, default=None, help="curate each marker with this file first"
+    )
+    ap.add_argument(
+        "--draw-published",
+        action="store_true",
+        help="with --decisions: draw the queries on the published file, identify them against "
+        "the curated library (as the held-out scoring does)",
     )
     args = ap.parse_args(argv)
     set_curation(args.decisions)

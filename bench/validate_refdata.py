@@ -87,7 +87,7 @@ CURATION = None
 
 def load_version(path: Path) -> LibraryVersion:
     """A library version from a refdata FASTA (`>ID|Genus species|marker`), curated when asked."""
-    version = _load_raw(path)
+    version = load_raw_version(path)
     if CURATION is None:
         return version
     from species_ref.curation import curate_records
@@ -115,7 +115,7 @@ def set_curation(path: Path | None) -> None:
     CURATION = None if path is None else read_decisions(path)
 
 
-def _load_raw(path: Path) -> LibraryVersion:
+def load_raw_version(path: Path) -> LibraryVersion:
     try:
         from species_ref.library import canonical_library_hash
         from species_ref.refimport import read_reference_file

@@ -12,7 +12,7 @@ re-identification, a taxonomic authority), and an optional `note`::
     record = "KC690307"
     marker = "COI-5P"                # optional: only the record of this marker
     species = "Bos taurus"           # optional: only while it carries this label
-    why = "misidentified"            # or "low quality"
+    why = "misidentified"            # or "low quality", "label in doubt"
     reviewer = "..." ; reason = "..." ; source = "..."
 
     [[synonym]]                      # several names for one species
@@ -56,7 +56,10 @@ class CurationError(SpeciesRefError):
     """A decisions file cannot be applied (nothing was changed)."""
 
 
-EXCLUDE_WHY = ("misidentified", "low quality")
+#: why a record is excluded: misidentified, of low quality, or its label in doubt (it
+#: shares its sequence with the only record of another name and the library cannot
+#: tell which of the two labels is right).
+EXCLUDE_WHY = ("misidentified", "low quality", "label in doubt")
 _BINOMIAL = re.compile(r"^[A-Z][a-z-]+ [a-z][a-z.-]*$")
 _COMMON = ("reviewer", "reason", "source", "note")
 _KEYS = {
@@ -425,6 +428,11 @@ def propose_decisions(evidence: Iterable[Evidence], *, reviewer: str) -> list[De
       record of its name re-identified into another genus whose species has
       at least `OUTVOTE_REFS` references. Never more than half the records of
       one name (then the name, not a record, is in question).
+    - Exclude (label in doubt): two records, each the only one of its name in
+      its library, that re-identify decisively as each other's species. One
+      sequence sits under two names far from every other species, and nothing
+      in the library tells which label is right; kept, either name would be
+      called for a query of the other whenever one of them is missing.
     """
     evidence = list(evidence)
     refs: dict[str, int] = {}
@@ -452,7 +460,14 @@ def propose_decisions(evidence: Iterable[Evidence], *, reviewer: str) -> list[De
     seen_ids: dict[tuple[str, str], set[str]] = {}
 
     def exclude(
-        library: str, record: str, marker: str, label: str, reason: str, source: str, note: str
+        library: str,
+        record: str,
+        marker: str,
+        label: str,
+        reason: str,
+        source: str,
+        note: str,
+        why: str = "misidentified",
     ) -> None:
         if record in seen_ids.get((library, label), set()):
             return
@@ -467,7 +482,7 @@ def propose_decisions(evidence: Iterable[Evidence], *, reviewer: str) -> list[De
                 record=record,
                 marker=marker,
                 species=label,
-                why="misidentified",
+                why=why,
             )  # fmt: skip
         )
 
@@ -501,12 +516,35 @@ def propose_decisions(evidence: Iterable[Evidence], *, reviewer: str) -> list[De
                 continue
             exclude(ev.library, p.seq_id, p.marker, p.label, p.explanation,
                     f"leave-one-out re-identification ({ev.library})", note)  # fmt: skip
+    for ev in evidence:
+        for p, q in _mutual_pairs(ev, synonym_of):
+            for rec, other in ((p, q), (q, p)):
+                exclude(ev.library, rec.seq_id, rec.marker, rec.label, rec.explanation,
+                        f"leave-one-out re-identification ({ev.library})",
+                        f"the only record of {rec.label}, identified as {rec.classified_as}, "
+                        f"whose only record {other.seq_id} is identified as {rec.label}: one "
+                        "sequence under two names, the library cannot tell which is right",
+                        why="label in doubt")  # fmt: skip
     for (library, label), decisions in sorted(per_label.items()):
         total = sum(ev.refs_per_species.get(label, 0) for ev in evidence if ev.library == library)
         if total and len(decisions) * 2 > total and total > 1:
             continue  # the name, not a record, is in question: left for review
         out.extend(decisions)
     return out
+
+
+def _mutual_pairs(ev: Evidence, synonym_of: Mapping[str, str]) -> list[tuple[Any, Any]]:
+    """Pairs of problem records, each the only record of its name, called as each other."""
+    only = {p.label: p for p in ev.problems if str(p.level) == "species" and p.own_refs == 0}
+    pairs = []
+    for label, p in sorted(only.items()):
+        q = only.get(p.classified_as)
+        if q is None or q.classified_as != label or label > p.classified_as:
+            continue
+        if _same_species(label, p.classified_as, synonym_of):
+            continue
+        pairs.append((p, q))
+    return pairs
 
 
 def _same_species(a: str, b: str, synonym_of: Mapping[str, str]) -> bool:

@@ -11,7 +11,9 @@ The call, in order:
    they share one), unless one species is carried by many closer references;
 3. at or above the species threshold and supported by the library statistics
    (the query inside the species' variation, clearly closer to it than to its
-   nearest other species, enough references): a species call;
+   nearest other species, enough references; a species known from one or two
+   references needs its nearest other species far, less far in a genus whose
+   other species the marker separates): a species call;
 4. otherwise the genus, when the candidates share one.
 
 Invariants: every flag is a `Flag` (a code and a sentence); the decision never
@@ -358,7 +360,14 @@ def _library_check(
     if reason is None:
         second = race.second
         next_dist = (identity - second.best_identity) if second is not None else None
-        reason = _few_references(dist, st, next_dist=next_dist, rule=rule)
+        reason, relief = _few_references(
+            dist,
+            st,
+            next_dist=next_dist,
+            rule=rule,
+            resolution=lambda: _genus_resolution(best.species, rule=rule, library=library),
+        )
+        flags += relief
     return st, reason, flags
 
 
@@ -532,37 +541,101 @@ def _outside_library_variation(dist: float, st: SpeciesStats, *, rule: Rule) -> 
     return None
 
 
+def _genus_resolution(
+    species: str, *, rule: Rule, library: LibraryView
+) -> tuple[float, int] | None:
+    """(share within the species threshold, species measured) when the marker separates
+    the other species of the genus in the library; None when it does not or cannot tell."""
+    share = library.profile.genus_unresolved_share(
+        _genus(species),
+        threshold=100.0 - rule.species_identity,
+        skip=species,
+        excluded_refs=library.excluded_refs,
+    )
+    if share is None or share[1] < rule.resolved_genus_min_species:
+        return None
+    return share if share[0] <= rule.resolved_genus_max else None
+
+
 def _few_references(
-    dist: float, st: SpeciesStats, *, next_dist: float | None, rule: Rule
-) -> Flag | None:
-    """Why a species known from few references is not called, or None if it is.
+    dist: float,
+    st: SpeciesStats,
+    *,
+    next_dist: float | None,
+    rule: Rule,
+    resolution: Callable[[], tuple[float, int] | None],
+) -> tuple[Flag | None, list[Flag]]:
+    """(why a species known from few references is not called or None, other flags).
 
     With one or two references the library cannot show how far the species
     varies, nor that no unsampled sister species shares its sequence. Species
     whose nearest relative in the library is close, or queries that sit close
-    to a second species, are therefore reported at genus level.
+    to a second species, are therefore reported at genus level, unless the
+    marker separates the other species of the genus in the library: then a
+    sister sharing the query's sequence is unlikely, and smaller distances do
+    (`resolution()` is asked only then, it costs a pass over the genus).
     """
     if st.n_refs > rule.few_refs:
-        return None
-    refs = f"{st.n_refs} reference{'s' if st.n_refs != 1 else ''}"
-    if (
-        rule.few_refs_min_nn > 0
-        and st.nn_distance is not None
-        and st.nn_distance < rule.few_refs_min_nn
-    ):
+        return None, []
+    refused = _few_refs_refusal(
+        dist, st, next_dist=next_dist, min_nn=rule.few_refs_min_nn, min_gap=rule.few_refs_min_gap
+    )
+    if refused is None or rule.resolved_genus_max <= 0:
+        return refused, []
+    resolved = resolution()
+    if resolved is None:
+        return refused, []
+    min_nn = min(rule.few_refs_min_nn, rule.resolved_min_nn)
+    min_gap = min(rule.few_refs_min_gap, max(rule.resolved_min_gap, rule.resolved_gap_ratio * dist))
+    genus = _genus(st.species)
+    share, measured = resolved
+    where = f", even in {genus}, whose other species this marker separates in the library"
+    refused = _few_refs_refusal(
+        dist, st, next_dist=next_dist, min_nn=min_nn, min_gap=min_gap, where=where
+    )
+    if refused is not None:
+        return refused, []
+    close = round(share * measured)
+    none_close = "none" if close == 0 else f"only {close}"
+    relief = Flag(
+        FlagCode.GENUS_RESOLVED,
+        f"{st.species} is known from {_refs(st.n_refs)} only, but this marker separates the "
+        f"species of {genus} in the library ({none_close} of its {measured} other species "
+        f"lie within {100.0 - rule.species_identity:g} % of another species), so a closely "
+        "related species sharing the query's sequence is unlikely",
+    )
+    return None, [relief]
+
+
+def _refs(n: int) -> str:
+    return f"{n} reference{'s' if n != 1 else ''}"
+
+
+def _few_refs_refusal(
+    dist: float,
+    st: SpeciesStats,
+    *,
+    next_dist: float | None,
+    min_nn: float,
+    min_gap: float,
+    where: str = "",
+) -> Flag | None:
+    """Why a species known from few references is not called under these distances."""
+    refs = _refs(st.n_refs)
+    if min_nn > 0 and st.nn_distance is not None and st.nn_distance < min_nn:
         return Flag(
             FlagCode.FEW_REFERENCES,
             f"{st.species} is known from {refs} only and its nearest other species in the "
             f"library, {st.nn_species}, is only {st.nn_distance:.2f} % away (this rule needs "
-            f"{rule.few_refs_min_nn:g} %): a closely related species missing from the "
+            f"{min_nn:g} %{where}): a closely related species missing from the "
             "library could match the query as well",
         )
-    if rule.few_refs_min_gap > 0 and next_dist is not None and next_dist < rule.few_refs_min_gap:
+    if min_gap > 0 and next_dist is not None and next_dist < min_gap:
         return Flag(
             FlagCode.FEW_REFERENCES,
             f"{st.species} is known from {refs} only and the next species matches the query "
-            f"only {next_dist:.2f} % less well (this rule needs {rule.few_refs_min_gap:g} % "
-            "for a species known from so few references)",
+            f"only {next_dist:.2f} % less well (this rule needs {min_gap:.2g} % "
+            f"for a species known from so few references{where})",
         )
     return None
 

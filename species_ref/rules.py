@@ -77,6 +77,19 @@ class Rule:
     #: ... and the query's next species at least `few_refs_min_gap` % less
     #: identical than the best one (0 disables either test).
     few_refs_min_gap: float = 0.0
+    #: ... unless the marker separates the species of the genus in the library:
+    #: at most `resolved_genus_max` of its other species (at least
+    #: `resolved_genus_min_species` of them with a measured nearest neighbour)
+    #: lie within the species threshold of another species (0 disables). Then
+    #: an unsampled sister is unlikely to share the query's sequence, and the
+    #: nearest other species need only be `resolved_min_nn` % away and the
+    #: query's next species `resolved_min_gap` % and `resolved_gap_ratio` times
+    #: the query's own distance less identical.
+    resolved_genus_max: float = 0.0
+    resolved_genus_min_species: int = 2
+    resolved_min_nn: float = 0.0
+    resolved_min_gap: float = 0.0
+    resolved_gap_ratio: float = 0.0
     #: a species with at least `dominant_refs` references within
     #: `dominant_max_distance` % of the query, each more identical than any other
     #: species' reference by a whole base (`min_gap_bases` on short queries), is
@@ -85,6 +98,9 @@ class Rule:
     #: references per species, so 5 means every aligned reference.
     dominant_refs: int = 0
     dominant_max_distance: float = 0.2
+    #: bumped whenever the values of a registered rule change, so a stored result
+    #: or validation says which revision of the named rule it was made under.
+    revision: int = 1
     description: str = ""
 
     def to_dict(self) -> dict[str, float | int | bool | str]:
@@ -95,22 +111,29 @@ class Rule:
 RULES: dict[str, Rule] = {
     "default": Rule(
         name="default",
-        dominant_refs=5,
+        revision=2,
+        dominant_refs=3,
         nn_fraction=1.0,
         singleton_max_distance=0.5,
         discount_conserved_errors=True,
         few_refs_min_nn=4.0,
         few_refs_min_gap=2.0,
+        resolved_genus_max=0.35,
+        resolved_min_nn=2.0,
+        resolved_min_gap=1.5,
+        resolved_gap_ratio=4.0,
         description=(
             "98.5 % identity, 1 % gap to the next species, hit counted when >= 300 nt "
             "or >= 85 % of the query is aligned; a species call must also fall inside "
             "the species' observed variation and closer to it than its distance to the "
             "nearest other species in the library; a species known from one or two "
             "references also needs its nearest other species >= 4 % away and the "
-            "next species >= 2 % less identical to the query. A species with five "
-            "references within 0.2 % of the query, each closer than any other species' "
-            "reference by a whole base (two on short queries), is called despite another "
-            "species within the gap."
+            "next species >= 2 % less identical to the query, or, in a genus whose other "
+            "species the marker separates (at most 35 % of them within 1.5 % of another "
+            "species), >= 2 % and >= 1.5 % and four times the query's distance. A species "
+            "with three references within 0.2 % of the query, each closer than any other "
+            "species' reference by a whole base (two on short queries), is called despite "
+            "another species within the gap."
         ),
     ),
     "strict": Rule(
@@ -151,7 +174,12 @@ RULES: dict[str, Rule] = {
     ),
     "conservative": Rule(
         name="conservative",
-        dominant_refs=5,
+        revision=2,
+        dominant_refs=3,
+        resolved_genus_max=0.35,
+        resolved_min_nn=2.0,
+        resolved_min_gap=1.5,
+        resolved_gap_ratio=4.0,
         nn_fraction=1.0,
         singleton_max_distance=0.5,
         discount_conserved_errors=True,

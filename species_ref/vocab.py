@@ -87,6 +87,7 @@ class FlagCode(StrEnum):
     OUTSIDE_LIBRARY_VARIATION = "outside-library-variation"
     GENUS_UNRESOLVED = "genus-unresolved"
     FEW_REFERENCES = "few-references"
+    GENUS_RESOLVED = "genus-resolved"  # few references, called: the marker separates the genus
     DOMINANT_SUPPORT = "dominant-support"
     CITES_CALLED = "cites-called"
     CITES_WITHIN_GAP = "cites-within-gap"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -257,6 +258,44 @@ def test_reidentification_flags_a_record_filed_under_the_wrong_name(
     assert read_decisions(path).decisions == tuple(
         sorted(proposed, key=lambda d: ("exclude", "split", "synonym").index(d.kind))
     )
+
+
+def _problem(seq_id: str, label: str, called: str, *, own: int = 0, as_refs: int = 1) -> Any:
+    from species_ref.conflicts import ProblemRecord
+    from species_ref.vocab import DecisionLevel
+
+    return ProblemRecord(
+        seq_id, "COI-5P", label, called, DecisionLevel.SPECIES, False, 100.0, 5.0, own, as_refs,
+        f"Reference {seq_id}, labelled {label}, is identified as {called}.",
+    )  # fmt: skip
+
+
+def test_one_sequence_under_two_names_excludes_both_records_as_label_in_doubt(
+    tmp_path: Path,
+) -> None:
+    problems = (
+        _problem("N1", "Nemo japonicus", "Nemo virgatus"),
+        _problem("N2", "Nemo virgatus", "Nemo japonicus"),
+        # Called as a species with three references that is not called back: not a pair.
+        _problem("J1", "Junco phaeonotus", "Junco hyemalis", as_refs=3),
+    )
+    refs = {"Nemo japonicus": 1, "Nemo virgatus": 1, "Junco phaeonotus": 1, "Junco hyemalis": 3}
+    proposed = propose_decisions([Evidence("coi.fasta", (), problems, refs)], reviewer="R")
+    excluded = {d.record: d for d in proposed if d.kind == "exclude"}
+    assert set(excluded) == {"N1", "N2"}
+    assert {d.why for d in excluded.values()} == {"label in doubt"}
+    assert excluded["N1"].species == "Nemo japonicus"
+    assert "one sequence under two names" in excluded["N1"].note
+    assert "N2" in excluded["N1"].note
+    path = tmp_path / "pairs.toml"
+    path.write_text(decisions_toml(proposed, header={"title": "pairs"}))
+    assert {d.why for d in read_decisions(path).decisions} == {"label in doubt"}
+    # Neither name keeps a record: a query of either is no longer called as the other.
+    records = [RefRecord("N1", "Nemo japonicus", "COI-5P", "ACGT" * 30)]
+    records.append(RefRecord("N2", "Nemo virgatus", "COI-5P", "ACGT" * 30))
+    records.append(RefRecord("K1", "Nemo kept", "COI-5P", "AGCT" * 30))
+    kept = curate_records(records, read_decisions(path).decisions).records
+    assert [r.seq_id for r in kept] == ["K1"]
 
 
 def test_spelling_variants() -> None:

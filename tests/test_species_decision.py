@@ -228,7 +228,10 @@ def _diverged(seq: str, *, every: int, offset: int = 0) -> str:
     return "".join(out)
 
 
-def _few_refs_library(sister_every: int) -> LibraryVersion:
+def _few_refs_library(sister_every: int, *, unresolved: bool = False) -> LibraryVersion:
+    """Testgenus alpha from one reference, its sister beta 100 / `sister_every` % away,
+    gamma far; with `unresolved`, delta and epsilon about 0.5 % apart: half of the
+    genus' other species then lie within the species threshold of another."""
     base = next(r for r in _records("coi_panthera.fasta") if r.species == "Panthera leo")
     seq = base.sequence
     recs = [
@@ -237,13 +240,20 @@ def _few_refs_library(sister_every: int) -> LibraryVersion:
         RefRecord("B2", "Testgenus beta", "COI-5P", _diverged(seq, every=sister_every, offset=3)),
         RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)),
     ]
-    return _version(recs, f"few-refs-{sister_every}")
+    if unresolved:
+        delta = _diverged(seq, every=7, offset=2)
+        recs += [
+            RefRecord("D1", "Testgenus delta", "COI-5P", delta),
+            RefRecord("E1", "Testgenus epsilon", "COI-5P", _diverged(delta, every=200, offset=1)),
+        ]
+    return _version(recs, f"few-refs-{sister_every}-{unresolved}")
 
 
 def test_single_reference_species_with_a_close_sister_is_not_called() -> None:
     # Testgenus alpha is known from one reference and its sister species lies
-    # 2.5 % away: an unsampled sister could share the query's sequence.
-    version = _few_refs_library(40)
+    # 2.5 % away in a genus whose species this marker does not separate well:
+    # an unsampled sister could share the query's sequence.
+    version = _few_refs_library(40, unresolved=True)
     query = version.records[0].sequence
     res = _one(query, version)
     assert res.level == "genus"
@@ -253,6 +263,52 @@ def test_single_reference_species_with_a_close_sister_is_not_called() -> None:
     )
     lab = _one(query, version, rule="fixed-98.5")
     assert lab.level == "species" and lab.taxon == "Testgenus alpha"
+
+
+def test_single_reference_species_in_a_genus_the_marker_separates_is_called() -> None:
+    # The same query and sister 2.5 % away, but every other species of the genus
+    # lies far from the others: a sister sharing the sequence is unlikely.
+    version = _few_refs_library(40)
+    res = _one(version.records[0].sequence, version)
+    assert res.level == "species" and res.taxon == "Testgenus alpha"
+    resolved = [f for f in res.flags if f.code is FlagCode.GENUS_RESOLVED]
+    assert len(resolved) == 1
+    assert resolved[0].text == (
+        "Testgenus alpha is known from 1 reference only, but this marker separates the species "
+        "of Testgenus in the library (none of its 2 other species lie within 1.5 % of another "
+        "species), so a closely related species sharing the query's sequence is unlikely"
+    )
+    # Revision 1 of the default rule and the strict rule keep it at genus level.
+    r1 = dataclasses.replace(get_rule("default"), resolved_genus_max=0.0, revision=1)
+    assert _one(version.records[0].sequence, version, rule=r1).level == "genus"
+    assert _one(version.records[0].sequence, version, rule="strict").level == "genus"
+
+
+def test_single_reference_species_with_the_next_species_4_percent_away_is_called() -> None:
+    # One reference, matched at 100 %, the next species 4 % away: called even in a
+    # genus the marker does not separate well.
+    version = _few_refs_library(24, unresolved=True)
+    res = _one(version.records[0].sequence, version)
+    assert res.level == "species" and res.taxon == "Testgenus alpha"
+    assert any(f.startswith("single reference sequence") for f in res.flag_texts)
+    assert not any(f.code is FlagCode.GENUS_RESOLVED for f in res.flags)
+
+
+def test_absent_species_close_to_a_congener_with_a_small_gap_is_not_called() -> None:
+    # The query's species is missing; its congener alpha matches at 99.5 % and beta
+    # only 0.3 % less well: no species call, whatever the genus looks like.
+    seq = next(r for r in _records("coi_panthera.fasta") if r.species == "Panthera leo").sequence
+    recs = [
+        RefRecord("A1", "Testgenus alpha", "COI-5P", _diverged(seq, every=200)),
+        RefRecord("B1", "Testgenus beta", "COI-5P", _diverged(seq, every=125, offset=1)),
+        RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)),
+        RefRecord("H1", "Testgenus eta", "COI-5P", _diverged(seq, every=6, offset=4)),
+    ]
+    version = _version(recs, "absent-congener")
+    res = _one(seq, version)
+    assert res.identity is not None and 99.3 < res.identity < 99.7
+    assert res.level != "species"
+    assert res.taxon == "Testgenus"
 
 
 def test_single_reference_species_with_a_distant_sister_is_called() -> None:
@@ -332,11 +388,16 @@ def test_species_matched_by_many_references_is_called_despite_a_close_second() -
         assert other.level == "ambiguous" and other.taxon == "Testgenus", rule
 
 
-def test_four_close_references_are_not_enough() -> None:
-    version, seq = _dominant_library(n_alpha=4)
+def test_two_close_references_are_not_enough() -> None:
+    version, seq = _dominant_library(n_alpha=2)
     res = _one(seq, version)
     assert res.level == "ambiguous" and res.taxon == "Testgenus"
     assert {c.species for c in res.candidates} == {"Testgenus alpha", "Testgenus beta"}
+    # Three are, under revision 2 of the default rule (five under revision 1).
+    three, seq3 = _dominant_library(n_alpha=3)
+    assert _one(seq3, three).taxon == "Testgenus alpha"
+    r1 = dataclasses.replace(get_rule("default"), dominant_refs=5, revision=1)
+    assert _one(seq3, three, rule=r1).level == "ambiguous"
 
 
 def test_references_less_identical_than_the_other_species_do_not_count() -> None:
