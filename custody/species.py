@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from species_ref.curation import Decision as CurationDecision
     from species_ref.identify import Engine, Identification, ValidationDoc
     from species_ref.library import LibraryStore
+    from species_ref.rules import Rule
     from species_ref.types import LibraryVersion, Query
     from species_ref.validate import ValidationReport
 
@@ -60,6 +61,23 @@ def reference_store(store: Store) -> LibraryStore:
 
 def validation_key(rule: str) -> str:
     return f"{VALIDATION_PREFIX}{rule}"
+
+
+def current_validation(
+    refs: LibraryStore, *, library: str, version: int, rule: Rule
+) -> ValidationDoc | None:
+    """The stored validation of a library version under `rule` as it is now.
+
+    A validation made under an earlier revision of the rule measured other
+    calls, so it does not supply error rates to calls made under this one (the
+    call then says the library was not validated under its rule).
+    """
+    data = refs.attachment(library, version, validation_key(rule.name))
+    if not data:
+        return None
+    recorded = data.get("rule")
+    revision = recorded.get("revision", 1) if isinstance(recorded, dict) else 1
+    return data if revision == rule.revision else None
 
 
 @dataclass(frozen=True)
@@ -411,7 +429,7 @@ def identify_files(
     queries = assemble_read_pairs(unique_names([q for path in files for q in read_queries(path)]))
     refs = reference_store(store)
     lib = refs.load(library, version)
-    validation = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
+    validation = current_validation(refs, library=lib.name, version=lib.version, rule=chosen_rule)
     engine = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
     results = identify(
         queries,
@@ -680,7 +698,9 @@ def identify_sample(
     for name in dict.fromkeys(libraries):
         lib = refs.load(name)
         engines[name] = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
-        validations[name] = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
+        validations[name] = current_validation(
+            refs, library=lib.name, version=lib.version, rule=chosen_rule
+        )
 
     def run(name: str, batch: Sequence[Query]) -> list[Identification]:
         return identify(

@@ -126,3 +126,30 @@ def test_identify_prints_and_stores_the_error_rate(tmp_path, world) -> None:  # 
     )
     assert {"count", "wrong", "rate", "ci_low", "ci_high", "statement"} <= data["error_rate"].keys()
     assert data["error_rate"]["count"] > 0
+
+
+def test_a_validation_under_an_earlier_rule_revision_gives_no_error_rate(tmp_path, world) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+    from custody.species import bundled_data, reference_store, validation_key
+
+    runner = CliRunner()
+    lib = bundled_data("demo_library.fasta")
+    assert runner.invoke(app, ["ref", "import", "demo", str(lib)]).exit_code == 0
+    # A validation stored before the default rule's revision 2 (no revision recorded).
+    cells = {"present|COI-5P|500 bp or more|99.5 % or more|3 % or more|species": [50, 0]}
+    reference_store(world.store).attach(
+        "demo", 1, validation_key("default"),
+        {"rule": {"name": "default"}, "summary": {}, "call_cells": cells},
+    )  # fmt: skip
+    records = bundled_data("demo_queries.fasta").read_text().split(">")
+    query = tmp_path / "q.fasta"
+    query.write_text("".join(">" + r for r in records if r.startswith("demo_Panthera_tigris")))
+    out = runner.invoke(app, ["identify", str(query), "--library", "demo", "--json"])
+    assert out.exit_code == 0, out.output
+    rate = json.loads(out.stdout)["error_rate"]
+    assert rate["validated"] is False and rate["count"] == 0
+    assert "has not been validated under this rule" in rate["statement"]

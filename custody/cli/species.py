@@ -365,8 +365,9 @@ def ref_curate(
 ) -> None:
     """Apply reviewed curation decisions to a library as its next version.
 
-    Each decision (exclude a misidentified or low-quality record, file names as
-    synonyms under an accepted name, split records off a name) carries its
+    Each decision (exclude a misidentified or low-quality record, or one whose
+    label is in doubt; file names as synonyms under an accepted name; split
+    records off a name) carries its
     reviewer, reason and source; the new version's manifest lists them.
     Decisions about records or names not in this library are skipped and counted.
     """
