@@ -360,13 +360,13 @@ class Matcher:
         first = np.cumsum(m) - m
         local = (np.arange(total) - np.repeat(first, m)) * np.repeat(stride, m)
         gpos = local + np.repeat(index.seq_offsets[refs], m)
-        codes = index.seq_codes
+        # 2-bit codes read straight from the reference masks (a window never
+        # runs past its reference: n_kmer counts whole windows only).
+        window = MASK_TO_CODE[index.seq_masks[gpos[:, None] + np.arange(k)]]
+        bad = (window == 4).any(axis=1)
         fwd = np.zeros(total, dtype=np.int64)
-        bad = np.zeros(total, dtype=bool)
         for j in range(k):
-            col = codes[gpos + j]
-            bad |= col == 4
-            fwd = (fwd << 2) | (col & 3).astype(np.int64)
+            fwd = (fwd << 2) | (window[:, j] & 3)
         width = qlen + int(lens.max()) + 1
         votes_flat = np.zeros(n_c * width, dtype=np.int64)
         seg_strand = strands[seg]

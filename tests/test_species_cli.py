@@ -162,7 +162,7 @@ def test_import_prepares_the_search_index_so_identify_builds_nothing(
     world: World, runner: CliRunner, library: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = next((world.store.references_dir / library / ".cache").glob("v*"))
-    assert sorted(p.name.split("_")[0] for p in cache.glob("*.npz")) == ["kmer", "species"]
+    assert sorted(p.name.split("_")[0] for p in cache.glob("*_*")) == ["kmer", "species"]
     from species_ref.index import KmerIndex
     from species_ref.profile import LibraryProfile
 
