@@ -54,8 +54,8 @@ DEFAULT_SAMPLE = 4
 IntArray = npt.NDArray[np.int64]
 ByteArray = npt.NDArray[np.uint8]
 
-_HASH_MULT = np.uint64(0x9E3779B97F4A7C15)
-_CHUNK_BASES = 8_000_000
+_HASH_MULT = np.uint32(2654435761)  # Knuth's multiplicative hash (k-mer codes fit 30 bits)
+_CHUNK_BASES = 2_000_000
 
 
 class IndexBuildError(SpeciesRefError):
@@ -139,8 +139,8 @@ def sampled(canon: IntArray, sample: int) -> npt.NDArray[np.bool_]:
     """Which canonical k-mer codes are in the indexed sample (one in `sample`, by hash)."""
     if sample <= 1:
         return np.ones(canon.shape[0], dtype=bool)
-    h = (canon.astype(np.uint64) * _HASH_MULT) >> np.uint64(40)
-    return (h % np.uint64(sample)) == 0
+    h = (canon.astype(np.uint32) * _HASH_MULT) >> np.uint32(16)
+    return (h % np.uint32(sample)) == 0
 
 
 @dataclass(frozen=True)
@@ -602,6 +602,42 @@ def _per_species_first(
     return chosen
 
 
+def _kmer_codes32(codes: ByteArray, k: int) -> tuple[npt.NDArray[np.uint32], ...]:
+    """`kmer_codes` in 32-bit arithmetic (k <= 15), for building.
+
+    Codes of length 2m are made from two codes of length m (and odd lengths
+    from one base more), so a k-mer takes about log2(k) passes, not k.
+    """
+    n = codes.shape[0] - k + 1
+    bad = np.concatenate(([0], np.cumsum(codes == 4, dtype=np.int32)))
+    valid = (bad[k:] - bad[:n]) == 0
+    c = np.where(codes == 4, 0, codes).astype(np.uint32)
+    fwd = _widen(c, k, rev=False)[:n]
+    rev = _widen(np.uint32(3) - c, k, rev=True)[:n]
+    return fwd, rev, valid
+
+
+def _widen(c: npt.NDArray[np.uint32], k: int, *, rev: bool) -> npt.NDArray[np.uint32]:
+    """Codes of the windows of length k: position i holds c[i..i+k-1] read forwards
+    (first base highest), or read backwards when `rev` (first base lowest)."""
+    if k == 1:
+        return c
+    m = k // 2
+    half = _widen(c, m, rev=rev)
+    n2 = half.shape[0] - m
+    lo, hi = half[:n2], half[m : m + n2]
+    shift = np.uint32(2 * m)
+    out = (hi << shift) | lo if rev else (lo << shift) | hi
+    if k % 2:
+        n = n2 - 1
+        last = c[2 * m : 2 * m + n]
+        if rev:
+            out = (last << np.uint32(2 * (k - 1))) | out[:n]
+        else:
+            out = (out[:n] << np.uint32(2)) | last
+    return out
+
+
 def _window_keys(
     seq_masks: ByteArray, seq_offsets: IntArray, *, first: int, last: int, k: int, sample: int
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
@@ -609,9 +645,9 @@ def _window_keys(
     sorted by code then posting."""
     base = int(seq_offsets[first])
     codes = MASK_TO_CODE[seq_masks[base : int(seq_offsets[last])]]
-    fwd, rev, valid = kmer_codes(codes, k)
-    if fwd.shape[0] == 0:
+    if codes.shape[0] < k:
         return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    fwd, rev, valid = _kmer_codes32(codes, k)
     # Windows running over the end of a reference into the next one are not k-mers.
     ends = seq_offsets[first + 1 : last + 1] - base
     cross = (ends[:, None] - np.arange(1, k, dtype=np.int64)[None, :]).ravel()
@@ -619,12 +655,12 @@ def _window_keys(
     valid[cross] = False
     canon = np.minimum(fwd, rev)
     keep = np.flatnonzero(valid & sampled(canon, sample))
-    orient = (rev[keep] < fwd[keep]).astype(np.int64)
+    orient = rev[keep] < fwd[keep]
     canon = canon[keep]
     del fwd, rev, valid
     ref = np.searchsorted(seq_offsets, keep + base, side="right") - 1
     n_post = 2 * (int(seq_offsets.shape[0]) - 1)
-    key = _sorted_unique(canon * n_post + ref * 2 + orient)
+    key = _sorted_unique(canon.astype(np.int64) * n_post + ref * 2 + orient)
     return (key // n_post).astype(np.int32), (key % n_post).astype(np.int32)
 
 
@@ -648,7 +684,8 @@ def _build_postings(
             codes, posts = _window_keys(
                 seq_masks, seq_offsets, first=first, last=last, k=k, sample=sample
             )
-            counts += np.bincount(codes, minlength=4**k)
+            present, run_start, run_len = _runs(codes)
+            counts[present] += run_len
             codes.tofile(spill)
             posts.tofile(spill)
             sizes.append(int(codes.shape[0]))
@@ -661,10 +698,21 @@ def _build_postings(
         for size in sizes:
             codes = np.fromfile(spill, dtype=np.int32, count=size)
             posts = np.fromfile(spill, dtype=np.int32, count=size)
-            start = np.searchsorted(codes, codes, side="left")
-            postings[fill[codes] + (np.arange(size) - start)] = posts
-            fill += np.bincount(codes, minlength=4**k)
+            present, run_start, run_len = _runs(codes)
+            within = np.arange(size, dtype=np.int64) - np.repeat(run_start, run_len)
+            postings[np.repeat(fill[present], run_len) + within] = posts
+            fill[present] += run_len
     return offsets, postings
+
+
+def _runs(codes: npt.NDArray[np.int32]) -> tuple[IntArray, IntArray, IntArray]:
+    """The distinct values of a sorted array, where each run starts, and its length."""
+    if codes.shape[0] == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    start = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    length = np.diff(np.append(start, codes.shape[0]))
+    return codes[start].astype(np.int64), start, length
 
 
 def _sorted_unique(values: IntArray) -> IntArray:
