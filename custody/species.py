@@ -117,18 +117,20 @@ def prepare_reference(
     library: str,
     version: int | None = None,
     progress: ProgressFn | None = None,
+    loaded: LibraryVersion | None = None,
 ) -> Engine:
     """Build and cache a library version's k-mer index and species statistics.
 
     Done once per version (normally right after import), so the first
     identification does not pay for it; later calls find the cache. Returns the
-    ready search engine.
+    ready search engine. `loaded` is the version when the caller holds it
+    already (the import that made it), so its records are not read again.
     """
     from species_ref.errors import SpeciesRefError
     from species_ref.identify import Engine
 
     refs = reference_store(store)
-    lib = refs.load(library, version)
+    lib = loaded if loaded is not None else refs.open(library, version)
     try:
         return Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
     except MemoryError:
@@ -176,7 +178,9 @@ def curate_reference(
         from custody.libsign import sign_version
 
         sign_version(store, name=lib.name, version=lib.version, signer=signer)
-    prepare_reference(store, library=lib.name, version=lib.version, progress=progress)
+    prepare_reference(
+        store, library=lib.name, version=lib.version, progress=progress, loaded=lib
+    )
     return ReferenceCuration(
         version=lib,
         applied=len(result.applied),
@@ -410,7 +414,7 @@ def identify_files(
     chosen_rule = get_rule(rule)
     queries = assemble_read_pairs(unique_names([q for path in files for q in read_queries(path)]))
     refs = reference_store(store)
-    lib = refs.load(library, version)
+    lib = refs.open(library, version)  # records are read only if the index must be built
     validation = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
     engine = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
     results = identify(
@@ -678,7 +682,7 @@ def identify_sample(
     engines: dict[str, Engine] = {}
     validations: dict[str, ValidationDoc | None] = {}
     for name in dict.fromkeys(libraries):
-        lib = refs.load(name)
+        lib = refs.open(name)
         engines[name] = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
         validations[name] = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
 

@@ -291,6 +291,50 @@ class LibraryStore:
             raise SpeciesRefError(findings[0])
         return lib
 
+    def open(self, name: str, version: int | None = None) -> LibraryVersion:
+        """Open a version (latest when None) for searching, without reading its records yet.
+
+        The manifest is read and the SHA-256 of `records.jsonl.gz` and
+        `rejected.jsonl.gz` checked against it now (raising `SpeciesRefError`
+        naming the first problem); the records are parsed, and their canonical
+        content hash re-checked as `load` does, only when `records` is first
+        read. A search whose k-mer index is cached never reads them.
+        """
+        v = self._require(name, version)
+        m = self._manifest(name, v)
+        findings = self._file_findings(name, v, m)
+        if findings:
+            raise SpeciesRefError(findings[0])
+        return LibraryVersion(
+            name=name,
+            version=v,
+            content_hash=m["content_hash"],
+            created_at=m["created_at"],
+            note=m.get("note", ""),
+            synonyms=_manifest_synonyms(m),
+            load_records=lambda: self.load(name, v).records,
+        )
+
+    def _file_findings(self, name: str, v: int, m: dict[str, Any]) -> list[str]:
+        """Findings about the version's files against the hashes in its manifest `m`."""
+        vdir = self.version_dir(name, v)
+        fix = "restore the version directory from a backup or re-import it"
+        findings: list[str] = []
+        for file, key in ((RECORDS, "records_sha256"), (REJECTED, "rejected_sha256")):
+            path = vdir / file
+            if key not in m and file == REJECTED:
+                continue
+            if not path.is_file():
+                findings.append(f"Library '{name}' version {v} has lost {file}; {fix}.")
+                continue
+            found = _sha256_file(path)
+            if found != m.get(key):
+                findings.append(
+                    f"Library '{name}' version {v} was altered on disk: {file} has hash "
+                    f"{found}, the manifest records {m.get(key)}; {fix}."
+                )
+        return findings
+
     def verify(self, name: str, version: int | None = None) -> list[str]:
         """Check every version of `name` (or just `version`); return findings, [] if intact.
 

@@ -108,6 +108,7 @@ def ref_import(
             library=version.name,
             version=version.version,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
+            loaded=version,
         )
     out.print(
         f"{version.name} version {version.version}  {len(version.records)} sequences, {len(version.species)} species"
