@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from custody.domain import EventType
 from custody.errors import InvalidInput
-from custody.events import ItemAct, Recorded, Signer, check_permission, record_item_events
-from custody.store import Store
 
 if TYPE_CHECKING:
+    from custody.events import Recorded, Signer
+    from custody.store import Store
     from species_ref.cites import CitesListing
     from species_ref.combine import CombinedCall
     from species_ref.conflicts import NameConflict, ProblemRecord
@@ -52,7 +52,15 @@ def bundled_data(name: str) -> Path:
     return Path(species_ref.__file__).parent / "data" / name
 
 
-def reference_store(store: Store) -> LibraryStore:
+class ReferenceHome(Protocol):
+    """Anything that knows where reference libraries live: an open `Store`, or the CLI's
+    light stand-in when nothing else of the store is needed."""
+
+    @property
+    def references_dir(self) -> Path: ...
+
+
+def reference_store(store: ReferenceHome) -> LibraryStore:
     from species_ref.library import LibraryStore
 
     return LibraryStore(store.references_dir)
@@ -178,9 +186,7 @@ def curate_reference(
         from custody.libsign import sign_version
 
         sign_version(store, name=lib.name, version=lib.version, signer=signer)
-    prepare_reference(
-        store, library=lib.name, version=lib.version, progress=progress, loaded=lib
-    )
+    prepare_reference(store, library=lib.name, version=lib.version, progress=progress, loaded=lib)
     return ReferenceCuration(
         version=lib,
         applied=len(result.applied),
@@ -389,7 +395,7 @@ class SpeciesAnalysis(Mapping[str, Any]):
 
 
 def identify_files(
-    store: Store,
+    store: ReferenceHome,
     *,
     files: Sequence[Path],
     library: str,
@@ -403,13 +409,15 @@ def identify_files(
     With `analyst` (who will record the results), an actor who may not record
     analyses is refused before any file is read.
     """
-    from species_ref.cites import lookup_cites, walk_synonyms
+    from species_ref.cites import bundled_index, lookup_cites, walk_synonyms
     from species_ref.combine import unique_names
     from species_ref.identify import Engine, identify
     from species_ref.reading import read_queries
     from species_ref.rules import get_rule
 
     if analyst is not None:
+        from custody.events import check_permission
+
         check_permission(analyst.actor, EventType.ANALYSE)
     chosen_rule = get_rule(rule)
     queries = assemble_read_pairs(unique_names([q for path in files for q in read_queries(path)]))
@@ -417,6 +425,7 @@ def identify_files(
     lib = refs.open(library, version)  # records are read only if the index must be built
     validation = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
     engine = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
+    bundled_index()  # read once here, before the search workers fork and share it
     results = identify(
         queries,
         engine,
@@ -480,6 +489,7 @@ def record_identifications(
 ) -> Recorded:
     """One signed `analyse` event per identification, on the item it was run on
     (`assign_to_items`), all in one transaction."""
+    from custody.events import ItemAct, record_item_events
     from custody.libsign import citation
 
     def cited(r: SpeciesAnalysis) -> dict[str, Any]:
@@ -666,13 +676,15 @@ def identify_sample(
     contig when they overlap (forward and reverse reads); if they do not,
     both are kept and must agree like two markers.
     """
-    from species_ref.cites import lookup_cites, walk_synonyms
+    from species_ref.cites import bundled_index, lookup_cites, walk_synonyms
     from species_ref.combine import MarkerCall, assemble_reads, combine_calls, unique_names
     from species_ref.identify import Engine, identify
     from species_ref.reading import read_queries
     from species_ref.rules import get_rule
 
     if analyst is not None:
+        from custody.events import check_permission
+
         check_permission(analyst.actor, EventType.ANALYSE)
     if not libraries:
         raise InvalidInput("Name at least one library with --library.")
@@ -685,6 +697,8 @@ def identify_sample(
         lib = refs.open(name)
         engines[name] = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
         validations[name] = refs.attachment(lib.name, lib.version, validation_key(chosen_rule.name))
+
+    bundled_index()  # read once here, before the search workers fork and share it
 
     def run(name: str, batch: Sequence[Query]) -> list[Identification]:
         return identify(

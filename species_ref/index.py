@@ -289,9 +289,7 @@ class KmerIndex:
     def seq_codes(self) -> ByteArray:
         """2-bit codes of every reference base (4 = ambiguity), padded with k codes 4 so a
         window starting at the last base never reads past the end."""
-        return np.concatenate(
-            (MASK_TO_CODE[self.seq_masks], np.full(self.k, 4, dtype=np.uint8))
-        )
+        return np.concatenate((MASK_TO_CODE[self.seq_masks], np.full(self.k, 4, dtype=np.uint8)))
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -397,8 +395,9 @@ class KmerIndex:
             meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
             if meta.get("format") != INDEX_FORMAT:
                 raise IndexBuildError(f"Index {path} has an old format; delete it to rebuild.")
+            # Plain ndarray views of the mappings: indexing a np.memmap costs more.
             a = {
-                name: np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+                name: np.asarray(np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False))
                 for name in (
                     "offsets", "postings", "seq_masks", "seq_offsets", "species_ids",
                     "seq_id_blob", "seq_id_offsets", "marker_codes",
@@ -585,9 +584,7 @@ class KmerIndex:
         return ref_of[new_ref], c_plus, c_minus
 
 
-def _per_species_first(
-    pool: list[int], species: list[int], *, top_n: int, per: int
-) -> list[int]:
+def _per_species_first(pool: list[int], species: list[int], *, top_n: int, per: int) -> list[int]:
     """The first entries of `pool` (best first), at most `per` of one species, `top_n` in all."""
     chosen: list[int] = []
     seen: dict[int, int] = {}

@@ -30,7 +30,7 @@ Invariants and definitions:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -86,10 +86,25 @@ class Hit:
         return self.species.split(" ", 1)[0]
 
     def to_dict(self) -> dict[str, str | int | float]:
-        out: dict[str, str | int | float] = asdict(self)
-        out["identity"] = round(self.identity, 3)
-        out["query_coverage"] = round(self.query_coverage, 2)
-        return out
+        # Written out (not dataclasses.asdict, which deep-copies): a result holds many hits.
+        return {
+            "ref_index": self.ref_index,
+            "seq_id": self.seq_id,
+            "species": self.species,
+            "marker": self.marker,
+            "identity": round(self.identity, 3),
+            "aligned_length": self.aligned_length,
+            "query_coverage": round(self.query_coverage, 2),
+            "mismatches": self.mismatches,
+            "gaps": self.gaps,
+            "strand": self.strand,
+            "query_start": self.query_start,
+            "query_end": self.query_end,
+            "ref_start": self.ref_start,
+            "ref_end": self.ref_end,
+            "shared_kmers": self.shared_kmers,
+            "method": self.method,
+        }
 
 
 def _aligner() -> PairwiseAligner:
@@ -105,6 +120,9 @@ def _aligner() -> PairwiseAligner:
     aligner.extend_gap_score = GAP_EXTEND
     return aligner
 
+
+#: k -> the value of each base's 2-bit code in a k-mer code (first base highest)
+_PLACE = {k: 4 ** np.arange(k - 1, -1, -1, dtype=np.int64) for k in range(1, 16)}
 
 _MASK_TO_LETTER = np.frombuffer(b"?ACMGRSVTWYHKDBN", dtype=np.uint8)
 
@@ -364,9 +382,7 @@ class Matcher:
         # runs past its reference: n_kmer counts whole windows only).
         window = MASK_TO_CODE[index.seq_masks[gpos[:, None] + np.arange(k)]]
         bad = (window == 4).any(axis=1)
-        fwd = np.zeros(total, dtype=np.int64)
-        for j in range(k):
-            fwd = (fwd << 2) | (window[:, j] & 3)
+        fwd = (window & 3).astype(np.int64) @ _PLACE[k]
         width = qlen + int(lens.max()) + 1
         votes_flat = np.zeros(n_c * width, dtype=np.int64)
         seg_strand = strands[seg]
