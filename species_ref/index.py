@@ -328,11 +328,13 @@ class KmerIndex:
         lengths = np.fromiter((len(r.sequence) for r in records), dtype=np.int64, count=n_refs)
         seq_offsets = np.zeros(n_refs + 1, dtype=np.int64)
         np.cumsum(lengths, out=seq_offsets[1:])
-        seq_masks = BITMASK[
-            np.frombuffer(
-                "".join(r.sequence for r in records).encode("ascii", "replace"), dtype=np.uint8
-            )
-        ]
+        seq_masks = np.empty(int(seq_offsets[-1]), dtype=np.uint8)
+        step = 20_000  # references encoded a slice at a time: no joined copy of them all
+        for first in range(0, n_refs, step):
+            text = "".join(r.sequence for r in records[first : first + step])
+            seq_masks[seq_offsets[first] : seq_offsets[min(first + step, n_refs)]] = BITMASK[
+                np.frombuffer(text.encode("ascii", "replace"), dtype=np.uint8)
+            ]
         offsets, postings = _build_postings(seq_masks, seq_offsets, k=k, sample=sample)
         return cls(
             content_hash=content_hash,
@@ -609,18 +611,18 @@ def _kmer_codes32(codes: ByteArray, k: int) -> tuple[npt.NDArray[np.uint32], ...
     bad = np.concatenate(([0], np.cumsum(codes == 4, dtype=np.int32)))
     valid = (bad[k:] - bad[:n]) == 0
     c = np.where(codes == 4, 0, codes).astype(np.uint32)
-    fwd = _widen(c, k, rev=False)[:n]
-    rev = _widen(np.uint32(3) - c, k, rev=True)[:n]
+    fwd = widen_codes(c, k, rev=False)[:n]
+    rev = widen_codes(np.uint32(3) - c, k, rev=True)[:n]
     return fwd, rev, valid
 
 
-def _widen(c: npt.NDArray[np.uint32], k: int, *, rev: bool) -> npt.NDArray[np.uint32]:
+def widen_codes(c: npt.NDArray[np.uint32], k: int, *, rev: bool) -> npt.NDArray[np.uint32]:
     """Codes of the windows of length k: position i holds c[i..i+k-1] read forwards
     (first base highest), or read backwards when `rev` (first base lowest)."""
     if k == 1:
         return c
     m = k // 2
-    half = _widen(c, m, rev=rev)
+    half = widen_codes(c, m, rev=rev)
     n2 = half.shape[0] - m
     lo, hi = half[:n2], half[m : m + n2]
     shift = np.uint32(2 * m)

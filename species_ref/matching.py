@@ -39,6 +39,7 @@ from Bio.Align import PairwiseAligner, substitution_matrices
 
 from species_ref.index import (
     MASK_TO_CODE,
+    widen_codes,
     ByteArray,
     IntArray,
     KmerCodes,
@@ -121,8 +122,6 @@ def _aligner() -> PairwiseAligner:
     return aligner
 
 
-#: k -> the value of each base's 2-bit code in a k-mer code (first base highest)
-_PLACE = {k: 4 ** np.arange(k - 1, -1, -1, dtype=np.int64) for k in range(1, 16)}
 
 _MASK_TO_LETTER = np.frombuffer(b"?ACMGRSVTWYHKDBN", dtype=np.uint8)
 
@@ -377,26 +376,33 @@ class Matcher:
         seg = np.repeat(np.arange(n_c), m)
         first = np.cumsum(m) - m
         local = (np.arange(total) - np.repeat(first, m)) * np.repeat(stride, m)
-        gpos = local + np.repeat(index.seq_offsets[refs], m)
-        # 2-bit codes read straight from the reference masks (a window never
-        # runs past its reference: n_kmer counts whole windows only).
-        window = MASK_TO_CODE[index.seq_masks[gpos[:, None] + np.arange(k)]]
-        bad = (window == 4).any(axis=1)
-        fwd = (window & 3).astype(np.int64) @ _PLACE[k]
+        # The candidates' bases one after another, coded in one pass; the windows
+        # taken never run past their reference (n_kmer counts whole windows only).
+        base_first = np.cumsum(lens) - lens
+        n_bases = int(lens.sum())
+        pos = np.arange(n_bases) - np.repeat(base_first - index.seq_offsets[refs], lens)
+        codes = MASK_TO_CODE[index.seq_masks[pos]]
+        take = np.repeat(base_first, m) + local
+        bad = np.concatenate(([0], np.cumsum(codes == 4, dtype=np.int32)))
+        good = (bad[take + k] - bad[take]) == 0
+        word = widen_codes(np.where(codes == 4, 0, codes).astype(np.uint32), k, rev=False)
+        # Both orientations of the query in one sorted table: code * 2 + (1 if reverse).
+        plus, minus = oriented[1], oriented[-1]
+        q_keys = np.concatenate((plus.sorted_codes * 2, minus.sorted_codes * 2 + 1))
+        q_pos = np.concatenate((plus.sorted_pos, minus.sorted_pos))
+        order = np.argsort(q_keys, kind="stable")
+        q_keys, q_pos = q_keys[order], q_pos[order]
         width = qlen + int(lens.max()) + 1
-        votes_flat = np.zeros(n_c * width, dtype=np.int64)
-        seg_strand = strands[seg]
-        for strand, ori in oriented.items():
-            sel = (~bad) & (seg_strand == strand)
-            if not sel.any() or ori.sorted_codes.shape[0] == 0:
-                continue
-            rc = fwd[sel]
-            idx = np.searchsorted(ori.sorted_codes, rc)
-            idx[idx >= ori.sorted_codes.shape[0]] = 0
-            hit = ori.sorted_codes[idx] == rc
-            diag = local[sel][hit] - ori.sorted_pos[idx[hit]] + qlen
-            key = seg[sel][hit] * width + diag
-            votes_flat += np.bincount(key, minlength=n_c * width)
+        if q_keys.shape[0] == 0:
+            return np.zeros((n_c, width), dtype=np.int64)
+        sel = np.flatnonzero(good)
+        r_keys = word[take[sel]].astype(np.int64) * 2 + (strands[seg[sel]] == -1)
+        at = np.searchsorted(q_keys, r_keys)
+        at[at >= q_keys.shape[0]] = 0
+        hit = q_keys[at] == r_keys
+        diag = local[sel[hit]] - q_pos[at[hit]] + qlen
+        key = seg[sel[hit]] * width + diag
+        votes_flat = np.bincount(key, minlength=n_c * width).astype(np.int64)
         return votes_flat.reshape(n_c, width)
 
     def conserved_mismatches(

@@ -346,10 +346,16 @@ def _fasta_records(text: str, name: str) -> Iterator[_RawRecord]:
         # fraction of the cost): the title line, then the sequence lines, whose
         # whitespace the cleaner removes. Anything else goes to Biopython, which
         # refuses text before the first record.
-        for block in text[1:].split("\n>"):
-            title, _, body = block.partition("\n")
-            title = title.rstrip()
-            yield (*parse_fasta_header(title), body, title)
+        # Walked with find, not split: a national library's text is never held twice.
+        start, end = 1, len(text)
+        while start <= end:
+            stop = text.find("\n>", start)
+            stop = end if stop < 0 else stop
+            eol = text.find("\n", start, stop)
+            eol = stop if eol < 0 else eol
+            title = text[start:eol].rstrip()
+            yield (*parse_fasta_header(title), text[eol + 1 : stop], title)
+            start = stop + 2
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
