@@ -611,12 +611,15 @@ def _best_segments(
     qsel = qidx + np.repeat(qoff, length)
     ridx = qidx + np.repeat(roff, length)
     same = (both[qsel] & ref_masks[ridx]) != 0
-    score = same.astype(np.int64) * (MATCH - MISMATCH) + MISMATCH
-    cs = np.cumsum(score)
-    before = np.concatenate(([0], cs))[seg_first]
-    rel = cs - np.repeat(before, length)
     big = 6 * (int(length.max()) + 2)
-    shift = np.repeat(np.arange(length.shape[0], dtype=np.int64) * big, length)
+    # Scores and their sums fit 32 bits unless the overlaps are huge: half the memory traffic.
+    small = big * (length.shape[0] + 1) + 6 * n_el < 2**30
+    dtype = np.int32 if small else np.int64
+    score = np.where(same, dtype(MATCH), dtype(MISMATCH))
+    cs = np.cumsum(score, dtype=dtype)
+    before = np.concatenate((np.zeros(1, dtype=dtype), cs))[seg_first]
+    rel = cs - np.repeat(before, length)
+    shift = np.repeat(np.arange(length.shape[0], dtype=dtype) * dtype(big), length)
     runmin = np.minimum.accumulate(rel - shift) + shift
     low = np.minimum(runmin, 0)
     gain = rel - low
@@ -625,7 +628,7 @@ def _best_segments(
     end_el = at_max[np.searchsorted(at_max, seg_first)]
     low_end = low[end_el]
     # Matches from the score sums: cs over a segment = matches * (MATCH - MISMATCH) + cols * MISMATCH.
-    cs0 = np.concatenate(([0], cs))
+    cs0 = np.concatenate(([0], cs.astype(np.int64)))
     # Start of the best segment: first prefix (virtual 0 before the segment,
     # or an element) whose relative sum equals the running minimum at the end.
     cand_start = np.flatnonzero(rel == np.repeat(low_end, length))
