@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -39,7 +39,6 @@ from Bio.Align import PairwiseAligner, substitution_matrices
 
 from species_ref.index import (
     MASK_TO_CODE,
-    widen_codes,
     ByteArray,
     IntArray,
     KmerCodes,
@@ -47,6 +46,7 @@ from species_ref.index import (
     encode_mask,
     kmer_codes,
     revcomp_mask,
+    widen_codes,
 )
 
 MATCH = 2
@@ -120,7 +120,6 @@ def _aligner() -> PairwiseAligner:
     aligner.open_gap_score = GAP_OPEN
     aligner.extend_gap_score = GAP_EXTEND
     return aligner
-
 
 
 _MASK_TO_LETTER = np.frombuffer(b"?ACMGRSVTWYHKDBN", dtype=np.uint8)
@@ -614,12 +613,12 @@ def _best_segments(
     big = 6 * (int(length.max()) + 2)
     # Scores and their sums fit 32 bits unless the overlaps are huge: half the memory traffic.
     small = big * (length.shape[0] + 1) + 6 * n_el < 2**30
-    dtype = np.int32 if small else np.int64
-    score = np.where(same, dtype(MATCH), dtype(MISMATCH))
+    dtype: type[np.signedinteger[Any]] = np.int32 if small else np.int64
+    score = np.where(same, MATCH, MISMATCH).astype(dtype)
     cs = np.cumsum(score, dtype=dtype)
     before = np.concatenate((np.zeros(1, dtype=dtype), cs))[seg_first]
     rel = cs - np.repeat(before, length)
-    shift = np.repeat(np.arange(length.shape[0], dtype=dtype) * dtype(big), length)
+    shift = np.repeat(np.arange(length.shape[0], dtype=dtype) * big, length).astype(dtype)
     runmin = np.minimum.accumulate(rel - shift) + shift
     low = np.minimum(runmin, 0)
     gain = rel - low

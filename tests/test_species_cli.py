@@ -274,3 +274,16 @@ def test_several_samples_need_a_map_and_are_recorded_on_their_items(
         "SELECT chain, json_extract(data, '$.query') FROM events WHERE type = 'analyse' ORDER BY id"
     ).fetchall()
     assert rows == [(a, "fin_A"), (b, "fin_B")]
+
+
+def test_identify_without_recording_finds_libraries_as_the_store_does(
+    world: World, runner: CliRunner, library: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from custody.cli.common import reference_home
+
+    assert reference_home().references_dir == world.store.references_dir
+    query = _query(tmp_path, "demo_Panthera_tigris")
+    monkeypatch.setenv("CUSTODY_DB", str(tmp_path / "elsewhere" / "custody.db"))
+    result = runner.invoke(app, ["identify", str(query), "--library", library, "--json"])
+    assert result.exit_code == 1
+    assert "No custody store at" in result.stderr and "custody init" in result.stderr
