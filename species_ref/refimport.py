@@ -30,6 +30,7 @@ import csv
 import gzip
 import io
 import re
+import sys
 import warnings
 import zlib
 from collections import Counter
@@ -293,7 +294,8 @@ class _Cleaner:
         if species is None:
             self._reject(seq_id, f"no species-level name: '{_short(name)}'")
             return
-        rec_marker = self.marker or (marker.strip() if marker else "")
+        # Interned: a national library repeats a handful of marker names a million times.
+        rec_marker = sys.intern(self.marker or (marker.strip() if marker else ""))
         if not rec_marker:
             self._reject(seq_id, "no marker: the file does not name one; pass the marker")
             return
