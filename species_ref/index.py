@@ -249,7 +249,7 @@ class KmerIndex:
         *,
         content_hash: str,
         k: int,
-        offsets: IntArray,
+        offsets: npt.NDArray[np.signedinteger[Any]],
         postings: npt.NDArray[np.int32],
         seq_masks: ByteArray,
         seq_offsets: IntArray,
@@ -665,8 +665,9 @@ def _window_keys(
 
 def _build_postings(
     seq_masks: ByteArray, seq_offsets: IntArray, *, k: int, sample: int
-) -> tuple[IntArray, npt.NDArray[np.int32]]:
-    """CSR offsets and postings of every distinct sampled (k-mer, reference) pair.
+) -> tuple[npt.NDArray[np.signedinteger[Any]], npt.NDArray[np.int32]]:
+    """CSR offsets (32-bit when they fit) and postings of every distinct sampled
+    (k-mer, reference) pair.
 
     References are taken in chunks of about `_CHUNK_BASES` bases; each chunk's
     pairs, sorted by code, go to a temporary file, and a counting sort then
@@ -701,6 +702,8 @@ def _build_postings(
             within = np.arange(size, dtype=np.int64) - np.repeat(run_start, run_len)
             postings[np.repeat(fill[present], run_len) + within] = posts
             fill[present] += run_len
+    if offsets[-1] < np.iinfo(np.int32).max:
+        return offsets.astype(np.int32), postings  # half the size on disk and in memory
     return offsets, postings
 
 
