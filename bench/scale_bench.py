@@ -1,7 +1,7 @@
 """National-scale bench: whole `custody ref import` and `custody identify` processes against makeblastdb and blastn.
 
 Usage: python bench/scale_bench.py [--refs 100000,1000000] [--queries 1000]
-       [--limit-gib 8] [--timeout 1800] [--out bench/out/scale]
+       [--limit-gib 8] [--timeout 1800] [--out bench/out/scale] [--no-blast]
 
 For each size, synthetic references with genus/species structure (650 bp COI-like
 sequences: family ancestors mutated per genus 12 %, per species 3-8 %, per
@@ -184,7 +184,7 @@ def run_size(n_refs: int, args: argparse.Namespace) -> dict[str, object]:
             limit_gib=limit, timeout=timeout, env=env, stdout=folder / "identify.jsonl",
         )  # fmt: skip
         print(f"  identify {row['identify']}", flush=True)
-    if ensure_blast():
+    if not args.no_blast and ensure_blast():
         db = folder / "blastdb"
         plain = folder / "refs.plain.fasta"
         if not plain.exists():
@@ -209,7 +209,9 @@ def run_size(n_refs: int, args: argparse.Namespace) -> dict[str, object]:
 
 def _ratio(a: object, b: object, key: str) -> str:
     if not isinstance(a, dict) or not isinstance(b, dict) or a.get("outcome") != "ok":
-        return "-" if not isinstance(a, dict) else str(a.get("outcome"))
+        return "-" if not isinstance(a, dict) else str(a.get("outcome", "-"))
+    if b.get("outcome") != "ok":
+        return "-"
     x, y = float(a[key]), float(b[key])
     return f"{x / y:.2f}x" if y else "-"
 
@@ -246,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit-gib", type=float, default=8.0)
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "scale")
+    ap.add_argument("--no-blast", action="store_true", help="skip makeblastdb and blastn")
     args = ap.parse_args(argv)
     rows = []
     for n in [int(x) for x in args.refs.split(",") if x]:

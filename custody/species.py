@@ -21,14 +21,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from custody.domain import EventType
 from custody.errors import InvalidInput
-from custody.events import ItemAct, Recorded, Signer, check_permission, record_item_events
-from custody.store import Store
 
 if TYPE_CHECKING:
+    from custody.events import Recorded, Signer
+    from custody.store import Store
     from species_ref.cites import CitesListing
     from species_ref.combine import CombinedCall
     from species_ref.conflicts import NameConflict, ProblemRecord
@@ -53,7 +53,15 @@ def bundled_data(name: str) -> Path:
     return Path(species_ref.__file__).parent / "data" / name
 
 
-def reference_store(store: Store) -> LibraryStore:
+class ReferenceHome(Protocol):
+    """Anything that knows where reference libraries live: an open `Store`, or the CLI's
+    light stand-in when nothing else of the store is needed."""
+
+    @property
+    def references_dir(self) -> Path: ...
+
+
+def reference_store(store: ReferenceHome) -> LibraryStore:
     from species_ref.library import LibraryStore
 
     return LibraryStore(store.references_dir)
@@ -135,18 +143,20 @@ def prepare_reference(
     library: str,
     version: int | None = None,
     progress: ProgressFn | None = None,
+    loaded: LibraryVersion | None = None,
 ) -> Engine:
     """Build and cache a library version's k-mer index and species statistics.
 
     Done once per version (normally right after import), so the first
     identification does not pay for it; later calls find the cache. Returns the
-    ready search engine.
+    ready search engine. `loaded` is the version when the caller holds it
+    already (the import that made it), so its records are not read again.
     """
     from species_ref.errors import SpeciesRefError
     from species_ref.identify import Engine
 
     refs = reference_store(store)
-    lib = refs.load(library, version)
+    lib = loaded if loaded is not None else refs.open(library, version)
     try:
         return Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
     except MemoryError:
@@ -194,7 +204,7 @@ def curate_reference(
         from custody.libsign import sign_version
 
         sign_version(store, name=lib.name, version=lib.version, signer=signer)
-    prepare_reference(store, library=lib.name, version=lib.version, progress=progress)
+    prepare_reference(store, library=lib.name, version=lib.version, progress=progress, loaded=lib)
     return ReferenceCuration(
         version=lib,
         applied=len(result.applied),
@@ -403,7 +413,7 @@ class SpeciesAnalysis(Mapping[str, Any]):
 
 
 def identify_files(
-    store: Store,
+    store: ReferenceHome,
     *,
     files: Sequence[Path],
     library: str,
@@ -417,20 +427,23 @@ def identify_files(
     With `analyst` (who will record the results), an actor who may not record
     analyses is refused before any file is read.
     """
-    from species_ref.cites import lookup_cites, walk_synonyms
+    from species_ref.cites import bundled_index, lookup_cites, walk_synonyms
     from species_ref.combine import unique_names
     from species_ref.identify import Engine, identify
     from species_ref.reading import read_queries
     from species_ref.rules import get_rule
 
     if analyst is not None:
+        from custody.events import check_permission
+
         check_permission(analyst.actor, EventType.ANALYSE)
     chosen_rule = get_rule(rule)
     queries = assemble_read_pairs(unique_names([q for path in files for q in read_queries(path)]))
     refs = reference_store(store)
-    lib = refs.load(library, version)
+    lib = refs.open(library, version)  # records are read only if the index must be built
     validation = current_validation(refs, library=lib.name, version=lib.version, rule=chosen_rule)
     engine = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
+    bundled_index()  # read once here, before the search workers fork and share it
     results = identify(
         queries,
         engine,
@@ -494,6 +507,7 @@ def record_identifications(
 ) -> Recorded:
     """One signed `analyse` event per identification, on the item it was run on
     (`assign_to_items`), all in one transaction."""
+    from custody.events import ItemAct, record_item_events
     from custody.libsign import citation
 
     def cited(r: SpeciesAnalysis) -> dict[str, Any]:
@@ -680,13 +694,15 @@ def identify_sample(
     contig when they overlap (forward and reverse reads); if they do not,
     both are kept and must agree like two markers.
     """
-    from species_ref.cites import lookup_cites, walk_synonyms
+    from species_ref.cites import bundled_index, lookup_cites, walk_synonyms
     from species_ref.combine import MarkerCall, assemble_reads, combine_calls, unique_names
     from species_ref.identify import Engine, identify
     from species_ref.reading import read_queries
     from species_ref.rules import get_rule
 
     if analyst is not None:
+        from custody.events import check_permission
+
         check_permission(analyst.actor, EventType.ANALYSE)
     if not libraries:
         raise InvalidInput("Name at least one library with --library.")
@@ -696,11 +712,13 @@ def identify_sample(
     engines: dict[str, Engine] = {}
     validations: dict[str, ValidationDoc | None] = {}
     for name in dict.fromkeys(libraries):
-        lib = refs.load(name)
+        lib = refs.open(name)
         engines[name] = Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version))
         validations[name] = current_validation(
             refs, library=lib.name, version=lib.version, rule=chosen_rule
         )
+
+    bundled_index()  # read once here, before the search workers fork and share it
 
     def run(name: str, batch: Sequence[Query]) -> list[Identification]:
         return identify(

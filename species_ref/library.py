@@ -46,6 +46,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
@@ -96,22 +97,17 @@ def canonical_library_hash(records: Iterable[RefRecord]) -> str:
     Equivalent Python: ``hashlib.sha256("".join(json.dumps({...}, sort_keys=True,
     separators=(",", ":"), ensure_ascii=False) + "\\n" for r in sorted(...)).encode())``.
     """
-    encode = _CANONICAL_ENCODER.encode
+    enc = encode_basestring  # the string encoding of _CANONICAL_ENCODER (ensure_ascii off)
     h = hashlib.sha256()
     # Hashed in slices: the same bytes as one joined text, without holding it all.
+    # Each line is what _CANONICAL_ENCODER.encode gives for the four keys in sorted
+    # order, written out: tests/test_species_library.py checks the two agree.
     ordered = sorted(records, key=_canonical_key)
     step = 20_000
     for start in range(0, len(ordered), step):
         text = "".join(
-            encode(
-                {
-                    "marker": r.marker,
-                    "seq_id": r.seq_id,
-                    "sequence": r.sequence,
-                    "species": r.species,
-                }
-            )
-            + "\n"
+            f'{{"marker":{enc(r.marker)},"seq_id":{enc(r.seq_id)},'
+            f'"sequence":{enc(r.sequence)},"species":{enc(r.species)}}}\n'
             for r in ordered[start : start + step]
         )
         h.update(text.encode("utf-8"))
@@ -160,11 +156,12 @@ def _write_jsonl_gz(path: Path, rows: Iterable[list[str]]) -> None:
     # slices so a national-scale library is never held twice as one text.
     with (
         path.open("wb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz,
+        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz,
     ):
         batch: list[str] = []
+        enc = encode_basestring  # json.dumps(row, ensure_ascii=False, compact), written out
         for row in rows:
-            batch.append(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+            batch.append("[" + ",".join(enc(x) for x in row) + "]\n")
             if len(batch) >= 20_000:
                 gz.write("".join(batch).encode("utf-8"))
                 batch = []
@@ -290,6 +287,50 @@ class LibraryStore:
         if findings or lib is None:
             raise SpeciesRefError(findings[0])
         return lib
+
+    def open(self, name: str, version: int | None = None) -> LibraryVersion:
+        """Open a version (latest when None) for searching, without reading its records yet.
+
+        The manifest is read and the SHA-256 of `records.jsonl.gz` and
+        `rejected.jsonl.gz` checked against it now (raising `SpeciesRefError`
+        naming the first problem); the records are parsed, and their canonical
+        content hash re-checked as `load` does, only when `records` is first
+        read. A search whose k-mer index is cached never reads them.
+        """
+        v = self._require(name, version)
+        m = self._manifest(name, v)
+        findings = self._file_findings(name, v, m)
+        if findings:
+            raise SpeciesRefError(findings[0])
+        return LibraryVersion(
+            name=name,
+            version=v,
+            content_hash=m["content_hash"],
+            created_at=m["created_at"],
+            note=m.get("note", ""),
+            synonyms=_manifest_synonyms(m),
+            load_records=lambda: self.load(name, v).records,
+        )
+
+    def _file_findings(self, name: str, v: int, m: dict[str, Any]) -> list[str]:
+        """Findings about the version's files against the hashes in its manifest `m`."""
+        vdir = self.version_dir(name, v)
+        fix = "restore the version directory from a backup or re-import it"
+        findings: list[str] = []
+        for file, key in ((RECORDS, "records_sha256"), (REJECTED, "rejected_sha256")):
+            path = vdir / file
+            if key not in m and file == REJECTED:
+                continue
+            if not path.is_file():
+                findings.append(f"Library '{name}' version {v} has lost {file}; {fix}.")
+                continue
+            found = _sha256_file(path)
+            if found != m.get(key):
+                findings.append(
+                    f"Library '{name}' version {v} was altered on disk: {file} has hash "
+                    f"{found}, the manifest records {m.get(key)}; {fix}."
+                )
+        return findings
 
     def verify(self, name: str, version: int | None = None) -> list[str]:
         """Check every version of `name` (or just `version`); return findings, [] if intact.

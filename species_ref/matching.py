@@ -30,8 +30,8 @@ Invariants and definitions:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +46,7 @@ from species_ref.index import (
     encode_mask,
     kmer_codes,
     revcomp_mask,
+    widen_codes,
 )
 
 MATCH = 2
@@ -86,10 +87,25 @@ class Hit:
         return self.species.split(" ", 1)[0]
 
     def to_dict(self) -> dict[str, str | int | float]:
-        out: dict[str, str | int | float] = asdict(self)
-        out["identity"] = round(self.identity, 3)
-        out["query_coverage"] = round(self.query_coverage, 2)
-        return out
+        # Written out (not dataclasses.asdict, which deep-copies): a result holds many hits.
+        return {
+            "ref_index": self.ref_index,
+            "seq_id": self.seq_id,
+            "species": self.species,
+            "marker": self.marker,
+            "identity": round(self.identity, 3),
+            "aligned_length": self.aligned_length,
+            "query_coverage": round(self.query_coverage, 2),
+            "mismatches": self.mismatches,
+            "gaps": self.gaps,
+            "strand": self.strand,
+            "query_start": self.query_start,
+            "query_end": self.query_end,
+            "ref_start": self.ref_start,
+            "ref_end": self.ref_end,
+            "shared_kmers": self.shared_kmers,
+            "method": self.method,
+        }
 
 
 def _aligner() -> PairwiseAligner:
@@ -359,28 +375,33 @@ class Matcher:
         seg = np.repeat(np.arange(n_c), m)
         first = np.cumsum(m) - m
         local = (np.arange(total) - np.repeat(first, m)) * np.repeat(stride, m)
-        gpos = local + np.repeat(index.seq_offsets[refs], m)
-        codes = index.seq_codes
-        fwd = np.zeros(total, dtype=np.int64)
-        bad = np.zeros(total, dtype=bool)
-        for j in range(k):
-            col = codes[gpos + j]
-            bad |= col == 4
-            fwd = (fwd << 2) | (col & 3).astype(np.int64)
+        # The candidates' bases one after another, coded in one pass; the windows
+        # taken never run past their reference (n_kmer counts whole windows only).
+        base_first = np.cumsum(lens) - lens
+        n_bases = int(lens.sum())
+        pos = np.arange(n_bases) - np.repeat(base_first - index.seq_offsets[refs], lens)
+        codes = MASK_TO_CODE[index.seq_masks[pos]]
+        take = np.repeat(base_first, m) + local
+        bad = np.concatenate(([0], np.cumsum(codes == 4, dtype=np.int32)))
+        good = (bad[take + k] - bad[take]) == 0
+        word = widen_codes(np.where(codes == 4, 0, codes).astype(np.uint32), k, rev=False)
+        # Both orientations of the query in one sorted table: code * 2 + (1 if reverse).
+        plus, minus = oriented[1], oriented[-1]
+        q_keys = np.concatenate((plus.sorted_codes * 2, minus.sorted_codes * 2 + 1))
+        q_pos = np.concatenate((plus.sorted_pos, minus.sorted_pos))
+        order = np.argsort(q_keys, kind="stable")
+        q_keys, q_pos = q_keys[order], q_pos[order]
         width = qlen + int(lens.max()) + 1
-        votes_flat = np.zeros(n_c * width, dtype=np.int64)
-        seg_strand = strands[seg]
-        for strand, ori in oriented.items():
-            sel = (~bad) & (seg_strand == strand)
-            if not sel.any() or ori.sorted_codes.shape[0] == 0:
-                continue
-            rc = fwd[sel]
-            idx = np.searchsorted(ori.sorted_codes, rc)
-            idx[idx >= ori.sorted_codes.shape[0]] = 0
-            hit = ori.sorted_codes[idx] == rc
-            diag = local[sel][hit] - ori.sorted_pos[idx[hit]] + qlen
-            key = seg[sel][hit] * width + diag
-            votes_flat += np.bincount(key, minlength=n_c * width)
+        if q_keys.shape[0] == 0:
+            return np.zeros((n_c, width), dtype=np.int64)
+        sel = np.flatnonzero(good)
+        r_keys = word[take[sel]].astype(np.int64) * 2 + (strands[seg[sel]] == -1)
+        at = np.searchsorted(q_keys, r_keys)
+        at[at >= q_keys.shape[0]] = 0
+        hit = q_keys[at] == r_keys
+        diag = local[sel[hit]] - q_pos[at[hit]] + qlen
+        key = seg[sel[hit]] * width + diag
+        votes_flat = np.bincount(key, minlength=n_c * width).astype(np.int64)
         return votes_flat.reshape(n_c, width)
 
     def conserved_mismatches(
@@ -589,12 +610,15 @@ def _best_segments(
     qsel = qidx + np.repeat(qoff, length)
     ridx = qidx + np.repeat(roff, length)
     same = (both[qsel] & ref_masks[ridx]) != 0
-    score = same.astype(np.int64) * (MATCH - MISMATCH) + MISMATCH
-    cs = np.cumsum(score)
-    before = np.concatenate(([0], cs))[seg_first]
-    rel = cs - np.repeat(before, length)
     big = 6 * (int(length.max()) + 2)
-    shift = np.repeat(np.arange(length.shape[0], dtype=np.int64) * big, length)
+    # Scores and their sums fit 32 bits unless the overlaps are huge: half the memory traffic.
+    small = big * (length.shape[0] + 1) + 6 * n_el < 2**30
+    dtype: type[np.signedinteger[Any]] = np.int32 if small else np.int64
+    score = np.where(same, MATCH, MISMATCH).astype(dtype)
+    cs = np.cumsum(score, dtype=dtype)
+    before = np.concatenate((np.zeros(1, dtype=dtype), cs))[seg_first]
+    rel = cs - np.repeat(before, length)
+    shift = np.repeat(np.arange(length.shape[0], dtype=dtype) * big, length).astype(dtype)
     runmin = np.minimum.accumulate(rel - shift) + shift
     low = np.minimum(runmin, 0)
     gain = rel - low
@@ -603,7 +627,7 @@ def _best_segments(
     end_el = at_max[np.searchsorted(at_max, seg_first)]
     low_end = low[end_el]
     # Matches from the score sums: cs over a segment = matches * (MATCH - MISMATCH) + cols * MISMATCH.
-    cs0 = np.concatenate(([0], cs))
+    cs0 = np.concatenate(([0], cs.astype(np.int64)))
     # Start of the best segment: first prefix (virtual 0 before the segment,
     # or an element) whose relative sum equals the running minimum at the end.
     cand_start = np.flatnonzero(rel == np.repeat(low_end, length))

@@ -6,6 +6,7 @@ them, the matcher consumes them. Sequences are upper-case IUPAC DNA without gaps
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from species_ref.vocab import QcFlag
@@ -43,22 +44,59 @@ class ImportResult:
     rejected: tuple[Rejection, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class LibraryVersion:
     """A frozen snapshot of a named reference library.
 
     `content_hash` is "sha256:<hex>" over the canonical form of `records`; an
     identification that records it can be reproduced exactly later.
+
+    `records` may be read lazily: a version opened for searching (its k-mer
+    index cached) never needs its records, so `load_records`, when given, is
+    called the first time `records` is read (and may raise `SpeciesRefError`
+    when the records on disk do not match the content hash).
     """
 
     name: str
     version: int
     content_hash: str
     created_at: str  # UTC ISO-8601
-    records: tuple[RefRecord, ...]
-    note: str = ""
+    note: str
     #: accepted name -> its other names, from curation (see `species_ref.curation`)
-    synonyms: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    synonyms: tuple[tuple[str, tuple[str, ...]], ...]
+    _records: tuple[RefRecord, ...] | None = field(repr=False, compare=False)
+    _load_records: Callable[[], tuple[RefRecord, ...]] | None = field(repr=False, compare=False)
+
+    def __init__(
+        self,
+        name: str,
+        version: int,
+        content_hash: str,
+        created_at: str,
+        records: tuple[RefRecord, ...] = (),
+        note: str = "",
+        synonyms: tuple[tuple[str, tuple[str, ...]], ...] = (),
+        *,
+        load_records: Callable[[], tuple[RefRecord, ...]] | None = None,
+    ) -> None:
+        put = object.__setattr__
+        put(self, "name", name)
+        put(self, "version", version)
+        put(self, "content_hash", content_hash)
+        put(self, "created_at", created_at)
+        put(self, "note", note)
+        put(self, "synonyms", synonyms)
+        put(self, "_records", None if load_records is not None else tuple(records))
+        put(self, "_load_records", load_records)
+
+    @property
+    def records(self) -> tuple[RefRecord, ...]:
+        """The records, in canonical order (read from disk on first use when opened lazily)."""
+        if self._records is None:
+            assert self._load_records is not None
+            object.__setattr__(self, "_records", self._load_records())
+        assert self._records is not None
+        return self._records
 
     @property
     def species(self) -> frozenset[str]:

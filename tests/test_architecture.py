@@ -67,3 +67,10 @@ def test_only_species_ref_imports_biopython() -> None:
         )
     ]
     assert offenders == []
+
+
+def test_cli_start_and_species_commands_import_no_database_layer() -> None:
+    # `custody --help` and `custody identify` (without recording) start without
+    # SQLAlchemy, SQLModel or reportlab: they are imported by the commands that use them.
+    loaded = _imported_after(["custody.cli.main", "custody.species", "species_ref.identify"])
+    assert loaded & {"sqlalchemy", "sqlmodel", "alembic", "reportlab"} == set()

@@ -162,7 +162,7 @@ def test_import_prepares_the_search_index_so_identify_builds_nothing(
     world: World, runner: CliRunner, library: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = next((world.store.references_dir / library / ".cache").glob("v*"))
-    assert sorted(p.name.split("_")[0] for p in cache.glob("*.npz")) == ["kmer", "species"]
+    assert sorted(p.name.split("_")[0] for p in cache.glob("*_*")) == ["kmer", "species"]
     from species_ref.index import KmerIndex
     from species_ref.profile import LibraryProfile
 
@@ -274,3 +274,16 @@ def test_several_samples_need_a_map_and_are_recorded_on_their_items(
         "SELECT chain, json_extract(data, '$.query') FROM events WHERE type = 'analyse' ORDER BY id"
     ).fetchall()
     assert rows == [(a, "fin_A"), (b, "fin_B")]
+
+
+def test_identify_without_recording_finds_libraries_as_the_store_does(
+    world: World, runner: CliRunner, library: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from custody.cli.common import reference_home
+
+    assert reference_home().references_dir == world.store.references_dir
+    query = _query(tmp_path, "demo_Panthera_tigris")
+    monkeypatch.setenv("CUSTODY_DB", str(tmp_path / "elsewhere" / "custody.db"))
+    result = runner.invoke(app, ["identify", str(query), "--library", library, "--json"])
+    assert result.exit_code == 1
+    assert "No custody store at" in result.stderr and "custody init" in result.stderr

@@ -47,6 +47,27 @@ def test_hash_matches_the_documented_recipe() -> None:
     assert canonical_library_hash(records) == expected
 
 
+@given(st.lists(st.tuples(st.text(max_size=6), st.text(max_size=6)), min_size=1, max_size=5))
+def test_hash_lines_are_the_canonical_json_encoding(fields: list[tuple[str, str]]) -> None:
+    # Any ID or name (quotes, control characters, non-ASCII) hashes as the JSON recipe says.
+    records = [
+        RefRecord(seq_id=a, species=b, marker=a + b, sequence="ACGTN"[: len(a) + 1])
+        for a, b in fields
+    ]
+    text = "".join(
+        json.dumps(
+            {"marker": r.marker, "seq_id": r.seq_id, "sequence": r.sequence, "species": r.species},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        + "\n"
+        for r in sorted(records, key=lambda r: (r.species, r.seq_id, r.marker, r.sequence))
+    )
+    expected = "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    assert canonical_library_hash(records) == expected
+
+
 def test_hash_ignores_order_and_source_but_not_content() -> None:
     a = [_rec("A1"), _rec("B2", "Manis tricuspis")]
     b = [
@@ -225,6 +246,27 @@ def test_altered_records_with_forged_file_hash_is_detected(store: LibraryStore) 
     (vdir / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(SpeciesRefError, match="its records hash to"):
         store.load("lib")
+
+
+def test_open_checks_file_hashes_at_once_and_records_when_read(store: LibraryStore) -> None:
+    lib, _ = store.import_version("lib", [IO / "ref_pipe.fasta"])
+    opened = store.open("lib")
+    assert (opened.name, opened.version, opened.content_hash) == ("lib", 1, lib.content_hash)
+    assert opened.records == lib.records
+    vdir = store.version_dir("lib", 1)
+    path = vdir / "records.jsonl.gz"
+    rows = [json.loads(x) for x in gzip.decompress(path.read_bytes()).decode().splitlines()]
+    rows[0][1] = "Manis javanica"
+    blob = gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode())
+    path.write_bytes(blob)
+    with pytest.raises(SpeciesRefError, match="records.jsonl.gz has hash"):
+        store.open("lib")  # altered file: refused before anything is searched
+    manifest = json.loads((vdir / "manifest.json").read_text())
+    manifest["records_sha256"] = "sha256:" + hashlib.sha256(blob).hexdigest()
+    (vdir / "manifest.json").write_text(json.dumps(manifest))
+    forged = store.open("lib")  # the file hash was forged too: found when records are read
+    with pytest.raises(SpeciesRefError, match="its records hash to"):
+        _ = forged.records
 
 
 # --- export / attachments / cache ------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from Bio import SeqIO
 
 from species_ref.index import KmerIndex
@@ -88,15 +89,33 @@ def test_indel_query_gets_a_gapped_alignment() -> None:
 def test_index_cache_round_trip(tmp_path: Path) -> None:
     recs = _records("coi_panthera.fasta")
     version = _version(recs)
-    built = KmerIndex.load_or_build(version, tmp_path)
-    files = list(tmp_path.glob("*.npz"))
-    assert len(files) == 1
+    (tmp_path / "kmer_index_old_k11_v1.npz").write_bytes(b"an index of an older format")
+    built = KmerIndex.from_records(recs, content_hash=version.content_hash)
+    first = KmerIndex.load_or_build(version, tmp_path)
+    # One index directory, the older cache removed.
+    assert [p.name for p in tmp_path.iterdir()] == [next(tmp_path.glob("kmer_index_*")).name]
     loaded = KmerIndex.load_or_build(version, tmp_path)
     assert loaded.content_hash == version.content_hash
     assert np.array_equal(built.postings, loaded.postings)
+    assert np.array_equal(first.offsets, loaded.offsets)
+    assert list(loaded.seq_ids) == [r.seq_id for r in recs]
+    assert loaded.markers[3] == recs[3].marker and loaded.seq_ids[-1] == recs[-1].seq_id
     a = built.candidates(recs[4].sequence, 5)
     b = loaded.candidates(recs[4].sequence, 5)
     assert a.refs.tolist() == b.refs.tolist()
+    assert Matcher(loaded).match(recs[4].sequence)[0].seq_id == recs[4].seq_id
+
+
+def test_index_build_in_chunks_equals_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # References are indexed a chunk at a time; no k-mer may span two references.
+    recs = _records("coi_panthera.fasta")
+    whole = KmerIndex.from_records(recs, sample=1)
+    monkeypatch.setattr("species_ref.index._CHUNK_BASES", 1500)
+    chunked = KmerIndex.from_records(recs, sample=1)
+    assert np.array_equal(whole.offsets, chunked.offsets)
+    assert np.array_equal(whole.postings, chunked.postings)
+    per_ref = [len({r.sequence[i : i + 11] for i in range(len(r.sequence) - 10)}) for r in recs]
+    assert whole.postings.shape[0] <= sum(per_ref)
 
 
 def test_candidates_respect_exclusion_mask() -> None:

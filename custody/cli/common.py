@@ -11,6 +11,8 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
@@ -243,6 +245,42 @@ def open_store(*, create: bool = False) -> Store:
     from custody.store import open_store as _open
 
     return _open(SETTINGS.db, create=create)
+
+
+@dataclass(frozen=True)
+class ReferenceHome:
+    """Where a store keeps its reference libraries, found without opening its database."""
+
+    references_dir: Path
+
+
+def reference_home() -> Any:
+    """The store's reference-library home for commands that only read libraries.
+
+    For a SQLite store (a path, the usual case) this follows the rules of
+    `custody.store.open_store` (the database path from --db, CUSTODY_DB or
+    CUSTODY_HOME; references beside the attachments, or beside
+    CUSTODY_ATTACHMENTS) without importing SQLAlchemy or checking the schema,
+    so `custody identify` starts at once; any other URL opens the store.
+    """
+    from custody.errors import StoreProblem
+
+    value = SETTINGS.db or os.environ.get("CUSTODY_DB") or ""
+    if "://" in value:
+        return open_store()
+    home_env = os.environ.get("CUSTODY_HOME")
+    if home_env:
+        home = Path(home_env).expanduser()
+    else:
+        from platformdirs import user_data_dir
+
+        home = Path(user_data_dir("custody", appauthor=False))
+    path = Path(value).expanduser().resolve() if value else (home / "custody.db").resolve()
+    if not path.exists():
+        raise StoreProblem(f"No custody store at {path}; run 'custody init' to create one.")
+    attachments = os.environ.get("CUSTODY_ATTACHMENTS")
+    base = Path(attachments) if attachments else path.parent / "attachments"
+    return ReferenceHome(base.parent / "references")
 
 
 def _terminal_attached() -> bool:

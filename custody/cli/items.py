@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from custody.cli.common import AS, open_store, out, print_id, print_json, signer, styled
-from custody.records import ItemView
+
+if TYPE_CHECKING:
+    from custody.records import ItemView
 
 app = typer.Typer(help="Log and inspect seized items and sub-samples.", no_args_is_help=True)
 
@@ -149,6 +151,7 @@ def item_show(
 ) -> None:
     """Show one item: its seizure record and current state."""
     from custody.events import item_history
+    from custody.records import ItemView
 
     item, _events, state = item_history(open_store(), item_id)
     data = ItemView(item=item, state=state).shown()

@@ -16,6 +16,7 @@ from custody.cli.common import (
     open_store,
     out,
     print_json,
+    reference_home,
     signer,
     styled,
 )
@@ -108,6 +109,7 @@ def ref_import(
             library=version.name,
             version=version.version,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
+            loaded=version,
         )
     out.print(
         f"{version.name} version {version.version}  {len(version.records)} sequences, {len(version.species)} species"
@@ -451,13 +453,7 @@ def identify(
     import sys
 
     from custody.domain import EventType
-    from custody.events import check_can_record
-    from custody.species import (
-        assign_to_items,
-        identify_files,
-        read_query_map,
-        record_identifications,
-    )
+    from custody.species import assign_to_items, identify_files, read_query_map
 
     if item and query_map:
         raise typer.BadParameter("give --item or --map, not both.")
@@ -470,9 +466,13 @@ def identify(
     if len(library) > 1:
         raise typer.BadParameter("give several --library only with --combine SAMPLE.")
     mapping = read_query_map(query_map) if query_map else None
-    store = open_store()
-    who = signer(store, actor) if item or mapping else None
+    records = bool(item or mapping)
+    # Identifying without recording reads reference libraries only: no database opened.
+    store = open_store() if records else reference_home()
+    who = signer(store, actor) if records else None
     for target in [item] if item else sorted(set((mapping or {}).values())):
+        from custody.events import check_can_record
+
         assert who is not None
         check_can_record(store, item_id=target, kind=EventType.ANALYSE, actor=who.actor)
     with _progress_bar("identifying") as bar:
@@ -483,6 +483,8 @@ def identify(
         )  # fmt: skip
     plan = assign_to_items(results, item=item, mapping=mapping)
     if plan and who is not None:
+        from custody.species import record_identifications
+
         recorded = record_identifications(store, plan=plan, signer=who)
         for ev in recorded.events:
             done(f"Recorded analyse (event {ev.id}) on {ev.chain}.")
