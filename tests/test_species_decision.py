@@ -230,7 +230,8 @@ def _diverged(seq: str, *, every: int, offset: int = 0) -> str:
 
 def _few_refs_library(sister_every: int, *, unresolved: bool = False) -> LibraryVersion:
     """Testgenus alpha from one reference, its sister beta 100 / `sister_every` % away,
-    gamma far; with `unresolved`, delta and epsilon about 0.5 % apart: half of the
+    gamma 8 % away (one 11-mer in each 12 bases intact, so the k-mer search still finds it);
+    with `unresolved`, delta and epsilon about 0.5 % apart: half of the
     genus' other species then lie within the species threshold of another."""
     base = next(r for r in _records("coi_panthera.fasta") if r.species == "Panthera leo")
     seq = base.sequence
@@ -238,7 +239,7 @@ def _few_refs_library(sister_every: int, *, unresolved: bool = False) -> Library
         RefRecord("A1", "Testgenus alpha", "COI-5P", seq),
         RefRecord("B1", "Testgenus beta", "COI-5P", _diverged(seq, every=sister_every)),
         RefRecord("B2", "Testgenus beta", "COI-5P", _diverged(seq, every=sister_every, offset=3)),
-        RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)),
+        RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=12)),
     ]
     if unresolved:
         delta = _diverged(seq, every=7, offset=2)
@@ -301,7 +302,7 @@ def test_absent_species_close_to_a_congener_with_a_small_gap_is_not_called() -> 
     recs = [
         RefRecord("A1", "Testgenus alpha", "COI-5P", _diverged(seq, every=200)),
         RefRecord("B1", "Testgenus beta", "COI-5P", _diverged(seq, every=125, offset=1)),
-        RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)),
+        RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=12)),
         RefRecord("H1", "Testgenus eta", "COI-5P", _diverged(seq, every=6, offset=4)),
     ]
     version = _version(recs, "absent-congener")
