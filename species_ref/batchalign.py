@@ -834,19 +834,34 @@ def _search_pass(
     odd = kept < np.maximum(8, n_kmers // 2)
     keep &= ~odd[slot]
     slot, codes, orient = slot[keep], codes[keep], orient[keep]
-    pair, c_fwd, c_rev = _shared_counts(index, probes, slot=slot, codes=codes, orient=orient)
-    score = np.maximum(c_fwd, c_rev)
-    good = score >= min_shared
-    pair, c_fwd, c_rev, score = pair[good], c_fwd[good], c_rev[good], score[good]
-    pb, pr = pair // (2 * n_ref), (pair % (2 * n_ref)) >> 1
+    limit = top_n * per_species * 4
+    counted = _shared_counts(index, probes, slot=slot, codes=codes, orient=orient, limit=limit)
+    if len(counted) == 4:
+        pb, pr, ps, rev = counted
+    else:
+        pair, c_fwd, c_rev = counted
+        score = np.maximum(c_fwd, c_rev)
+        pb, pr = pair // (2 * n_ref), (pair % (2 * n_ref)) >> 1
+        ps = score
+        rev = c_rev > c_fwd
+    good = ps >= min_shared
+    pb, pr, ps, rev = pb[good], pr[good], ps[good], rev[good]
     sp = index.species_ids[pr]
     mine = sp == index.species_ids[probes][pb]
-    pb, pr, sp, ps = pb[~mine], pr[~mine], sp[~mine], score[~mine]
-    rev = (c_rev > c_fwd)[~mine]
+    pb, pr, sp, ps, rev = pb[~mine], pr[~mine], sp[~mine], ps[~mine], rev[~mine]
+    # Only the `limit` best of each probe go on: drop what scores below the
+    # limit-th best score of its probe before sorting.
+    if pb.shape[0] > limit:
+        top = int(ps.max(initial=0)) + 1
+        hist = np.bincount(pb * top + ps, minlength=n_p * top).reshape(n_p, top)
+        at_least = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1]
+        floor = np.maximum((at_least >= limit).sum(axis=1) - 1, 0)
+        keep = ps >= floor[pb]
+        pb, pr, sp, ps, rev = pb[keep], pr[keep], sp[keep], ps[keep], rev[keep]
     order = np.lexsort((pr, -ps, pb))
     pb, pr, sp, ps, rev = pb[order], pr[order], sp[order], ps[order], rev[order]
     rank = _rank_within(pb)
-    cut = rank < top_n * per_species * 4
+    cut = rank < limit
     pb, pr, sp, ps, rev = pb[cut], pr[cut], sp[cut], ps[cut], rev[cut]
     # At most `per_species` per species, in rank order, then the best `top_n`.
     order = np.lexsort((np.arange(pb.shape[0]), sp, pb))
@@ -867,8 +882,10 @@ def _search_pass(
 
 def _posting_counts(
     index: KmerIndex, *, slot: IntArray, codes: IntArray, orient: IntArray, n_slots: int
-) -> tuple[IntArray, IntArray]:
-    """(slot * 2n + reference * 2 + orientation, shared k-mers) over the given k-mers."""
+) -> tuple[IntArray, IntArray] | IntArray:
+    """(slot * 2n + reference * 2 + orientation, shared k-mers) over the given k-mers, sorted;
+    or, where that costs less (many postings per reference), every counter as a dense
+    (slots, references, 2) array."""
     n_ref = index.n_refs
     starts = index.offsets[codes]
     lens = index.offsets[codes + 1] - starts
@@ -880,6 +897,10 @@ def _posting_counts(
     del pos
     vals ^= np.repeat(orient, lens).astype(vals.dtype)
     vals += np.repeat(slot * (2 * n_ref), lens).astype(vals.dtype)
+    if total * 8 > n_slots * 2 * n_ref:
+        # Dense counters cost less than sorting this many postings (small libraries).
+        dense: IntArray = np.bincount(vals, minlength=n_slots * 2 * n_ref)
+        return dense.reshape(n_slots, n_ref, 2)
     vals.sort()
     head = np.ones(vals.shape[0], dtype=bool)
     head[1:] = vals[1:] != vals[:-1]
@@ -888,10 +909,17 @@ def _posting_counts(
 
 
 def _shared_counts(
-    index: KmerIndex, probes: IntArray, *, slot: IntArray, codes: IntArray, orient: IntArray
-) -> tuple[IntArray, IntArray, IntArray]:
+    index: KmerIndex,
+    probes: IntArray,
+    *,
+    slot: IntArray,
+    codes: IntArray,
+    orient: IntArray,
+    limit: int,
+) -> tuple[IntArray, IntArray, IntArray, IntArray] | tuple[IntArray, IntArray, IntArray]:
     """Shared k-mers per (probe, reference) on each strand: (probe * 2n + reference * 2, forward,
-    reverse) sorted.
+    reverse) sorted; or, from dense counters, (probe, reference, score, reverse) of the
+    `limit` best references of each probe.
 
     The probes of one species share most of their sampled k-mers; a k-mer all
     of them carry is looked up once for the species and counted for each.
@@ -916,7 +944,10 @@ def _shared_counts(
     ps = np.concatenate((slot[~common], n_p + g[once]))
     pc = np.concatenate((codes[~common], codes[once]))
     po = np.concatenate((orient[~common], orient[once]))
-    key, cnt = _posting_counts(index, slot=ps, codes=pc, orient=po, n_slots=n_p + n_g)
+    counted = _posting_counts(index, slot=ps, codes=pc, orient=po, n_slots=n_p + n_g)
+    if not isinstance(counted, tuple):
+        return _dense_best(index, probes, counted[:n_p] + counted[n_p + ginv], limit=limit)
+    key, cnt = counted
     two_n = 2 * n_ref
     # Species rows sort after probe rows (their slots come last).
     split = int(np.searchsorted(key, n_p * two_n))
@@ -956,6 +987,26 @@ def _shared_counts(
     if at.shape[0] == 0:
         return pair[:0], fwd[:0], rev[:0]
     return pair[at], np.add.reduceat(fwd, at), np.add.reduceat(rev, at)
+
+
+def _dense_best(
+    index: KmerIndex, probes: IntArray, counts: IntArray, *, limit: int
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """(probe, reference, score, reverse) of the `limit` best references of each probe
+    (ties by reference number) from dense (probes, references, 2) counters."""
+    n_p, n_ref, _two = counts.shape
+    score = counts.max(axis=2)
+    score[index.species_ids[None, :] == index.species_ids[probes][:, None]] = 0
+    key = score * (n_ref + 1) + (n_ref - np.arange(n_ref))[None, :]
+    if n_ref > limit:
+        top = np.argpartition(-key, limit - 1, axis=1)[:, :limit]
+    else:
+        top = np.broadcast_to(np.arange(n_ref), (n_p, n_ref))
+    pb = np.repeat(np.arange(n_p), top.shape[1])
+    pr = top.ravel()
+    ps = score[pb, pr]
+    rev = counts[pb, pr, 1] > counts[pb, pr, 0]
+    return pb, pr, ps, rev
 
 
 def _rank_within(sorted_groups: IntArray) -> IntArray:
