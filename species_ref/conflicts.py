@@ -29,7 +29,6 @@ all references, so an identical pair is never missed.
 
 from __future__ import annotations
 
-import hashlib
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,15 +136,15 @@ def find_conflicts(
 def _identical_pairs(index: KmerIndex) -> list[tuple[int, int]]:
     """One (reference, reference) pair per two species sharing an identical sequence.
 
-    References are grouped by a 128-bit digest of their sequence (16 bytes
-    per reference, whatever the library's size); a group is confirmed byte
-    for byte before it counts.
+    References are grouped by a hash of their sequence (a few bytes per
+    reference, whatever the library's size); a group is confirmed byte for
+    byte before it counts.
     """
     masks, offsets = index.seq_masks, index.seq_offsets.tolist()
     species = index.species_ids.tolist()
-    by_digest: dict[bytes, dict[int, int]] = {}
+    by_digest: dict[int, dict[int, int]] = {}
     for ref in range(index.n_refs):
-        key = hashlib.blake2b(masks[offsets[ref] : offsets[ref + 1]], digest_size=16).digest()
+        key = hash(masks[offsets[ref] : offsets[ref + 1]].tobytes())
         by_digest.setdefault(key, {}).setdefault(species[ref], ref)
     pairs: list[tuple[int, int]] = []
     for by_species in by_digest.values():
