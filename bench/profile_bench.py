@@ -8,7 +8,7 @@ COI-like, ten per species, ten species per genus) are indexed once (cached in
 the folder; the index build is not timed here). Then, each in its own process,
 `LibraryProfile.build` (`max_gapped=2`, as `Engine` builds it) and
 `find_conflicts` on its result are timed, with the process's peak RSS (its
-workers' included), for the code of this tree ("new") and for
+workers' included; "index": its RSS once the index is loaded), for the code of this tree ("new") and for
 `species_ref/profile.py` and `species_ref/conflicts.py` as of `--old-rev`
 ("old", loaded from git). The table gives seconds, peak MiB and how many
 species' statistics differ.
@@ -78,6 +78,7 @@ def run_one(args: argparse.Namespace) -> int:
     from species_ref.matching import Matcher
 
     index = _index_for(args.source, args.index)
+    loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     if args.one == "old":
         profile_mod, conflicts_mod = _old_modules(args.old_rev)
     else:
@@ -102,6 +103,7 @@ def run_one(args: argparse.Namespace) -> int:
                 "conflicts_s": round(t2 - t1, 2),
                 "conflicts": len(found),
                 "peak_mib": peak // 1024,
+                "index_mib": loaded,
             }
         )
     )
@@ -162,7 +164,7 @@ def _row(label: str, old: Any, new: Any, agree: Any) -> str:
     return (
         f"{label:>10} | {cell(old, 'profile_s')} {cell(new, 'profile_s')} | "
         f"{cell(old, 'conflicts_s')} {cell(new, 'conflicts_s')} | "
-        f"{cell(old, 'peak_mib')} {cell(new, 'peak_mib')} | "
+        f"{cell(new, 'index_mib')} {cell(old, 'peak_mib')} {cell(new, 'peak_mib')} | "
         f"{agree.get('species', '-'):>7} {agree.get('differ', '-'):>6} "
         f"{agree.get('max_abs_diff', '-'):>8}"
     )
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"workers {args.workers}; old = {args.old_rev}; seconds, peak MiB per process")
     head = (
         f"{'':>10} | {'old prof':>8} {'new prof':>8} | {'old conf':>8} {'new conf':>8} | "
-        f"{'old MiB':>8} {'new MiB':>8} | {'species':>7} {'differ':>6} {'max diff':>8}"
+        f"{'index':>8} {'old peak':>8} {'new peak':>8} | {'species':>7} {'differ':>6} "
+        f"{'max diff':>8}"
     )
     print(head)
     print("-" * len(head))

@@ -48,6 +48,7 @@ BoolArray = npt.NDArray[np.bool_]
 _OUTSIDE = -1000  # as matching._OUTSIDE
 _WINDOW = 40  # as matching._WINDOW
 _PAIRS_PER_PASS = 40_000  # pairs aligned per NumPy pass (bounds the memory of one pass)
+_CHAINED_PER_PASS = 500  # pairs chained per pass (each holds 5 diagonals x its length)
 
 
 @dataclass(frozen=True)
@@ -601,14 +602,14 @@ def _gapped_pass(
     for g in range(long.shape[0]):
         rest = tops[g][others[g]][:4]
         diags[g, 1 : 1 + rest.shape[0]] = rest
-    for a in range(0, long.shape[0], 2000):
-        sel = long[a : a + 2000]
+    for a in range(0, long.shape[0], _CHAINED_PER_PASS):
+        sel = long[a : a + _CHAINED_PER_PASS]
         ci, cc = _chained_many(
             qs,
             index,
             slot=slot[sel],
             ref=ref[sel],
-            diags=diags[a : a + 2000],
+            diags=diags[a : a + _CHAINED_PER_PASS],
         )
         better = (cc > 0) & (ci * cc > ident[sel] * cols[sel])
         ident[sel[better]] = ci[better]
@@ -745,6 +746,8 @@ class ProbeCandidates:
 
 
 _PROBES_PER_PASS = 64  # probes per pass of the candidate search
+_DENSE_CELLS = 8_000_000  # at most this many dense counters per pass (64 MB)
+_POSTINGS_PER_PASS = 4_000_000  # postings gathered per pass, unless one probe has more
 
 
 def search_probes(
@@ -834,16 +837,23 @@ def _search_pass(
     odd = kept < np.maximum(8, n_kmers // 2)
     keep &= ~odd[slot]
     slot, codes, orient = slot[keep], codes[keep], orient[keep]
+    volume = int((index.offsets[codes + 1] - index.offsets[codes]).sum())
+    if volume > _POSTINGS_PER_PASS and n_p > 1:
+        # Too many postings for one pass (frequent k-mers): halve the probes.
+        half = n_p // 2
+        kw = {"top_n": top_n, "per_species": per_species, "max_kmers": max_kmers}
+        a = _search_pass(index, probes[:half], min_shared=min_shared, **kw)
+        b = _search_pass(index, probes[half:], min_shared=min_shared, **kw)
+        return ProbeCandidates(
+            *(
+                np.concatenate((getattr(a, f), getattr(b, f) + (half if f == "probe" else 0)))
+                for f in ("probe", "refs", "strands", "shared")
+            )
+        )
     limit = top_n * per_species * 4
-    counted = _shared_counts(index, probes, slot=slot, codes=codes, orient=orient, limit=limit)
-    if len(counted) == 4:
-        pb, pr, ps, rev = counted
-    else:
-        pair, c_fwd, c_rev = counted
-        score = np.maximum(c_fwd, c_rev)
-        pb, pr = pair // (2 * n_ref), (pair % (2 * n_ref)) >> 1
-        ps = score
-        rev = c_rev > c_fwd
+    pb, pr, ps, rev = _shared_counts(
+        index, probes, slot=slot, codes=codes, orient=orient, limit=limit
+    )
     good = ps >= min_shared
     pb, pr, ps, rev = pb[good], pr[good], ps[good], rev[good]
     sp = index.species_ids[pr]
@@ -897,7 +907,8 @@ def _posting_counts(
     del pos
     vals ^= np.repeat(orient, lens).astype(vals.dtype)
     vals += np.repeat(slot * (2 * n_ref), lens).astype(vals.dtype)
-    if total * 8 > n_slots * 2 * n_ref:
+    cells = n_slots * 2 * n_ref
+    if total * 8 > cells and cells <= _DENSE_CELLS:
         # Dense counters cost less than sorting this many postings (small libraries).
         dense: IntArray = np.bincount(vals, minlength=n_slots * 2 * n_ref)
         return dense.reshape(n_slots, n_ref, 2)
@@ -916,10 +927,10 @@ def _shared_counts(
     codes: IntArray,
     orient: IntArray,
     limit: int,
-) -> tuple[IntArray, IntArray, IntArray, IntArray] | tuple[IntArray, IntArray, IntArray]:
-    """Shared k-mers per (probe, reference) on each strand: (probe * 2n + reference * 2, forward,
-    reverse) sorted; or, from dense counters, (probe, reference, score, reverse) of the
-    `limit` best references of each probe.
+) -> tuple[IntArray, IntArray, IntArray, BoolArray]:
+    """(probe, reference, shared k-mers on the better strand, whether that is the reverse one)
+    of the references sharing k-mers with each probe (from dense counters: of the `limit`
+    best of each probe).
 
     The probes of one species share most of their sampled k-mers; a k-mer all
     of them carry is looked up once for the species and counted for each.
@@ -984,14 +995,14 @@ def _shared_counts(
     head = np.ones(pair.shape[0], dtype=bool)
     head[1:] = pair[1:] != pair[:-1]
     at = np.flatnonzero(head)
-    if at.shape[0] == 0:
-        return pair[:0], fwd[:0], rev[:0]
-    return pair[at], np.add.reduceat(fwd, at), np.add.reduceat(rev, at)
+    if at.shape[0]:
+        pair, fwd, rev = pair[at], np.add.reduceat(fwd, at), np.add.reduceat(rev, at)
+    return pair // two_n, (pair % two_n) >> 1, np.maximum(fwd, rev), rev > fwd
 
 
 def _dense_best(
     index: KmerIndex, probes: IntArray, counts: IntArray, *, limit: int
-) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+) -> tuple[IntArray, IntArray, IntArray, BoolArray]:
     """(probe, reference, score, reverse) of the `limit` best references of each probe
     (ties by reference number) from dense (probes, references, 2) counters."""
     n_p, n_ref, _two = counts.shape

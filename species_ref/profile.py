@@ -18,7 +18,9 @@ Invariants:
 - Statistics can be computed with references or species excluded (validation
   holds them out) without recomputing any alignment.
 - The statistics of a species do not depend on the number of worker
-  processes that built the profile.
+  processes that built the profile, nor on how its species were cut into
+  tasks: each distance is what `Matcher.align_many` gives for the same call
+  (computed for a few hundred species at once by `species_ref.batchalign`).
 """
 
 from __future__ import annotations
@@ -344,8 +346,9 @@ def _usable(columns: IntArray, len_a: IntArray, len_b: IntArray) -> BoolArray:
 
 def _star_sample(members: IntArray) -> IntArray:
     if members.shape[0] > _MAX_STAR + 1:
-        pick = np.linspace(0, members.shape[0] - 1, _MAX_STAR + 1).round().astype(int)
-        return members[pick]
+        pick = np.linspace(0, members.shape[0] - 1, _MAX_STAR + 1).round().astype(np.int64)
+        sample: IntArray = members[pick]
+        return sample
     return members
 
 

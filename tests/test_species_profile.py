@@ -60,7 +60,16 @@ def index() -> KmerIndex:
     return _library()
 
 
-def test_candidates_of_many_probes_are_those_of_one_search_each(index: KmerIndex) -> None:
+@pytest.mark.parametrize("counters", ["dense", "sorted", "sorted in small passes"])
+def test_candidates_of_many_probes_are_those_of_one_search_each(
+    index: KmerIndex, counters: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import species_ref.batchalign as batchalign
+
+    if counters != "dense":
+        monkeypatch.setattr(batchalign, "_DENSE_CELLS", 0)
+    if counters == "sorted in small passes":
+        monkeypatch.setattr(batchalign, "_POSTINGS_PER_PASS", 1000)
     probes = np.arange(0, index.n_refs, 3, dtype=np.int64)
     found = search_probes(index, probes, top_n=24, per_species=2)
     for i, p in enumerate(probes.tolist()):
