@@ -378,7 +378,7 @@ def align_pairs(
     return ident, cols
 
 
-_TRIM = 8  # columns an accepted ungapped hit may leave out at either end of the overlap
+_TRIM = 11  # columns an accepted ungapped hit may leave out at either end of the overlap
 
 
 def _align_pass(
@@ -413,7 +413,7 @@ def _align_pass(
     cols = np.zeros(n, dtype=np.int64)
     every = np.arange(n)
     coarse = _votes_of(index, qs, slot=slot, ref=ref, pairs=every, thin=5)
-    single = np.flatnonzero((coarse.best_votes >= 3) & (coarse.spread == 0))
+    single = np.flatnonzero((coarse.best_votes >= 1) & (coarse.spread == 0))
     seg, length = _segments_of(
         index, qs, slot=slot, ref=ref, pairs=single, best=coarse.best[single]
     )
