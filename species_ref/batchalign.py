@@ -747,7 +747,7 @@ class ProbeCandidates:
 
 _PROBES_PER_PASS = 64  # probes per pass of the candidate search
 _DENSE_CELLS = 8_000_000  # at most this many dense counters per pass (64 MB)
-_POSTINGS_PER_PASS = 4_000_000  # postings gathered per pass, unless one probe has more
+_POSTINGS_PER_PASS = 8_000_000  # postings gathered per pass, unless one probe has more
 
 
 def search_probes(
