@@ -22,6 +22,15 @@ same calls (a call is a `group`: the references aligned to one query in one
   longer than 300 bases are chained as `matching._chained` does (batched
   here); shorter ones go through the matcher's `PairwiseAligner`, one by one.
 
+A shortcut spares most pairs the full k-mer sample: one sample in five is
+voted first, and a pair whose votes all fall on one diagonal, where the
+ungapped segment covers the overlap but for at most 11 columns at either end
+and has no stretch of ten mismatches within 16 columns, is taken as it is
+(a second diagonal, an indel, would leave a longer stretch unexplained).
+The one thing assumed there is that the full sample would not have shown a
+second diagonal anyway (repeats): such a pair would only have used up the
+group's gapped budget, without changing its own hit.
+
 `search_probes` ranks candidates as `KmerIndex.candidates` does (the same
 k-mer sample, posting cap, minimum of two shared k-mers, at most
 `per_species` per species, best `top_n`), for many probes per pass; ties in

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -115,11 +116,16 @@ def test_batched_alignment_gives_the_identity_and_length_of_align_many(
 
 def _profile_one_call_per_query(index: KmerIndex, m: Matcher) -> dict[str, np.ndarray]:
     """The statistics as computed one `align_many` call per query (the reference method)."""
-    pa, pb, pd, na, nr, nd = [], [], [], [], [], []  # type: ignore[var-annotated]
+    pa: list[int] = []
+    pb: list[int] = []
+    pd: list[float] = []
+    na: list[int] = []
+    nr: list[int] = []
+    nd: list[float] = []
     lens = index.lengths
 
-    def usable(raw, a: int, b: int) -> bool:  # type: ignore[no-untyped-def]
-        return raw is not None and raw.columns >= 0.8 * min(lens[a], lens[b])
+    def usable(raw: Any, a: int, b: int) -> bool:
+        return raw is not None and bool(raw.columns >= 0.8 * min(lens[a], lens[b]))
 
     for sp in range(len(index.species_names)):
         members = np.flatnonzero(index.species_ids == sp)
@@ -133,7 +139,11 @@ def _profile_one_call_per_query(index: KmerIndex, m: Matcher) -> dict[str, np.nd
             raws = m.align_many(
                 index.ref_mask(centre), refs=others, strands=np.ones(others.shape[0], dtype=int)
             )
-            star = [(int(b), 100 - r.identity) for b, r in zip(others, raws) if usable(r, centre, b)]
+            star = [
+                (int(b), 100 - r.identity)
+                for b, r in zip(others, raws, strict=True)
+                if usable(r, centre, b)
+            ]
             for b, d in star:
                 pa.append(centre), pb.append(b), pd.append(d)
             if star:
@@ -144,7 +154,7 @@ def _profile_one_call_per_query(index: KmerIndex, m: Matcher) -> dict[str, np.nd
                     raws = m.align_many(
                         index.ref_mask(far), refs=rest, strands=np.ones(rest.shape[0], dtype=int)
                     )
-                    for b, r in zip(rest.tolist(), raws):
+                    for b, r in zip(rest.tolist(), raws, strict=True):
                         if usable(r, far, b):
                             pa.append(far), pb.append(b), pd.append(100 - r.identity)
             for extra in sample[1:].tolist():
@@ -157,7 +167,7 @@ def _profile_one_call_per_query(index: KmerIndex, m: Matcher) -> dict[str, np.nd
             c = index.candidates(index.ref_mask(a), 24, per_species=2, exclude=excl)
             raws = m.align_many(index.ref_mask(a), refs=c.refs, strands=c.strands, shared=c.shared)
             best: dict[int, tuple[float, int]] = {}
-            for ref, r in zip(c.refs.tolist(), raws):
+            for ref, r in zip(c.refs.tolist(), raws, strict=True):
                 if not usable(r, a, ref):
                     continue
                 s, d = int(index.species_ids[ref]), 100 - r.identity
