@@ -116,6 +116,8 @@ def _spawn(which: str, *, source: Path, index: Path, save: Path, args: argparse.
         "--save", str(save), "--workers", str(args.workers), "--old-rev", args.old_rev,
     ]  # fmt: skip
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if which == "index":
+        return {}
     if res.returncode != 0:
         return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -179,11 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refdata", type=Path, default=None)
     ap.add_argument("--markers", default="coi,12s,cytb")
     ap.add_argument("--skip-old", action="store_true", help="time the new code only")
-    ap.add_argument("--one", choices=("old", "new"), help=argparse.SUPPRESS)
+    ap.add_argument("--one", choices=("old", "new", "index"), help=argparse.SUPPRESS)
     ap.add_argument("--source", help=argparse.SUPPRESS)
     ap.add_argument("--index", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--save", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.one == "index":
+        _index_for(args.source, args.index)
+        return 0
     if args.one:
         return run_one(args)
     from scale_bench import generate
@@ -211,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(head))
     for label, source, folder in jobs:
         index = folder / "index.npz"
-        _index_for(str(source), index)
+        if not index.exists():
+            # Built in a process of its own: a child's peak RSS starts from its parent's.
+            _spawn("index", source=source, index=index, save=index, args=args)
         new = _spawn("new", source=source, index=index, save=folder / "new.npz", args=args)
         old: Any = {}
         agree: dict[str, Any] = {}
