@@ -29,6 +29,7 @@ all references, so an identical pair is never missed.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -133,18 +134,25 @@ def find_conflicts(
 
 
 def _identical_pairs(index: KmerIndex) -> list[tuple[int, int]]:
-    """One (reference, reference) pair per two species sharing an identical sequence."""
-    by_seq: dict[bytes, dict[int, int]] = {}
+    """One (reference, reference) pair per two species sharing an identical sequence.
+
+    References are grouped by a hash of their sequence (a few bytes per
+    reference, whatever the library's size); a group is confirmed byte for
+    byte before it counts.
+    """
+    masks, offsets = index.seq_masks, index.seq_offsets.tolist()
+    species = index.species_ids.tolist()
+    by_digest: dict[int, dict[int, int]] = {}
     for ref in range(index.n_refs):
-        key = index.ref_mask(ref).tobytes()
-        by_species = by_seq.setdefault(key, {})
-        by_species.setdefault(int(index.species_ids[ref]), ref)
+        key = hash(masks[offsets[ref] : offsets[ref + 1]].tobytes())
+        by_digest.setdefault(key, {}).setdefault(species[ref], ref)
     pairs: list[tuple[int, int]] = []
-    for by_species in by_seq.values():
+    for by_species in by_digest.values():
         if len(by_species) < 2:
             continue
         refs = sorted(by_species.values())
-        pairs += [(a, b) for i, a in enumerate(refs) for b in refs[i + 1 :]]
+        same = [r for r in refs if np.array_equal(index.ref_mask(r), index.ref_mask(refs[0]))]
+        pairs += [(a, b) for i, a in enumerate(same) for b in same[i + 1 :]]
     return pairs
 
 
@@ -196,9 +204,25 @@ def _reading(
     )
 
 
+_MEMBERS: weakref.WeakKeyDictionary[KmerIndex, tuple[np.ndarray, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _species_refs(index: KmerIndex, species_id: int) -> np.ndarray:
+    """`index.refs_of_species(species_id)` without a pass over every reference per call."""
+    grouped = _MEMBERS.get(index)
+    if grouped is None:
+        order = np.argsort(index.species_ids, kind="stable")
+        bounds = np.searchsorted(index.species_ids[order], np.arange(len(index.species_names) + 1))
+        grouped = _MEMBERS[index] = (order, bounds)
+    order, bounds = grouped
+    return order[bounds[species_id] : bounds[species_id + 1]]
+
+
 def _distance_to_own_species(m: Matcher, index: KmerIndex, ref: int, most: int = 5) -> float | None:
     """Median distance (%) of a reference to up to `most` other references of its species."""
-    others = index.refs_of_species(int(index.species_ids[ref]))
+    others = _species_refs(index, int(index.species_ids[ref]))
     others = others[others != ref][:most]
     if others.shape[0] < 2:
         return None

@@ -18,19 +18,23 @@ Invariants:
 - Statistics can be computed with references or species excluded (validation
   holds them out) without recomputing any alignment.
 - The statistics of a species do not depend on the number of worker
-  processes that built the profile.
+  processes that built the profile, nor on how its species were cut into
+  tasks: each distance is what `Matcher.align_many` gives for the same call
+  (computed for a few hundred species at once by `species_ref.batchalign`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from species_ref.batchalign import align_pairs, search_probes
 from species_ref.errors import SpeciesRefError
 from species_ref.index import IntArray, KmerIndex, save_npz_atomically
 from species_ref.matching import Matcher
@@ -207,35 +211,33 @@ class LibraryProfile:
         bounds = np.searchsorted(index.species_ids[order], np.arange(n_sp + 1))
         groups = [order[bounds[s] : bounds[s + 1]] for s in range(n_sp)]
         job = _ProfileJob(matcher=m, index=index, groups=groups)
+        chunks = [(a, min(a + _SPECIES_PER_TASK, n_sp)) for a in range(0, n_sp, _SPECIES_PER_TASK)]
+
+        def tick(finished: int, _total: int) -> None:
+            if progress is not None:
+                progress(min(n_sp, finished * _SPECIES_PER_TASK), n_sp)
+
         parts = fork_map(
-            _species_profile_rows,
-            range(n_sp),
+            _chunk_profile_rows,
+            chunks,
             shared=job,
             workers=workers,
-            progress=progress,
-            min_per_worker=100,
+            progress=tick if progress is not None else None,
+            min_per_worker=1,
         )
 
-        def ints(name: str) -> IntArray:
-            return np.concatenate(
-                [np.array(getattr(p, name), dtype=np.int64) for p in parts]
-                or [np.zeros(0, dtype=np.int64)]
-            )
-
-        def floats(name: str) -> npt.NDArray[np.float64]:
-            return np.concatenate(
-                [np.array(getattr(p, name), dtype=np.float64) for p in parts]
-                or [np.zeros(0, dtype=np.float64)]
-            )
+        def cat(name: str, dtype: type) -> npt.NDArray[Any]:
+            arrays = [getattr(p, name) for p in parts]
+            return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype=dtype)
 
         return cls(
             content_hash=index.content_hash,
-            pair_a=ints("pa"),
-            pair_b=ints("pb"),
-            pair_dist=floats("pd"),
-            nb_probe=ints("na"),
-            nb_ref=ints("nr"),
-            nb_dist=floats("nd"),
+            pair_a=cat("pa", np.int64),
+            pair_b=cat("pb", np.int64),
+            pair_dist=cat("pd", np.float64),
+            nb_probe=cat("na", np.int64),
+            nb_ref=cat("nr", np.int64),
+            nb_dist=cat("nd", np.float64),
             species_ids=index.species_ids,
             species_names=index.species_names,
         )
@@ -305,14 +307,26 @@ class ProfileError(SpeciesRefError):
     """Library statistics cannot be loaded."""
 
 
-@dataclass
+#: species per task of the parallel build: enough pairs per task for the batched
+#: alignment to pay off, small enough for progress and an even spread over workers.
+_SPECIES_PER_TASK = 200
+_MAX_STAR = 30
+_MAX_PROBES = 3
+_NEIGHBOURS = 6
+_CANDIDATES = 24
+_CANDIDATES_PER_SPECIES = 2
+
+
+@dataclass(frozen=True)
 class _ProfileRows:
-    pa: list[int] = field(default_factory=list)
-    pb: list[int] = field(default_factory=list)
-    pd: list[float] = field(default_factory=list)
-    na: list[int] = field(default_factory=list)
-    nr: list[int] = field(default_factory=list)
-    nd: list[float] = field(default_factory=list)
+    """Rows of the profile for a run of species, in species order."""
+
+    pa: IntArray
+    pb: IntArray
+    pd: npt.NDArray[np.float64]
+    na: IntArray
+    nr: IntArray
+    nd: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -324,100 +338,145 @@ class _ProfileJob:
     groups: list[IntArray]  # references of each species id
 
 
-def _species_profile_rows(job: _ProfileJob, species: int) -> _ProfileRows:
-    rows = _ProfileRows()
-    excl = np.zeros(job.index.n_refs, dtype=bool)
-    _species_rows(job.matcher, job.index, members=job.groups[species], excl=excl, rows=rows)
-    return rows
+def _usable(columns: IntArray, len_a: IntArray, len_b: IntArray) -> BoolArray:
+    """Pairs aligned over at least 80 % of the shorter reference."""
+    ok: BoolArray = columns >= 0.8 * np.minimum(len_a, len_b)
+    return ok
 
 
-def _species_rows(
-    m: Matcher,
-    index: KmerIndex,
-    *,
-    members: IntArray,
-    excl: BoolArray,
-    rows: _ProfileRows,
-    max_star: int = 30,
-    max_probes: int = 3,
-    neighbours: int = 6,
-) -> None:
-    if members.shape[0] > max_star + 1:
-        pick = np.linspace(0, members.shape[0] - 1, max_star + 1).round().astype(int)
-        sample = members[pick]
-    else:
-        sample = members
-    probes = [int(sample[0])]
-    if sample.shape[0] > 1:
-        centre = int(sample[0])
-        dists = _distances(m, index, a=centre, others=sample[1:])
-        for b, dist in dists:
-            rows.pa.append(centre)
-            rows.pb.append(b)
-            rows.pd.append(dist)
-        if dists:
-            far = max(dists, key=lambda x: x[1])[0]
-            probes.append(far)
-            rest = sample[(sample != far) & (sample != centre)]
-            for b, dist in _distances(m, index, a=far, others=rest):
-                rows.pa.append(far)
-                rows.pb.append(b)
-                rows.pd.append(dist)
-        for extra in sample[1:].tolist():
-            if len(probes) >= max_probes:
-                break
-            if int(extra) not in probes:
-                probes.append(int(extra))
-    excl[members] = True
-    for a in probes:
-        _probe_neighbours(m, index, a=a, excl=excl, neighbours=neighbours, rows=rows)
-    excl[members] = False
-
-
-def _usable(columns: int, len_a: int, len_b: int) -> bool:
-    return columns >= 0.8 * min(len_a, len_b)
+def _star_sample(members: IntArray) -> IntArray:
+    if members.shape[0] > _MAX_STAR + 1:
+        pick = np.linspace(0, members.shape[0] - 1, _MAX_STAR + 1).round().astype(np.int64)
+        sample: IntArray = members[pick]
+        return sample
+    return members
 
 
 def _distances(
-    m: Matcher, index: KmerIndex, *, a: int, others: IntArray
-) -> list[tuple[int, float]]:
-    """Distances from reference `a` to `others` (same orientation), usable overlaps only."""
-    if others.shape[0] == 0:
-        return []
-    strands = np.ones(others.shape[0], dtype=np.int64)
-    raws = m.align_many(index.ref_mask(a), refs=others, strands=strands)
-    out: list[tuple[int, float]] = []
-    la = int(index.lengths[a])
-    for b, raw in zip(others.tolist(), raws, strict=True):
-        if raw is not None and _usable(raw.columns, la, int(index.lengths[b])):
-            out.append((int(b), 100.0 - raw.identity))
-    return out
+    m: Matcher, *, query: IntArray, ref: IntArray, group: IntArray
+) -> tuple[npt.NDArray[np.float64], BoolArray]:
+    """Distance (%) of each (query, reference) pair, same orientation, and whether it is usable."""
+    ident, cols = align_pairs(
+        m, query=query, ref=ref, strand=np.ones(query.shape[0], dtype=np.int64), group=group
+    )
+    lens = m.index.lengths
+    return 100.0 - ident, _usable(cols, lens[query], lens[ref])
 
 
-def _probe_neighbours(
-    m: Matcher,
-    index: KmerIndex,
-    *,
-    a: int,
-    excl: BoolArray,
-    neighbours: int,
-    rows: _ProfileRows,
-) -> None:
-    mask = index.ref_mask(a)
-    cands = index.candidates(mask, 24, per_species=2, exclude=excl)
+def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows:
+    """Rows of species `span[0]` to `span[1] - 1`: two stars each, then the probes' neighbours.
+
+    Spread: distances from the first reference of a sample of up to 31 to the
+    others, then from the farthest of those to the rest. Probes: the first
+    reference, the farthest, then the next of the sample, three at most.
+    """
+    m = job.matcher
+    species = list(range(*span))
+    samples = [_star_sample(job.groups[s]) for s in species]
+    centre = np.array([int(x[0]) for x in samples], dtype=np.int64)
+    q1 = np.concatenate(
+        [np.repeat(c, x.shape[0] - 1) for c, x in zip(centre, samples, strict=True)]
+    )
+    r1 = np.concatenate([x[1:] for x in samples]).astype(np.int64)
+    g1 = np.concatenate([np.full(x.shape[0] - 1, i) for i, x in enumerate(samples)]).astype(
+        np.int64
+    )
+    d1, u1 = _distances(m, query=q1, ref=r1, group=g1)
+    far = np.full(len(species), -1, dtype=np.int64)
+    useful = np.flatnonzero(u1)
+    if useful.shape[0]:
+        # The farthest usable reference of each species (the first one on ties).
+        order = np.lexsort((useful, -d1[useful], g1[useful]))
+        pick = useful[order]
+        head = np.ones(pick.shape[0], dtype=bool)
+        head[1:] = g1[pick][1:] != g1[pick][:-1]
+        far[g1[pick[head]]] = r1[pick[head]]
+    q2_parts, r2_parts, g2_parts = [], [], []
+    probes: list[int] = []
+    probe_owner: list[int] = []
+    for i, x in enumerate(samples):
+        c, f = int(centre[i]), int(far[i])
+        mine = [c]
+        if f >= 0:
+            mine.append(f)
+            rest = x[(x != f) & (x != c)]
+            q2_parts.append(np.full(rest.shape[0], f))
+            r2_parts.append(rest)
+            g2_parts.append(np.full(rest.shape[0], i))
+        for extra in x[1:].tolist():
+            if len(mine) >= _MAX_PROBES:
+                break
+            if int(extra) not in mine:
+                mine.append(int(extra))
+        probes += mine
+        probe_owner += [i] * len(mine)
+    empty = np.zeros(0, dtype=np.int64)
+    q2 = np.concatenate(q2_parts).astype(np.int64) if q2_parts else empty
+    r2 = np.concatenate(r2_parts).astype(np.int64) if r2_parts else empty
+    g2 = np.concatenate(g2_parts).astype(np.int64) if g2_parts else empty
+    d2, u2 = _distances(m, query=q2, ref=r2, group=g2)
+    na, nr, nd = _neighbour_rows(m, np.array(probes, dtype=np.int64))
+    owner = np.array(probe_owner, dtype=np.int64)
+    # Species order, and within a species: first star, second star, neighbours.
+    pair_owner = np.concatenate((g1[u1], g2[u2]))
+    pair_order = np.argsort(pair_owner, kind="stable")
+    nb_order = np.argsort(owner[na], kind="stable")
+    probe_arr = np.array(probes, dtype=np.int64)
+    return _ProfileRows(
+        pa=np.concatenate((q1[u1], q2[u2]))[pair_order],
+        pb=np.concatenate((r1[u1], r2[u2]))[pair_order],
+        pd=np.concatenate((d1[u1], d2[u2]))[pair_order],
+        na=probe_arr[na][nb_order],
+        nr=nr[nb_order],
+        nd=nd[nb_order],
+    )
+
+
+def _neighbour_rows(
+    m: Matcher, probes: IntArray
+) -> tuple[IntArray, IntArray, npt.NDArray[np.float64]]:
+    """For each probe, the nearest reference of each of the closest other species.
+
+    Returns (probe position, reference, distance) rows, probe by probe, nearest
+    first (ties by reference number), `_NEIGHBOURS` per probe at most.
+    """
+    index = m.index
+    cands = search_probes(index, probes, top_n=_CANDIDATES, per_species=_CANDIDATES_PER_SPECIES)
+    empty = np.zeros(0, dtype=np.int64)
     if cands.refs.shape[0] == 0:
-        return
-    raws = m.align_many(mask, refs=cands.refs, strands=cands.strands, shared=cands.shared)
-    best: dict[int, tuple[float, int]] = {}
-    la = int(index.lengths[a])
-    for ref, raw in zip(cands.refs.tolist(), raws, strict=True):
-        if raw is None or not _usable(raw.columns, la, int(index.lengths[ref])):
-            continue
-        sp = int(index.species_ids[ref])
-        dist = 100.0 - raw.identity
-        if sp not in best or dist < best[sp][0]:
-            best[sp] = (dist, ref)
-    for dist, ref in sorted(best.values())[:neighbours]:
-        rows.na.append(a)
-        rows.nr.append(ref)
-        rows.nd.append(dist)
+        return empty, empty, np.zeros(0, dtype=np.float64)
+    ident, cols = align_pairs(
+        m,
+        query=probes[cands.probe],
+        ref=cands.refs,
+        strand=cands.strands,
+        group=cands.probe,
+        shared=cands.shared,
+    )
+    lens = index.lengths
+    ok = (cols > 0) & _usable(cols, lens[probes[cands.probe]], lens[cands.refs])
+    at = np.flatnonzero(ok)
+    probe, ref, dist = cands.probe[at], cands.refs[at], 100.0 - ident[at]
+    sp = index.species_ids[ref].astype(np.int64)
+    # Nearest reference of each species per probe (the first candidate on ties) ...
+    order = np.lexsort((at, dist, sp, probe))
+    probe, ref, dist, sp = probe[order], ref[order], dist[order], sp[order]
+    head = np.ones(probe.shape[0], dtype=bool)
+    head[1:] = (probe[1:] != probe[:-1]) | (sp[1:] != sp[:-1])
+    probe, ref, dist = probe[head], ref[head], dist[head]
+    # ... then the closest species first, ties by reference number.
+    order = np.lexsort((ref, dist, probe))
+    probe, ref, dist = probe[order], ref[order], dist[order]
+    keep = _rank_within(probe) < _NEIGHBOURS
+    return probe[keep], ref[keep], dist[keep]
+
+
+def _rank_within(sorted_groups: IntArray) -> IntArray:
+    """0-based position of each element within its run of equal values."""
+    n = sorted_groups.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    head = np.ones(n, dtype=bool)
+    head[1:] = sorted_groups[1:] != sorted_groups[:-1]
+    first = np.flatnonzero(head)
+    return np.arange(n) - np.repeat(first, np.diff(np.append(first, n)))
