@@ -48,7 +48,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from species_ref.index import MASK_TO_CODE, ByteArray, IntArray, KmerIndex, kmer_codes, revcomp_mask
+from species_ref.index import (
+    MASK_TO_CODE,
+    ByteArray,
+    IntArray,
+    KmerIndex,
+    kmer_codes,
+    revcomp_mask,
+    sampled,
+)
 from species_ref.matching import GAP_EXTEND, GAP_OPEN, MATCH, MISMATCH, Matcher
 
 FloatArray = npt.NDArray[np.float64]
@@ -804,7 +812,8 @@ def _probe_kmers(
     sep = np.zeros(1, dtype=np.uint8)
     cat = np.concatenate([x for m in masks for x in (m, sep)])
     fwd, rev, valid = kmer_codes(MASK_TO_CODE[cat], k)
-    pos = np.flatnonzero(valid)
+    # Only the k-mers of the indexed sample, as `KmerIndex.query_kmers` looks up.
+    pos = np.flatnonzero(valid & sampled(np.minimum(fwd, rev), index.sample))
     slot = np.searchsorted(start, pos, side="right") - 1
     n_valid = np.bincount(slot, minlength=probes.shape[0])
     first = np.cumsum(n_valid) - n_valid
