@@ -888,16 +888,16 @@ def _search_pass(
         pb, pr, sp, ps, rev = pb[keep], pr[keep], sp[keep], ps[keep], rev[keep]
     order = np.lexsort((pr, -ps, pb))
     pb, pr, sp, ps, rev = pb[order], pr[order], sp[order], ps[order], rev[order]
-    rank = _rank_within(pb)
+    rank = rank_within(pb)
     cut = rank < limit
     pb, pr, sp, ps, rev = pb[cut], pr[cut], sp[cut], ps[cut], rev[cut]
     # At most `per_species` per species, in rank order, then the best `top_n`.
     order = np.lexsort((np.arange(pb.shape[0]), sp, pb))
     sp_rank = np.empty(pb.shape[0], dtype=np.int64)
-    sp_rank[order] = _rank_within(pb[order] * (int(sp.max(initial=0)) + 1) + sp[order])
+    sp_rank[order] = rank_within(pb[order] * (int(sp.max(initial=0)) + 1) + sp[order])
     cut = sp_rank < per_species
     pb, pr, ps, rev = pb[cut], pr[cut], ps[cut], rev[cut]
-    cut = _rank_within(pb) < top_n
+    cut = rank_within(pb) < top_n
     pb, pr, ps, rev = pb[cut], pr[cut], ps[cut], rev[cut]
     strands = np.where(rev, -1, 1).astype(np.int64)
     out = ProbeCandidates(pb.astype(np.int64), pr.astype(np.int64), strands, ps.astype(np.int64))
@@ -1038,7 +1038,7 @@ def _dense_best(
     return pb, pr, ps, rev
 
 
-def _rank_within(sorted_groups: IntArray) -> IntArray:
+def rank_within(sorted_groups: IntArray) -> IntArray:
     """0-based position of each element within its run of equal values."""
     n = sorted_groups.shape[0]
     if n == 0:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from species_ref.batchalign import align_pairs, search_probes
+from species_ref.batchalign import align_pairs, rank_within, search_probes
 from species_ref.errors import SpeciesRefError
 from species_ref.index import IntArray, KmerIndex, save_npz_atomically
 from species_ref.matching import Matcher
@@ -467,16 +467,5 @@ def _neighbour_rows(
     # ... then the closest species first, ties by reference number.
     order = np.lexsort((ref, dist, probe))
     probe, ref, dist = probe[order], ref[order], dist[order]
-    keep = _rank_within(probe) < _NEIGHBOURS
+    keep = rank_within(probe) < _NEIGHBOURS
     return probe[keep], ref[keep], dist[keep]
-
-
-def _rank_within(sorted_groups: IntArray) -> IntArray:
-    """0-based position of each element within its run of equal values."""
-    n = sorted_groups.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    head = np.ones(n, dtype=bool)
-    head[1:] = sorted_groups[1:] != sorted_groups[:-1]
-    first = np.flatnonzero(head)
-    return np.arange(n) - np.repeat(first, np.diff(np.append(first, n)))
