@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -40,6 +42,8 @@ from pathlib import Path
 from species_ref.errors import SpeciesRefError
 
 BUNDLE = "cites_listings.csv.gz"
+LOOKUP = "cites_lookup.json.gz"  # lookup tables of BUNDLE, bound to its SHA-256
+LOOKUP_FORMAT = 1
 SNAPSHOT_SOURCES = {
     "2017-04-21": "CITES Checklist / Species+ Index of CITES Species, export of 2017-04-21",
     "2023-07": "Species+ listings export for Reptilia, July 2023",
@@ -92,78 +96,194 @@ def _norm(name: str) -> str:
     return " ".join([words[0].capitalize()] + [w.lower() for w in words[1:]])
 
 
-class CitesIndex:
-    """In-memory index over CITES snapshot rows; build with `from_rows` or `load`."""
+@dataclass(frozen=True)
+class LookupTables:
+    """Where each name is answered: data row numbers (0 = first row after the header).
 
-    def __init__(self, rows: Iterable[dict[str, str]]) -> None:
-        self._reptile_2023: dict[str, dict[str, str]] = {}
-        self._by_name: dict[str, dict[str, str]] = {}
-        self._by_synonym: dict[str, dict[str, str]] = {}
-        self._genus_taxonomy: dict[str, tuple[str, str]] = {}
-        for row in rows:
+    The same tables whether the rows are in memory or read on demand; built by
+    `LookupTables.build` and shipped beside the bundle (`LOOKUP`) so that a
+    look-up need not parse the 39,000 rows first.
+    """
+
+    reptile_2023: dict[str, int]
+    by_name: dict[str, int]
+    by_synonym: dict[str, int]
+    genus_taxonomy: dict[str, tuple[str, str]]
+
+    @classmethod
+    def build(cls, rows: Iterable[dict[str, str]]) -> LookupTables:
+        """Tables over `rows` in their order; the first row for a name wins."""
+        reptile: dict[str, int] = {}
+        by_name: dict[str, int] = {}
+        by_synonym: dict[str, int] = {}
+        taxonomy: dict[str, tuple[str, str]] = {}
+        for number, row in enumerate(rows):
             name = row.get("taxon_name", "").strip()
             if not name:
                 continue
             genus = row.get("genus", "").strip()
-            if genus and row.get("family") and genus not in self._genus_taxonomy:
-                self._genus_taxonomy[genus] = (row.get("family", ""), row.get("order", ""))
+            if genus and row.get("family") and genus not in taxonomy:
+                taxonomy[genus] = (row.get("family", ""), row.get("order", ""))
             if row.get("snapshot") == "2023-07":
-                self._reptile_2023.setdefault(name, row)
+                reptile.setdefault(name, number)
                 continue
-            self._by_name.setdefault(name, row)
+            by_name.setdefault(name, number)
             for genus_syn, epithet in _BINOMIAL.findall(row.get("synonyms", "")):
-                self._by_synonym.setdefault(f"{genus_syn} {epithet}", row)
+                by_synonym.setdefault(f"{genus_syn} {epithet}", number)
+        return cls(reptile, by_name, by_synonym, taxonomy)
+
+    def to_json(self, *, bundle_sha256: str) -> bytes:
+        """The shipped form: gzipped JSON bound to the bundle it indexes."""
+        doc = {
+            "format": LOOKUP_FORMAT,
+            "bundle_sha256": bundle_sha256,
+            "reptile_2023": self.reptile_2023,
+            "by_name": self.by_name,
+            "by_synonym": self.by_synonym,
+            "genus_taxonomy": {g: list(fo) for g, fo in self.genus_taxonomy.items()},
+        }
+        raw = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return gzip.compress(raw.encode("utf-8"), mtime=0)
+
+    @classmethod
+    def from_json(cls, blob: bytes, *, bundle_sha256: str) -> LookupTables | None:
+        """The tables of a shipped lookup file; None when it is unreadable or
+        indexes another bundle than the one given (the caller then builds them)."""
+        try:
+            doc = json.loads(gzip.decompress(blob).decode("utf-8"))
+            if doc.get("format") != LOOKUP_FORMAT or doc.get("bundle_sha256") != bundle_sha256:
+                return None
+            return cls(
+                dict(doc["reptile_2023"]),
+                dict(doc["by_name"]),
+                dict(doc["by_synonym"]),
+                {g: (fo[0], fo[1]) for g, fo in doc["genus_taxonomy"].items()},
+            )
+        except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return None
+
+
+class _LazyRows:
+    """Rows of a bundle read on demand: the CSV is decompressed at the first row asked for.
+
+    Only for bundles whose every row is one physical line (`_one_row_per_line`).
+    """
+
+    def __init__(self, blob: bytes) -> None:
+        self._blob = blob
+        self._lines: list[str] | None = None
+        self._header: list[str] = []
+        self._rows: dict[int, dict[str, str]] = {}
+
+    def __call__(self, number: int) -> dict[str, str]:
+        row = self._rows.get(number)
+        if row is None:
+            if self._lines is None:
+                self._lines = _decompress(self._blob, None).split("\n")
+                self._header = next(csv.reader(self._lines[:1]), [])
+            fields = next(csv.reader([self._lines[number + 1]]), [])
+            row = self._rows[number] = dict(zip(self._header, fields, strict=False))
+        return row
+
+
+def _decompress(blob: bytes, path: str | Path | None) -> str:
+    try:
+        return gzip.decompress(blob).decode("utf-8")
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        where = path or f"species_ref/data/{BUNDLE}"
+        raise SpeciesRefError(
+            f"The CITES bundle {where} cannot be read ({e}); rebuild it with "
+            "bench/make_cites_bundle.py."
+        ) from None
+
+
+def parse_bundle(text: str) -> tuple[list[dict[str, str]], bool]:
+    """Rows of a bundle's CSV text, and whether every row is one physical line."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, [])
+    rows: list[dict[str, str]] = []
+    one_per_line = True
+    for fields in reader:
+        # Rows made with zip: DictReader does the same at several times the cost.
+        rows.append(dict(zip(header, fields, strict=False)))
+        one_per_line = one_per_line and reader.line_num == len(rows) + 1
+    return rows, one_per_line
+
+
+class CitesIndex:
+    """Index over CITES snapshot rows; build with `CitesIndex(rows)` or `load`."""
+
+    def __init__(self, rows: Iterable[dict[str, str]]) -> None:
+        table = list(rows)
+        self._tables = LookupTables.build(table)
+        self._row: Callable[[int], dict[str, str]] = table.__getitem__
+
+    @classmethod
+    def _lazy(cls, tables: LookupTables, blob: bytes) -> CitesIndex:
+        index = cls.__new__(cls)
+        index._tables = tables
+        index._row = _LazyRows(blob)
+        return index
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> CitesIndex:
-        """Read a bundle (gzipped CSV); the bundled one when `path` is None."""
+        """Read a bundle (gzipped CSV); the bundled one when `path` is None.
+
+        The bundled one comes with its lookup tables (`LOOKUP`): rows are then
+        parsed only when a look-up needs them. A lookup file that does not
+        match the bundle is ignored and the tables are built from the rows.
+        """
         try:
             if path is None:
-                blob = resources.files("species_ref").joinpath("data", BUNDLE).read_bytes()
+                data = resources.files("species_ref").joinpath("data")
+                blob = data.joinpath(BUNDLE).read_bytes()
+                try:
+                    shipped = data.joinpath(LOOKUP).read_bytes()
+                except OSError:
+                    shipped = b""
+                digest = hashlib.sha256(blob).hexdigest()
+                tables = LookupTables.from_json(shipped, bundle_sha256=digest)
+                if tables is not None:
+                    return cls._lazy(tables, blob)
             else:
                 blob = Path(path).read_bytes()
-            text = gzip.decompress(blob).decode("utf-8")
-        except (OSError, EOFError, UnicodeDecodeError) as e:
+        except OSError as e:
             where = path or f"species_ref/data/{BUNDLE}"
             raise SpeciesRefError(
                 f"The CITES bundle {where} cannot be read ({e}); rebuild it with "
                 "bench/make_cites_bundle.py."
             ) from None
-        reader = csv.reader(io.StringIO(text))
-        header = next(reader, [])
-        # Rows made with zip: DictReader does the same at several times the cost.
-        return cls(dict(zip(header, row, strict=False)) for row in reader)
+        rows, _ = parse_bundle(_decompress(blob, path))
+        return cls(rows)
 
     def lookup(self, species: str) -> CitesListing | None:
         """Return the CITES status of a species name, or None when no listing covers it."""
         query = _norm(species)
         if not query:
             return None
+        t, row_at = self._tables, self._row
         words = query.split()
         candidates = [query] if len(words) <= 2 else [query, " ".join(words[:2])]
         for name in candidates:
-            row = self._reptile_2023.get(name)
-            if row is not None:
-                older = self._by_name.get(name)
-                fallback = older.get("english_names", "") if older else ""
-                return _answer(query, row, "name", english_names=fallback)
-            row = self._by_name.get(name)
-            if row is not None and row.get("appendix"):
-                return _answer(query, row, "name")
-            row = self._by_synonym.get(name)
-            if row is not None and row.get("appendix"):
-                return _answer(query, row, "synonym")
+            if name in t.reptile_2023:
+                older_at = t.by_name.get(name)
+                fallback = row_at(older_at).get("english_names", "") if older_at is not None else ""
+                return _answer(query, row_at(t.reptile_2023[name]), "name", english_names=fallback)
+            for table, how in ((t.by_name, "name"), (t.by_synonym, "synonym")):
+                at = table.get(name)
+                if at is not None and row_at(at).get("appendix"):
+                    return _answer(query, row_at(at), how)
 
         genus = words[0]
-        if len(words) > 1:
-            row = self._by_name.get(genus)
-            if row is not None and row.get("rank") == "GENUS" and row.get("appendix"):
+        if len(words) > 1 and genus in t.by_name:
+            row = row_at(t.by_name[genus])
+            if row.get("rank") == "GENUS" and row.get("appendix"):
                 return _answer(query, row, "genus")
-        family, order = self._genus_taxonomy.get(genus, ("", ""))
+        family, order = t.genus_taxonomy.get(genus, ("", ""))
         for rank, taxon in (("family", family), ("order", order)):
-            row = self._by_name.get(taxon) if taxon else None
-            if row is not None and row.get("appendix"):
-                return _answer(query, row, rank)
+            at = t.by_name.get(taxon) if taxon else None
+            if at is not None and row_at(at).get("appendix"):
+                return _answer(query, row_at(at), rank)
         return None
 
 

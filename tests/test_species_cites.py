@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 from pathlib import Path
 
 import pytest
 
-from species_ref.cites import CitesIndex, lookup_cites
+from species_ref.cites import (
+    BUNDLE,
+    LOOKUP,
+    CitesIndex,
+    LookupTables,
+    lookup_cites,
+    parse_bundle,
+)
 from species_ref.errors import SpeciesRefError
 
 
@@ -159,3 +167,40 @@ def test_bundle_keeps_only_the_needed_columns() -> None:
     blob = resources.files("species_ref").joinpath("data", "cites_listings.csv.gz").read_bytes()
     header = next(csv.reader(io.StringIO(gzip.decompress(blob).decode()[:2000])))
     assert header == _HEADER.split(",")
+
+
+def _shipped() -> tuple[bytes, bytes]:
+    from importlib import resources
+
+    data = resources.files("species_ref").joinpath("data")
+    return data.joinpath(BUNDLE).read_bytes(), data.joinpath(LOOKUP).read_bytes()
+
+
+def test_shipped_lookup_tables_are_those_of_the_shipped_bundle() -> None:
+    # A bundle rebuilt without its tables would silently fall back to the slow path.
+    blob, shipped = _shipped()
+    tables = LookupTables.from_json(shipped, bundle_sha256=hashlib.sha256(blob).hexdigest())
+    assert tables is not None, "rerun bench/make_cites_bundle.py --lookup-only"
+    rows, one_per_line = parse_bundle(gzip.decompress(blob).decode())
+    assert one_per_line
+    assert tables == LookupTables.build(rows)
+
+
+def test_rows_read_on_demand_answer_as_the_whole_bundle_does() -> None:
+    blob, _ = _shipped()
+    lazy = CitesIndex.load()
+    full = CitesIndex(parse_bundle(gzip.decompress(blob).decode())[0])
+    names = [
+        "Manis javanica", "Psittacus erithacus", "Python regius", "Felis catus",
+        "Loxodonta africana", "Carcharhinus longimanus", "Dalbergia nigra", "Homo sapiens",
+        "Crocodylus niloticus", "Falco tachiro", "Accipiter fakeus", "Gena spa", "Canis lupus dingo",
+    ]  # fmt: skip
+    answers = [lazy.lookup(n) for n in names]
+    assert answers == [full.lookup(n) for n in names]
+    assert sum(a is not None for a in answers) >= 9
+
+
+def test_lookup_tables_of_another_bundle_are_ignored(tmp_path: Path) -> None:
+    blob, shipped = _shipped()
+    assert LookupTables.from_json(shipped, bundle_sha256="0" * 64) is None
+    assert LookupTables.from_json(b"not gzip", bundle_sha256="0" * 64) is None

@@ -47,6 +47,10 @@ class _NoProgress:
 
 
 def _progress_bar(description: str) -> Any:
+    import sys
+
+    if not sys.stderr.isatty():  # no bar to draw: spare the import of rich
+        return _NoProgress()
     console = err._get()
     if not console.is_terminal:
         return _NoProgress()
