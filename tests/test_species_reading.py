@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 from pathlib import Path
 
@@ -247,3 +248,33 @@ def test_plain_seq_file_without_header_is_read_as_one_query(tmp_path: Path) -> N
     (q,) = read_queries(f)
     assert (q.name, q.sequence, q.source_format) == ("C-12_3_COI", "ACGTACGTACGGTTNACGT", "fasta")
     assert "without a header" in q.extra["note"]
+
+
+_FASTA_LINES = st.lists(
+    st.one_of(
+        st.text(alphabet="ACGTNacgt- \t\r", max_size=12),
+        st.text(alphabet="ACGT", min_size=1, max_size=8).map(lambda s: ">" + s),
+        st.text(alphabet="ab >\t\r|;=", max_size=10).map(lambda s: ">" + s),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=st.text(alphabet="xy >\t|", max_size=10), lines=_FASTA_LINES)
+def test_plain_fasta_is_split_as_biopython_parses_it(first: str, lines: list[str]) -> None:
+    from Bio import SeqIO
+
+    from species_ref.reading import _split_fasta
+
+    text = "\n".join([">" + first, *lines])
+    ours = [(r.name, r.sequence, r.extra) for r in _split_fasta(text)]
+    theirs = [
+        (
+            rec.id or f"record {n + 1}",
+            str(rec.seq),
+            {"description": rec.description} if rec.description else {},
+        )
+        for n, rec in enumerate(SeqIO.parse(io.StringIO(text), "fasta"))
+    ]
+    assert ours == theirs
