@@ -316,6 +316,12 @@ def print_json(value: Any) -> None:
     sys.stdout.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
+def print_json_line(value: Any) -> None:
+    """`value` as one line of JSON (JSON Lines), escaped as `print_json` escapes."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    sys.stdout.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
 def print_id(value: str) -> None:
     """New IDs go alone on stdout so scripts can capture them."""
     sys.stdout.write(value + "\n")

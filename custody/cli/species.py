@@ -16,6 +16,7 @@ from custody.cli.common import (
     open_store,
     out,
     print_json,
+    print_json_line,
     reference_home,
     signer,
     styled,
@@ -266,8 +267,6 @@ def ref_conflicts(
     if reidentify or propose is not None:
         _reidentify(name, version=version, propose=propose, reviewer=reviewer, as_json=as_json)
         return
-    import json
-    import sys
     from collections import Counter
 
     from rich.table import Table
@@ -280,7 +279,7 @@ def ref_conflicts(
         found = reference_conflicts(store, library=name, version=version, within=within)
     if as_json:
         for c in found:
-            sys.stdout.write(json.dumps(c.to_dict(), ensure_ascii=False) + "\n")
+            print_json_line(c.to_dict())
         return
     if not found:
         done(f"No two species of {name} have references within {within} % of each other.")
@@ -308,8 +307,6 @@ def ref_conflicts(
 def _reidentify(
     name: str, *, version: int | None, propose: Path | None, reviewer: str, as_json: bool
 ) -> None:
-    import json
-    import sys
 
     from rich.table import Table
 
@@ -329,7 +326,7 @@ def _reidentify(
         write_text_exclusive(propose, found.toml, what="decisions file", force=False)
     if as_json:
         for p in found.problems:
-            sys.stdout.write(json.dumps(p.to_dict(), ensure_ascii=False) + "\n")
+            print_json_line(p.to_dict())
     elif found.problems:
         table = Table("record", "labelled", "classifies as", "identity %", "other refs", box=None)
         for p in found.problems:
@@ -453,8 +450,6 @@ def identify(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per query, one per line."),
 ) -> None:
     """Identify the species of DNA barcode queries; with --item, record the result on the item."""
-    import json
-    import sys
 
     from custody.domain import EventType
     from custody.species import assign_to_items, identify_files, read_query_map
@@ -494,7 +489,7 @@ def identify(
             done(f"Recorded analyse (event {ev.id}) on {ev.chain}.")
     if as_json:
         for r in results:
-            sys.stdout.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+            print_json_line(r.to_dict())
         return
     for r in results:
         _print_identification(r)
@@ -512,8 +507,6 @@ def _identify_sample(
     actor: str | None,
     as_json: bool,
 ) -> None:
-    import json
-    import sys
 
     from custody.domain import EventType
     from custody.events import check_can_record
@@ -543,7 +536,7 @@ def _identify_sample(
             done(f"Recorded analyse (event {ev.id}) on {ev.chain}.")
     if as_json:
         for r in results:
-            sys.stdout.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+            print_json_line(r.to_dict())
         return
     for r in results:
         _print_identification(r)
