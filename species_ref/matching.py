@@ -30,8 +30,9 @@ Invariants and definitions:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+import operator
+from dataclasses import dataclass, fields
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -40,9 +41,11 @@ from Bio.Align import PairwiseAligner, substitution_matrices
 from species_ref.index import (
     MASK_TO_CODE,
     ByteArray,
+    CodedStrings,
     IntArray,
     KmerCodes,
     KmerIndex,
+    StringTable,
     encode_mask,
     kmer_codes,
     revcomp_mask,
@@ -86,6 +89,12 @@ class Hit:
     def genus(self) -> str:
         return self.species.split(" ", 1)[0]
 
+    def __reduce__(self) -> tuple[type[Hit], tuple[Any, ...]]:
+        # Pickled as its fields in order and rebuilt through __init__: results go from
+        # worker processes to the parent, and the state protocol of a frozen dataclass
+        # with slots costs several times as much.
+        return (Hit, _hit_fields(self))
+
     def to_dict(self) -> dict[str, str | int | float]:
         # Written out (not dataclasses.asdict, which deep-copies): a result holds many hits.
         return {
@@ -106,6 +115,22 @@ class Hit:
             "shared_kmers": self.shared_kmers,
             "method": self.method,
         }
+
+
+_hit_fields = operator.attrgetter(*(f.name for f in fields(Hit)))
+
+
+def _items(strings: Sequence[str], refs: IntArray) -> list[str]:
+    """`[strings[r] for r in refs]`, decoded in one pass for the index's string tables."""
+    if isinstance(strings, StringTable):
+        lo = strings.offsets[refs].tolist()
+        hi = strings.offsets[refs + 1].tolist()
+        blob = strings.blob
+        return [blob[a:b].tobytes().decode("utf-8") for a, b in zip(lo, hi, strict=True)]
+    if isinstance(strings, CodedStrings):
+        names = strings.names
+        return [names[c] for c in strings.codes[refs].tolist()]
+    return [strings[r] for r in refs.tolist()]
 
 
 def _aligner() -> PairwiseAligner:
@@ -167,8 +192,9 @@ def query_kmer_codes(mask: ByteArray, k: int) -> KmerCodes:
     return fwd, rev, valid
 
 
-@dataclass(frozen=True, slots=True)
-class _Raw:
+class _Raw(NamedTuple):
+    """One alignment's figures (a tuple: made for every candidate of every query)."""
+
     identity: float
     columns: int
     matches: int
@@ -211,9 +237,15 @@ class Matcher:
         raws = self.align_many(
             mask, refs=cands.refs, strands=cands.strands, shared=cands.shared, kmers=kmers
         )
+        refs = cands.refs
+        index = self.index
+        names = index.species_names
+        species = [names[s] for s in index.species_ids[refs].tolist()]
+        markers = _items(index.markers, refs)
+        seq_ids = _items(index.seq_ids, refs)
         hits: list[Hit] = []
-        for ref, strand, shared, raw in zip(
-            cands.refs.tolist(), cands.strands.tolist(), cands.shared.tolist(), raws, strict=True
+        for i, (ref, strand, shared, raw) in enumerate(
+            zip(refs.tolist(), cands.strands.tolist(), cands.shared.tolist(), raws, strict=True)
         ):
             if raw is None or raw.columns == 0:
                 continue
@@ -224,9 +256,9 @@ class Matcher:
             hits.append(
                 Hit(
                     ref_index=ref,
-                    seq_id=self.index.seq_ids[ref],
-                    species=self.index.species_names[int(self.index.species_ids[ref])],
-                    marker=self.index.markers[ref],
+                    seq_id=seq_ids[i],
+                    species=species[i],
+                    marker=markers[i],
                     identity=raw.identity,
                     aligned_length=raw.columns,
                     query_coverage=100.0 * (raw.q_end - raw.q_start) / max(qlen, 1),
@@ -435,14 +467,16 @@ class Matcher:
             return qlen - h.query_end, qlen - h.query_start
 
         qs, qe = oriented(best)
-        pos = np.arange(qs, qe)
-        rb = self.index.ref_mask(best.ref_index)[pos + (best.ref_start - qs)]
-        mism = (qmask[pos] & rb) == 0
-        if not mism.any():
+        rb = self.index.ref_mask(best.ref_index)[best.ref_start : best.ref_start + (qe - qs)]
+        xs = np.flatnonzero((qmask[qs:qe] & rb) == 0)  # mismatch columns, from qs
+        if xs.shape[0] == 0:
             return 0
-        agree = np.ones(pos.shape[0], dtype=bool)
-        count = np.zeros(pos.shape[0], dtype=np.int64)
+        # The other ungapped hits on the same strand overlapping the best one: where
+        # each starts on the library's concatenated masks, and which columns it covers.
+        starts: list[int] = []
+        spans: list[tuple[int, int]] = []
         distant = False
+        offsets = self.index.seq_offsets
         for o in others:
             if o.ref_index == best.ref_index or o.strand != best.strand:
                 continue
@@ -452,16 +486,21 @@ class Matcher:
             lo, hi = max(qs, oqs), min(qe, oqe)
             if lo >= hi:
                 continue
-            # Query columns lo..hi are covered by `o`: a slice of it and of `best`.
-            shift = o.ref_start - oqs
-            ob = self.index.ref_mask(o.ref_index)[lo + shift : hi + shift]
-            agree[lo - qs : hi - qs] &= ob == rb[lo - qs : hi - qs]
-            count[lo - qs : hi - qs] += 1
+            starts.append(int(offsets[o.ref_index]) + o.ref_start - oqs)
+            spans.append((lo, hi))
             distant = distant or o.identity < best.identity - 5.0
         if not distant:
             return None
-        conserved = agree & (count >= min_refs)
-        return int((mism & conserved).sum())
+        # Only the mismatch columns matter: there, is the column covered by each
+        # other hit, and does its reference carry the best reference's base?
+        col = xs + qs
+        span = np.array(spans, dtype=np.int64)
+        cover = (col[None, :] >= span[:, :1]) & (col[None, :] < span[:, 1:])
+        at = np.where(cover, np.array(starts, dtype=np.int64)[:, None] + col[None, :], 0)
+        same = self.index.seq_masks[at] == rb[xs][None, :]
+        agree = (same | ~cover).all(axis=0)
+        conserved = agree & (cover.sum(axis=0) >= min_refs)
+        return int(conserved.sum())
 
     def pair_identity(self, a: int, b: int) -> tuple[float, int] | None:
         """Identity (%) and aligned length of reference `a` against reference `b`."""

@@ -154,7 +154,8 @@ class LibraryProfile:
             n_refs=n_refs,
             n_pairs=int(dists.shape[0]),
             intra_max=float(dists.max()) if dists.shape[0] else None,
-            intra_mean=float(dists.mean()) if dists.shape[0] else None,
+            # The mean as NumPy takes it (the same sum, divided by the count), without its overhead.
+            intra_mean=float(np.add.reduce(dists)) / dists.shape[0] if dists.shape[0] else None,
             nn_distance=nn,
             nn_species=nn_sp,
         )
