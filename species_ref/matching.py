@@ -9,6 +9,9 @@ How an alignment is made:
   shared k-mers, and the query is compared base by base along it; the best-
   scoring ungapped segment (match +2, mismatch -3, as blastn) is the hit. Most
   barcode alignments (COI, cytb, rbcL) have no indels and need nothing more.
+  (A k-mer here is keyed by its packed bit masks, `_window_keys`; the segment
+  is scored at mismatch positions only, `_best_segments_sparse`: the same
+  votes and segments as 2-bit codes and a pass over every column.)
 - When the k-mers show a second diagonal (an indel) or the segment leaves a
   large part of the overlap unexplained, Biopython's `PairwiseAligner` makes a
   local alignment (match 2, mismatch -3, gap open -5, extend -2) of the query
@@ -29,8 +32,8 @@ Invariants and definitions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal, NamedTuple
 
@@ -685,7 +688,8 @@ def _best_segments_sparse(
     rows, xs = rows[inside], xs[inside]
     nmis = np.bincount(rows, minlength=n)
     big = 12 * (width + 2)
-    dt = np.int32 if big * (n + 1) < 2**31 else np.int64
+    # Scores fit 32 bits unless the overlaps are huge: half the memory traffic.
+    dt: type[np.signedinteger[Any]] = np.int32 if big * (n + 1) < 2**31 else np.int64
     # Per overlap: its mismatches (t = 0..j-1), then the end of the overlap (t = j);
     # the t-th mismatch of overlap r sits at t + (points of the overlaps before r).
     n_m = int(rows.shape[0])
@@ -694,17 +698,17 @@ def _best_segments_sparse(
     at_m = np.arange(n_m) + rows
     at_e = mend + np.arange(n)
     first = at_e - nmis
-    x_max = np.empty(total, dtype=dt)
+    x_max: npt.NDArray[np.signedinteger[Any]] = np.empty(total, dtype=dt)
     x_max[at_m] = xs
     x_max[at_e] = length
-    t = np.empty(total, dtype=dt)
+    t: npt.NDArray[np.signedinteger[Any]] = np.empty(total, dtype=dt)
     t[at_m] = np.arange(n_m) - (mend - nmis)[rows]
     t[at_e] = nmis
-    pair = np.repeat(np.arange(n, dtype=dt), nmis + 1)
+    pair: npt.NDArray[np.signedinteger[Any]] = np.repeat(np.arange(n, dtype=dt), nmis + 1)
     gain_unit = MATCH - MISMATCH
     p_max = MATCH * x_max - gain_unit * t  # prefix score just before mismatch t (or at the end)
     # Prefix score just after the previous mismatch (0 at the start of the overlap).
-    p_min = np.empty(total, dtype=dt)
+    p_min: npt.NDArray[np.signedinteger[Any]] = np.empty(total, dtype=dt)
     p_min[1:] = MATCH * (x_max[:-1] + 1)
     p_min -= gain_unit * t
     p_min[first] = 0
