@@ -117,7 +117,7 @@ class Identification:
             "library_name": self.library_name,
             "library_version_number": self.library_version_number,
             "library_version": self.library_version,
-            "rule": self.rule.to_dict(),
+            "rule": _rule_dict(self.rule),
             "qc": None if self.qc is None else self.qc.to_dict(),
             "cites": self.cites,
             "validation": self.validation,
@@ -127,6 +127,17 @@ class Identification:
             "synonyms": list(self.synonyms),
             "error_rate": None if self.error_rate is None else self.error_rate.to_dict(),
         }
+
+
+_RULE_DICTS: dict[Rule, dict[str, Any]] = {}
+
+
+def _rule_dict(rule: Rule) -> dict[str, Any]:
+    """`rule.to_dict()`, made once per rule (a rule is frozen); each result gets its own copy."""
+    made = _RULE_DICTS.get(rule)
+    if made is None:
+        made = _RULE_DICTS[rule] = rule.to_dict()
+    return dict(made)
 
 
 def sequence_sha256(seq: str) -> str:

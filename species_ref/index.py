@@ -569,21 +569,17 @@ class KmerIndex:
         pos = np.arange(total, dtype=np.int64) - np.repeat(ends - lens - starts, lens)
         vals = self.postings[pos] ^ np.repeat(qorient.astype(np.int32), lens)
         vals.sort()  # 32-bit values sort faster than 64-bit ones
-        edge = np.flatnonzero(vals[1:] != vals[:-1]) + 1
-        run_start = np.concatenate(([0], edge))
-        counts = np.diff(np.concatenate((run_start, [total])))
-        uniq = vals[run_start]
-        ref_of = uniq >> 1
-        new_ref = np.ones(ref_of.shape[0], dtype=bool)
-        new_ref[1:] = ref_of[1:] != ref_of[:-1]
-        group = np.cumsum(new_ref) - 1
-        n = int(group[-1]) + 1
-        c_plus = np.zeros(n, dtype=np.int64)
-        c_minus = np.zeros(n, dtype=np.int64)
-        minus = (uniq & 1) == 1
-        c_plus[group[~minus]] = counts[~minus]
-        c_minus[group[minus]] = counts[minus]
-        return ref_of[new_ref].astype(np.int64), c_plus, c_minus
+        ref_of = vals >> 1
+        new_ref = np.empty(total, dtype=bool)
+        new_ref[0] = True
+        np.not_equal(ref_of[1:], ref_of[:-1], out=new_ref[1:])
+        first = np.flatnonzero(new_ref)
+        last = np.empty_like(first)  # one past each reference's values
+        last[:-1] = first[1:]
+        last[-1] = total
+        odd = np.cumsum(vals & 1)  # values with the orientation bit: reverse complement
+        c_minus = odd[last - 1] - odd[first] + (vals[first] & 1)
+        return ref_of[first].astype(np.int64), (last - first) - c_minus, c_minus.astype(np.int64)
 
 
 def _per_species_first(pool: list[int], species: list[int], *, top_n: int, per: int) -> list[int]:

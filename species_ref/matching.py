@@ -9,6 +9,9 @@ How an alignment is made:
   shared k-mers, and the query is compared base by base along it; the best-
   scoring ungapped segment (match +2, mismatch -3, as blastn) is the hit. Most
   barcode alignments (COI, cytb, rbcL) have no indels and need nothing more.
+  (A k-mer here is keyed by its packed bit masks, `_window_keys`; the segment
+  is scored at mismatch positions only, `_best_segments_sparse`: the same
+  votes and segments as 2-bit codes and a pass over every column.)
 - When the k-mers show a second diagonal (an indel) or the segment leaves a
   large part of the overlap unexplained, Biopython's `PairwiseAligner` makes a
   local alignment (match 2, mismatch -3, gap open -5, extend -2) of the query
@@ -29,9 +32,10 @@ Invariants and definitions:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, fields
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -40,9 +44,11 @@ from Bio.Align import PairwiseAligner, substitution_matrices
 from species_ref.index import (
     MASK_TO_CODE,
     ByteArray,
+    CodedStrings,
     IntArray,
     KmerCodes,
     KmerIndex,
+    StringTable,
     encode_mask,
     kmer_codes,
     revcomp_mask,
@@ -86,6 +92,12 @@ class Hit:
     def genus(self) -> str:
         return self.species.split(" ", 1)[0]
 
+    def __reduce__(self) -> tuple[type[Hit], tuple[Any, ...]]:
+        # Pickled as its fields in order and rebuilt through __init__: results go from
+        # worker processes to the parent, and the state protocol of a frozen dataclass
+        # with slots costs several times as much.
+        return (Hit, _hit_fields(self))
+
     def to_dict(self) -> dict[str, str | int | float]:
         # Written out (not dataclasses.asdict, which deep-copies): a result holds many hits.
         return {
@@ -106,6 +118,22 @@ class Hit:
             "shared_kmers": self.shared_kmers,
             "method": self.method,
         }
+
+
+_hit_fields = operator.attrgetter(*(f.name for f in fields(Hit)))
+
+
+def _items(strings: Sequence[str], refs: IntArray) -> list[str]:
+    """`[strings[r] for r in refs]`, decoded in one pass for the index's string tables."""
+    if isinstance(strings, StringTable):
+        lo = strings.offsets[refs].tolist()
+        hi = strings.offsets[refs + 1].tolist()
+        blob = strings.blob
+        return [blob[a:b].tobytes().decode("utf-8") for a, b in zip(lo, hi, strict=True)]
+    if isinstance(strings, CodedStrings):
+        names = strings.names
+        return [names[c] for c in strings.codes[refs].tolist()]
+    return [strings[r] for r in refs.tolist()]
 
 
 def _aligner() -> PairwiseAligner:
@@ -144,28 +172,32 @@ def _orient(mask: ByteArray, k: int) -> _Oriented:
     return _Oriented(mask, codes[order], pos[order])
 
 
-def _orient_both(mask: ByteArray, k: int, kmers: KmerCodes | None = None) -> dict[int, _Oriented]:
-    """`_orient` of a query (+1) and of its reverse complement (-1), from one k-mer pass.
+def query_kmer_codes(mask: ByteArray, k: int) -> KmerCodes:
+    """`kmer_codes(MASK_TO_CODE[mask], k)` of a query's bit masks, in about log2(k) passes.
 
-    The reverse-complement code of the window at i is the forward code of the
-    window at len - k - i of the reverse complement; positions are put in
-    ascending order before the stable sort, so the result equals `_orient`.
-    `kmers` is `kmer_codes` of the mask when already computed.
+    Same arrays, same values: forward and reverse-complement codes of every
+    window and whether it holds A/C/G/T only.
     """
-    fwd, rev, valid = kmers if kmers is not None else kmer_codes(MASK_TO_CODE[mask], k)
-    pos = np.flatnonzero(valid)
-    codes = fwd[valid]
-    order = np.argsort(codes, kind="stable")
-    plus = _Oriented(mask, codes[order], pos[order])
-    rc_pos = (int(mask.shape[0]) - k - pos)[::-1]
-    rc_codes = rev[valid][::-1]
-    order = np.argsort(rc_codes, kind="stable")
-    minus = _Oriented(revcomp_mask(mask), rc_codes[order], rc_pos[order])
-    return {1: plus, -1: minus}
+    codes = MASK_TO_CODE[mask]
+    n = int(codes.shape[0]) - k + 1
+    if n <= 0:
+        return kmer_codes(codes, k)
+    ambiguous = codes == 4
+    if ambiguous.any():
+        bad = np.concatenate(([0], np.cumsum(ambiguous, dtype=np.int64)))
+        valid = (bad[k:] - bad[:n]) == 0
+        c = np.where(ambiguous, 0, codes).astype(np.uint32)
+    else:
+        valid = np.ones(n, dtype=bool)
+        c = codes.astype(np.uint32)
+    fwd = widen_codes(c, k, rev=False)[:n].astype(np.int64)
+    rev = widen_codes(np.uint32(3) - c, k, rev=True)[:n].astype(np.int64)
+    return fwd, rev, valid
 
 
-@dataclass(frozen=True, slots=True)
-class _Raw:
+class _Raw(NamedTuple):
+    """One alignment's figures (a tuple: made for every candidate of every query)."""
+
     identity: float
     columns: int
     matches: int
@@ -198,7 +230,7 @@ class Matcher:
     ) -> list[Hit]:
         """Hits of `seq` against its best candidates, best identity first."""
         mask = encode_mask(seq)
-        kmers = kmer_codes(MASK_TO_CODE[mask], self.index.k)
+        kmers = query_kmer_codes(mask, self.index.k)
         cands = self.index.candidates(
             mask, top_n or self.top_n, per_species=self.per_species, exclude=exclude, kmers=kmers
         )
@@ -208,9 +240,15 @@ class Matcher:
         raws = self.align_many(
             mask, refs=cands.refs, strands=cands.strands, shared=cands.shared, kmers=kmers
         )
+        refs = cands.refs
+        index = self.index
+        names = index.species_names
+        species = [names[s] for s in index.species_ids[refs].tolist()]
+        markers = _items(index.markers, refs)
+        seq_ids = _items(index.seq_ids, refs)
         hits: list[Hit] = []
-        for ref, strand, shared, raw in zip(
-            cands.refs.tolist(), cands.strands.tolist(), cands.shared.tolist(), raws, strict=True
+        for i, (ref, strand, shared, raw) in enumerate(
+            zip(refs.tolist(), cands.strands.tolist(), cands.shared.tolist(), raws, strict=True)
         ):
             if raw is None or raw.columns == 0:
                 continue
@@ -221,9 +259,9 @@ class Matcher:
             hits.append(
                 Hit(
                     ref_index=ref,
-                    seq_id=self.index.seq_ids[ref],
-                    species=self.index.species_names[int(self.index.species_ids[ref])],
-                    marker=self.index.markers[ref],
+                    seq_id=seq_ids[i],
+                    species=species[i],
+                    marker=markers[i],
                     identity=raw.identity,
                     aligned_length=raw.columns,
                     query_coverage=100.0 * (raw.q_end - raw.q_start) / max(qlen, 1),
@@ -266,32 +304,29 @@ class Matcher:
         if n_c == 0 or qlen < k:
             return out
         index = self.index
-        oriented = _orient_both(qmask, k, kmers)
-        raw_votes = self._diagonal_votes(oriented, refs=refs, strands=strands, qlen=qlen)
+        rcmask = revcomp_mask(qmask)
+        valid = (kmers if kmers is not None else query_kmer_codes(qmask, k))[2]
+        raw_votes = self._diagonal_votes(
+            qmask, rcmask, valid=valid, refs=refs, strands=strands, qlen=qlen
+        )
         if raw_votes is None:
             return out
-        votes = raw_votes.copy()
-        width = votes.shape[1]
-        best = votes.argmax(axis=1)
-        best_votes = votes[np.arange(n_c), best]
-        rows = np.arange(n_c)[:, None]
-        near = np.minimum(np.maximum(best[:, None] + np.arange(-2, 3), 0), width - 1)
-        votes[rows, near] = 0
-        second = votes.max(axis=1)
+        best = raw_votes.argmax(axis=1)
+        best_votes = raw_votes[np.arange(n_c), best]
+        second = _second_votes(raw_votes, best)
         d = best - qlen
         q0 = np.maximum(0, -d)
         q1 = np.minimum(qlen, index.lengths[refs] - d)
         length = np.where(best_votes > 0, np.maximum(q1 - q0, 0), 0)
-        ok = length > 0
-        if not ok.any():
+        ci = np.flatnonzero(length > 0)
+        if ci.shape[0] == 0:
             return out
-        ci = np.flatnonzero(ok)
         # The two orientations of the query sit side by side: [as given | reverse complement].
-        both = np.concatenate((oriented[1].mask, oriented[-1].mask))
+        both = np.concatenate((qmask, rcmask))
         qoff = np.where(strands[ci] == 1, 0, qlen)
         roff = d[ci] + index.seq_offsets[refs[ci]]
-        cols, matches, seg_start = _best_segments(
-            both, index.seq_masks, q0=q0[ci], length=length[ci], qoff=qoff, roff=roff
+        cols, matches, seg_start = _best_segments_sparse(
+            both, index.seq_masks, qstart=q0[ci] + qoff, rstart=q0[ci] + roff, length=length[ci]
         )
         q_start = q0[ci] + seg_start
         top_shared = int(shared.max()) if shared is not None and shared.shape[0] else 0
@@ -311,7 +346,12 @@ class Matcher:
             strict=True,
         )
         self._finish_segments(
-            segments, out=out, oriented=oriented, votes=raw_votes, refs=refs, strands=strands
+            segments,
+            out=out,
+            masks={1: qmask, -1: rcmask},
+            votes=raw_votes,
+            refs=refs,
+            strands=strands,
         )
         return out
 
@@ -320,16 +360,18 @@ class Matcher:
         segments: Iterable[tuple[int, int, int, int, int, bool]],
         *,
         out: list[_Raw | None],
-        oriented: dict[int, _Oriented],
+        masks: dict[int, ByteArray],
         votes: IntArray,
         refs: IntArray,
         strands: IntArray,
     ) -> None:
         """Fill `out[c]` for each (candidate, columns, query start, diagonal, matches,
         wants a gapped alignment) segment, with a gapped alignment where it scores
-        better (at most `max_gapped` of them)."""
+        better (at most `max_gapped` of them). `masks` holds the query as given (1)
+        and reverse complemented (-1)."""
         index = self.index
         gapped_left = self.max_gapped
+        qlen = int(masks[1].shape[0])
         for c, n_cols, qs_, dd, n_match, gap in segments:
             raw = _Raw(
                 100.0 * n_match / n_cols if n_cols else 0.0,
@@ -345,21 +387,27 @@ class Matcher:
             if gap and gapped_left > 0:
                 gapped_left -= 1
                 row = votes[c]
-                qlen = int(oriented[1].mask.shape[0])
                 top = np.argsort(-row, kind="stable")[:6]
                 diags = [int(x) - qlen for x in top if row[x] >= 2]
-                qm = oriented[int(strands[c])].mask
+                qm = masks[int(strands[c])]
                 full = self._gapped(qm, index.ref_mask(int(refs[c])), d=dd, diags=diags)
                 if full is not None and full.identity * full.columns > raw.identity * raw.columns:
                     raw = full
             out[c] = raw
 
     def _diagonal_votes(
-        self, oriented: dict[int, _Oriented], *, refs: IntArray, strands: IntArray, qlen: int
+        self,
+        qmask: ByteArray,
+        rcmask: ByteArray,
+        *,
+        valid: npt.NDArray[np.bool_],
+        refs: IntArray,
+        strands: IntArray,
+        qlen: int,
     ) -> IntArray | None:
         """Shared k-mers per (reference, diagonal): rows are references, column
         `offset + qlen` counts k-mers on that diagonal. None when no reference
-        has a k-mer."""
+        has a k-mer. `valid` says which query windows hold A/C/G/T only."""
         index = self.index
         k = index.k
         n_c = int(refs.shape[0])
@@ -373,36 +421,29 @@ class Matcher:
         if total == 0:
             return None
         seg = np.repeat(np.arange(n_c), m)
-        first = np.cumsum(m) - m
-        local = (np.arange(total) - np.repeat(first, m)) * np.repeat(stride, m)
-        # The candidates' bases one after another, coded in one pass; the windows
-        # taken never run past their reference (n_kmer counts whole windows only).
-        base_first = np.cumsum(lens) - lens
-        n_bases = int(lens.sum())
-        pos = np.arange(n_bases) - np.repeat(base_first - index.seq_offsets[refs], lens)
-        codes = MASK_TO_CODE[index.seq_masks[pos]]
-        take = np.repeat(base_first, m) + local
-        bad = np.concatenate(([0], np.cumsum(codes == 4, dtype=np.int32)))
-        good = (bad[take + k] - bad[take]) == 0
-        word = widen_codes(np.where(codes == 4, 0, codes).astype(np.uint32), k, rev=False)
-        # Both orientations of the query in one sorted table: code * 2 + (1 if reverse).
-        plus, minus = oriented[1], oriented[-1]
-        q_keys = np.concatenate((plus.sorted_codes * 2, minus.sorted_codes * 2 + 1))
-        q_pos = np.concatenate((plus.sorted_pos, minus.sorted_pos))
+        local = (np.arange(total) - np.repeat(np.cumsum(m) - m, m)) * np.repeat(stride, m)
+        # Both orientations of the query in one sorted table: key * 2 + (1 if reverse);
+        # a key stands for one window of A/C/G/T (see `_window_keys`).
+        pos = np.flatnonzero(valid)
+        rc_pos = (qlen - k - pos)[::-1]
+        q_keys = np.concatenate(
+            (_window_keys(qmask, pos, k) * 2, _window_keys(rcmask, rc_pos, k) * 2 + 1)
+        )
+        q_pos = np.concatenate((pos, rc_pos))
         order = np.argsort(q_keys, kind="stable")
         q_keys, q_pos = q_keys[order], q_pos[order]
         width = qlen + int(lens.max()) + 1
         if q_keys.shape[0] == 0:
             return np.zeros((n_c, width), dtype=np.int64)
-        sel = np.flatnonzero(good)
-        r_keys = word[take[sel]].astype(np.int64) * 2 + (strands[seg[sel]] == -1)
+        # A reference window holding anything but A/C/G/T has a key no query window
+        # has: it finds nothing, as if it had been skipped.
+        take = index.seq_offsets[refs][seg] + local
+        r_keys = _window_keys(index.seq_masks, take, k) * 2 + (strands[seg] == -1)
         at = np.searchsorted(q_keys, r_keys)
         at[at >= q_keys.shape[0]] = 0
-        hit = q_keys[at] == r_keys
-        diag = local[sel[hit]] - q_pos[at[hit]] + qlen
-        key = seg[sel[hit]] * width + diag
-        votes_flat = np.bincount(key, minlength=n_c * width).astype(np.int64)
-        return votes_flat.reshape(n_c, width)
+        hit = np.flatnonzero(q_keys[at] == r_keys)
+        key = seg[hit] * width + (local[hit] - q_pos[at[hit]] + qlen)
+        return np.bincount(key, minlength=n_c * width).reshape(n_c, width)
 
     def conserved_mismatches(
         self, seq: str, best: Hit, *, others: Sequence[Hit], min_refs: int = 5
@@ -429,14 +470,16 @@ class Matcher:
             return qlen - h.query_end, qlen - h.query_start
 
         qs, qe = oriented(best)
-        pos = np.arange(qs, qe)
-        rb = self.index.ref_mask(best.ref_index)[pos + (best.ref_start - qs)]
-        mism = (qmask[pos] & rb) == 0
-        if not mism.any():
+        rb = self.index.ref_mask(best.ref_index)[best.ref_start : best.ref_start + (qe - qs)]
+        xs = np.flatnonzero((qmask[qs:qe] & rb) == 0)  # mismatch columns, from qs
+        if xs.shape[0] == 0:
             return 0
-        agree = np.ones(pos.shape[0], dtype=bool)
-        count = np.zeros(pos.shape[0], dtype=np.int64)
+        # The other ungapped hits on the same strand overlapping the best one: where
+        # each starts on the library's concatenated masks, and which columns it covers.
+        starts: list[int] = []
+        spans: list[tuple[int, int]] = []
         distant = False
+        offsets = self.index.seq_offsets
         for o in others:
             if o.ref_index == best.ref_index or o.strand != best.strand:
                 continue
@@ -446,16 +489,21 @@ class Matcher:
             lo, hi = max(qs, oqs), min(qe, oqe)
             if lo >= hi:
                 continue
-            # Query columns lo..hi are covered by `o`: a slice of it and of `best`.
-            shift = o.ref_start - oqs
-            ob = self.index.ref_mask(o.ref_index)[lo + shift : hi + shift]
-            agree[lo - qs : hi - qs] &= ob == rb[lo - qs : hi - qs]
-            count[lo - qs : hi - qs] += 1
+            starts.append(int(offsets[o.ref_index]) + o.ref_start - oqs)
+            spans.append((lo, hi))
             distant = distant or o.identity < best.identity - 5.0
         if not distant:
             return None
-        conserved = agree & (count >= min_refs)
-        return int((mism & conserved).sum())
+        # Only the mismatch columns matter: there, is the column covered by each
+        # other hit, and does its reference carry the best reference's base?
+        col = xs + qs
+        span = np.array(spans, dtype=np.int64)
+        cover = (col[None, :] >= span[:, :1]) & (col[None, :] < span[:, 1:])
+        at = np.where(cover, np.array(starts, dtype=np.int64)[:, None] + col[None, :], 0)
+        same = self.index.seq_masks[at] == rb[xs][None, :]
+        agree = (same | ~cover).all(axis=0)
+        conserved = agree & (cover.sum(axis=0) >= min_refs)
+        return int(conserved.sum())
 
     def pair_identity(self, a: int, b: int) -> tuple[float, int] | None:
         """Identity (%) and aligned length of reference `a` against reference `b`."""
@@ -587,60 +635,148 @@ class Matcher:
         )
 
 
-def _best_segments(
-    both: ByteArray,
-    ref_masks: ByteArray,
-    *,
-    q0: IntArray,
-    length: IntArray,
-    qoff: IntArray,
-    roff: IntArray,
-) -> tuple[IntArray, IntArray, IntArray]:
-    """Best-scoring ungapped segment of each of several diagonal overlaps at once.
+def _rows_of(src: ByteArray, starts: IntArray, width: int) -> ByteArray:
+    """`src[s:s + width]` for each start, one row each (bytes past the end of `src` read as 0)."""
+    out = np.zeros((starts.shape[0], width), dtype=np.uint8)
+    if width == 0 or starts.shape[0] == 0:
+        return out
+    n = int(src.shape[0])
+    safe = starts + width <= n
+    if n >= width and safe.any():
+        out[safe] = _windows(np.ascontiguousarray(src), width)[starts[safe]]
+    rest = np.flatnonzero(~safe)
+    if rest.shape[0]:
+        cols = starts[rest, None] + np.arange(width)
+        vals = src[np.minimum(cols, n - 1)]
+        vals[cols >= n] = 0
+        out[rest] = vals
+    return out
 
-    Overlap i compares `length[i]` query positions from `q0[i]` (shifted by
-    `qoff[i]` into `both`) with the reference bases at the same positions plus
-    `roff[i]` in `ref_masks`. Returns per overlap the segment's columns, its
-    matches, and its start relative to `q0`.
+
+def _best_segments_sparse(
+    qsrc: ByteArray,
+    rsrc: ByteArray,
+    *,
+    qstart: IntArray,
+    rstart: IntArray,
+    length: IntArray,
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Best-scoring ungapped segment (match +2, mismatch -3) of each of several overlaps.
+
+    Overlap i compares `length[i]` bases of `qsrc` from `qstart[i]` with as
+    many of `rsrc` from `rstart[i]`. Returns per overlap the segment's columns
+    (0 when no segment scores above 0), its matches, and its first column.
+
+    The prefix score rises by MATCH per match and falls per mismatch, so a
+    best segment ends just before a mismatch or at the end of the overlap and
+    starts just after a mismatch or at its start: only those points are scored.
+    Of equal-scoring segments the one ending first is taken, and of its starts
+    the first (the start of the overlap before any other); an overlap without
+    a single match gets 0 columns from its column 1.
     """
-    n_el = int(length.sum())
-    seg_first = np.cumsum(length) - length
-    within = np.arange(n_el) - np.repeat(seg_first, length)
-    qidx = np.repeat(q0, length) + within
-    qsel = qidx + np.repeat(qoff, length)
-    ridx = qidx + np.repeat(roff, length)
-    same = (both[qsel] & ref_masks[ridx]) != 0
-    big = 6 * (int(length.max()) + 2)
-    # Scores and their sums fit 32 bits unless the overlaps are huge: half the memory traffic.
-    small = big * (length.shape[0] + 1) + 6 * n_el < 2**30
-    dtype: type[np.signedinteger[Any]] = np.int32 if small else np.int64
-    score = np.where(same, MATCH, MISMATCH).astype(dtype)
-    cs = np.cumsum(score, dtype=dtype)
-    before = np.concatenate((np.zeros(1, dtype=dtype), cs))[seg_first]
-    rel = cs - np.repeat(before, length)
-    shift = np.repeat(np.arange(length.shape[0], dtype=dtype) * big, length).astype(dtype)
-    runmin = np.minimum.accumulate(rel - shift) + shift
-    low = np.minimum(runmin, 0)
-    gain = rel - low
-    seg_max = np.maximum.reduceat(gain, seg_first)
-    at_max = np.flatnonzero(gain == np.repeat(seg_max, length))
-    end_el = at_max[np.searchsorted(at_max, seg_first)]
+    n = int(length.shape[0])
+    zero = np.zeros(n, dtype=np.int64)
+    width = int(length.max(initial=0))
+    if width == 0:
+        return zero, zero.copy(), zero.copy()
+    q = _rows_of(qsrc, qstart, width)
+    q &= _rows_of(rsrc, rstart, width)
+    flat = np.flatnonzero(q == 0)
+    del q
+    rows, xs = flat // width, flat % width
+    inside = xs < length[rows]
+    rows, xs = rows[inside], xs[inside]
+    nmis = np.bincount(rows, minlength=n)
+    big = 12 * (width + 2)
+    # Scores fit 32 bits unless the overlaps are huge: half the memory traffic.
+    dt: type[np.signedinteger[Any]] = np.int32 if big * (n + 1) < 2**31 else np.int64
+    # Per overlap: its mismatches (t = 0..j-1), then the end of the overlap (t = j);
+    # the t-th mismatch of overlap r sits at t + (points of the overlaps before r).
+    n_m = int(rows.shape[0])
+    total = n_m + n
+    mend = np.cumsum(nmis)
+    at_m = np.arange(n_m) + rows
+    at_e = mend + np.arange(n)
+    first = at_e - nmis
+    x_max: npt.NDArray[np.signedinteger[Any]] = np.empty(total, dtype=dt)
+    x_max[at_m] = xs
+    x_max[at_e] = length
+    t: npt.NDArray[np.signedinteger[Any]] = np.empty(total, dtype=dt)
+    t[at_m] = np.arange(n_m) - (mend - nmis)[rows]
+    t[at_e] = nmis
+    pair: npt.NDArray[np.signedinteger[Any]] = np.repeat(np.arange(n, dtype=dt), nmis + 1)
+    gain_unit = MATCH - MISMATCH
+    p_max = MATCH * x_max - gain_unit * t  # prefix score just before mismatch t (or at the end)
+    # Prefix score just after the previous mismatch (0 at the start of the overlap).
+    p_min: npt.NDArray[np.signedinteger[Any]] = np.empty(total, dtype=dt)
+    p_min[1:] = MATCH * (x_max[:-1] + 1)
+    p_min -= gain_unit * t
+    p_min[first] = 0
+    shift = pair * dt(big)
+    low = np.minimum.accumulate(p_min - shift) + shift
+    gain = p_max - low
+    seg_max = np.maximum.reduceat(gain, first)
+    at_max = np.flatnonzero(gain == seg_max[pair])
+    end_el = at_max[np.searchsorted(at_max, first)]
     low_end = low[end_el]
-    # Matches from the score sums: cs over a segment = matches * (MATCH - MISMATCH) + cols * MISMATCH.
-    cs0 = np.concatenate(([0], cs.astype(np.int64)))
-    # Start of the best segment: first prefix (virtual 0 before the segment,
-    # or an element) whose relative sum equals the running minimum at the end.
-    cand_start = np.flatnonzero(rel == np.repeat(low_end, length))
-    pos_s = np.searchsorted(cand_start, seg_first)
-    pos_s = np.minimum(pos_s, max(cand_start.shape[0] - 1, 0))
-    start_el = np.where(
-        (low_end < 0) & (cand_start.shape[0] > 0),
-        (cand_start[pos_s] + 1) if cand_start.shape[0] else seg_first,
-        seg_first,
+    at_low = np.flatnonzero(p_min == low_end[pair])
+    start_el = at_low[np.searchsorted(at_low, first)]
+    start_x = np.where(start_el == first, 0, x_max[np.maximum(start_el - 1, 0)] + 1).astype(
+        np.int64
     )
-    cols = np.where(seg_max > 0, end_el + 1 - start_el, 0)
-    matches = (cs0[end_el + 1] - cs0[start_el] - cols * MISMATCH) // (MATCH - MISMATCH)
-    return cols, matches, start_el - seg_first
+    end_x = x_max[end_el].astype(np.int64)
+    ok = seg_max > 0
+    cols = np.where(ok, end_x - start_x, 0)
+    score = (p_max[end_el] - p_min[start_el]).astype(np.int64)
+    matches = np.where(ok, (score - MISMATCH * cols) // gain_unit, 0)
+    # With no match at all (no segment), the start is 1, as the dense computation had it.
+    return cols, matches, np.where(ok, start_x, 1)
+
+
+def _second_votes(votes: IntArray, best: IntArray) -> IntArray:
+    """Per row of `votes`, the most votes outside two columns either side of `best`."""
+    n_c, width = votes.shape
+    rows = np.arange(n_c)[:, None]
+    near = np.minimum(np.maximum(best[:, None] + np.arange(-2, 3), 0), width - 1)
+    kept = votes[rows, near]
+    votes[rows, near] = 0  # in place and put back: no copy of the whole table
+    second: IntArray = votes.max(axis=1)
+    votes[rows, near] = kept
+    return second
+
+
+def _windows(src: ByteArray, width: int) -> ByteArray:
+    """Read-only view of every window `src[i:i + width]` as a row (no copy; `src`
+    is contiguous and at least `width` long)."""
+    n = int(src.shape[0]) - width + 1
+    return np.ndarray((n, width), dtype=np.uint8, buffer=src, strides=(1, 1))
+
+
+def _window_keys(src: ByteArray, pos: IntArray, k: int) -> IntArray:
+    """A key per window `src[p:p + k]` of bit masks: equal keys, equal windows.
+
+    The k 4-bit masks of a window in one 64-bit integer (k <= 15): bytes 0-7
+    of the window as they are, bytes 8 onwards in the upper halves of bytes
+    0-6. A window of A/C/G/T has the same key wherever it is; one holding an
+    ambiguity code or an unknown character (mask 0) never has the key of an
+    A/C/G/T window.
+    """
+    if pos.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    src = np.ascontiguousarray(src)
+    if k < 8:
+        key = np.zeros(pos.shape[0], dtype=np.int64)
+        for j in range(k):
+            key |= src[pos + j].astype(np.int64) << (4 * j)
+        return key
+    # Eight bytes at a time, read straight from the masks as little-endian words
+    # starting at any byte: bytes p..p+7, then bytes p+k-8..p+k-1 shifted so
+    # that only p+8..p+k-1 remain.
+    words = np.ndarray((int(src.shape[0]) - 7,), dtype="<u8", buffer=src, strides=(1,))
+    key = words[pos]
+    if k > 8:
+        key |= (words[pos + (k - 8)] >> np.uint64(8 * (16 - k))) << np.uint64(4)
+    return key.astype(np.int64)
 
 
 _OUTSIDE = -1000  # score of a query base whose diagonal runs off the reference
