@@ -39,7 +39,6 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from Bio.Align import PairwiseAligner, substitution_matrices
 
 from species_ref.index import (
     MASK_TO_CODE,
@@ -136,7 +135,10 @@ def _items(strings: Sequence[str], refs: IntArray) -> list[str]:
     return [strings[r] for r in refs.tolist()]
 
 
-def _aligner() -> PairwiseAligner:
+def _aligner() -> Any:
+    # Imported on first use: most searches never make a PairwiseAligner alignment.
+    from Bio.Align import PairwiseAligner, substitution_matrices
+
     matrix = substitution_matrices.Array(alphabet=_IUPAC, dims=2)  # type: ignore[no-untyped-call]  # Biopython is untyped
     masks = {ch: int(encode_mask(ch)[0]) for ch in _IUPAC}
     for a in _IUPAC:
@@ -219,7 +221,7 @@ class Matcher:
         self.max_gapped = max_gapped
         self.top_n = top_n
         self.per_species = per_species
-        self._aligner = _aligner()
+        self._aligner_made: Any = None
 
     def match(
         self,
@@ -606,8 +608,10 @@ class Matcher:
         window = rmask[w0:w1]
         if window.shape[0] == 0:
             return None
+        if self._aligner_made is None:
+            self._aligner_made = _aligner()
         try:
-            aln = self._aligner.align(_letters(window), _letters(qmask))[0]  # type: ignore[no-untyped-call]
+            aln = self._aligner_made.align(_letters(window), _letters(qmask))[0]  # type: ignore[no-untyped-call]
         except (IndexError, ValueError, OverflowError):
             return None
         blocks_t, blocks_q = aln.aligned
