@@ -90,8 +90,18 @@ def _query_slots(index: KmerIndex, queries: IntArray, strands: IntArray, pad: in
     cat = np.concatenate([x for m in masks for x in (m, sep)] + [np.zeros(pad, dtype=np.uint8)])
     k = index.k
     fwd, pos = _forward_kmers(MASK_TO_CODE[cat], k)
-    slot = np.searchsorted(start, pos, side="right") - 1
+    per_slot = np.diff(np.searchsorted(pos, start), append=pos.shape[0])
+    slot = np.repeat(np.arange(length.shape[0]), per_slot)
     keys = slot * (4**k) + fwd
+    # Sorted by key, then position (what a stable sort gives): one sort of unique
+    # values (key, position) when they fit 63 bits, far cheaper than a stable argsort.
+    pos_bits = max(1, int(cat.shape[0]).bit_length())
+    if int(length.shape[0] * 4**k).bit_length() + pos_bits <= 62:
+        both = np.sort((keys << pos_bits) | pos)
+        keys = both >> pos_bits
+        pos = both & ((1 << pos_bits) - 1)
+        slot = keys >> (2 * k)
+        return _Queries(cat, start, length, keys, pos - start[slot])
     order = np.argsort(keys, kind="stable")
     return _Queries(cat, start, length, keys[order], (pos - start[slot])[order])
 
@@ -140,9 +150,12 @@ def _ref_samples(index: KmerIndex, refs: IntArray, *, thin: int = 1) -> _RefSamp
         valid &= col != 4
         fwd = (fwd << 2) | (col & 3).astype(np.int64)
     fwd[~valid] = 4**k - 1
-    order = np.argsort(fwd, axis=1, kind="stable")
+    # Sorted by code, then column (a stable sort): one sort of unique (code, column) values.
+    col_bits = max(1, width.bit_length())
+    both = np.sort((fwd << col_bits) | np.arange(width)[None, :], axis=1)
+    order = both & ((1 << col_bits) - 1)
     return _RefSamples(
-        np.take_along_axis(fwd, order, axis=1),
+        both >> col_bits,
         np.take_along_axis(local, order, axis=1),
         np.take_along_axis(valid, order, axis=1),
     )
@@ -311,7 +324,7 @@ def _best_segments_sparse(
     x_max[at_m] = xs
     x_max[at_e] = length
     t = np.empty(total, dtype=dt)  # 0-based: element t is max point t + 1
-    t[at_m] = np.arange(n_m) - (mend - nmis)[rows]
+    t[at_m] = np.arange(n_m) - np.repeat(mend - nmis, nmis)
     t[at_e] = nmis
     pair = np.empty(total, dtype=dt)
     pair[at_m] = rows
