@@ -356,9 +356,11 @@ def _best_segments_sparse(
     # Ten mismatches within 16 columns: a stretch aligned on the wrong diagonal.
     cluster = np.zeros(n, dtype=bool)
     if xs.shape[0] > 9:
-        tight = (rows[9:] == rows[:-9]) & (xs[9:] - xs[:-9] < 16)
-        tight &= (xs[:-9] >= start_x[rows[:-9]]) & (xs[9:] < end_x[rows[:-9]])
-        cluster[rows[:-9][tight]] = True
+        # Few mismatches have a ninth next one within 16 columns: test the rest only there.
+        at = np.flatnonzero(xs[9:] - xs[:-9] < 16)
+        r9 = rows[at]
+        at = at[(rows[at + 9] == r9) & (xs[at] >= start_x[r9]) & (xs[at + 9] < end_x[r9])]
+        cluster[rows[at]] = True
     return _Segments(cols, matches, start_x, end_x, cluster)
 
 
@@ -936,8 +938,8 @@ def _posting_counts(
     wide = n_slots * 2 * n_ref >= 2**32
     vals = index.postings[pos].astype(np.int64 if wide else np.uint32)
     del pos
-    vals ^= np.repeat(orient, lens).astype(vals.dtype)
-    vals += np.repeat(slot * (2 * n_ref), lens).astype(vals.dtype)
+    vals ^= np.repeat(orient.astype(vals.dtype), lens)
+    vals += np.repeat((slot * (2 * n_ref)).astype(vals.dtype), lens)
     cells = n_slots * 2 * n_ref
     if total * 8 > cells and cells <= _DENSE_CELLS:
         # Dense counters cost less than sorting this many postings (small libraries).
