@@ -675,12 +675,13 @@ def _chained_many(
         & (pos[None, None, :] < qlen[:, None, None])
     )
     qb = _gather_rows(qs.cat, qs.start[slot], wpad)
-    rb = index.seq_masks[
-        index.seq_offsets[ref][:, None, None] + np.clip(j, 0, rlen[:, None, None] - 1)
-    ]
+    # Bases outside the reference are read at its start: `inside` discards them.
+    rb = index.seq_masks[np.where(inside, j, 0) + index.seq_offsets[ref][:, None, None]]
+    del j
     same = inside & ((qb[:, None, :] & rb) != 0)
     del rb
-    score = np.where(inside, np.where(same, MATCH, MISMATCH), _OUTSIDE).astype(np.int64)
+    score = np.where(same, np.int32(MATCH), np.int32(MISMATCH))
+    score[~inside] = _OUTSIDE
     assign = _assign_many(score, dg=dg, qlen=qlen, nwin=nwin)
     rows = np.arange(g_n)[:, None]
     col_score = score[rows, assign, pos[None, :]]
@@ -736,7 +737,6 @@ def _assign_many(score: IntArray, *, dg: IntArray, qlen: IntArray, nwin: int) ->
         gain = wsum[rows, new, win] - wsum[rows, cur, win]
         choice[:, win] = np.where((new != cur) & (gain > cost), new, cur)
     assign = np.repeat(choice, w, axis=1)
-    cum = np.concatenate((np.zeros((g_n, nd, 1), dtype=np.int64), np.cumsum(score, axis=2)), axis=2)
     span = np.arange(2 * w + 1)
     for win in range(1, nwin):
         a, b = choice[:, win - 1], choice[:, win]
@@ -748,8 +748,9 @@ def _assign_many(score: IntArray, *, dg: IntArray, qlen: IntArray, nwin: int) ->
         split = lo + span[None, :]
         valid = split <= hi[:, None]
         splitc = np.minimum(split, wpad)
-        ca = cum[sel, a[sel]]
-        cb = cum[sel, b[sel]]
+        # Prefix sums of the two diagonals, only for the pairs switching here.
+        ca = _prefix_sums(score[sel, a[sel]])
+        cb = _prefix_sums(score[sel, b[sel]])
         r = np.arange(sel.shape[0])[:, None]
         total = (ca[r, splitc] - ca[:, lo : lo + 1]) + (cb[r, hi[:, None]] - cb[r, splitc])
         total = np.where(valid, total, np.iinfo(np.int64).min)
@@ -764,6 +765,13 @@ def _assign_many(score: IntArray, *, dg: IntArray, qlen: IntArray, nwin: int) ->
         )
         assign[sel, lo : lo + width] = new_vals
     return assign
+
+
+def _prefix_sums(rows: IntArray) -> IntArray:
+    """Per row: 0, then the running sum of its values (64-bit)."""
+    out = np.zeros((rows.shape[0], rows.shape[1] + 1), dtype=np.int64)
+    np.cumsum(rows, axis=1, out=out[:, 1:])
+    return out
 
 
 # ----------------------------------------------------------------- candidates
