@@ -302,33 +302,24 @@ def _best_segments_sparse(
     width = int(length.max(initial=0))
     if width == 0:
         return _Segments(zero, zero.copy(), zero.copy(), zero.copy(), np.zeros(n, dtype=bool))
-    q = _gather_rows(qsrc, qstart, width)
-    q &= _gather_rows(rsrc, rstart, width)
+    # Column `length` of each row is marked as a mismatch: the end of the overlap,
+    # which then sorts after the pair's mismatches as the element t = j + 1.
+    q = _gather_rows(qsrc, qstart, width + 1)
+    q &= _gather_rows(rsrc, rstart, width + 1)
+    q[np.arange(n), length] = 0
     flat = np.flatnonzero(q == 0)
     del q
-    rows, xs = flat // width, flat % width
-    inside = xs < length[rows]
-    rows, xs = rows[inside], xs[inside]
-    nmis = np.bincount(rows, minlength=n)
     big = 12 * (width + 2)
     dt = np.int32 if big * (n + 1) < 2**31 else np.int64
-    # Per pair: its mismatches (t = 1..j) then the end of the overlap (t = j + 1);
-    # the j-th mismatch of the batch sits at j + (pairs before it).
-    n_m = int(rows.shape[0])
-    total = n_m + n
-    mend = np.cumsum(nmis)
-    at_m = np.arange(n_m) + rows
-    at_e = mend + np.arange(n)
-    first = at_e - nmis
-    x_max = np.empty(total, dtype=dt)
-    x_max[at_m] = xs
-    x_max[at_e] = length
-    t = np.empty(total, dtype=dt)  # 0-based: element t is max point t + 1
-    t[at_m] = np.arange(n_m) - np.repeat(mend - nmis, nmis)
-    t[at_e] = nmis
-    pair = np.empty(total, dtype=dt)
-    pair[at_m] = rows
-    pair[at_e] = np.arange(n)
+    flat = flat.astype(dt, copy=False)
+    pair, x_max = np.divmod(flat, dt(width + 1))
+    del flat
+    inside = x_max <= length[pair]
+    pair, x_max = pair[inside], x_max[inside]
+    total = int(pair.shape[0])
+    per_pair = np.bincount(pair, minlength=n)  # mismatches + 1
+    first = np.cumsum(per_pair) - per_pair
+    t = (np.arange(total, dtype=dt) - np.repeat(first.astype(dt), per_pair)).astype(dt)
     gain_unit = MATCH - MISMATCH
     p_max = MATCH * x_max - gain_unit * t  # prefix score just before mismatch t + 1 (or at the end)
     # Prefix score just after the previous mismatch (0 at the start of the overlap).
@@ -355,12 +346,13 @@ def _best_segments_sparse(
     matches = np.where(ok, (score - MISMATCH * cols) // gain_unit, 0)
     # Ten mismatches within 16 columns: a stretch aligned on the wrong diagonal.
     cluster = np.zeros(n, dtype=bool)
-    if xs.shape[0] > 9:
-        # Few mismatches have a ninth next one within 16 columns: test the rest only there.
-        at = np.flatnonzero(xs[9:] - xs[:-9] < 16)
-        r9 = rows[at]
-        at = at[(rows[at + 9] == r9) & (xs[at] >= start_x[r9]) & (xs[at + 9] < end_x[r9])]
-        cluster[rows[at]] = True
+    if total > 9:
+        # Few mismatches have a ninth next one within 16 columns: test the rest only there
+        # (an end of overlap never counts: it lies at or past the segment's end).
+        at = np.flatnonzero(x_max[9:] - x_max[:-9] < 16)
+        r9 = pair[at]
+        at = at[(pair[at + 9] == r9) & (x_max[at] >= start_x[r9]) & (x_max[at + 9] < end_x[r9])]
+        cluster[pair[at]] = True
     return _Segments(cols, matches, start_x, end_x, cluster)
 
 
