@@ -1020,8 +1020,7 @@ def _shared_counts(
         own = (sk[j] == exp_key) if sk.shape[0] else np.zeros(exp_key.shape[0], dtype=bool)
         key = np.concatenate((key, exp_key[~own]))
         cnt = np.concatenate((cnt, exp_cnt[~own]))
-        order = np.argsort(key, kind="stable")
-        key, cnt = key[order], cnt[order]
+        key, cnt = _sort_unique_keys(key, cnt)
     pair = key >> 1 << 1
     fwd = np.where(key & 1, 0, cnt)
     rev = np.where(key & 1, cnt, 0)
@@ -1031,6 +1030,19 @@ def _shared_counts(
     if at.shape[0]:
         pair, fwd, rev = pair[at], np.add.reduceat(fwd, at), np.add.reduceat(rev, at)
     return pair // two_n, (pair % two_n) >> 1, np.maximum(fwd, rev), rev > fwd
+
+
+def _sort_unique_keys(key: IntArray, value: IntArray) -> tuple[IntArray, IntArray]:
+    """Distinct non-negative `key`s sorted, with their non-negative values: one plain sort
+    of (key, value) packed in 63 bits when they fit, else a stable argsort."""
+    if key.shape[0] == 0:
+        return key, value
+    v_bits = max(1, int(value.max()).bit_length())
+    if int(key.max()).bit_length() + v_bits <= 62:
+        both = np.sort((key << v_bits) | value)
+        return both >> v_bits, both & ((1 << v_bits) - 1)
+    order = np.argsort(key, kind="stable")
+    return key[order], value[order]
 
 
 def _dense_best(
