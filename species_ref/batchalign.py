@@ -144,15 +144,20 @@ def _ref_samples(index: KmerIndex, refs: IntArray, *, thin: int = 1) -> _RefSamp
     valid = np.arange(width)[None, :] < m[:, None]
     gpos = np.where(valid, local + index.seq_offsets[refs][:, None], 0)
     codes = index.seq_codes
-    fwd = np.zeros(gpos.shape, dtype=np.int64)
+    fwd32 = np.zeros(gpos.shape, dtype=np.int32)  # k <= 15: codes fit 30 bits
     for j in range(k):
         col = codes[gpos + j]
         valid &= col != 4
-        fwd = (fwd << 2) | (col & 3).astype(np.int64)
+        fwd32 <<= 2
+        fwd32 |= col & 3
+    fwd = fwd32.astype(np.int64)
+    del fwd32
     fwd[~valid] = 4**k - 1
     # Sorted by code, then column (a stable sort): one sort of unique (code, column) values.
     col_bits = max(1, width.bit_length())
-    both = np.sort((fwd << col_bits) | np.arange(width)[None, :], axis=1)
+    fwd <<= col_bits
+    fwd |= np.arange(width)[None, :]
+    both = np.sort(fwd, axis=1)
     order = both & ((1 << col_bits) - 1)
     return _RefSamples(
         both >> col_bits,
