@@ -210,8 +210,6 @@ class LibraryProfile:
         order = np.argsort(index.species_ids, kind="stable")
         bounds = np.searchsorted(index.species_ids[order], np.arange(n_sp + 1))
         groups = [order[bounds[s] : bounds[s + 1]] for s in range(n_sp)]
-        # Computed once here, not once per forked worker.
-        _ = index.seq_codes
         job = _ProfileJob(matcher=m, index=index, groups=groups)
         chunks = [(a, min(a + _SPECIES_PER_TASK, n_sp)) for a in range(0, n_sp, _SPECIES_PER_TASK)]
 
