@@ -838,9 +838,13 @@ def _probe_kmers(
     n_valid = np.bincount(slot, minlength=probes.shape[0])
     first = np.cumsum(n_valid) - n_valid
     keep = n_valid[slot] <= max_kmers
-    for n in np.unique(n_valid[n_valid > max_kmers]).tolist():
-        pick = np.linspace(0, n - 1, max_kmers).round().astype(np.int64)
-        keep[np.add.outer(first[n_valid == n], pick).ravel()] = True
+    big = np.flatnonzero(n_valid > max_kmers)
+    if big.shape[0]:
+        # np.linspace(0, n - 1, max_kmers).round() for every probe with n > max_kmers.
+        step = (n_valid[big] - 1).astype(np.float64) / (max_kmers - 1)
+        pick = np.arange(max_kmers, dtype=np.float64)[None, :] * step[:, None]
+        pick[:, -1] = n_valid[big] - 1
+        keep[(first[big][:, None] + pick.round().astype(np.int64)).ravel()] = True
     pos, slot = pos[keep], slot[keep]
     f, r = fwd[pos], rev[pos]
     canon = np.minimum(f, r)
