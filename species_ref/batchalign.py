@@ -317,6 +317,8 @@ def _best_segments_sparse(
     big = 12 * (width + 2)
     dt = np.int32 if big * (n + 1) < 2**31 else np.int64
     flat = flat.astype(dt, copy=False)
+    pair: IntArray
+    x_max: IntArray
     pair, x_max = np.divmod(flat, dt(width + 1))
     del flat
     inside = x_max <= length[pair]
@@ -324,11 +326,12 @@ def _best_segments_sparse(
     total = int(pair.shape[0])
     per_pair = np.bincount(pair, minlength=n)  # mismatches + 1
     first = np.cumsum(per_pair) - per_pair
-    t = (np.arange(total, dtype=dt) - np.repeat(first.astype(dt), per_pair)).astype(dt)
+    t: IntArray = np.arange(total, dtype=dt)
+    t -= np.repeat(first.astype(dt), per_pair)
     gain_unit = MATCH - MISMATCH
     p_max = MATCH * x_max - gain_unit * t  # prefix score just before mismatch t + 1 (or at the end)
     # Prefix score just after the previous mismatch (0 at the start of the overlap).
-    p_min = np.empty(total, dtype=dt)
+    p_min: IntArray = np.empty(total, dtype=dt)
     p_min[1:] = MATCH * (x_max[:-1] + 1)
     p_min -= gain_unit * t
     p_min[first] = 0
