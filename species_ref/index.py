@@ -23,6 +23,8 @@ Invariants:
 - An index belongs to exactly one library content hash; ``load_or_build``
   rebuilds when the cached index was made for another hash, k, sample or
   format.
+- The index does not depend on the number of worker processes that built it
+  (references are indexed in chunks over the cores, placed in chunk order).
 - Reference sequences are kept as IUPAC bit masks (A=1, C=2, G=4, T=8; an
   ambiguity code is the union of its bases) for the alignment stage.
 """
