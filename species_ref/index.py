@@ -58,7 +58,7 @@ IntArray = npt.NDArray[np.int64]
 ByteArray = npt.NDArray[np.uint8]
 
 _HASH_MULT = np.uint32(2654435761)  # Knuth's multiplicative hash (k-mer codes fit 30 bits)
-_CHUNK_BASES = 2_000_000
+_CHUNK_BASES = 500_000  # small enough for the allocator to reuse its buffers
 
 
 class IndexBuildError(SpeciesRefError):
