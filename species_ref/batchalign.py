@@ -90,8 +90,18 @@ def _query_slots(index: KmerIndex, queries: IntArray, strands: IntArray, pad: in
     cat = np.concatenate([x for m in masks for x in (m, sep)] + [np.zeros(pad, dtype=np.uint8)])
     k = index.k
     fwd, pos = _forward_kmers(MASK_TO_CODE[cat], k)
-    slot = np.searchsorted(start, pos, side="right") - 1
+    per_slot = np.diff(np.searchsorted(pos, start), append=pos.shape[0])
+    slot = np.repeat(np.arange(length.shape[0]), per_slot)
     keys = slot * (4**k) + fwd
+    # Sorted by key, then position (what a stable sort gives): one sort of unique
+    # values (key, position) when they fit 63 bits, far cheaper than a stable argsort.
+    pos_bits = max(1, int(cat.shape[0]).bit_length())
+    if int(length.shape[0] * 4**k).bit_length() + pos_bits <= 62:
+        both = np.sort((keys << pos_bits) | pos)
+        keys = both >> pos_bits
+        pos = both & ((1 << pos_bits) - 1)
+        slot = keys >> (2 * k)
+        return _Queries(cat, start, length, keys, pos - start[slot])
     order = np.argsort(keys, kind="stable")
     return _Queries(cat, start, length, keys[order], (pos - start[slot])[order])
 
@@ -134,15 +144,23 @@ def _ref_samples(index: KmerIndex, refs: IntArray, *, thin: int = 1) -> _RefSamp
     valid = np.arange(width)[None, :] < m[:, None]
     gpos = np.where(valid, local + index.seq_offsets[refs][:, None], 0)
     codes = index.seq_codes
-    fwd = np.zeros(gpos.shape, dtype=np.int64)
+    fwd32 = np.zeros(gpos.shape, dtype=np.int32)  # k <= 15: codes fit 30 bits
     for j in range(k):
         col = codes[gpos + j]
         valid &= col != 4
-        fwd = (fwd << 2) | (col & 3).astype(np.int64)
+        fwd32 <<= 2
+        fwd32 |= col & 3
+    fwd = fwd32.astype(np.int64)
+    del fwd32
     fwd[~valid] = 4**k - 1
-    order = np.argsort(fwd, axis=1, kind="stable")
+    # Sorted by code, then column (a stable sort): one sort of unique (code, column) values.
+    col_bits = max(1, width.bit_length())
+    fwd <<= col_bits
+    fwd |= np.arange(width)[None, :]
+    both = np.sort(fwd, axis=1)
+    order = both & ((1 << col_bits) - 1)
     return _RefSamples(
-        np.take_along_axis(fwd, order, axis=1),
+        both >> col_bits,
         np.take_along_axis(local, order, axis=1),
         np.take_along_axis(valid, order, axis=1),
     )
@@ -289,37 +307,31 @@ def _best_segments_sparse(
     width = int(length.max(initial=0))
     if width == 0:
         return _Segments(zero, zero.copy(), zero.copy(), zero.copy(), np.zeros(n, dtype=bool))
-    q = _gather_rows(qsrc, qstart, width)
-    q &= _gather_rows(rsrc, rstart, width)
+    # Column `length` of each row is marked as a mismatch: the end of the overlap,
+    # which then sorts after the pair's mismatches as the element t = j + 1.
+    q = _gather_rows(qsrc, qstart, width + 1)
+    q &= _gather_rows(rsrc, rstart, width + 1)
+    q[np.arange(n), length] = 0
     flat = np.flatnonzero(q == 0)
     del q
-    rows, xs = flat // width, flat % width
-    inside = xs < length[rows]
-    rows, xs = rows[inside], xs[inside]
-    nmis = np.bincount(rows, minlength=n)
     big = 12 * (width + 2)
     dt = np.int32 if big * (n + 1) < 2**31 else np.int64
-    # Per pair: its mismatches (t = 1..j) then the end of the overlap (t = j + 1);
-    # the j-th mismatch of the batch sits at j + (pairs before it).
-    n_m = int(rows.shape[0])
-    total = n_m + n
-    mend = np.cumsum(nmis)
-    at_m = np.arange(n_m) + rows
-    at_e = mend + np.arange(n)
-    first = at_e - nmis
-    x_max = np.empty(total, dtype=dt)
-    x_max[at_m] = xs
-    x_max[at_e] = length
-    t = np.empty(total, dtype=dt)  # 0-based: element t is max point t + 1
-    t[at_m] = np.arange(n_m) - (mend - nmis)[rows]
-    t[at_e] = nmis
-    pair = np.empty(total, dtype=dt)
-    pair[at_m] = rows
-    pair[at_e] = np.arange(n)
+    flat = flat.astype(dt, copy=False)
+    pair: IntArray
+    x_max: IntArray
+    pair, x_max = np.divmod(flat, dt(width + 1))
+    del flat
+    inside = x_max <= length[pair]
+    pair, x_max = pair[inside], x_max[inside]
+    total = int(pair.shape[0])
+    per_pair = np.bincount(pair, minlength=n)  # mismatches + 1
+    first = np.cumsum(per_pair) - per_pair
+    t: IntArray = np.arange(total, dtype=dt)
+    t -= np.repeat(first.astype(dt), per_pair)
     gain_unit = MATCH - MISMATCH
     p_max = MATCH * x_max - gain_unit * t  # prefix score just before mismatch t + 1 (or at the end)
     # Prefix score just after the previous mismatch (0 at the start of the overlap).
-    p_min = np.empty(total, dtype=dt)
+    p_min: IntArray = np.empty(total, dtype=dt)
     p_min[1:] = MATCH * (x_max[:-1] + 1)
     p_min -= gain_unit * t
     p_min[first] = 0
@@ -342,10 +354,13 @@ def _best_segments_sparse(
     matches = np.where(ok, (score - MISMATCH * cols) // gain_unit, 0)
     # Ten mismatches within 16 columns: a stretch aligned on the wrong diagonal.
     cluster = np.zeros(n, dtype=bool)
-    if xs.shape[0] > 9:
-        tight = (rows[9:] == rows[:-9]) & (xs[9:] - xs[:-9] < 16)
-        tight &= (xs[:-9] >= start_x[rows[:-9]]) & (xs[9:] < end_x[rows[:-9]])
-        cluster[rows[:-9][tight]] = True
+    if total > 9:
+        # Few mismatches have a ninth next one within 16 columns: test the rest only there
+        # (an end of overlap never counts: it lies at or past the segment's end).
+        at = np.flatnonzero(x_max[9:] - x_max[:-9] < 16)
+        r9 = pair[at]
+        at = at[(pair[at + 9] == r9) & (x_max[at] >= start_x[r9]) & (x_max[at + 9] < end_x[r9])]
+        cluster[pair[at]] = True
     return _Segments(cols, matches, start_x, end_x, cluster)
 
 
@@ -660,12 +675,13 @@ def _chained_many(
         & (pos[None, None, :] < qlen[:, None, None])
     )
     qb = _gather_rows(qs.cat, qs.start[slot], wpad)
-    rb = index.seq_masks[
-        index.seq_offsets[ref][:, None, None] + np.clip(j, 0, rlen[:, None, None] - 1)
-    ]
+    # Bases outside the reference are read at its start: `inside` discards them.
+    rb = index.seq_masks[np.where(inside, j, 0) + index.seq_offsets[ref][:, None, None]]
+    del j
     same = inside & ((qb[:, None, :] & rb) != 0)
     del rb
-    score = np.where(inside, np.where(same, MATCH, MISMATCH), _OUTSIDE).astype(np.int64)
+    score = np.where(same, np.int32(MATCH), np.int32(MISMATCH))
+    score[~inside] = _OUTSIDE
     assign = _assign_many(score, dg=dg, qlen=qlen, nwin=nwin)
     rows = np.arange(g_n)[:, None]
     col_score = score[rows, assign, pos[None, :]]
@@ -721,7 +737,6 @@ def _assign_many(score: IntArray, *, dg: IntArray, qlen: IntArray, nwin: int) ->
         gain = wsum[rows, new, win] - wsum[rows, cur, win]
         choice[:, win] = np.where((new != cur) & (gain > cost), new, cur)
     assign = np.repeat(choice, w, axis=1)
-    cum = np.concatenate((np.zeros((g_n, nd, 1), dtype=np.int64), np.cumsum(score, axis=2)), axis=2)
     span = np.arange(2 * w + 1)
     for win in range(1, nwin):
         a, b = choice[:, win - 1], choice[:, win]
@@ -733,8 +748,9 @@ def _assign_many(score: IntArray, *, dg: IntArray, qlen: IntArray, nwin: int) ->
         split = lo + span[None, :]
         valid = split <= hi[:, None]
         splitc = np.minimum(split, wpad)
-        ca = cum[sel, a[sel]]
-        cb = cum[sel, b[sel]]
+        # Prefix sums of the two diagonals, only for the pairs switching here.
+        ca = _prefix_sums(score[sel, a[sel]])
+        cb = _prefix_sums(score[sel, b[sel]])
         r = np.arange(sel.shape[0])[:, None]
         total = (ca[r, splitc] - ca[:, lo : lo + 1]) + (cb[r, hi[:, None]] - cb[r, splitc])
         total = np.where(valid, total, np.iinfo(np.int64).min)
@@ -749,6 +765,13 @@ def _assign_many(score: IntArray, *, dg: IntArray, qlen: IntArray, nwin: int) ->
         )
         assign[sel, lo : lo + width] = new_vals
     return assign
+
+
+def _prefix_sums(rows: IntArray) -> IntArray:
+    """Per row: 0, then the running sum of its values (64-bit)."""
+    out = np.zeros((rows.shape[0], rows.shape[1] + 1), dtype=np.int64)
+    np.cumsum(rows, axis=1, out=out[:, 1:])
+    return out
 
 
 # ----------------------------------------------------------------- candidates
@@ -818,9 +841,13 @@ def _probe_kmers(
     n_valid = np.bincount(slot, minlength=probes.shape[0])
     first = np.cumsum(n_valid) - n_valid
     keep = n_valid[slot] <= max_kmers
-    for n in np.unique(n_valid[n_valid > max_kmers]).tolist():
-        pick = np.linspace(0, n - 1, max_kmers).round().astype(np.int64)
-        keep[np.add.outer(first[n_valid == n], pick).ravel()] = True
+    big = np.flatnonzero(n_valid > max_kmers)
+    if big.shape[0]:
+        # np.linspace(0, n - 1, max_kmers).round() for every probe with n > max_kmers.
+        step = (n_valid[big] - 1).astype(np.float64) / (max_kmers - 1)
+        pick = np.arange(max_kmers, dtype=np.float64)[None, :] * step[:, None]
+        pick[:, -1] = n_valid[big] - 1
+        keep[(first[big][:, None] + pick.round().astype(np.int64)).ravel()] = True
     pos, slot = pos[keep], slot[keep]
     f, r = fwd[pos], rev[pos]
     canon = np.minimum(f, r)
@@ -923,8 +950,8 @@ def _posting_counts(
     wide = n_slots * 2 * n_ref >= 2**32
     vals = index.postings[pos].astype(np.int64 if wide else np.uint32)
     del pos
-    vals ^= np.repeat(orient, lens).astype(vals.dtype)
-    vals += np.repeat(slot * (2 * n_ref), lens).astype(vals.dtype)
+    vals ^= np.repeat(orient.astype(vals.dtype), lens)
+    vals += np.repeat((slot * (2 * n_ref)).astype(vals.dtype), lens)
     cells = n_slots * 2 * n_ref
     if total * 8 > cells and cells <= _DENSE_CELLS:
         # Dense counters cost less than sorting this many postings (small libraries).
@@ -1005,8 +1032,7 @@ def _shared_counts(
         own = (sk[j] == exp_key) if sk.shape[0] else np.zeros(exp_key.shape[0], dtype=bool)
         key = np.concatenate((key, exp_key[~own]))
         cnt = np.concatenate((cnt, exp_cnt[~own]))
-        order = np.argsort(key, kind="stable")
-        key, cnt = key[order], cnt[order]
+        key, cnt = _sort_unique_keys(key, cnt)
     pair = key >> 1 << 1
     fwd = np.where(key & 1, 0, cnt)
     rev = np.where(key & 1, cnt, 0)
@@ -1016,6 +1042,19 @@ def _shared_counts(
     if at.shape[0]:
         pair, fwd, rev = pair[at], np.add.reduceat(fwd, at), np.add.reduceat(rev, at)
     return pair // two_n, (pair % two_n) >> 1, np.maximum(fwd, rev), rev > fwd
+
+
+def _sort_unique_keys(key: IntArray, value: IntArray) -> tuple[IntArray, IntArray]:
+    """Distinct non-negative `key`s sorted, with their non-negative values: one plain sort
+    of (key, value) packed in 63 bits when they fit, else a stable argsort."""
+    if key.shape[0] == 0:
+        return key, value
+    v_bits = max(1, int(value.max()).bit_length())
+    if int(key.max()).bit_length() + v_bits <= 62:
+        both = np.sort((key << v_bits) | value)
+        return both >> v_bits, both & ((1 << v_bits) - 1)
+    order = np.argsort(key, kind="stable")
+    return key[order], value[order]
 
 
 def _dense_best(

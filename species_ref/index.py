@@ -23,6 +23,8 @@ Invariants:
 - An index belongs to exactly one library content hash; ``load_or_build``
   rebuilds when the cached index was made for another hash, k, sample or
   format.
+- The index does not depend on the number of worker processes that built it
+  (references are indexed in chunks over the cores, placed in chunk order).
 - Reference sequences are kept as IUPAC bit masks (A=1, C=2, G=4, T=8; an
   ambiguity code is the union of its bases) for the alignment stage.
 """
@@ -44,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from species_ref.errors import SpeciesRefError
+from species_ref.parallel import fork_map
 from species_ref.types import LibraryVersion, RefRecord
 
 INDEX_FORMAT = 2
@@ -55,7 +58,7 @@ IntArray = npt.NDArray[np.int64]
 ByteArray = npt.NDArray[np.uint8]
 
 _HASH_MULT = np.uint32(2654435761)  # Knuth's multiplicative hash (k-mer codes fit 30 bits)
-_CHUNK_BASES = 2_000_000
+_CHUNK_BASES = 500_000  # small enough for the allocator to reuse its buffers
 
 
 class IndexBuildError(SpeciesRefError):
@@ -653,10 +656,48 @@ def _window_keys(
     orient = rev[keep] < fwd[keep]
     canon = canon[keep]
     del fwd, rev, valid
-    ref = np.searchsorted(seq_offsets, keep + base, side="right") - 1
+    # `keep` is sorted: cut it at the reference starts rather than search every position.
+    per_ref = np.diff(np.searchsorted(keep, seq_offsets[first : last + 1] - base))
+    ref = np.repeat(np.arange(first, last, dtype=np.int64), per_ref)
     n_post = 2 * (int(seq_offsets.shape[0]) - 1)
     key = _sorted_unique(canon.astype(np.int64) * n_post + ref * 2 + orient)
     return (key // n_post).astype(np.int32), (key % n_post).astype(np.int32)
+
+
+def _chunk_spans(seq_offsets: IntArray) -> list[tuple[int, int]]:
+    """(first, last) references of each chunk of about `_CHUNK_BASES` bases, in order."""
+    n_refs = int(seq_offsets.shape[0]) - 1
+    spans = []
+    first = 0
+    while first < n_refs:
+        last = int(np.searchsorted(seq_offsets, seq_offsets[first] + _CHUNK_BASES, "right"))
+        last = min(max(last - 1, first + 1), n_refs)
+        spans.append((first, last))
+        first = last
+    return spans
+
+
+@dataclass(frozen=True)
+class _SpillJob:
+    """What the workers building postings share (inherited through fork)."""
+
+    seq_masks: ByteArray
+    seq_offsets: IntArray
+    k: int
+    sample: int
+    folder: Path
+
+
+def _spill_chunk(job: _SpillJob, item: tuple[int, int, int]) -> int:
+    """Write the sorted (code, posting) pairs of one chunk to its own file; return their count."""
+    number, first, last = item
+    codes, posts = _window_keys(
+        job.seq_masks, job.seq_offsets, first=first, last=last, k=job.k, sample=job.sample
+    )
+    with open(job.folder / f"{number}.bin", "wb") as fh:
+        codes.tofile(fh)
+        posts.tofile(fh)
+    return int(codes.shape[0])
 
 
 def _build_postings(
@@ -665,39 +706,36 @@ def _build_postings(
     """CSR offsets (32-bit when they fit) and postings of every distinct sampled
     (k-mer, reference) pair.
 
-    References are taken in chunks of about `_CHUNK_BASES` bases; each chunk's
-    pairs, sorted by code, go to a temporary file, and a counting sort then
-    places them, so memory stays near the final size whatever the library size.
+    References are taken in chunks of about `_CHUNK_BASES` bases, spread over
+    the cores (`fork_map`); each chunk's pairs, sorted by code, go to a
+    temporary file, and a counting sort then places them chunk by chunk in
+    order, so the result does not depend on the worker count and memory stays
+    near the final size whatever the library size.
     """
-    n_refs = int(seq_offsets.shape[0]) - 1
+    spans = _chunk_spans(seq_offsets)
     counts = np.zeros(4**k, dtype=np.int64)
-    sizes: list[int] = []
-    with tempfile.TemporaryFile() as spill:
-        first = 0
-        while first < n_refs:
-            last = int(np.searchsorted(seq_offsets, seq_offsets[first] + _CHUNK_BASES, "right"))
-            last = min(max(last - 1, first + 1), n_refs)
-            codes, posts = _window_keys(
-                seq_masks, seq_offsets, first=first, last=last, k=k, sample=sample
-            )
-            present, run_start, run_len = _runs(codes)
+    with tempfile.TemporaryDirectory(prefix="kmer-spill-") as folder:
+        job = _SpillJob(seq_masks, seq_offsets, k, sample, Path(folder))
+        items = [(i, a, b) for i, (a, b) in enumerate(spans)]
+        sizes = fork_map(_spill_chunk, items, shared=job, min_per_worker=2)
+        for i, size in enumerate(sizes):
+            codes = np.fromfile(job.folder / f"{i}.bin", dtype=np.int32, count=size)
+            present, _run_start, run_len = _runs(codes)
             counts[present] += run_len
-            codes.tofile(spill)
-            posts.tofile(spill)
-            sizes.append(int(codes.shape[0]))
-            first = last
         offsets = np.zeros(4**k + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
+        del counts
         postings = np.empty(int(offsets[-1]), dtype=np.int32)
         fill = offsets[:-1].copy()
-        spill.seek(0)
-        for size in sizes:
-            codes = np.fromfile(spill, dtype=np.int32, count=size)
-            posts = np.fromfile(spill, dtype=np.int32, count=size)
+        for i, size in enumerate(sizes):
+            with open(job.folder / f"{i}.bin", "rb") as fh:
+                codes = np.fromfile(fh, dtype=np.int32, count=size)
+                posts = np.fromfile(fh, dtype=np.int32, count=size)
             present, run_start, run_len = _runs(codes)
             within = np.arange(size, dtype=np.int64) - np.repeat(run_start, run_len)
             postings[np.repeat(fill[present], run_len) + within] = posts
             fill[present] += run_len
+            (job.folder / f"{i}.bin").unlink()
     if offsets[-1] < np.iinfo(np.int32).max:
         return offsets.astype(np.int32), postings  # half the size on disk and in memory
     return offsets, postings

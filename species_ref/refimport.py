@@ -273,6 +273,7 @@ class _Cleaner:
         self.records: list[RefRecord] = []
         self.rejected: list[Rejection] = []
         self._seen: set[tuple[str, str]] = set()
+        self._species: dict[str, str | None] = {}  # raw name -> normalize_species(name)
 
     def _reject(self, seq_id: str, reason: str) -> None:
         self.rejected.append(Rejection(seq_id=seq_id, reason=reason, source=self.file_name))
@@ -287,10 +288,13 @@ class _Cleaner:
                 "exports cannot carry",
             )
             return
-        if _UNVERIFIED.search(label):
+        if "UNVERIFIED:" in label and _UNVERIFIED.search(label):
             self._reject(seq_id, "unverified: GenBank marks the record UNVERIFIED")
             return
-        species = normalize_species(name)
+        if name in self._species:
+            species = self._species[name]
+        else:
+            species = self._species[name] = normalize_species(name)
         if species is None:
             self._reject(seq_id, f"no species-level name: '{_short(name)}'")
             return
@@ -303,14 +307,19 @@ class _Cleaner:
             self._reject(seq_id, "no marker: the file's marker holds '|' or a control character")
             return
         seq = sequence.replace("\n", "").upper()
-        if not seq.isalpha():  # spaces, carriage returns, gaps ...
+        # bytes operations are much faster here (an ASCII str is alphabetic as its bytes are)
+        ascii_seq = seq.encode("ascii") if seq.isascii() else b""
+        if not (ascii_seq.isalpha() or seq.isalpha()):  # spaces, carriage returns, gaps ...
             seq = _STRIP.sub("", seq)
+            ascii_seq = b""
         if not seq:
             self._reject(seq_id, "no sequence: the record is empty")
             return
         if "U" in seq and "T" not in seq:
             seq = seq.replace("U", "T")  # RNA-style reference (rRNA databases)
-        ascii_seq = seq.encode("ascii", "replace")  # bytes operations are much faster here
+            ascii_seq = b""
+        if not ascii_seq:
+            ascii_seq = seq.encode("ascii", "replace")
         bad = set(seq) - IUPAC_DNA if ascii_seq.translate(None, _IUPAC_BYTES) else None
         if bad:
             shown = "".join(sorted(c if c.isprintable() else "?" for c in bad)[:8])
@@ -385,7 +394,7 @@ def parse_fasta_header(header: str) -> tuple[str, str, str | None]:
             species = f"{g.group(1)} {species}"
         return seq_id, species, None
     if "|" in header:
-        fields = [f.strip() for f in header.split("|")]
+        fields = [f.strip() for f in header.split("|", 3)[:3]]  # the rest is not used
         seq_id = fields[0]
         species = fields[1] if len(fields) > 1 else ""
         rec_marker = fields[2] if len(fields) > 2 and fields[2] else None

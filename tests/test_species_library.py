@@ -66,6 +66,8 @@ def test_hash_lines_are_the_canonical_json_encoding(fields: list[tuple[str, str]
     )
     expected = "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     assert canonical_library_hash(records) == expected
+    ordered = sorted(records, key=lambda r: (r.species, r.seq_id, r.marker, r.sequence))
+    assert canonical_library_hash(ordered, presorted=True) == expected
 
 
 def test_hash_ignores_order_and_source_but_not_content() -> None:

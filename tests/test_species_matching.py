@@ -143,3 +143,16 @@ def test_query_with_repeats_and_ambiguity_matches_alike_on_either_strand() -> No
     key = [(h.seq_id, round(h.identity, 6), h.aligned_length) for h in plus]
     assert key == [(h.seq_id, round(h.identity, 6), h.aligned_length) for h in minus]
     assert plus[0].seq_id == recs[2].seq_id
+
+
+def test_index_build_does_not_depend_on_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Chunks are spread over forked workers; the index is the same with one or two.
+    recs = _records("coi_panthera.fasta")
+    monkeypatch.setattr("species_ref.index._CHUNK_BASES", 1500)
+    monkeypatch.setattr("species_ref.parallel.default_workers", lambda: 1)
+    serial = KmerIndex.from_records(recs)
+    monkeypatch.setattr("species_ref.parallel.default_workers", lambda: 2)
+    forked = KmerIndex.from_records(recs)
+    assert np.array_equal(serial.offsets, forked.offsets)
+    assert np.array_equal(serial.postings, forked.postings)
+    assert serial.postings.shape[0] > 0
