@@ -14,7 +14,7 @@ same calls (a call is a `group`: the references aligned to one query in one
 - the hit is the best-scoring ungapped segment on it (match +2, mismatch -3),
   found from the mismatch positions alone (a run of matches can only end a
   best segment at a mismatch or at the end of the overlap), which gives the
-  same segment as `_best_segments`;
+  same segment as `matching._best_segments_sparse`;
 - a gapped alignment where `align_many` makes one: the k-mers show a second
   diagonal or the segment leaves more than 10 % of the overlap unexplained,
   at most `max_gapped` per group in group order, and (with `shared`) only for
@@ -295,7 +295,7 @@ def _best_segments_sparse(
     rstart: IntArray,
     length: IntArray,
 ) -> _Segments:
-    """The best ungapped segment of each overlap (as `matching._best_segments`).
+    """The best ungapped segment of each overlap (as `matching._best_segments_sparse`).
 
     The prefix score rises by MATCH per match and falls by -MISMATCH per
     mismatch, so the best segment ends just before a mismatch or at the end

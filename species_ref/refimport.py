@@ -38,8 +38,6 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from Bio import SeqIO
-
 from species_ref.errors import InputFormatError
 from species_ref.files import first_line, read_regular
 from species_ref.types import ImportResult, RefRecord, Rejection
@@ -370,6 +368,8 @@ def _fasta_records(text: str, name: str) -> Iterator[_RawRecord]:
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        from Bio import SeqIO  # only for FASTA that does not start with '>'
+
         for rec in SeqIO.parse(io.StringIO(text), "fasta"):
             yield (*parse_fasta_header(rec.description), str(rec.seq), rec.description)
 
@@ -424,6 +424,8 @@ def _locus_lengths(text: str, name: str) -> list[tuple[str, int]]:
 
 
 def _genbank_records(text: str, name: str) -> Iterator[_RawRecord]:
+    from Bio import SeqIO
+
     loci = _locus_lengths(text, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
