@@ -289,17 +289,21 @@ def test_identify_without_recording_finds_libraries_as_the_store_does(
     assert "No custody store at" in result.stderr and "custody init" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "escaped"),
+    [("Q\u009b31m\u202egnp.exe", ["\u009b", "\u202e"]), ("Q\x7f-del", ["\x7f"])],
+)
 def test_identify_json_escapes_terminal_controls_in_query_names(
-    runner: CliRunner, library: str, tmp_path: Path
+    runner: CliRunner, library: str, tmp_path: Path, name: str, escaped: list[str]
 ) -> None:
-    # A header naming the query with a C1 control and a right-to-left override:
-    # the JSON line carries the exact name, but as escapes a terminal cannot act on.
+    # A header naming the query with a C1 control and a right-to-left override
+    # (or an ASCII DEL): the JSON line carries the exact name, but as escapes a
+    # terminal cannot act on.
     sequence = bundled_data("demo_queries.fasta").read_text().split(">")[1].split("\n", 1)[1]
-    name = "Q\u009b31m\u202egnp.exe"
     query = tmp_path / "evil.fasta"
     query.write_bytes(f">{name}\n{sequence}".encode())
     run = runner.invoke(app, ["identify", str(query), "--library", library, "--json"])
     assert run.exit_code == 0, run.output
-    assert "\u009b" not in run.stdout and "\u202e" not in run.stdout
-    assert "\\u009b" in run.stdout and "\\u202e" in run.stdout
+    for ch in escaped:
+        assert ch not in run.stdout and f"\\u{ord(ch):04x}" in run.stdout
     assert json.loads(run.stdout)["query"] == name

@@ -319,7 +319,9 @@ def print_json(value: Any) -> None:
 def print_json_line(value: Any) -> None:
     """`value` as one line of JSON (JSON Lines), escaped as `print_json` escapes."""
     text = json.dumps(value, ensure_ascii=False, default=str)
-    sys.stdout.write(_JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+    if not text.isascii() or "\x7f" in text:  # DEL is the only ASCII character escaped
+        text = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    sys.stdout.write(text + "\n")
 
 
 def print_id(value: str) -> None:
