@@ -57,7 +57,14 @@ from species_ref.index import (
     revcomp_mask,
     sampled,
 )
-from species_ref.matching import GAP_EXTEND, GAP_OPEN, MATCH, MISMATCH, Matcher
+from species_ref.matching import (
+    GAP_EXTEND,
+    GAP_OPEN,
+    MATCH,
+    MISMATCH,
+    Matcher,
+    segments_at_mismatches,
+)
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -328,30 +335,9 @@ def _best_segments_sparse(
     first = np.cumsum(per_pair) - per_pair
     t: IntArray = np.arange(total, dtype=dt)
     t -= np.repeat(first.astype(dt), per_pair)
-    gain_unit = MATCH - MISMATCH
-    p_max = MATCH * x_max - gain_unit * t  # prefix score just before mismatch t + 1 (or at the end)
-    # Prefix score just after the previous mismatch (0 at the start of the overlap).
-    p_min: IntArray = np.empty(total, dtype=dt)
-    p_min[1:] = MATCH * (x_max[:-1] + 1)
-    p_min -= gain_unit * t
-    p_min[first] = 0
-    shift = pair * dt(big)
-    low = np.minimum.accumulate(p_min - shift) + shift
-    gain = p_max - low
-    seg_max = np.maximum.reduceat(gain, first)
-    at_max = np.flatnonzero(gain == seg_max[pair])
-    end_el = at_max[np.searchsorted(at_max, first)]
-    low_end = low[end_el]
-    at_low = np.flatnonzero(p_min == low_end[pair])
-    start_el = at_low[np.searchsorted(at_low, first)]
-    start_x = np.where(start_el == first, 0, x_max[np.maximum(start_el - 1, 0)] + 1).astype(
-        np.int64
+    cols, matches, start_x, end_x = segments_at_mismatches(
+        pair, x_max, t, first=first, big=big, dtype=dt
     )
-    end_x = x_max[end_el].astype(np.int64)
-    ok = seg_max > 0
-    cols = np.where(ok, end_x - start_x, 0)
-    score = (p_max[end_el] - p_min[start_el]).astype(np.int64)
-    matches = np.where(ok, (score - MISMATCH * cols) // gain_unit, 0)
     # Ten mismatches within 16 columns: a stretch aligned on the wrong diagonal.
     cluster = np.zeros(n, dtype=bool)
     if total > 9:

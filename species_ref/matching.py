@@ -709,14 +709,43 @@ def _best_segments_sparse(
     t[at_m] = np.arange(n_m) - (mend - nmis)[rows]
     t[at_e] = nmis
     pair: npt.NDArray[np.signedinteger[Any]] = np.repeat(np.arange(n, dtype=dt), nmis + 1)
+    cols, matches, start_x, _end = segments_at_mismatches(
+        pair, x_max, t, first=first, big=big, dtype=dt
+    )
+    ok = cols > 0
+    # With no match at all (no segment), the start is 1, as the dense computation had it.
+    return cols, matches, np.where(ok, start_x, 1)
+
+
+def segments_at_mismatches(
+    pair: npt.NDArray[np.signedinteger[Any]],
+    x_max: npt.NDArray[np.signedinteger[Any]],
+    t: npt.NDArray[np.signedinteger[Any]],
+    *,
+    first: IntArray,
+    big: int,
+    dtype: type[np.signedinteger[Any]],
+) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    """Best segment of each overlap from its scoring points: (columns, matches, start, end).
+
+    The points of overlap r are its mismatches in column order, then its end:
+    `pair` is r, `x_max` the column of the point, `t` its number within the
+    overlap (0, 1, ...), `first` the index of each overlap's first point, and
+    `big` more than any overlap's score range (to run the minima per overlap
+    in one pass). A segment ends just before a point and starts just after the
+    previous one (or at the overlap's start); of equal-scoring segments the
+    one ending first wins, and of its starts the first. Columns are 0 where no
+    segment scores above 0. Shared by `_best_segments_sparse` and the batched
+    alignment of `species_ref.batchalign`.
+    """
     gain_unit = MATCH - MISMATCH
-    p_max = MATCH * x_max - gain_unit * t  # prefix score just before mismatch t (or at the end)
-    # Prefix score just after the previous mismatch (0 at the start of the overlap).
-    p_min: npt.NDArray[np.signedinteger[Any]] = np.empty(total, dtype=dt)
+    p_max = MATCH * x_max - gain_unit * t  # prefix score just before point t
+    # Prefix score just after the previous point (0 at the start of the overlap).
+    p_min: npt.NDArray[np.signedinteger[Any]] = np.empty(x_max.shape[0], dtype=dtype)
     p_min[1:] = MATCH * (x_max[:-1] + 1)
     p_min -= gain_unit * t
     p_min[first] = 0
-    shift = pair * dt(big)
+    shift = pair * dtype(big)
     low = np.minimum.accumulate(p_min - shift) + shift
     gain = p_max - low
     seg_max = np.maximum.reduceat(gain, first)
@@ -733,8 +762,7 @@ def _best_segments_sparse(
     cols = np.where(ok, end_x - start_x, 0)
     score = (p_max[end_el] - p_min[start_el]).astype(np.int64)
     matches = np.where(ok, (score - MISMATCH * cols) // gain_unit, 0)
-    # With no match at all (no segment), the start is 1, as the dense computation had it.
-    return cols, matches, np.where(ok, start_x, 1)
+    return cols, matches, start_x, end_x
 
 
 def _second_votes(votes: IntArray, best: IntArray) -> IntArray:
