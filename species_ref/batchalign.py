@@ -63,6 +63,7 @@ from species_ref.matching import (
     MATCH,
     MISMATCH,
     Matcher,
+    gather_rows,
     segments_at_mismatches,
 )
 
@@ -266,25 +267,6 @@ def _many_diagonals(
     top[run_p[keep], rank[keep]] = run_d[keep]
 
 
-def _gather_rows(src: ByteArray, starts: IntArray, width: int) -> ByteArray:
-    """`src[s:s + width]` for each start (bytes past the end of `src` read as 0)."""
-    out = np.zeros((starts.shape[0], width), dtype=np.uint8)
-    if width == 0 or starts.shape[0] == 0:
-        return out
-    n = src.shape[0]
-    safe = starts + width <= n
-    if n >= width and safe.any():
-        win = np.lib.stride_tricks.sliding_window_view(src, width)
-        out[safe] = win[starts[safe]]
-    rest = np.flatnonzero(~safe)
-    if rest.shape[0]:
-        cols = starts[rest, None] + np.arange(width)
-        vals = src[np.minimum(cols, n - 1)]
-        vals[cols >= n] = 0
-        out[rest] = vals
-    return out
-
-
 @dataclass(frozen=True)
 class _Segments:
     cols: IntArray
@@ -316,8 +298,8 @@ def _best_segments_sparse(
         return _Segments(zero, zero.copy(), zero.copy(), zero.copy(), np.zeros(n, dtype=bool))
     # Column `length` of each row is marked as a mismatch: the end of the overlap,
     # which then sorts after the pair's mismatches as the element t = j + 1.
-    q = _gather_rows(qsrc, qstart, width + 1)
-    q &= _gather_rows(rsrc, rstart, width + 1)
+    q = gather_rows(qsrc, qstart, width + 1)
+    q &= gather_rows(rsrc, rstart, width + 1)
     q[np.arange(n), length] = 0
     flat = np.flatnonzero(q == 0)
     del q
@@ -660,7 +642,7 @@ def _chained_many(
         & (j < rlen[:, None, None])
         & (pos[None, None, :] < qlen[:, None, None])
     )
-    qb = _gather_rows(qs.cat, qs.start[slot], wpad)
+    qb = gather_rows(qs.cat, qs.start[slot], wpad)
     # Bases outside the reference are read at its start: `inside` discards them.
     rb = index.seq_masks[np.where(inside, j, 0) + index.seq_offsets[ref][:, None, None]]
     del j

@@ -639,8 +639,11 @@ class Matcher:
         )
 
 
-def _rows_of(src: ByteArray, starts: IntArray, width: int) -> ByteArray:
-    """`src[s:s + width]` for each start, one row each (bytes past the end of `src` read as 0)."""
+def gather_rows(src: ByteArray, starts: IntArray, width: int) -> ByteArray:
+    """`src[s:s + width]` for each start, one row each (bytes past the end of `src` read as 0).
+
+    Shared by the search and the batched alignment of `species_ref.batchalign`.
+    """
     out = np.zeros((starts.shape[0], width), dtype=np.uint8)
     if width == 0 or starts.shape[0] == 0:
         return out
@@ -683,8 +686,8 @@ def _best_segments_sparse(
     width = int(length.max(initial=0))
     if width == 0:
         return zero, zero.copy(), zero.copy()
-    q = _rows_of(qsrc, qstart, width)
-    q &= _rows_of(rsrc, rstart, width)
+    q = gather_rows(qsrc, qstart, width)
+    q &= gather_rows(rsrc, rstart, width)
     flat = np.flatnonzero(q == 0)
     del q
     rows, xs = flat // width, flat % width
