@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	# Bytecode compiled once, as an installed package has it (an editable install
+	# otherwise compiles on every start where bytecode writing is turned off).
+	$(BIN)/python -m compileall -q custody species_ref labels
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -9,8 +9,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
+from custody.errors import StoreProblem
 from custody.records import add_actor, init_store
-from custody.store import _make_engine, current_revision, head_revision, open_store, upgrade
+from custody.store import (
+    HEAD_REVISION,
+    _make_engine,
+    current_revision,
+    head_revision,
+    open_store,
+    upgrade,
+)
 
 
 def test_blank_database_migrated_to_head_matches_models(tmp_path: Path) -> None:
@@ -68,3 +76,29 @@ def test_init_is_idempotent(tmp_path: Path) -> None:
         country="KE",
     )
     assert store.backup_path is None
+
+
+def test_store_knows_the_newest_migration_without_loading_the_migrations() -> None:
+    # open_store compares a store's revision with HEAD_REVISION; were it behind the
+    # migrations, a store at the newest schema would be "upgraded" on every open.
+    assert HEAD_REVISION == head_revision()
+
+
+def test_store_with_two_recorded_revisions_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "two.db"
+    engine = _make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    con = sqlite3.connect(path)
+    con.execute("INSERT INTO alembic_version VALUES ('0003')")
+    con.commit()
+    con.close()
+    before = path.read_bytes()
+    try:
+        open_store(str(path))
+    except StoreProblem as exc:
+        assert "2 schema revisions" in str(exc) and "restore it from a backup" in str(exc)
+    else:
+        raise AssertionError("a store recording two schema revisions was opened")
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob("two.db.backup-*"))
