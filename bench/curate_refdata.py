@@ -56,10 +56,88 @@ REJECTED_SYNONYMS = {
     frozenset({"Phaseolus vulgaris", "Syringa vulgaris"}): "bean and lilac: two families",
 }
 
+#: The mammal authority CITES adopts as its standard nomenclature (Res. Conf. 12.11).
+_MSW3 = (
+    "Wilson & Reeder (eds.) 2005, Mammal Species of the World, 3rd ed. (the CITES standard "
+    "reference for mammals, Res. Conf. 12.11)"
+)
+_DOMESTIC = (
+    "a domestic form and its wild ancestor, one species in the authority; the barcode does not "
+    "tell them apart, so CITES listings that exclude the domesticated form cannot be settled "
+    "by DNA alone"
+)
+
+
+def _msw3(accepted: str, names: tuple[str, ...], *, reason: str, note: str = _DOMESTIC) -> Decision:
+    return Decision(
+        "synonym",
+        reviewer=REVIEWER,
+        reason=reason,
+        source=f"{_MSW3}; ref conflicts (coi)",
+        note=note,
+        accepted=accepted,
+        names=names,
+    )
+
+
+#: Synonyms of mammal names the authority treats as one species, whose
+#: references in the libraries agree (each pair within the 1 % gap on COI).
+#: Not added: Bos frontalis / gaurus (most gayal references carry cattle
+#: mitochondria, 7 % from gaur), Felis catus / silvestris / lybica (CITES keeps the
+#: domestic cat apart), Equus caballus / ferus / przewalskii (the CITES data file
+#: lists Equus caballus under Equus przewalskii, Appendix I, without saying that
+#: the domestic horse is left out, so a merged call would read as an Appendix I
+#: finding for any horse), Camelus bactrianus / ferus and Lama glama / guanicoe
+#: (separate species in current lists).
+MSW3_SYNONYMS = [
+    _msw3(
+        "Canis lupus",
+        ("Canis familiaris", "Canis lycaon"),
+        reason="the dog and the eastern wolf are subspecies of Canis lupus (C. l. familiaris, "
+        "C. l. lycaon); Species+ lists Canis familiaris as a synonym",
+    ),
+    _msw3(
+        "Bos taurus",
+        ("Bos indicus", "Bos primigenius"),
+        reason="zebu cattle and the aurochs are included in Bos taurus",
+    ),
+    _msw3(
+        "Bos grunniens",
+        ("Bos mutus",),
+        reason="the wild yak is included in Bos grunniens (CITES lists the wild form as Bos "
+        "mutus, and Species+ gives Bos grunniens as its synonym)",
+    ),
+    _msw3(
+        "Ovis aries",
+        ("Ovis orientalis", "Ovis musimon", "Ovis vignei"),
+        reason="mouflon and urial are included in Ovis aries; Species+ lists Ovis orientalis "
+        "and Ovis vignei as synonyms",
+    ),
+    _msw3(
+        "Capra hircus",
+        ("Capra aegagrus",),
+        reason="the wild goat is included in Capra hircus (CITES lists Capra hircus aegagrus)",
+    ),
+    _msw3(
+        "Bubalus bubalis",
+        ("Bubalus arnee",),
+        reason="the wild water buffalo is included in Bubalus bubalis (CITES lists the wild "
+        "form as Bubalus arnee, excluding the domestic form)",
+    ),
+    _msw3(
+        "Acinonyx jubatus",
+        ("Acinonyx jubensis",),
+        reason="the authority recognises one living Acinonyx species; no species Acinonyx "
+        "jubensis is described, and its records are identical to Acinonyx jubatus references",
+        note="a mislabelled name, not a domestic form",
+    ),
+]
+
 #: Decisions the reviewer adds from a taxonomic authority or from evidence spanning
 #: several marker files (one mitogenome under two names on every marker).
 _MITO = "NC_025584.1"
 ADDED = [
+    *MSW3_SYNONYMS,
     Decision(
         "synonym",
         reviewer=REVIEWER,
@@ -212,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
             "within 0.5 % and leave-one-out re-identification under revision 1 of the default "
             "rule), then "
             "reviewed: five proposed synonym pairs of distinct taxa rejected, one synonym from "
-            "the taxonomic literature and one mitogenome filed under two genera added (see "
-            "REJECTED_SYNONYMS and ADDED in that script); two records that are each the only "
+            "the taxonomic literature, the synonyms of seven mammals the CITES standard "
+            "reference for mammals treats as one species (domestic forms and their wild "
+            "ancestors) and one mitogenome filed under two genera added (see "
+            "REJECTED_SYNONYMS, MSW3_SYNONYMS and ADDED in that script); two records that are each the only "
             "one of their name and re-identify as each other are both excluded as 'label in "
             "doubt'; every exclusion also names the identical same-name records collapsed into "
             "the excluded one (SOURCES.tsv); no list of answers was used"

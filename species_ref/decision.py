@@ -175,13 +175,13 @@ def decide(
                 "reverse strand: the query matched as its reverse complement",
             )
         )
-    listed = _cites_of(race.ties, cites)
+    listed, domestic = _cites_of(race.ties, cites)
     call, stats, call_flags = _call(
         race, rule=rule, query_length=query_length, library=library, error_sites=error_sites
     )
     flags += call_flags
     if call.flag_cites:
-        flags += _cites_flags(call, listed)
+        flags += _cites_flags(call, listed, domestic=domestic)
     return Decision(
         level=call.level,
         taxon=call.taxon,
@@ -640,19 +640,34 @@ def _few_refs_refusal(
     return None
 
 
-def _cites_of(ties: Sequence[SpeciesHits], lookup: CitesLookup | None) -> dict[str, str]:
-    """CITES appendix of each tied species that is listed (empty without a look-up)."""
+def _cites_of(
+    ties: Sequence[SpeciesHits], lookup: CitesLookup | None
+) -> tuple[dict[str, str], set[str]]:
+    """CITES appendix of each tied species that is listed (empty without a look-up), and
+    the species whose listing leaves out their domesticated form."""
     found: dict[str, str] = {}
+    domestic: set[str] = set()
     if lookup is None:
-        return found
+        return found, domestic
     for g in ties:
         listing = lookup(g.species)
         if listing is not None:
             found[g.species] = str(getattr(listing, "appendix", listing))
-    return found
+            if "domestic" in str(getattr(listing, "annotation", "")).lower():
+                domestic.add(g.species)
+    return found, domestic
 
 
-def _cites_flags(call: _Call, listed: dict[str, str]) -> list[Flag]:
+#: Said of a listing that leaves the domesticated form out (dog and wolf, yak and
+#: wild yak ...): the barcode cannot settle it, so the call must not read as settling it.
+_DOMESTIC_CAVEAT = (
+    "; the listing leaves out the domesticated form, which a DNA barcode does not tell "
+    "apart from the wild one, so the appendix applies only if other evidence shows the "
+    "specimen is of the wild form"
+)
+
+
+def _cites_flags(call: _Call, listed: dict[str, str], *, domestic: set[str]) -> list[Flag]:
     if not listed:
         return []
 
@@ -670,7 +685,8 @@ def _cites_flags(call: _Call, listed: dict[str, str]) -> list[Flag]:
     others = [sp for sp in listed if sp != call.taxon]
     flags = []
     if called:
-        flags.append(Flag(FlagCode.CITES_CALLED, f"CITES-listed species: {named(called)}"))
+        caveat = _DOMESTIC_CAVEAT if called[0] in domestic else ""
+        flags.append(Flag(FlagCode.CITES_CALLED, f"CITES-listed species: {named(called)}{caveat}"))
     if others:
         flags.append(
             Flag(

@@ -360,6 +360,12 @@ def test_shipped_refdata_decisions_are_complete() -> None:
     assert kinds == {"exclude", "synonym"}
     mobula = [d for d in decisions.decisions if d.accepted == "Mobula mobular"]
     assert mobula and mobula[0].names == ("Mobula japanica",)
+    # Domestic forms and their wild ancestors, one species in the CITES standard
+    # reference for mammals: the dog is called as Canis lupus, naming the authority.
+    wolf = [d for d in decisions.decisions if d.accepted == "Canis lupus"]
+    assert wolf and "Canis familiaris" in wolf[0].names
+    assert "Mammal Species of the World" in wolf[0].source
+    assert "does not tell them apart" in wolf[0].note
 
 
 def test_out_of_memory_is_one_sentence(

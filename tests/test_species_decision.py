@@ -186,6 +186,27 @@ def test_cites_lookup_flags_listed_candidates() -> None:
     assert any("CITES-listed" in f and "Appendix I" in f for f in res.flag_texts)
 
 
+def test_listing_that_leaves_out_the_domesticated_form_is_not_read_as_settled() -> None:
+    # Dog and wolf, yak and wild yak share their barcodes: a call of the species
+    # must say that its CITES appendix depends on the wild form, which DNA cannot show.
+    recs = _records("coi_panthera.fasta")
+    leo = next(r for r in recs if r.species == "Panthera leo")
+
+    class Listing:
+        def __init__(self, annotation: str) -> None:
+            self.appendix = "II"
+            self.annotation = annotation
+
+    domestic = Listing("Appendix II:Excludes the domesticated form.")
+    res = _one(leo.sequence, _version(recs, "coi"), cites=lambda sp: domestic)
+    called = [f for f in res.flag_texts if f.startswith("CITES-listed species: Panthera leo")]
+    assert called and "leaves out the domesticated form" in called[0]
+    assert "applies only if other evidence shows the specimen is of the wild form" in called[0]
+    wild_only = Listing("Appendix II:Annual export quotas apply.")
+    res = _one(leo.sequence, _version(recs, "coi"), cites=lambda sp: wild_only)
+    assert "CITES-listed species: Panthera leo (Appendix II)" in res.flag_texts
+
+
 def test_distant_query_is_no_identification() -> None:
     recs = _records("coi_panthera.fasta")
     library = [r for r in recs if r.species.startswith("Panthera")]
