@@ -219,6 +219,11 @@ def _query_flags(*, query_length: int, rule: Rule, qc: QueryQC | None) -> list[F
     return flags
 
 
+def _differing_columns(g: SpeciesHits) -> float:
+    """Columns of the species' best alignment that differ from the query."""
+    return (100.0 - g.best_identity) / 100.0 * g.aligned_length
+
+
 class _Race(NamedTuple):
     """The best species of a query and those too close to it to be told apart."""
 
@@ -235,9 +240,11 @@ class _Race(NamedTuple):
         second = groups[1] if len(groups) > 1 else None
         ties = [g for g in groups if g.best_identity >= i1 - rule.species_gap]
         if rule.min_gap_bases and query_length < rule.short_query_bp and second is not None:
-            # On a 100 bp query one base is 1 %: require whole bases of separation.
-            gap_bases = (i1 - second.best_identity) / 100.0 * best.aligned_length
-            if gap_bases < rule.min_gap_bases - 1e-9 and second not in ties:
+            # On a 100 bp query one base is 1 %: require whole bases of separation,
+            # counted as the differing columns of each species' best alignment (the
+            # two may align over a column or two more or less).
+            gap_bases = _differing_columns(second) - _differing_columns(best)
+            if gap_bases < rule.min_gap_bases - 1e-6 and second not in ties:
                 ties.append(second)
         return cls(groups, best, second, ties, i1)
 

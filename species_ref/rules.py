@@ -98,8 +98,12 @@ class Rule:
     #: references per species, so 5 means every aligned reference.
     dominant_refs: int = 0
     dominant_max_distance: float = 0.2
-    #: bumped whenever the values of a registered rule change, so a stored result
-    #: or validation says which revision of the named rule it was made under.
+    #: bumped whenever the values of a registered rule, or how the decision reads
+    #: them, change, so a stored result or validation says which revision of the
+    #: named rule it was made under. Revision 3 (2 of strict and mini-barcode):
+    #: `min_gap_bases` counts the differing columns of each species' best alignment,
+    #: where it compared identities over the best one's length (one column more or
+    #: less turned two bases into 1.97).
     revision: int = 1
     description: str = ""
 
@@ -111,7 +115,7 @@ class Rule:
 RULES: dict[str, Rule] = {
     "default": Rule(
         name="default",
-        revision=2,
+        revision=3,
         dominant_refs=3,
         nn_fraction=1.0,
         singleton_max_distance=0.5,
@@ -138,6 +142,7 @@ RULES: dict[str, Rule] = {
     ),
     "strict": Rule(
         name="strict",
+        revision=2,
         species_identity=99.0,
         species_gap=1.5,
         nn_fraction=0.25,
@@ -153,6 +158,7 @@ RULES: dict[str, Rule] = {
     ),
     "mini-barcode": Rule(
         name="mini-barcode",
+        revision=2,
         dominant_refs=5,
         species_identity=98.0,
         species_gap=1.0,
@@ -174,7 +180,7 @@ RULES: dict[str, Rule] = {
     ),
     "conservative": Rule(
         name="conservative",
-        revision=2,
+        revision=3,
         dominant_refs=3,
         resolved_genus_max=0.35,
         resolved_min_nn=2.0,

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from Bio import SeqIO
 
+from species_ref.decision import decide
 from species_ref.errors import SpeciesRefError
 from species_ref.identify import Engine, Identification, identify
+from species_ref.matching import Hit
 from species_ref.rules import RULES, Rule, get_rule
 from species_ref.types import LibraryVersion, Query, QueryQC, RefRecord
 from species_ref.vocab import DecisionLevel, FlagCode, QcCode, QcFlag, level_words
@@ -380,6 +382,31 @@ def _dominant_library(
     ]
     recs.append(RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)))
     return _version(recs, f"dominant-{n_alpha}-{alpha_every}-{beta}-{n_beta}"), seq
+
+
+def _mini_hit(species: str, *, columns: int, differing: int) -> Hit:
+    return Hit(
+        ref_index=0, seq_id=species.replace(" ", "_"), species=species, marker="12S-V5",
+        identity=100.0 * (columns - differing) / columns, aligned_length=columns,
+        query_coverage=100.0 * columns / 100, mismatches=differing, gaps=0, strand="+",
+        query_start=0, query_end=columns, ref_start=0, ref_end=columns, shared_kmers=20,
+        method="ungapped",
+    )  # fmt: skip
+
+
+def test_mini_barcode_separation_is_counted_in_whole_bases_across_alignment_lengths() -> None:
+    # One base from the best species over 99 aligned columns, three from the next over
+    # 100: two bases separate them, as the rule asks, though the identities differ by
+    # 1.99 % of the best alignment.
+    rule = get_rule("default")
+    best = _mini_hit("Testgenus alpha", columns=99, differing=1)
+    two_apart = _mini_hit("Testgenus beta", columns=100, differing=3)
+    called = decide([best, two_apart], query_length=100, rule=rule)
+    assert called.level is DecisionLevel.SPECIES and called.taxon == "Testgenus alpha"
+    one_apart = _mini_hit("Testgenus beta", columns=100, differing=2)
+    tied = decide([best, one_apart], query_length=100, rule=rule)
+    assert tied.level is not DecisionLevel.SPECIES
+    assert any(f.code is FlagCode.WITHIN_GAP for f in tied.flags)
 
 
 def test_species_matched_by_many_references_is_called_despite_a_close_second() -> None:
