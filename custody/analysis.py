@@ -377,6 +377,8 @@ class AnalysisResult:
     species_stats: SpeciesStats | None = None
     error_rate: CallErrorRate | None = None  # None: recorded before call error rates were kept
     combined: CombinedFinding | None = None  # the sample's finding over all its markers
+    #: other names the library's curation files under the called species (accepted name)
+    synonyms: tuple[str, ...] = ()
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> AnalysisResult:
@@ -417,6 +419,7 @@ class AnalysisResult:
             species_stats=SpeciesStats.from_data(stats) if stats else None,
             error_rate=CallErrorRate.from_data(rate) if rate else None,
             combined=CombinedFinding.from_data(combined) if combined else None,
+            synonyms=_strings(data.get("synonyms")),
         )
 
     @property

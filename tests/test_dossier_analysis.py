@@ -375,6 +375,7 @@ def test_distances_rule_and_cites_read_as_one_consistent_account(
     world: World, tmp_path: Path
 ) -> None:
     text = _record_and_build(world, tmp_path, MOKARRAN, BELOW_FLOOR)
+    assert "The library files" not in text  # no other names filed under the call
     # The rule in words, with what held; the raw settings only in Appendix B.
     assert "calls a species only when (1) the best match reaches 98.5 % identity" in text
     assert (
@@ -635,3 +636,15 @@ def test_a_combined_finding_and_the_error_rate_of_each_call_are_printed(
     assert "recorded before error rates of individual calls were kept" in text or (
         "was not validated under this rule" in text
     )
+
+
+def test_a_call_of_an_accepted_name_names_the_other_names_it_covers(
+    world: World, tmp_path: Path
+) -> None:
+    # The library files a name under the called species (curation): the court reads
+    # that the call covers it, and where the decision is recorded.
+    filed = {**MOKARRAN, "synonyms": ["Sphyrna ligo"]}
+    text = _record_and_build(world, tmp_path, filed)
+    assert "The library files Sphyrna ligo under Sphyrna mokarran" in text
+    assert "so this call covers it as well" in text
+    assert "reviewer, reason and source, is in the manifest of" in text

@@ -1214,6 +1214,7 @@ def _identification(content: DossierContent, analysis: Analysis) -> list[Flowabl
         CondPageBreak(50 * mm),
         Paragraph(markup(f"Species identification (event {e.id}): {r.query}"), S["h2"]),
         P(f"{r.level_words}: {r.statement}", "call"),
+        *_synonym_note(r),
         *_combined_finding(r),
         Paragraph("Error rate of this call", S["h3"]),
         P(_error_rate_words(r), "body"),
@@ -1241,6 +1242,22 @@ def _identification(content: DossierContent, analysis: Analysis) -> list[Flowabl
         ),
     ]
     return out
+
+
+def _synonym_note(r: AnalysisResult) -> list[Flowable]:
+    """The other names the library files under the called species, when it files any."""
+    if not (r.synonyms and r.taxon):
+        return []
+    names = _join(list(r.synonyms))
+    return [
+        P(
+            f"The library files {names} under {r.taxon}: its curation treats them as one "
+            f"species, so this call covers {'them' if len(r.synonyms) > 1 else 'it'} as well. "
+            f"Each such decision, with its reviewer, reason and source, is in the manifest of "
+            f"{_library_name(r)}.",
+            "body",
+        )
+    ]
 
 
 def _combined_finding(r: AnalysisResult) -> list[Flowable]:
