@@ -161,20 +161,6 @@ class CandidateSet:
     n_kmers: int
 
 
-def save_npz_atomically(path: Path, **arrays: Any) -> None:
-    """Write arrays to an .npz cache file via a temporary file, so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 class StringTable(Sequence[str]):
     """Strings kept as one UTF-8 blob and offsets; an item is decoded when asked for."""
 
@@ -535,7 +521,7 @@ class KmerIndex:
             keep = np.zeros(n_kmers, dtype=bool)
             keep[order] = True
         starts, lens, qorient = starts[keep], lens[keep], qorient[keep]
-        refs, c_plus, c_minus = self._shared_counts(starts, lens, qorient)
+        refs, c_plus, c_minus = self._shared_counts(starts, lens, qorient, min_count=min_shared)
         if exclude is not None and refs.shape[0]:
             held = exclude[refs]
             c_plus[held] = 0
@@ -557,22 +543,39 @@ class KmerIndex:
         return CandidateSet(refs[pick], strands, score[pick].astype(np.int64), n_kmers)
 
     def _shared_counts(
-        self, starts: IntArray, lens: IntArray, qorient: IntArray
+        self, starts: IntArray, lens: IntArray, qorient: IntArray, *, min_count: int = 1
     ) -> tuple[IntArray, IntArray, IntArray]:
-        """References with any shared k-mer, and their shared counts on each strand.
+        """References sharing at least `min_count` k-mers (either strand), and their
+        shared counts on each strand.
 
         Works on the postings of the query's k-mers only (sorted and counted),
-        so its cost does not grow with the size of the library.
+        so its cost does not grow with the size of the library. In a large
+        library most references share a single k-mer with a query by chance;
+        with `min_count` 2 they are dropped before counting.
         """
         total = int(lens.sum())
         empty = np.zeros(0, dtype=np.int64)
         if total == 0:
             return empty, empty, empty
-        ends = np.cumsum(lens)
-        pos = np.arange(total, dtype=np.int64) - np.repeat(ends - lens - starts, lens)
-        vals = self.postings[pos] ^ np.repeat(qorient.astype(np.int32), lens)
+        # Each k-mer's postings are one contiguous slice: copying slices is cheaper
+        # than gathering every position.
+        postings = self.postings
+        vals = np.concatenate(
+            [postings[s : s + n] for s, n in zip(starts.tolist(), lens.tolist(), strict=True)]
+        )
+        if qorient.any():
+            vals ^= np.repeat(qorient.astype(vals.dtype), lens)
         vals.sort()  # 32-bit values sort faster than 64-bit ones
         ref_of = vals >> 1
+        if min_count >= 2 and total > 1:
+            repeated = ref_of[1:] == ref_of[:-1]
+            keep = np.zeros(total, dtype=bool)
+            keep[1:] = repeated
+            keep[:-1] |= repeated
+            vals, ref_of = vals[keep], ref_of[keep]
+            total = int(vals.shape[0])
+            if total == 0:
+                return empty, empty, empty
         new_ref = np.empty(total, dtype=bool)
         new_ref[0] = True
         np.not_equal(ref_of[1:], ref_of[:-1], out=new_ref[1:])

@@ -26,6 +26,10 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +40,14 @@ import numpy.typing as npt
 
 from species_ref.batchalign import align_pairs, rank_within, search_probes
 from species_ref.errors import SpeciesRefError
-from species_ref.index import IntArray, KmerIndex, save_npz_atomically
+from species_ref.index import IntArray, KmerIndex
 from species_ref.matching import Matcher
 from species_ref.parallel import fork_map
 
 Progress = Callable[[int, int], None]
 BoolArray = npt.NDArray[np.bool_]
-PROFILE_FORMAT = 1
+#: 2: a directory of .npy files opened memory-mapped (1: one .npz file, read whole)
+PROFILE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -247,37 +252,66 @@ class LibraryProfile:
             species_names=index.species_names,
         )
 
+    def _arrays(self) -> dict[str, npt.NDArray[Any]]:
+        return {
+            "pair_a": self.pair_a,
+            "pair_b": self.pair_b,
+            "pair_dist": self.pair_dist,
+            "nb_probe": self.nb_probe,
+            "nb_ref": self.nb_ref,
+            "nb_dist": self.nb_dist,
+            "species_ids": self.species_ids,
+            "species_names": np.array(self.species_names, dtype=object).astype(str),
+        }
+
     def save(self, path: Path) -> None:
-        save_npz_atomically(
-            path,
-            format=np.array(PROFILE_FORMAT),
-            content_hash=np.array(self.content_hash),
-            pair_a=self.pair_a,
-            pair_b=self.pair_b,
-            pair_dist=self.pair_dist,
-            nb_probe=self.nb_probe,
-            nb_ref=self.nb_ref,
-            nb_dist=self.nb_dist,
-            species_ids=self.species_ids,
-            species_names=np.array(self.species_names, dtype=object).astype(str),
-        )
+        """Write the profile as a directory of .npy files plus meta.json, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".profile-"))
+        try:
+            for name, arr in self._arrays().items():
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+            meta = {"format": PROFILE_FORMAT, "content_hash": self.content_hash}
+            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+            if path.exists():
+                shutil.rmtree(path)
+            os.rename(tmp, path)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def load(cls, path: Path) -> LibraryProfile:
+        """Open a profile written by `save`, its arrays memory-mapped (read-only)."""
+        path = Path(path)
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            if meta.get("format") != PROFILE_FORMAT:
+                raise ProfileError(f"Profile {path} has an old format; delete it.")
+            a = {
+                name: np.asarray(np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False))
+                for name in _ARRAYS
+            }
+            return cls(
+                content_hash=str(meta["content_hash"]),
+                **{name: a[name] for name in _ARRAYS if name != "species_names"},
+                species_names=a["species_names"].tolist(),
+            )
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise ProfileError(f"Profile {path} cannot be read ({exc}); delete it.") from exc
+
+    @classmethod
+    def _load_v1(cls, path: Path) -> LibraryProfile:
+        """A profile cached as one .npz file (format 1), read whole."""
         try:
             with np.load(path, allow_pickle=False) as data:
-                if int(data["format"]) != PROFILE_FORMAT:
-                    raise ProfileError(f"Profile file {path} has an old format; delete it.")
+                if int(data["format"]) != 1:
+                    raise ProfileError(f"Profile file {path} has an unknown format; delete it.")
                 return cls(
                     content_hash=str(data["content_hash"]),
-                    pair_a=data["pair_a"],
-                    pair_b=data["pair_b"],
-                    pair_dist=data["pair_dist"],
-                    nb_probe=data["nb_probe"],
-                    nb_ref=data["nb_ref"],
-                    nb_dist=data["nb_dist"],
-                    species_ids=data["species_ids"],
-                    species_names=[str(x) for x in data["species_names"]],
+                    **{name: data[name] for name in _ARRAYS if name != "species_names"},
+                    species_names=data["species_names"].tolist(),
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise ProfileError(f"Profile file {path} cannot be read ({exc}); delete it.") from exc
@@ -291,21 +325,44 @@ class LibraryProfile:
         matcher: Matcher | None = None,
         progress: Progress | None = None,
     ) -> LibraryProfile:
-        """The cached profile of the index's library version, built and cached when missing."""
+        """The cached profile of the index's library version, built and cached when missing.
+
+        A profile cached in the earlier single-file format is converted, not rebuilt
+        (building one for a national-scale library takes minutes).
+        """
         if cache_dir is None:
             return cls.build(index, matcher=matcher, progress=progress)
         digest = hashlib.sha256(index.content_hash.encode()).hexdigest()[:24]
-        path = Path(cache_dir) / f"species_profile_{digest}_k{index.k}_v{PROFILE_FORMAT}.npz"
-        if path.exists():
+        stem = f"species_profile_{digest}_k{index.k}"
+        path = Path(cache_dir) / f"{stem}_v{PROFILE_FORMAT}"
+        if path.is_dir():
             try:
                 prof = cls.load(path)
                 if prof.content_hash == index.content_hash:
                     return prof
             except ProfileError:
                 pass
-        prof = cls.build(index, matcher=matcher, progress=progress)
+        v1 = Path(cache_dir) / f"{stem}_v1.npz"
+        converted: LibraryProfile | None = None
+        if v1.is_file():
+            try:
+                converted = cls._load_v1(v1)
+            except ProfileError:
+                converted = None
+        if converted is not None and converted.content_hash == index.content_hash:
+            prof = converted
+        else:
+            prof = cls.build(index, matcher=matcher, progress=progress)
         prof.save(path)
-        return prof
+        v1.unlink(missing_ok=True)
+        return cls.load(path)
+
+
+#: the arrays of a profile, one .npy file each
+_ARRAYS = (
+    "pair_a", "pair_b", "pair_dist", "nb_probe", "nb_ref", "nb_dist", "species_ids",
+    "species_names",
+)  # fmt: skip
 
 
 class ProfileError(SpeciesRefError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,3 +210,34 @@ def test_statistics_do_not_depend_on_workers_or_batch_size(
     several = LibraryProfile.build(index, workers=2)
     for sid in range(len(index.species_names)):
         assert one.stats(sid) == several.stats(sid)
+
+
+def test_cached_profile_is_reopened_and_an_earlier_single_file_cache_is_converted_not_rebuilt(
+    index: KmerIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = LibraryProfile.load_or_build(index, tmp_path)
+    (cached,) = tmp_path.glob("species_profile_*_v2")
+    assert cached.is_dir()
+    # A profile cached by an earlier release: one .npz file (format 1).
+    old = cached.with_name(cached.name[: -len("_v2")] + "_v1.npz")
+    arrays = {name: getattr(built, name) for name in ("pair_a", "pair_b", "pair_dist")}
+    arrays |= {name: getattr(built, name) for name in ("nb_probe", "nb_ref", "nb_dist")}
+    np.savez(
+        old,
+        format=np.array(1),
+        content_hash=np.array(built.content_hash),
+        species_ids=built.species_ids,
+        species_names=np.array(built.species_names),
+        **arrays,
+    )
+    shutil.rmtree(cached)
+
+    def no_build(*_args: Any, **_kwargs: Any) -> LibraryProfile:
+        raise AssertionError("the profile was rebuilt")
+
+    monkeypatch.setattr(LibraryProfile, "build", no_build)
+    converted = LibraryProfile.load_or_build(index, tmp_path)
+    assert not old.exists() and cached.is_dir()
+    again = LibraryProfile.load_or_build(index, tmp_path)
+    for sid in range(len(index.species_names)):
+        assert converted.stats(sid) == built.stats(sid) == again.stats(sid)
