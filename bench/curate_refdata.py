@@ -167,12 +167,14 @@ ADDED = [
 
 
 #: The rule re-identification ran under for the shipped decisions: revision 1 of
-#: the default rule (five dominant references, no relief for resolved genera).
+#: the default rule (five dominant references, no relief for resolved genera nor
+#: for identical queries), with the short-query base count of revision 3.
 EVIDENCE_RULE = replace(
     RULES["default"],
     name="default-r1",
     revision=1,
     dominant_refs=5,
+    few_refs_exact_min_nn=0.0,
     resolved_genus_max=0.0,
     resolved_min_nn=0.0,
     resolved_min_gap=0.0,

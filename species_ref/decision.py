@@ -371,6 +371,7 @@ def _library_check(
             dist,
             st,
             next_dist=next_dist,
+            measured_dist=100.0 - race.identity,
             rule=rule,
             resolution=lambda: _genus_resolution(best.species, rule=rule, library=library),
         )
@@ -569,6 +570,7 @@ def _few_references(
     st: SpeciesStats,
     *,
     next_dist: float | None,
+    measured_dist: float,
     rule: Rule,
     resolution: Callable[[], tuple[float, int] | None],
 ) -> tuple[Flag | None, list[Flag]]:
@@ -580,38 +582,74 @@ def _few_references(
     to a second species, are therefore reported at genus level, unless the
     marker separates the other species of the genus in the library: then a
     sister sharing the query's sequence is unlikely, and smaller distances do
-    (`resolution()` is asked only then, it costs a pass over the genus).
+    (`resolution()` is asked only then, it costs a pass over the genus). A query
+    identical to a reference, whose nearest other species is a congener at least
+    `few_refs_exact_min_nn` % away, is called as well: the library shows the
+    marker separating species of that genus, and a sister would have to share
+    the query's sequence exactly (`measured_dist`: before any read-error discount).
     """
     if st.n_refs > rule.few_refs:
         return None, []
     refused = _few_refs_refusal(
         dist, st, next_dist=next_dist, min_nn=rule.few_refs_min_nn, min_gap=rule.few_refs_min_gap
     )
-    if refused is None or rule.resolved_genus_max <= 0:
+    if refused is None:
+        return None, []
+    resolved = resolution() if rule.resolved_genus_max > 0 else None
+    if resolved is not None:
+        min_nn = min(rule.few_refs_min_nn, rule.resolved_min_nn)
+        min_gap = min(
+            rule.few_refs_min_gap, max(rule.resolved_min_gap, rule.resolved_gap_ratio * dist)
+        )
+        genus = _genus(st.species)
+        share, measured = resolved
+        where = f", even in {genus}, whose other species this marker separates in the library"
+        refused = _few_refs_refusal(
+            dist, st, next_dist=next_dist, min_nn=min_nn, min_gap=min_gap, where=where
+        )
+        if refused is None:
+            close = round(share * measured)
+            none_close = "none" if close == 0 else f"only {close}"
+            relief = Flag(
+                FlagCode.GENUS_RESOLVED,
+                f"{st.species} is known from {_refs(st.n_refs)} only, but this marker separates "
+                f"the species of {genus} in the library ({none_close} of its {measured} other "
+                f"species lie within {100.0 - rule.species_identity:g} % of another species), "
+                "so a closely related species sharing the query's sequence is unlikely",
+            )
+            return None, [relief]
+    if not _identical_to_separated_species(measured_dist, st, rule=rule):
         return refused, []
-    resolved = resolution()
-    if resolved is None:
-        return refused, []
-    min_nn = min(rule.few_refs_min_nn, rule.resolved_min_nn)
-    min_gap = min(rule.few_refs_min_gap, max(rule.resolved_min_gap, rule.resolved_gap_ratio * dist))
-    genus = _genus(st.species)
-    share, measured = resolved
-    where = f", even in {genus}, whose other species this marker separates in the library"
-    refused = _few_refs_refusal(
-        dist, st, next_dist=next_dist, min_nn=min_nn, min_gap=min_gap, where=where
+    exact_refused = _few_refs_refusal(
+        dist,
+        st,
+        next_dist=next_dist,
+        min_nn=min(rule.few_refs_min_nn, rule.few_refs_exact_min_nn),
+        min_gap=rule.few_refs_min_gap,
+        where=", even for a query identical to its references",
     )
-    if refused is not None:
-        return refused, []
-    close = round(share * measured)
-    none_close = "none" if close == 0 else f"only {close}"
+    if exact_refused is not None:
+        return (refused if resolved is not None else exact_refused), []
+    them = "it" if st.n_refs == 1 else "one of them"
     relief = Flag(
-        FlagCode.GENUS_RESOLVED,
-        f"{st.species} is known from {_refs(st.n_refs)} only, but this marker separates the "
-        f"species of {genus} in the library ({none_close} of its {measured} other species "
-        f"lie within {100.0 - rule.species_identity:g} % of another species), so a closely "
-        "related species sharing the query's sequence is unlikely",
+        FlagCode.IDENTICAL_MATCH,
+        f"{st.species} is known from {_refs(st.n_refs)} only, but the query is identical to "
+        f"{them} and its nearest other species in the library is a congener, "
+        f"{st.nn_species}, {st.nn_distance:.2f} % away: this marker separates species of the "
+        "genus, so a closely related species sharing the query's sequence exactly is unlikely",
     )
     return None, [relief]
+
+
+def _identical_to_separated_species(measured_dist: float, st: SpeciesStats, *, rule: Rule) -> bool:
+    """Whether the query is identical to a reference of the species (as measured, before
+    any read-error discount) and the species' nearest other species is a congener."""
+    return (
+        rule.few_refs_exact_min_nn > 0
+        and measured_dist <= rule.few_refs_exact_distance + 1e-9
+        and st.nn_species is not None
+        and _genus(st.nn_species) == _genus(st.species)
+    )
 
 
 def _refs(n: int) -> str:

@@ -77,6 +77,14 @@ class Rule:
     #: ... and the query's next species at least `few_refs_min_gap` % less
     #: identical than the best one (0 disables either test).
     few_refs_min_gap: float = 0.0
+    #: ... but a query at most `few_refs_exact_distance` % from a reference of the
+    #: species (as measured: 0 is an identical sequence) needs the nearest other
+    #: species only `few_refs_exact_min_nn` % away when that species is a
+    #: congener: the library shows the marker separating species of the genus,
+    #: and an unsampled sister would have to share the query's sequence exactly
+    #: (0 disables).
+    few_refs_exact_distance: float = 0.0
+    few_refs_exact_min_nn: float = 0.0
     #: ... unless the marker separates the species of the genus in the library:
     #: at most `resolved_genus_max` of its other species (at least
     #: `resolved_genus_min_species` of them with a measured nearest neighbour)
@@ -103,7 +111,9 @@ class Rule:
     #: named rule it was made under. Revision 3 (2 of strict and mini-barcode):
     #: `min_gap_bases` counts the differing columns of each species' best alignment,
     #: where it compared identities over the best one's length (one column more or
-    #: less turned two bases into 1.97).
+    #: less turned two bases into 1.97). Revision 4 (default, conservative): a query
+    #: identical to a species known from few references is called when its nearest
+    #: other species is a congener 2.5 % away (`few_refs_exact_min_nn`).
     revision: int = 1
     description: str = ""
 
@@ -115,13 +125,14 @@ class Rule:
 RULES: dict[str, Rule] = {
     "default": Rule(
         name="default",
-        revision=3,
+        revision=4,
         dominant_refs=3,
         nn_fraction=1.0,
         singleton_max_distance=0.5,
         discount_conserved_errors=True,
         few_refs_min_nn=4.0,
         few_refs_min_gap=2.0,
+        few_refs_exact_min_nn=2.5,
         resolved_genus_max=0.35,
         resolved_min_nn=2.0,
         resolved_min_gap=1.5,
@@ -132,9 +143,11 @@ RULES: dict[str, Rule] = {
             "the species' observed variation and closer to it than its distance to the "
             "nearest other species in the library; a species known from one or two "
             "references also needs its nearest other species >= 4 % away and the "
-            "next species >= 2 % less identical to the query, or, in a genus whose other "
-            "species the marker separates (at most 35 % of them within 1.5 % of another "
-            "species), >= 2 % and >= 1.5 % and four times the query's distance. A species "
+            "next species >= 2 % less identical to the query (nearest species >= 2.5 % when "
+            "the query is identical to a reference and that species is a congener), or, in a "
+            "genus whose other species the marker separates (at most 35 % of them within "
+            "1.5 % of another species), >= 2 % and >= 1.5 % and four times the query's "
+            "distance. A species "
             "with three references within 0.2 % of the query, each closer than any other "
             "species' reference by a whole base (two on short queries), is called despite "
             "another species within the gap."
@@ -180,7 +193,7 @@ RULES: dict[str, Rule] = {
     ),
     "conservative": Rule(
         name="conservative",
-        revision=3,
+        revision=4,
         dominant_refs=3,
         resolved_genus_max=0.35,
         resolved_min_nn=2.0,
@@ -192,6 +205,7 @@ RULES: dict[str, Rule] = {
         min_species_refs=2,
         few_refs_min_nn=4.0,
         few_refs_min_gap=2.0,
+        few_refs_exact_min_nn=2.5,
         description=(
             "The default rule, but no species call from a species known by a single "
             "reference (most false calls for absent species go to such species)."

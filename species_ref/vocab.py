@@ -88,6 +88,7 @@ class FlagCode(StrEnum):
     GENUS_UNRESOLVED = "genus-unresolved"
     FEW_REFERENCES = "few-references"
     GENUS_RESOLVED = "genus-resolved"  # few references, called: the marker separates the genus
+    IDENTICAL_MATCH = "identical-match"  # few references, called: identical, congener separated
     DOMINANT_SUPPORT = "dominant-support"
     CITES_CALLED = "cites-called"
     CITES_WITHIN_GAP = "cites-within-gap"

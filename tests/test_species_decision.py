@@ -534,3 +534,55 @@ def test_each_level_has_one_wording() -> None:
     ]
     assert level_words("genus") == "Genus only"
     assert level_words("something-newer") == "something-newer"
+
+
+def _identical_match_library(*, sister_genus: str = "Testgenus") -> LibraryVersion:
+    """Testgenus alpha from one reference, its nearest species (in `sister_genus`) about
+    2.8 % away, and a genus whose other species lie within 0.5 % of each other: the
+    genus test gives no relief."""
+    version = _few_refs_library(36, unresolved=True)
+    recs = [
+        RefRecord(r.seq_id, r.species.replace("Testgenus", sister_genus), r.marker, r.sequence)
+        if r.species == "Testgenus beta"
+        else r
+        for r in version.records
+    ]
+    return _version(recs, f"identical-{sister_genus}")
+
+
+def test_query_identical_to_a_few_refs_species_whose_nearest_species_is_a_congener_is_called() -> (
+    None
+):
+    # One reference, its nearest species a congener 2.8 % away: a query identical to
+    # the reference is a species call that says why; one base off, it is not.
+    version = _identical_match_library()
+    ref = version.records[0].sequence
+    res = _one(ref, version)
+    assert res.level == "species" and res.taxon == "Testgenus alpha"
+    relief = [f for f in res.flags if f.code is FlagCode.IDENTICAL_MATCH]
+    assert len(relief) == 1
+    assert relief[0].text.startswith(
+        "Testgenus alpha is known from 1 reference only, but the query is identical to it and "
+        "its nearest other species in the library is a congener, Testgenus beta, 2.63 % away"
+    )
+    assert relief[0].text.endswith("sharing the query's sequence exactly is unlikely")
+    one_off = ref[:300] + {"A": "G", "G": "A", "C": "T", "T": "C"}[ref[300]] + ref[301:]
+    near = _one(one_off, version)
+    assert near.level == "genus"
+    assert any("known from 1 reference only" in f and "4 %" in f for f in near.flag_texts)
+    # Revision 3 of the default rule and the strict rule keep the identical query at genus.
+    r3 = dataclasses.replace(get_rule("default"), few_refs_exact_min_nn=0.0, revision=3)
+    assert _one(ref, version, rule=r3).level == "genus"
+    assert _one(ref, version, rule="strict").level == "genus"
+
+
+def test_query_identical_to_a_few_refs_species_whose_nearest_species_is_another_genus_is_not_called() -> (
+    None
+):
+    # The nearest species 2.8 % away belongs to another genus: the library does not show
+    # the marker separating congeners, so an identical query stays at genus level.
+    version = _identical_match_library(sister_genus="Othergenus")
+    res = _one(version.records[0].sequence, version)
+    assert res.level == "genus" and res.taxon == "Testgenus"
+    assert not any(f.code is FlagCode.IDENTICAL_MATCH for f in res.flags)
+    assert any("Othergenus beta" in f and "4 %" in f for f in res.flag_texts)
