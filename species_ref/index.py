@@ -58,7 +58,9 @@ IntArray = npt.NDArray[np.int64]
 ByteArray = npt.NDArray[np.uint8]
 
 _HASH_MULT = np.uint32(2654435761)  # Knuth's multiplicative hash (k-mer codes fit 30 bits)
-_CHUNK_BASES = 500_000  # small enough for the allocator to reuse its buffers
+_CHUNK_BASES = 500_000
+#: average postings per k-mer from which slices are copied rather than positions gathered
+_SLICE_COPY_MIN = 200  # small enough for the allocator to reuse its buffers
 
 
 class IndexBuildError(SpeciesRefError):
@@ -557,12 +559,18 @@ class KmerIndex:
         empty = np.zeros(0, dtype=np.int64)
         if total == 0:
             return empty, empty, empty
-        # Each k-mer's postings are one contiguous slice: copying slices is cheaper
-        # than gathering every position.
         postings = self.postings
-        vals = np.concatenate(
-            [postings[s : s + n] for s, n in zip(starts.tolist(), lens.tolist(), strict=True)]
-        )
+        if total >= _SLICE_COPY_MIN * lens.shape[0]:
+            # Long posting lists (a large library): copying each k-mer's contiguous
+            # slice is cheaper than gathering every position.
+            vals = np.concatenate(
+                [postings[s : s + n] for s, n in zip(starts.tolist(), lens.tolist(), strict=True)]
+            )
+        else:
+            ends = np.cumsum(lens)
+            vals = postings[
+                np.arange(total, dtype=np.int64) - np.repeat(ends - lens - starts, lens)
+            ]
         if qorient.any():
             vals ^= np.repeat(qorient.astype(vals.dtype), lens)
         vals.sort()  # 32-bit values sort faster than 64-bit ones
