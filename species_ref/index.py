@@ -163,6 +163,45 @@ class CandidateSet:
     n_kmers: int
 
 
+def save_array_dir(
+    path: Path, arrays: dict[str, npt.NDArray[Any]], meta: dict[str, Any], *, prefix: str
+) -> None:
+    """Write `arrays` as .npy files plus `meta` as meta.json into the directory `path`.
+
+    The directory is written beside it under a temporary name and renamed into
+    place, so a reader never sees half of it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix))
+    try:
+        for name, arr in arrays.items():
+            np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+        (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        if path.exists():
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_array_dir_meta(path: Path) -> dict[str, Any]:
+    """The meta.json of a directory written by `save_array_dir`."""
+    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError("meta.json is not an object")
+    return meta
+
+
+def open_array_dir(path: Path, names: Sequence[str]) -> dict[str, npt.NDArray[Any]]:
+    """The named arrays of a directory written by `save_array_dir`, memory-mapped read-only
+    (as plain ndarray views: indexing a np.memmap costs more)."""
+    return {
+        name: np.asarray(np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False))
+        for name in names
+    }
+
+
 class StringTable(Sequence[str]):
     """Strings kept as one UTF-8 blob and offsets; an item is decoded when asked for."""
 
@@ -357,45 +396,38 @@ class KmerIndex:
 
     def save(self, path: Path) -> None:
         """Write the index as a directory of .npy files plus meta.json, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".index-"))
-        try:
-            for name, arr in self._arrays().items():
-                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
-            meta = {
-                "format": INDEX_FORMAT,
-                "content_hash": self.content_hash,
-                "k": self.k,
-                "sample": self.sample,
-                "n_refs": self.n_refs,
-                "species_names": self.species_names,
-                "marker_names": list(self.markers.names),  # type: ignore[attr-defined]
-            }
-            (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-            if path.exists():
-                shutil.rmtree(path)
-            os.rename(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        meta = {
+            "format": INDEX_FORMAT,
+            "content_hash": self.content_hash,
+            "k": self.k,
+            "sample": self.sample,
+            "n_refs": self.n_refs,
+            "species_names": self.species_names,
+            "marker_names": list(self.markers.names),  # type: ignore[attr-defined]
+        }
+        save_array_dir(Path(path), self._arrays(), meta, prefix=".index-")
 
     @classmethod
     def load(cls, path: Path) -> KmerIndex:
         """Open an index written by `save`, its arrays memory-mapped (read-only)."""
         path = Path(path)
         try:
-            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            meta = read_array_dir_meta(path)
             if meta.get("format") != INDEX_FORMAT:
                 raise IndexBuildError(f"Index {path} has an old format; delete it to rebuild.")
-            # Plain ndarray views of the mappings: indexing a np.memmap costs more.
-            a = {
-                name: np.asarray(np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False))
-                for name in (
-                    "offsets", "postings", "seq_masks", "seq_offsets", "species_ids",
-                    "seq_id_blob", "seq_id_offsets", "marker_codes",
-                )
-            }  # fmt: skip
+            a = open_array_dir(
+                path,
+                [
+                    "offsets",
+                    "postings",
+                    "seq_masks",
+                    "seq_offsets",
+                    "species_ids",
+                    "seq_id_blob",
+                    "seq_id_offsets",
+                    "marker_codes",
+                ],
+            )
             index = cls(
                 content_hash=str(meta["content_hash"]),
                 k=int(meta["k"]),

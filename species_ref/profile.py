@@ -26,10 +26,6 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +36,13 @@ import numpy.typing as npt
 
 from species_ref.batchalign import align_pairs, rank_within, search_probes
 from species_ref.errors import SpeciesRefError
-from species_ref.index import IntArray, KmerIndex
+from species_ref.index import (
+    IntArray,
+    KmerIndex,
+    open_array_dir,
+    read_array_dir_meta,
+    save_array_dir,
+)
 from species_ref.matching import Matcher
 from species_ref.parallel import fork_map
 
@@ -266,33 +268,18 @@ class LibraryProfile:
 
     def save(self, path: Path) -> None:
         """Write the profile as a directory of .npy files plus meta.json, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".profile-"))
-        try:
-            for name, arr in self._arrays().items():
-                np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
-            meta = {"format": PROFILE_FORMAT, "content_hash": self.content_hash}
-            (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-            if path.exists():
-                shutil.rmtree(path)
-            os.rename(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+        meta = {"format": PROFILE_FORMAT, "content_hash": self.content_hash}
+        save_array_dir(Path(path), self._arrays(), meta, prefix=".profile-")
 
     @classmethod
     def load(cls, path: Path) -> LibraryProfile:
         """Open a profile written by `save`, its arrays memory-mapped (read-only)."""
         path = Path(path)
         try:
-            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+            meta = read_array_dir_meta(path)
             if meta.get("format") != PROFILE_FORMAT:
                 raise ProfileError(f"Profile {path} has an old format; delete it.")
-            a = {
-                name: np.asarray(np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False))
-                for name in _ARRAYS
-            }
+            a = open_array_dir(path, _ARRAYS)
             return cls(
                 content_hash=str(meta["content_hash"]),
                 **{name: a[name] for name in _ARRAYS if name != "species_names"},
