@@ -539,7 +539,25 @@ def test_the_rule_in_words_names_the_exception_or_the_failed_condition(
         "flags": [outside],
         "flag_codes": ["outside-library-variation"],
     }
-    text = _record_and_build(world, tmp_path, dominant, genus)
+    identical_flag = (
+        "Sphyrna mokarran is known from 2 references only, but the query is identical to one "
+        "of them and its nearest other species in the library is a congener, Sphyrna zygaena, "
+        "3.10 % away: this marker separates species of the genus, so a closely related species "
+        "sharing the query's sequence exactly is unlikely"
+    )
+    identical = {
+        **MOKARRAN,
+        "query": "fin-5",
+        "identity": 100.0,
+        "flags": [identical_flag],
+        "flag_codes": ["identical-match"],
+    }
+    text = _record_and_build(world, tmp_path, dominant, genus, identical)
+    assert (
+        "and the library checks passed through the exception the rule makes for a species "
+        f"known from one or two references: {identical_flag}. The call is therefore at "
+        "species level."
+    ) in text
     assert (
         "condition (2) did not hold, since Sphyrna zygaena lies 0.50 percentage points behind, "
         f"within the gap; the rule makes one exception, which applied: {dominant_flag}"

@@ -1449,6 +1449,8 @@ def _rule_words(r: AnalysisResult) -> str:
 
 #: Flag codes (`species_ref.vocab.FlagCode`) of the library checks that refuse a species call.
 _LIBRARY_REFUSALS = ("outside-library-variation", "few-references", "genus-unresolved")
+#: Flag codes of the exceptions that let a species known from few references be called.
+_FEW_REFERENCES_RELIEF = ("identical-match", "genus-resolved")
 
 
 def _species_held(r: AnalysisResult, *, species_id: str, gap: str, library: bool) -> str:
@@ -1473,7 +1475,13 @@ def _species_held(r: AnalysisResult, *, species_id: str, gap: str, library: bool
         )
     else:
         parts.append(f"the next species, {nxt.species}, matches {_gap(r)} less well")
-    if library:
+    relief = r.flags_coded(*_FEW_REFERENCES_RELIEF)
+    if library and relief:
+        parts.append(
+            "and the library checks passed through the exception the rule makes for a species "
+            f"known from one or two references: {relief[0]}"
+        )
+    elif library:
         parts.append("and the library checks passed (any reservation is listed under Flags)")
     return "; ".join(parts) + ". The call is therefore at species level."
 
