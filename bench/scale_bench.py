@@ -227,7 +227,11 @@ def run_size(n_refs: int, args: argparse.Namespace) -> dict[str, object]:
 
 
 def _median_run(done: list[dict[str, object]]) -> dict[str, object]:
-    """The run of median time (failed runs count as slowest), with the largest peak memory."""
+    """The run of median time, with the largest peak memory; the first failed run if any
+    failed (a failure is never hidden behind a median)."""
+    failed = [r for r in done if r.get("outcome") != "ok"]
+    if failed:
+        return dict(failed[0])
     ordered = sorted(
         done,
         key=lambda r: (r.get("outcome") != "ok", float(r.get("seconds", 0.0))),  # type: ignore[arg-type]
@@ -285,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         "--repeat", type=int, default=3, help="identify / blastn runs, alternating (median)"
     )
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     subprocess.run(
         [str(CUSTODY.parent / "python"), "-m", "compileall", "-q", "custody", "species_ref", "labels"],
         cwd=ROOT, check=True,

@@ -58,9 +58,9 @@ IntArray = npt.NDArray[np.int64]
 ByteArray = npt.NDArray[np.uint8]
 
 _HASH_MULT = np.uint32(2654435761)  # Knuth's multiplicative hash (k-mer codes fit 30 bits)
-_CHUNK_BASES = 500_000
+_CHUNK_BASES = 500_000  # small enough for the allocator to reuse its buffers
 #: average postings per k-mer from which slices are copied rather than positions gathered
-_SLICE_COPY_MIN = 200  # small enough for the allocator to reuse its buffers
+_SLICE_COPY_MIN = 200
 
 
 class IndexBuildError(SpeciesRefError):
@@ -179,7 +179,12 @@ def save_array_dir(
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         if path.exists():
             shutil.rmtree(path)
-        os.rename(tmp, path)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not path.is_dir():
+                raise
+            # Another process wrote the same cache in the meantime: keep theirs.
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -474,7 +479,10 @@ class KmerIndex:
         index = cls.build(version, k=k, sample=sample)
         index.save(path)
         _remove_stale(Path(cache_dir), keep=path.name)
-        return cls.load(path)
+        try:
+            return cls.load(path)
+        except IndexBuildError:  # replaced by another process meanwhile: use the one built
+            return index
 
     # ---------------------------------------------------------------- access
     def species_id(self, name: str) -> int | None:
@@ -579,13 +587,13 @@ class KmerIndex:
     def _shared_counts(
         self, starts: IntArray, lens: IntArray, qorient: IntArray, *, min_count: int = 1
     ) -> tuple[IntArray, IntArray, IntArray]:
-        """References sharing at least `min_count` k-mers (either strand), and their
-        shared counts on each strand.
+        """References with any shared k-mer, and their shared counts on each strand;
+        with `min_count` 2 or more, references sharing a single k-mer are left out.
 
         Works on the postings of the query's k-mers only (sorted and counted),
         so its cost does not grow with the size of the library. In a large
         library most references share a single k-mer with a query by chance;
-        with `min_count` 2 they are dropped before counting.
+        a caller that needs two or more drops them before they are counted.
         """
         total = int(lens.sum())
         empty = np.zeros(0, dtype=np.int64)

@@ -26,6 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,7 +301,7 @@ class LibraryProfile:
                     **{name: data[name] for name in _ARRAYS if name != "species_names"},
                     species_names=data["species_names"].tolist(),
                 )
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ProfileError(f"Profile file {path} cannot be read ({exc}); delete it.") from exc
 
     @classmethod
@@ -342,7 +343,10 @@ class LibraryProfile:
             prof = cls.build(index, matcher=matcher, progress=progress)
         prof.save(path)
         v1.unlink(missing_ok=True)
-        return cls.load(path)
+        try:
+            return cls.load(path)
+        except ProfileError:  # replaced by another process meanwhile: use the one built
+            return prof
 
 
 #: the arrays of a profile, one .npy file each

@@ -538,7 +538,7 @@ def test_each_level_has_one_wording() -> None:
 
 def _identical_match_library(*, sister_genus: str = "Testgenus") -> LibraryVersion:
     """Testgenus alpha from one reference, its nearest species (in `sister_genus`) about
-    2.8 % away, and a genus whose other species lie within 0.5 % of each other: the
+    2.6 % away, and a genus whose other species lie within 0.5 % of each other: the
     genus test gives no relief."""
     version = _few_refs_library(36, unresolved=True)
     recs = [
@@ -553,7 +553,7 @@ def _identical_match_library(*, sister_genus: str = "Testgenus") -> LibraryVersi
 def test_query_identical_to_a_few_refs_species_whose_nearest_species_is_a_congener_is_called() -> (
     None
 ):
-    # One reference, its nearest species a congener 2.8 % away: a query identical to
+    # One reference, its nearest species a congener 2.6 % away: a query identical to
     # the reference is a species call that says why; one base off, it is not.
     version = _identical_match_library()
     ref = version.records[0].sequence
@@ -579,7 +579,7 @@ def test_query_identical_to_a_few_refs_species_whose_nearest_species_is_a_congen
 def test_query_identical_to_a_few_refs_species_whose_nearest_species_is_another_genus_is_not_called() -> (
     None
 ):
-    # The nearest species 2.8 % away belongs to another genus: the library does not show
+    # The nearest species 2.6 % away belongs to another genus: the library does not show
     # the marker separating congeners, so an identical query stays at genus level.
     version = _identical_match_library(sister_genus="Othergenus")
     res = _one(version.records[0].sequence, version)

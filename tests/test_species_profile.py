@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
@@ -241,3 +242,34 @@ def test_cached_profile_is_reopened_and_an_earlier_single_file_cache_is_converte
     again = LibraryProfile.load_or_build(index, tmp_path)
     for sid in range(len(index.species_names)):
         assert converted.stats(sid) == built.stats(sid) == again.stats(sid)
+
+
+def test_a_damaged_earlier_cache_is_rebuilt_not_fatal(index: KmerIndex, tmp_path: Path) -> None:
+    built = LibraryProfile.load_or_build(index, tmp_path)
+    (cached,) = tmp_path.glob("species_profile_*_v2")
+    shutil.rmtree(cached)
+    old = cached.with_name(cached.name[: -len("_v2")] + "_v1.npz")
+    old.write_bytes(b"PK\x03\x04 cut off in the middle of a write")
+    again = LibraryProfile.load_or_build(index, tmp_path)
+    assert cached.is_dir() and not old.exists()
+    assert again.stats(0) == built.stats(0)
+
+
+def test_a_cache_written_by_another_process_meanwhile_is_kept(
+    index: KmerIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import species_ref.index as index_module
+
+    built = LibraryProfile.build(index, workers=1)
+    target = tmp_path / "species_profile_x_v2"
+    rename = os.rename
+
+    def lose_the_race(src: str, dst: str) -> None:
+        rename(src, dst)  # the other process's directory lands first ...
+        raise OSError(39, "Directory not empty")  # ... so ours cannot be renamed onto it
+
+    monkeypatch.setattr(index_module.os, "rename", lose_the_race)
+    built.save(target)
+    monkeypatch.undo()
+    assert LibraryProfile.load(target).stats(0) == built.stats(0)
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary left behind

@@ -1454,7 +1454,9 @@ _FEW_REFERENCES_RELIEF = ("identical-match", "genus-resolved")
 
 
 def _species_held(r: AnalysisResult, *, species_id: str, gap: str, library: bool) -> str:
-    """Why a species call's conditions held, including the rule's two exceptions."""
+    """Why a species call's conditions held, including any exception the rule made (a sister
+    within the gap outweighed by many close references; a species known from few references
+    called because its genus is separated or the query is identical to a reference)."""
     nxt = r.next_hit
     parts = [f"Here the best match, {r.taxon}, is at {_pct(r.identity)}"]
     discounted = r.flags_coded("read-errors")
