@@ -22,7 +22,7 @@ What a conflict is taken to be:
 
 Invariants: distances are percent over the aligned overlap, as everywhere in
 the package; the pairs come from the nearest-neighbour rows of the species
-statistics (up to three probe references per species against the closest
+statistics (up to two probe references per species against the closest
 references of the nearest other species) plus exact sequence identity over
 all references, so an identical pair is never missed.
 """

@@ -485,6 +485,12 @@ class KmerIndex:
             return index
 
     # ---------------------------------------------------------------- access
+    @property
+    def marker_codes(self) -> npt.NDArray[np.int32]:
+        """One small code per reference; references of one marker share it."""
+        assert isinstance(self.markers, CodedStrings)
+        return self.markers.codes
+
     def species_id(self, name: str) -> int | None:
         return self._species_index.get(name)
 

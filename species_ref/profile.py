@@ -26,7 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import zipfile
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,13 @@ Progress = Callable[[int, int], None]
 BoolArray = npt.NDArray[np.bool_]
 #: 2: a directory of .npy files opened memory-mapped (1: one .npz file, read whole)
 PROFILE_FORMAT = 2
+#: how the statistics are computed, part of the cache's name so that statistics
+#: computed otherwise are never reused: 1 = three probe references per species,
+#: 24 candidates each; 2 = the first and farthest reference plus the first of
+#: each other marker (three at most), 16 candidates each (half the build time
+#: for a one-marker library at national scale, the decisions of the validation
+#: designs unchanged: docs/decision-rules.md)
+PROFILE_METHOD = 2
 
 
 @dataclass(frozen=True)
@@ -215,7 +222,8 @@ class LibraryProfile:
         Spread: distances from one reference of the species to up to 30 others,
         then from the farthest of those to the same set (two "stars" bound the
         largest pairwise distance within a factor of two at a fraction of the
-        cost of all pairs). Neighbours: for up to three references per species,
+        cost of all pairs). Neighbours: for the first and the farthest reference of
+        each species and the first of each other marker it has (three at most),
         the nearest reference of each of the closest six other species.
         """
         m = matcher or Matcher(index)
@@ -290,21 +298,6 @@ class LibraryProfile:
             raise ProfileError(f"Profile {path} cannot be read ({exc}); delete it.") from exc
 
     @classmethod
-    def _load_v1(cls, path: Path) -> LibraryProfile:
-        """A profile cached as one .npz file (format 1), read whole."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if int(data["format"]) != 1:
-                    raise ProfileError(f"Profile file {path} has an unknown format; delete it.")
-                return cls(
-                    content_hash=str(data["content_hash"]),
-                    **{name: data[name] for name in _ARRAYS if name != "species_names"},
-                    species_names=data["species_names"].tolist(),
-                )
-        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-            raise ProfileError(f"Profile file {path} cannot be read ({exc}); delete it.") from exc
-
-    @classmethod
     def load_or_build(
         cls,
         index: KmerIndex,
@@ -315,14 +308,15 @@ class LibraryProfile:
     ) -> LibraryProfile:
         """The cached profile of the index's library version, built and cached when missing.
 
-        A profile cached in the earlier single-file format is converted, not rebuilt
-        (building one for a national-scale library takes minutes).
+        A profile cached by an earlier release (another format or method) is
+        rebuilt, not reused, and removed once the new one is written: statistics
+        computed another way would not be the ones this release validated.
         """
         if cache_dir is None:
             return cls.build(index, matcher=matcher, progress=progress)
         digest = hashlib.sha256(index.content_hash.encode()).hexdigest()[:24]
         stem = f"species_profile_{digest}_k{index.k}"
-        path = Path(cache_dir) / f"{stem}_v{PROFILE_FORMAT}"
+        path = Path(cache_dir) / f"{stem}_v{PROFILE_FORMAT}_m{PROFILE_METHOD}"
         if path.is_dir():
             try:
                 prof = cls.load(path)
@@ -330,23 +324,24 @@ class LibraryProfile:
                     return prof
             except ProfileError:
                 pass
-        v1 = Path(cache_dir) / f"{stem}_v1.npz"
-        converted: LibraryProfile | None = None
-        if v1.is_file():
-            try:
-                converted = cls._load_v1(v1)
-            except ProfileError:
-                converted = None
-        if converted is not None and converted.content_hash == index.content_hash:
-            prof = converted
-        else:
-            prof = cls.build(index, matcher=matcher, progress=progress)
+        prof = cls.build(index, matcher=matcher, progress=progress)
         prof.save(path)
-        v1.unlink(missing_ok=True)
+        _remove_earlier(Path(cache_dir), stem=stem, keep=path.name)
         try:
             return cls.load(path)
         except ProfileError:  # replaced by another process meanwhile: use the one built
             return prof
+
+
+def _remove_earlier(cache_dir: Path, *, stem: str, keep: str) -> None:
+    """Remove this library's profiles of other formats or methods (`stem_v1.npz`, `stem_v2`)."""
+    for old in cache_dir.glob(f"{stem}_v*"):
+        if old.name == keep:
+            continue
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
 
 
 #: the arrays of a profile, one .npy file each
@@ -366,7 +361,7 @@ _SPECIES_PER_TASK = 200
 _MAX_STAR = 30
 _MAX_PROBES = 3
 _NEIGHBOURS = 6
-_CANDIDATES = 24
+_CANDIDATES = 16
 _CANDIDATES_PER_SPECIES = 2
 
 
@@ -421,9 +416,11 @@ def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows
 
     Spread: distances from the first reference of a sample of up to 31 to the
     others, then from the farthest of those to the rest. Probes: the first
-    reference, the farthest, then the next of the sample, three at most.
+    reference, the farthest, then the first of each other marker of the sample
+    (with no usable pair, the next reference), three at most.
     """
     m = job.matcher
+    marker_codes = job.index.marker_codes
     species = list(range(*span))
     samples = [_star_sample(job.groups[s]) for s in species]
     centre = np.array([int(x[0]) for x in samples], dtype=np.int64)
@@ -456,11 +453,18 @@ def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows
             q2_parts.append(np.full(rest.shape[0], f))
             r2_parts.append(rest)
             g2_parts.append(np.full(rest.shape[0], i))
+        # Then the first reference of each other marker of the sample, so that each
+        # marker's nearest species is seen, and with no usable pair the next reference.
+        seen = {int(marker_codes[c])}
         for extra in x[1:].tolist():
             if len(mine) >= _MAX_PROBES:
                 break
-            if int(extra) not in mine:
+            code = int(marker_codes[extra])
+            if code not in seen and extra not in mine:
                 mine.append(int(extra))
+                seen.add(code)
+        if f < 0 and len(mine) == 1 and x.shape[0] > 1:
+            mine.append(int(x[1]))
         probes += mine
         probe_owner += [i] * len(mine)
     empty = np.zeros(0, dtype=np.int64)

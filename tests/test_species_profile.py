@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,9 @@ def _library(seed: int = 7) -> KmerIndex:
                     seq = seq[:pos] + rng.choice("RYKMSWN") + seq[pos + 1 :]
                 if rng.random() < 0.1:
                     seq = seq.translate(_COMP)[::-1]
-                recs.append(RefRecord(f"G{g}S{s}R{i}", name, "COI-5P", seq))
+                # A few species carry records of a second marker (probed on their own).
+                marker = "12S" if g == 3 and i == 2 else "COI-5P"
+                recs.append(RefRecord(f"G{g}S{s}R{i}", name, marker, seq))
     return KmerIndex.from_records(recs)
 
 
@@ -160,14 +162,18 @@ def _profile_one_call_per_query(index: KmerIndex, m: Matcher) -> dict[str, np.nd
                     for b, r in zip(rest.tolist(), raws, strict=True):
                         if usable(r, far, b):
                             pa.append(far), pb.append(b), pd.append(100 - r.identity)
+            seen = {index.markers[centre]}
             for extra in sample[1:].tolist():
                 if len(probes) >= 3:
                     break
-                if extra not in probes:
+                if index.markers[extra] not in seen and extra not in probes:
                     probes.append(extra)
+                    seen.add(index.markers[extra])
+            if not star and len(probes) == 1:
+                probes.append(int(sample[1]))
         excl = index.species_ids == sp
         for a in probes:
-            c = index.candidates(index.ref_mask(a), 24, per_species=2, exclude=excl)
+            c = index.candidates(index.ref_mask(a), 16, per_species=2, exclude=excl)
             raws = m.align_many(index.ref_mask(a), refs=c.refs, strands=c.strands, shared=c.shared)
             best: dict[int, tuple[float, int]] = {}
             for ref, r in zip(c.refs.tolist(), raws, strict=True):
@@ -213,46 +219,51 @@ def test_statistics_do_not_depend_on_workers_or_batch_size(
         assert one.stats(sid) == several.stats(sid)
 
 
-def test_cached_profile_is_reopened_and_an_earlier_single_file_cache_is_converted_not_rebuilt(
+def test_cached_profile_is_reopened_not_rebuilt(
     index: KmerIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built = LibraryProfile.load_or_build(index, tmp_path)
-    (cached,) = tmp_path.glob("species_profile_*_v2")
-    assert cached.is_dir()
-    # A profile cached by an earlier release: one .npz file (format 1).
-    old = cached.with_name(cached.name[: -len("_v2")] + "_v1.npz")
-    arrays = {name: getattr(built, name) for name in ("pair_a", "pair_b", "pair_dist")}
-    arrays |= {name: getattr(built, name) for name in ("nb_probe", "nb_ref", "nb_dist")}
-    np.savez(
-        old,
-        format=np.array(1),
-        content_hash=np.array(built.content_hash),
-        species_ids=built.species_ids,
-        species_names=np.array(built.species_names),
-        **arrays,
-    )
-    shutil.rmtree(cached)
+    (cached,) = tmp_path.glob("species_profile_*")
+    assert cached.is_dir() and cached.name.endswith("_v2_m2")
 
     def no_build(*_args: Any, **_kwargs: Any) -> LibraryProfile:
         raise AssertionError("the profile was rebuilt")
 
     monkeypatch.setattr(LibraryProfile, "build", no_build)
-    converted = LibraryProfile.load_or_build(index, tmp_path)
-    assert not old.exists() and cached.is_dir()
     again = LibraryProfile.load_or_build(index, tmp_path)
     for sid in range(len(index.species_names)):
-        assert converted.stats(sid) == built.stats(sid) == again.stats(sid)
+        assert again.stats(sid) == built.stats(sid)
 
 
-def test_a_damaged_earlier_cache_is_rebuilt_not_fatal(index: KmerIndex, tmp_path: Path) -> None:
-    built = LibraryProfile.load_or_build(index, tmp_path)
-    (cached,) = tmp_path.glob("species_profile_*_v2")
-    shutil.rmtree(cached)
-    old = cached.with_name(cached.name[: -len("_v2")] + "_v1.npz")
-    old.write_bytes(b"PK\x03\x04 cut off in the middle of a write")
-    again = LibraryProfile.load_or_build(index, tmp_path)
-    assert cached.is_dir() and not old.exists()
-    assert again.stats(0) == built.stats(0)
+def test_profiles_cached_by_an_earlier_release_are_rebuilt_and_removed(
+    index: KmerIndex, tmp_path: Path
+) -> None:
+    built = LibraryProfile.build(index, workers=1)
+    digest = hashlib.sha256(index.content_hash.encode()).hexdigest()[:24]
+    stem = f"species_profile_{digest}_k{index.k}"
+    # Statistics computed by the earlier method (three probes per species), with a
+    # distance that differs from what this release computes ...
+    earlier = LibraryProfile(
+        content_hash=built.content_hash,
+        pair_a=built.pair_a,
+        pair_b=built.pair_b,
+        pair_dist=built.pair_dist + 1.0,
+        nb_probe=built.nb_probe,
+        nb_ref=built.nb_ref,
+        nb_dist=built.nb_dist,
+        species_ids=built.species_ids,
+        species_names=built.species_names,
+    )
+    earlier.save(tmp_path / f"{stem}_v2")
+    # ... and a single-file cache of the first format, damaged in the middle of a write.
+    (tmp_path / f"{stem}_v1.npz").write_bytes(b"PK\x03\x04 cut off in the middle of a write")
+    other_library = tmp_path / "species_profile_0123456789abcdef01234567_k11_v2"
+    earlier.save(other_library)
+    got = LibraryProfile.load_or_build(index, tmp_path)
+    for sid in range(len(index.species_names)):
+        assert got.stats(sid) == built.stats(sid)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([f"{stem}_v2_m2", other_library.name])
 
 
 def test_a_cache_written_by_another_process_meanwhile_is_kept(
