@@ -97,7 +97,8 @@ def ref_import(
     """
     from custody.species import import_reference, prepare_reference, reference_conflicts
 
-    store = open_store()
+    # Only signing needs the database; libraries are files beside it (a fast start).
+    store = open_store() if actor else reference_home()
     importer = signer(store, actor) if actor else None
     with _progress_bar(f"importing {name}") as bar:
         task = bar.add_task("import", total=len(files) + 1)
