@@ -151,10 +151,13 @@ def _ref_samples(index: KmerIndex, refs: IntArray, *, thin: int = 1) -> _RefSamp
     local = np.arange(width)[None, :] * stride[:, None]
     valid = np.arange(width)[None, :] < m[:, None]
     gpos = np.where(valid, local + index.seq_offsets[refs][:, None], 0)
-    codes = index.seq_codes
+    # Every base read lies inside its reference (the last sample starts k - 1 bases
+    # before its end); codes are taken from the masks of those bases only, not from a
+    # code copy of the whole library, which each worker process would build again.
+    masks = index.seq_masks
     fwd32 = np.zeros(gpos.shape, dtype=np.int32)  # k <= 15: codes fit 30 bits
     for j in range(k):
-        col = codes[gpos + j]
+        col = MASK_TO_CODE[masks[gpos + j]]
         valid &= col != 4
         fwd32 <<= 2
         fwd32 |= col & 3

@@ -320,12 +320,6 @@ class KmerIndex:
     def _species_index(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.species_names)}
 
-    @cached_property
-    def seq_codes(self) -> ByteArray:
-        """2-bit codes of every reference base (4 = ambiguity), padded with k codes 4 so a
-        window starting at the last base never reads past the end."""
-        return np.concatenate((MASK_TO_CODE[self.seq_masks], np.full(self.k, 4, dtype=np.uint8)))
-
     # ------------------------------------------------------------------ build
     @classmethod
     def build(
@@ -476,13 +470,18 @@ class KmerIndex:
                     return index
             except IndexBuildError:
                 pass
-        index = cls.build(version, k=k, sample=sample)
-        index.save(path)
+        return cls.build(version, k=k, sample=sample).cache_in(Path(cache_dir))
+
+    def cache_in(self, cache_dir: Path) -> KmerIndex:
+        """Save this index in `cache_dir`, where `load_or_build` finds it, and return it
+        opened from there (memory-mapped). Indexes of older formats there are removed."""
+        path = Path(cache_dir) / _cache_name(self.content_hash, self.k, self.sample)
+        self.save(path)
         _remove_stale(Path(cache_dir), keep=path.name)
         try:
-            return cls.load(path)
+            return KmerIndex.load(path)
         except IndexBuildError:  # replaced by another process meanwhile: use the one built
-            return index
+            return self
 
     # ---------------------------------------------------------------- access
     @property
