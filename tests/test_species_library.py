@@ -394,9 +394,7 @@ def test_a_failed_write_is_reported_even_when_the_work_beside_it_succeeds(
     blocker.write_text("x")
     seen = []
     with pytest.raises(SpeciesRefError, match="could not be written.*Nothing was imported"):
-        LibraryStore(blocker).import_version(
-            "lib", [IO / "ref_pipe.fasta"], meanwhile=seen.append
-        )
+        LibraryStore(blocker).import_version("lib", [IO / "ref_pipe.fasta"], meanwhile=seen.append)
     assert len(seen) == 1 and blocker.read_text() == "x"
 
 
