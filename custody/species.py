@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from species_ref.conflicts import NameConflict, ProblemRecord
     from species_ref.curation import Decision as CurationDecision
     from species_ref.identify import Engine, Identification, ValidationDoc
-    from species_ref.index import KmerIndex
     from species_ref.library import LibraryStore
     from species_ref.rules import Rule
     from species_ref.types import LibraryVersion, Query
@@ -95,8 +94,6 @@ class ReferenceImport:
 
     version: LibraryVersion
     rejected: list[tuple[str, int]]  # (reason category, count), most frequent first
-    #: the new version's k-mer index, built while its files were written (`build_index`)
-    index: KmerIndex | None = None
 
 
 def import_reference(
@@ -110,26 +107,13 @@ def import_reference(
     max_ambiguous: float = 0.01,
     progress: ProgressFn | None = None,
     signer: Signer | None = None,
-    build_index: bool = False,
 ) -> ReferenceImport:
     """Import reference files as the next version of library `name` (see `LibraryStore.import_version`).
 
     With `signer`, the importing actor signs the new version's manifest (`custody.libsign`).
-    With `build_index`, the new version's k-mer index is built while its files are
-    written, for `prepare_reference` (an index that does not fit in memory is left
-    for it to report).
     """
     from species_ref.errors import SpeciesRefError
-    from species_ref.index import KmerIndex
     from species_ref.refimport import rejection_counts
-
-    built: list[KmerIndex] = []
-
-    def build(lib: LibraryVersion) -> None:
-        try:
-            built.append(KmerIndex.build(lib))
-        except MemoryError:
-            pass
 
     try:
         version, result = reference_store(store).import_version(
@@ -140,7 +124,6 @@ def import_reference(
             note=note,
             progress=progress,
             max_ambiguous=max_ambiguous,
-            meanwhile=build if build_index else None,
         )
     except MemoryError:
         raise SpeciesRefError(
@@ -151,9 +134,7 @@ def import_reference(
         from custody.libsign import sign_version
 
         sign_version(store, name=version.name, version=version.version, signer=signer)
-    return ReferenceImport(
-        version, rejection_counts(result.rejected).most_common(), built[0] if built else None
-    )
+    return ReferenceImport(version, rejection_counts(result.rejected).most_common())
 
 
 def prepare_reference(
@@ -163,28 +144,21 @@ def prepare_reference(
     version: int | None = None,
     progress: ProgressFn | None = None,
     loaded: LibraryVersion | None = None,
-    index: KmerIndex | None = None,
 ) -> Engine:
     """Build and cache a library version's k-mer index and species statistics.
 
     Done once per version (normally right after import), so the first
     identification does not pay for it; later calls find the cache. Returns the
     ready search engine. `loaded` is the version when the caller holds it
-    already (the import that made it), so its records are not read again;
-    `index` its k-mer index when built already (`import_reference(build_index=True)`).
+    already (the import that made it), so its records are not read again.
     """
     from species_ref.errors import SpeciesRefError
     from species_ref.identify import Engine
 
     refs = reference_store(store)
     lib = loaded if loaded is not None else refs.open(library, version)
-    cache_dir = refs.cache_dir(lib.name, lib.version)
     try:
-        if index is not None and index.content_hash == lib.content_hash:
-            index = index.cache_in(cache_dir)
-        else:
-            index = None
-        return Engine(lib, cache_dir=cache_dir, index=index, progress=progress)
+        return Engine(lib, cache_dir=refs.cache_dir(lib.name, lib.version), progress=progress)
     except MemoryError:
         raise SpeciesRefError(
             f"The search index of library '{lib.name}' version {lib.version} does not fit in this "

@@ -470,18 +470,13 @@ class KmerIndex:
                     return index
             except IndexBuildError:
                 pass
-        return cls.build(version, k=k, sample=sample).cache_in(Path(cache_dir))
-
-    def cache_in(self, cache_dir: Path) -> KmerIndex:
-        """Save this index in `cache_dir`, where `load_or_build` finds it, and return it
-        opened from there (memory-mapped). Indexes of older formats there are removed."""
-        path = Path(cache_dir) / _cache_name(self.content_hash, self.k, self.sample)
-        self.save(path)
+        index = cls.build(version, k=k, sample=sample)
+        index.save(path)
         _remove_stale(Path(cache_dir), keep=path.name)
         try:
-            return KmerIndex.load(path)
+            return cls.load(path)
         except IndexBuildError:  # replaced by another process meanwhile: use the one built
-            return self
+            return index
 
     # ---------------------------------------------------------------- access
     @property

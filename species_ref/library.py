@@ -42,7 +42,6 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -441,7 +440,6 @@ class LibraryStore:
         note: str = "",
         progress: Progress | None = None,
         max_ambiguous: float = 0.01,
-        meanwhile: Callable[[LibraryVersion], None] | None = None,
     ) -> tuple[LibraryVersion, ImportResult]:
         """Create the next version of `name` from exactly the records of `paths`.
 
@@ -453,10 +451,6 @@ class LibraryStore:
         parsed and once when the version is written. Records with a larger share
         of non-ACGT bases than `max_ambiguous` are rejected; the limit is kept in
         the manifest's import options.
-        `meanwhile(version)`, when given, runs while the new version's files are
-        written (by another thread): work on the records in memory, such as
-        building the search index. The version is in place when this returns;
-        when no version is created, `meanwhile` is not called.
         """
         check_library_name(name)
         files = [Path(p) for p in paths]
@@ -495,6 +489,11 @@ class LibraryStore:
             read=read,
             import_options={"format": fmt, "marker": marker, "max_ambiguous": max_ambiguous},
         )
+        self._write_version(
+            name=name, version=version, records=records, rejected=rejected, manifest=manifest
+        )
+        if progress is not None:
+            progress(total, total)
         lib = LibraryVersion(
             name=name,
             version=version,
@@ -503,18 +502,6 @@ class LibraryStore:
             records=tuple(records),
             note=note,
         )
-
-        def write() -> None:
-            self._write_version(
-                name=name, version=version, records=records, rejected=rejected, manifest=manifest
-            )
-
-        if meanwhile is None:
-            write()
-        else:
-            _while_writing(write, meanwhile, lib)
-        if progress is not None:
-            progress(total, total)
         return lib, combined
 
     def _write_version(
@@ -737,33 +724,6 @@ class _Sources:
     records: list[RefRecord]
     rejected: list[Rejection]
     sources: list[dict[str, str | int]]  # manifest "sources" entries, one per file
-
-
-def _while_writing(
-    write: Callable[[], None], work: Callable[[LibraryVersion], None], lib: LibraryVersion
-) -> None:
-    """`write()` in a background thread while `work(lib)` runs in this one.
-
-    Returns once both are done. A failed write is raised (before any error of
-    `work`, which is then chained to it): the version is not there. An error of
-    `work` alone is raised with the version written.
-    """
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            write()
-        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread
-            failed.append(exc)
-
-    writer = threading.Thread(target=run, name="library-version-writer")
-    writer.start()
-    try:
-        work(lib)
-    finally:
-        writer.join()
-        if failed:
-            raise failed[0]
 
 
 def _read_sources(

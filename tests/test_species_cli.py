@@ -142,30 +142,6 @@ def test_ref_import_bad_file_stores_nothing(
     assert json.loads(runner.invoke(app, ["ref", "list", "--json"]).stdout) == []
 
 
-def test_ref_import_builds_the_index_once_and_leaves_it_cached_for_identify(
-    world: World, runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from species_ref.index import KmerIndex
-
-    build = KmerIndex.build.__func__  # type: ignore[attr-defined]
-    builds: list[str] = []
-
-    def counted(cls: type[KmerIndex], version: object, **kwargs: object) -> KmerIndex:
-        builds.append(version.name)  # type: ignore[attr-defined]
-        return build(cls, version, **kwargs)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(KmerIndex, "build", classmethod(counted))
-    result = runner.invoke(app, ["ref", "import", "demo", str(bundled_data("demo_library.fasta"))])
-    assert result.exit_code == 0, result.output
-    assert builds == ["demo"]
-    (cached,) = world.store.references_dir.glob("demo/.cache/v0001/kmer_index_*")
-    assert cached.is_dir()
-    query = _query(tmp_path, "demo_Panthera_tigris")
-    found = runner.invoke(app, ["identify", str(query), "--library", "demo", "--json"])
-    assert found.exit_code == 0 and json.loads(found.stdout)["taxon"] == "Panthera tigris"
-    assert builds == ["demo"]  # identify opened the cached index
-
-
 def test_unknown_library_is_a_clear_error(world: World, runner: CliRunner, tmp_path: Path) -> None:
     for args in (
         ["ref", "validate", "nope"],

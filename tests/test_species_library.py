@@ -376,33 +376,3 @@ def test_unwritable_root_is_a_clear_error(tmp_path: Path) -> None:
     store = LibraryStore(blocker)
     with pytest.raises(SpeciesRefError, match="could not be written.*Nothing was imported"):
         store.import_version("lib", [IO / "ref_pipe.fasta"])
-
-
-def test_work_done_while_the_files_are_written_sees_the_new_version(store: LibraryStore) -> None:
-    seen = []
-    lib, _ = store.import_version("lib", [IO / "ref_pipe.fasta"], meanwhile=seen.append)
-    assert seen == [lib] and store.load("lib").records == lib.records
-    # No new version (same content): nothing to work on.
-    store.import_version("lib", [IO / "ref_pipe.fasta"], meanwhile=seen.append)
-    assert seen == [lib] and [s.version for s in store.versions("lib")] == [1]
-
-
-def test_a_failed_write_is_reported_even_when_the_work_beside_it_succeeds(
-    tmp_path: Path,
-) -> None:
-    blocker = tmp_path / "not_a_dir"
-    blocker.write_text("x")
-    seen = []
-    with pytest.raises(SpeciesRefError, match="could not be written.*Nothing was imported"):
-        LibraryStore(blocker).import_version("lib", [IO / "ref_pipe.fasta"], meanwhile=seen.append)
-    assert len(seen) == 1 and blocker.read_text() == "x"
-
-
-def test_failed_work_beside_the_write_leaves_the_version_written(store: LibraryStore) -> None:
-    def fail(_lib: object) -> None:
-        raise MemoryError
-
-    with pytest.raises(MemoryError):
-        store.import_version("lib", [IO / "ref_pipe.fasta"], meanwhile=fail)
-    assert [s.version for s in store.versions("lib")] == [1]
-    assert store.verify("lib") == []

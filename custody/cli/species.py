@@ -106,7 +106,6 @@ def ref_import(
             store, name=name, files=files, fmt=fmt, marker=marker, note=note,
             max_ambiguous=max_ambiguous / 100.0,
             progress=lambda d, t: bar.update(task, completed=d, total=t), signer=importer,
-            build_index=True,
         )  # fmt: skip
     version = imported.version
     with _progress_bar("preparing the search index") as bar:
@@ -117,7 +116,6 @@ def ref_import(
             version=version.version,
             progress=lambda d, t: bar.update(task, completed=d, total=t),
             loaded=version,
-            index=imported.index,
         )
     out.print(
         f"{version.name} version {version.version}  {len(version.records)} sequences, {len(version.species)} species"
