@@ -48,7 +48,7 @@ def test_bench_cli_imports_identifies_and_reports(
     out = tmp_path / "scale"
     code = bench.main(
         ["--refs", "300", "--queries", "12", "--out", str(out), "--no-blast", "--limit-gib", "0"]
-        + ["--repeat", "2"]
+        + ["--repeat", "2", "--import-repeat", "2"]
     )
     assert code == 0
     (row,) = json.loads((out / "results.json").read_text())
@@ -58,6 +58,12 @@ def test_bench_cli_imports_identifies_and_reports(
     # The search ran twice; the row reports the run of median time.
     runs = row["identify_runs"]
     assert len(runs) == 2 and row["identify"]["seconds"] == min(r["seconds"] for r in runs)
+    # Each import went into a new store: the library searched is version 1 of the last one.
+    assert len(row["ref_import_runs"]) == 2 and all(
+        r["outcome"] == "ok" for r in row["ref_import_runs"]
+    )
+    assert (out / "refs300" / "store" / "references" / "synth" / "v0001").is_dir()
+    assert not (out / "refs300" / "store" / "references" / "synth" / "v0002").exists()
     assert row["store_mib"] > 0 and row["ref_import"]["peak_mib"] > 0
     lines = (out / "refs300" / "identify.jsonl").read_text().splitlines()
     assert len(lines) == 12 and all(json.loads(x)["library_name"] == "synth" for x in lines)
