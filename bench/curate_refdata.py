@@ -168,12 +168,15 @@ ADDED = [
 
 #: The rule re-identification ran under for the shipped decisions: revision 1 of
 #: the default rule (five dominant references, no relief for resolved genera nor
-#: for identical queries), with the short-query base count of revision 3.
+#: for identical queries, no two-reference dominance on short queries), with the
+#: short-query base count of revision 3.
 EVIDENCE_RULE = replace(
     RULES["default"],
     name="default-r1",
     revision=1,
     dominant_refs=5,
+    dominant_refs_short=0,
+    dominant_short_gap_bases=0,
     few_refs_exact_min_nn=0.0,
     resolved_genus_max=0.0,
     resolved_min_nn=0.0,

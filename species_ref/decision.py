@@ -456,19 +456,22 @@ def _dominant_support(
 
     Those references must be within `dominant_max_distance` % of the query and
     more identical than every reference of any other species by at least one
-    whole base (`min_gap_bases` on short queries). None when fewer than
-    `dominant_refs` qualify, or the rule does not use dominance.
+    whole base (on short queries `dominant_short_gap_bases`, else `min_gap_bases`).
+    None when fewer than `dominant_refs` qualify (`dominant_refs_short` on short
+    queries), or the rule does not use dominance.
     """
     if not rule.dominant_refs or len(groups) < 2:
         return None
     best, second = groups[0], groups[1]
-    need = max(1, rule.min_gap_bases) if query_length < rule.short_query_bp else 1
+    short = query_length < rule.short_query_bp
+    refs = (rule.dominant_refs_short or rule.dominant_refs) if short else rule.dominant_refs
+    need = (rule.dominant_short_gap_bases or max(1, rule.min_gap_bases)) if short else 1
     floor = max(
         100.0 - rule.dominant_max_distance,
         second.best_identity + 100.0 * need / max(best.aligned_length, 1) - 1e-9,
     )
     close = [x for x in best.identities if x >= floor]
-    if len(close) < rule.dominant_refs:
+    if len(close) < refs:
         return None
     return min(close), max(close), len(close)
 

@@ -106,6 +106,12 @@ class Rule:
     #: references per species, so 5 means every aligned reference.
     dominant_refs: int = 0
     dominant_max_distance: float = 0.2
+    #: ... on short queries, `dominant_refs_short` references (0: `dominant_refs`), each
+    #: closer than any other species' reference by `dominant_short_gap_bases` whole bases
+    #: (0: `min_gap_bases`): on a 100 bp mini-barcode, two references identical to the
+    #: query, each a base closer than every reference of any other species.
+    dominant_refs_short: int = 0
+    dominant_short_gap_bases: int = 0
     #: bumped whenever the values of a registered rule, or how the decision reads
     #: them, change, so a stored result or validation says which revision of the
     #: named rule it was made under. Revision 3 (2 of strict and mini-barcode):
@@ -113,7 +119,9 @@ class Rule:
     #: where it compared identities over the best one's length (one column more or
     #: less turned two bases into 1.97). Revision 4 (default, conservative): a query
     #: identical to a species known from few references is called when its nearest
-    #: other species is a congener 2.5 % away (`few_refs_exact_min_nn`).
+    #: other species is a congener 2.5 % away (`few_refs_exact_min_nn`). Revision 5
+    #: (default, conservative): on short queries, two references a base closer than any
+    #: other species' carry a call (`dominant_refs_short`, `dominant_short_gap_bases`).
     revision: int = 1
     description: str = ""
 
@@ -125,8 +133,10 @@ class Rule:
 RULES: dict[str, Rule] = {
     "default": Rule(
         name="default",
-        revision=4,
+        revision=5,
         dominant_refs=3,
+        dominant_refs_short=2,
+        dominant_short_gap_bases=1,
         nn_fraction=1.0,
         singleton_max_distance=0.5,
         discount_conserved_errors=True,
@@ -149,8 +159,8 @@ RULES: dict[str, Rule] = {
             "1.5 % of another species), >= 2 % and >= 1.5 % and four times the query's "
             "distance. A species "
             "with three references within 0.2 % of the query, each closer than any other "
-            "species' reference by a whole base (two on short queries), is called despite "
-            "another species within the gap."
+            "species' reference by a whole base (on queries under 300 bp: two references, "
+            "each a base closer), is called despite another species within the gap."
         ),
     ),
     "strict": Rule(
@@ -193,8 +203,10 @@ RULES: dict[str, Rule] = {
     ),
     "conservative": Rule(
         name="conservative",
-        revision=4,
+        revision=5,
         dominant_refs=3,
+        dominant_refs_short=2,
+        dominant_short_gap_bases=1,
         resolved_genus_max=0.35,
         resolved_min_nn=2.0,
         resolved_min_gap=1.5,

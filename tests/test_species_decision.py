@@ -475,11 +475,34 @@ def test_dominance_needs_the_query_at_the_species_and_enough_separation() -> Non
     # 0.6 % from every alpha reference: no longer a near-identical match.
     far = _one(_diverged(seq, every=170, offset=20), version)
     assert far.level != "species"
-    # On a 150 bp window one base separates beta: short queries need two.
+    # On a 150 bp window one base separates beta. Revision 4 asked for two bases on
+    # short queries; revision 5 calls on two references, each a base closer than beta's.
     window = seq[0:150]
-    short = _one(window, version)
+    r4 = dataclasses.replace(
+        get_rule("default"), dominant_refs_short=0, dominant_short_gap_bases=0, revision=4
+    )
+    short = _one(window, version, rule=r4)
     assert short.level != "species"
     assert not any("closer than any reference" in f for f in short.flag_texts)
+    called = _one(window, version)
+    assert called.level == "species" and called.taxon == "Testgenus alpha"
+    assert any(
+        f.startswith("3 references of Testgenus alpha match the query at 100.00 %")
+        for f in called.flag_texts
+    ), called.flag_texts
+
+
+def test_one_identical_reference_does_not_carry_a_short_query_past_a_sister() -> None:
+    # Alpha's second reference differs inside the window, as beta's does: one alpha
+    # reference alone is a base closer than beta.
+    version, seq = _dominant_library(n_alpha=2)
+    res = _one(seq[0:150], version)
+    assert res.level != "species"
+    assert not any("closer than any reference" in f for f in res.flag_texts)
+    # The strict rule and the mini-barcode rule keep two bases and more references.
+    three, seq3 = _dominant_library()
+    for rule in ("strict", "mini-barcode"):
+        assert _one(seq3[0:150], three, rule=rule).level != "species", rule
 
 
 def test_dominance_never_asks_for_more_references_than_are_aligned() -> None:
