@@ -206,10 +206,7 @@ def run_size(n_refs: int, args: argparse.Namespace) -> dict[str, object]:
         if mkdb:
             builds["makeblastdb"].append(timed(mkdb, limit_gib=0, timeout=timeout))
             print(f"  makeblastdb {builds['makeblastdb'][-1]}", flush=True)
-    for name, done in builds.items():
-        if done:
-            row[name] = _median_run(done)
-            row[f"{name}_runs"] = done
+    _report_medians(row, builds)
     refdir = store / "references"
     row["store_mib"] = du_mib(refdir) if refdir.exists() else None
     identify = [str(CUSTODY), "identify", str(queries), "--library", "synth", "--json"]
@@ -235,11 +232,16 @@ def run_size(n_refs: int, args: argparse.Namespace) -> dict[str, object]:
         if blastn:
             runs["blastn"].append(timed(blastn, limit_gib=0, timeout=timeout))
             print(f"  blastn {runs['blastn'][-1]}", flush=True)
+    _report_medians(row, runs)
+    return row
+
+
+def _report_medians(row: dict[str, object], runs: dict[str, list[dict[str, object]]]) -> None:
+    """Each tool's run of median time in `row[name]`, its runs in `row[name + "_runs"]`."""
     for name, done in runs.items():
         if done:
             row[name] = _median_run(done)
             row[f"{name}_runs"] = done
-    return row
 
 
 def _median_run(done: list[dict[str, object]]) -> dict[str, object]:

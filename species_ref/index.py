@@ -819,7 +819,12 @@ def _cache_name(content_hash: str, k: int, sample: int) -> str:
 
 def _remove_stale(cache_dir: Path, *, keep: str) -> None:
     """Remove k-mer indexes of other formats or versions from a cache directory."""
-    for old in cache_dir.glob("kmer_index_*"):
+    remove_cached(cache_dir, pattern="kmer_index_*", keep=keep)
+
+
+def remove_cached(cache_dir: Path, *, pattern: str, keep: str) -> None:
+    """Remove the cache entries (files or directories) matching `pattern`, except `keep`."""
+    for old in cache_dir.glob(pattern):
         if old.name == keep:
             continue
         if old.is_dir():

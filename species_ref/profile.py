@@ -26,7 +26,6 @@ Invariants:
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from species_ref.index import (
     KmerIndex,
     open_array_dir,
     read_array_dir_meta,
+    remove_cached,
     save_array_dir,
 )
 from species_ref.matching import Matcher
@@ -326,22 +326,12 @@ class LibraryProfile:
                 pass
         prof = cls.build(index, matcher=matcher, progress=progress)
         prof.save(path)
-        _remove_earlier(Path(cache_dir), stem=stem, keep=path.name)
+        # This library's profiles of other formats or methods (`stem_v1.npz`, `stem_v2`).
+        remove_cached(Path(cache_dir), pattern=f"{stem}_v*", keep=path.name)
         try:
             return cls.load(path)
         except ProfileError:  # replaced by another process meanwhile: use the one built
             return prof
-
-
-def _remove_earlier(cache_dir: Path, *, stem: str, keep: str) -> None:
-    """Remove this library's profiles of other formats or methods (`stem_v1.npz`, `stem_v2`)."""
-    for old in cache_dir.glob(f"{stem}_v*"):
-        if old.name == keep:
-            continue
-        if old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink(missing_ok=True)
 
 
 #: the arrays of a profile, one .npy file each
