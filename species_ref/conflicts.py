@@ -22,8 +22,9 @@ What a conflict is taken to be:
 
 Invariants: distances are percent over the aligned overlap, as everywhere in
 the package; the pairs come from the nearest-neighbour rows of the species
-statistics (up to two probe references per species against the closest
-references of the nearest other species) plus exact sequence identity over
+statistics (the first and farthest reference of each species and the first of
+each other marker, three at most, against the closest references of the
+nearest other species) plus exact sequence identity over
 all references, so an identical pair is never missed.
 """
 
