@@ -22,9 +22,9 @@ What a conflict is taken to be:
 
 Invariants: distances are percent over the aligned overlap, as everywhere in
 the package; the pairs come from the nearest-neighbour rows of the species
-statistics (the first and farthest reference of each species and the first of
-each other marker, three at most, against the closest references of the
-nearest other species) plus exact sequence identity over
+statistics (the first reference of each species, its farthest when more than
+2 % away, and the first of each other marker, three at most, against the
+closest references of the nearest other species) plus exact sequence identity over
 all references, so an identical pair is never missed.
 """
 
@@ -107,6 +107,8 @@ def find_conflicts(
     close = np.flatnonzero(profile.nb_dist <= within)
     for i in close.tolist():
         add(int(profile.nb_probe[i]), int(profile.nb_ref[i]), float(profile.nb_dist[i]))
+    for ra, rb, dist in _farthest_not_probed(m, index, profile, within=within):
+        add(ra, rb, dist)
     for ra, rb in _identical_pairs(index):
         add(ra, rb, 0.0)
 
@@ -131,6 +133,59 @@ def find_conflicts(
             )
         )
     out.sort(key=lambda c: (c.distance, c.species_a, c.species_b))
+    return out
+
+
+def _farthest_not_probed(
+    m: Matcher, index: KmerIndex, profile: LibraryProfile, *, within: float
+) -> list[tuple[int, int, float]]:
+    """(reference, reference of another species, distance) within `within` % that the
+    statistics do not hold: from the farthest reference of a species that was no
+    probe of its own (it lies within 2 % of the species' first reference).
+
+    It is aligned, both ways round, against the neighbours its first reference
+    found within `within` plus the distance between the two: a neighbour farther
+    than that from the first reference cannot lie within `within` of the farthest.
+    """
+    n_refs = index.n_refs
+    if profile.pair_a.shape[0] == 0 or profile.nb_probe.shape[0] == 0:
+        return []
+    first = np.full(len(index.species_names), n_refs, dtype=np.int64)
+    np.minimum.at(first, index.species_ids.astype(np.int64), np.arange(n_refs, dtype=np.int64))
+    probe_sp = index.species_ids[profile.nb_probe]
+    from_first = np.flatnonzero(profile.nb_probe == first[probe_sp])
+    if from_first.shape[0] == 0:
+        return []
+    # The first star: rows whose first reference is the species' first reference.
+    order = np.argsort(profile.pair_a, kind="stable")
+    sorted_a = profile.pair_a[order]
+    probed = set(profile.nb_probe.tolist())
+    farthest: dict[int, tuple[int, float] | None] = {}
+    lens = index.lengths
+    out: list[tuple[int, int, float]] = []
+    for i in from_first.tolist():
+        c = int(profile.nb_probe[i])
+        if c not in farthest:
+            lo, hi = np.searchsorted(sorted_a, [c, c + 1])
+            rows = order[lo:hi]
+            if rows.shape[0] == 0:
+                farthest[c] = None
+            else:
+                j = rows[int(profile.pair_dist[rows].argmax())]
+                f = int(profile.pair_b[j])
+                farthest[c] = None if f in probed else (f, float(profile.pair_dist[j]))
+        far = farthest[c]
+        if far is None or float(profile.nb_dist[i]) > within + far[1]:
+            continue
+        f, ref = far[0], int(profile.nb_ref[i])
+        raws = m.align_many(index.ref_mask(f), refs=np.array([ref, ref]), strands=np.array([1, -1]))
+        dists = [
+            100.0 - r.identity
+            for r in raws
+            if r is not None and r.columns >= 0.8 * min(int(lens[f]), int(lens[ref]))
+        ]
+        if dists and min(dists) <= within:
+            out.append((f, ref, min(dists)))
     return out
 
 

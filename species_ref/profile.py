@@ -56,8 +56,10 @@ PROFILE_FORMAT = 2
 #: 24 candidates each; 2 = the first and farthest reference plus the first of
 #: each other marker (three at most), 16 candidates each (half the build time
 #: for a one-marker library at national scale, the decisions of the validation
-#: designs unchanged: docs/decision-rules.md)
-PROFILE_METHOD = 2
+#: designs unchanged); 3 = as 2, the farthest reference probed only when it lies
+#: more than `_FAR_PROBE_MIN` % from the first (a third less build time at
+#: national scale; docs/decision-rules.md has what it changes)
+PROFILE_METHOD = 3
 
 
 @dataclass(frozen=True)
@@ -222,9 +224,10 @@ class LibraryProfile:
         Spread: distances from one reference of the species to up to 30 others,
         then from the farthest of those to the same set (two "stars" bound the
         largest pairwise distance within a factor of two at a fraction of the
-        cost of all pairs). Neighbours: for the first and the farthest reference of
-        each species and the first of each other marker it has (three at most),
-        the nearest reference of each of the closest six other species.
+        cost of all pairs). Neighbours: for the first reference of each species,
+        its farthest one when that lies more than 2 % from the first, and the first
+        of each other marker it has (three at most), the nearest reference of each
+        of the closest six other species.
         """
         m = matcher or Matcher(index)
         n_sp = len(index.species_names)
@@ -350,6 +353,11 @@ class ProfileError(SpeciesRefError):
 _SPECIES_PER_TASK = 200
 _MAX_STAR = 30
 _MAX_PROBES = 3
+#: the farthest reference is a probe of its own only beyond this distance (%) from
+#: the first: nearer, it cannot be more than that much closer to another species
+#: than the first is (the triangle inequality), and on the validation designs such
+#: probes refused 35 right calls for one false call (docs/decision-rules.md)
+_FAR_PROBE_MIN = 2.0
 _NEIGHBOURS = 6
 _CANDIDATES = 16
 _CANDIDATES_PER_SPECIES = 2
@@ -406,8 +414,9 @@ def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows
 
     Spread: distances from the first reference of a sample of up to 31 to the
     others, then from the farthest of those to the rest. Probes: the first
-    reference, the farthest, then the first of each other marker of the sample
-    (with no usable pair, the next reference), three at most.
+    reference, the farthest when it lies more than `_FAR_PROBE_MIN` % from the
+    first, then the first of each other marker of the sample (with no usable
+    pair, the next reference), three at most.
     """
     m = job.matcher
     marker_codes = job.index.marker_codes
@@ -423,6 +432,7 @@ def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows
     )
     d1, u1 = _distances(m, query=q1, ref=r1, group=g1)
     far = np.full(len(species), -1, dtype=np.int64)
+    far_dist = np.zeros(len(species), dtype=np.float64)
     useful = np.flatnonzero(u1)
     if useful.shape[0]:
         # The farthest usable reference of each species (the first one on ties).
@@ -431,6 +441,7 @@ def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows
         head = np.ones(pick.shape[0], dtype=bool)
         head[1:] = g1[pick][1:] != g1[pick][:-1]
         far[g1[pick[head]]] = r1[pick[head]]
+        far_dist[g1[pick[head]]] = d1[pick[head]]
     q2_parts, r2_parts, g2_parts = [], [], []
     probes: list[int] = []
     probe_owner: list[int] = []
@@ -438,7 +449,8 @@ def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows
         c, f = int(centre[i]), int(far[i])
         mine = [c]
         if f >= 0:
-            mine.append(f)
+            if far_dist[i] > _FAR_PROBE_MIN:
+                mine.append(f)
             rest = x[(x != f) & (x != c)]
             q2_parts.append(np.full(rest.shape[0], f))
             r2_parts.append(rest)

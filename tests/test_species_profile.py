@@ -119,8 +119,13 @@ def test_batched_alignment_gives_the_identity_and_length_of_align_many(
     assert methods == {"ungapped", "aligned", "chained"}  # every path of the aligner was met
 
 
-def _profile_one_call_per_query(index: KmerIndex, m: Matcher) -> dict[str, np.ndarray]:
-    """The statistics as computed one `align_many` call per query (the reference method)."""
+def _profile_one_call_per_query(
+    index: KmerIndex, m: Matcher, far_probed: list[bool] | None = None
+) -> dict[str, np.ndarray]:
+    """The statistics as computed one `align_many` call per query (the reference method).
+
+    `far_probed` receives, per species with a usable pair, whether its farthest
+    reference was a probe."""
     pa: list[int] = []
     pb: list[int] = []
     pd: list[float] = []
@@ -152,8 +157,11 @@ def _profile_one_call_per_query(index: KmerIndex, m: Matcher) -> dict[str, np.nd
             for b, d in star:
                 pa.append(centre), pb.append(b), pd.append(d)
             if star:
-                far = max(star, key=lambda x: x[1])[0]
-                probes.append(far)
+                far, far_dist = max(star, key=lambda x: x[1])
+                if far_dist > 2.0:  # nearer, the first reference stands for it
+                    probes.append(far)
+                if far_probed is not None:
+                    far_probed.append(far_dist > 2.0)
                 rest = sample[(sample != far) & (sample != centre)]
                 if rest.shape[0]:
                     raws = m.align_many(
@@ -197,7 +205,10 @@ def _profile_one_call_per_query(index: KmerIndex, m: Matcher) -> dict[str, np.nd
 def test_profile_rows_are_those_of_one_alignment_call_per_query(index: KmerIndex) -> None:
     m = Matcher(index, max_gapped=2)
     built = LibraryProfile.build(index, matcher=m, workers=1)
-    want = _profile_one_call_per_query(index, m)
+    far_probed: list[bool] = []
+    want = _profile_one_call_per_query(index, m, far_probed)
+    # Both kinds of species are met: farthest reference probed, and left to the first.
+    assert any(far_probed) and not all(far_probed)
     for name, values in want.items():
         got = getattr(built, name)
         assert got.shape == values.shape, name
@@ -224,7 +235,7 @@ def test_cached_profile_is_reopened_not_rebuilt(
 ) -> None:
     built = LibraryProfile.load_or_build(index, tmp_path)
     (cached,) = tmp_path.glob("species_profile_*")
-    assert cached.is_dir() and cached.name.endswith("_v2_m2")
+    assert cached.is_dir() and cached.name.endswith("_v2_m3")
 
     def no_build(*_args: Any, **_kwargs: Any) -> LibraryProfile:
         raise AssertionError("the profile was rebuilt")
@@ -263,7 +274,7 @@ def test_profiles_cached_by_an_earlier_release_are_rebuilt_and_removed(
     for sid in range(len(index.species_names)):
         assert got.stats(sid) == built.stats(sid)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted([f"{stem}_v2_m2", other_library.name])
+    assert names == sorted([f"{stem}_v2_m3", other_library.name])
 
 
 def test_a_cache_written_by_another_process_meanwhile_is_kept(
