@@ -76,16 +76,21 @@ def current_validation(
 ) -> ValidationDoc | None:
     """The stored validation of a library version under `rule` as it is now.
 
-    A validation made under an earlier revision of the rule measured other
-    calls, so it does not supply error rates to calls made under this one (the
-    call then says the library was not validated under its rule).
+    A validation made under an earlier revision of the rule, or with species
+    statistics computed by an earlier method, measured other calls, so it does
+    not supply error rates to calls made now (the call then says the library was
+    not validated under its rule).
     """
+    from species_ref.profile import PROFILE_METHOD
+
     data = refs.attachment(library, version, validation_key(rule.name))
     if not data:
         return None
     recorded = data.get("rule")
     revision = recorded.get("revision", 1) if isinstance(recorded, dict) else 1
-    return data if revision == rule.revision else None
+    if revision != rule.revision or data.get("statistics_method") != PROFILE_METHOD:
+        return None
+    return data
 
 
 @dataclass(frozen=True)

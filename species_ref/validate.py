@@ -35,6 +35,7 @@ from species_ref.identify import Engine
 from species_ref.index import KmerIndex
 from species_ref.matching import Hit
 from species_ref.parallel import fork_map
+from species_ref.profile import PROFILE_METHOD
 from species_ref.rules import Rule, get_rule
 from species_ref.types import LibraryVersion
 from species_ref.vocab import DecisionLevel
@@ -161,6 +162,8 @@ class ValidationReport:
             "library_version_number": self.library_version_number,
             "library_version": self.library_version,
             "rule": self.rule.to_dict(),
+            # the species statistics the calls were made with (`species_ref.profile`)
+            "statistics_method": PROFILE_METHOD,
             "n_references": self.n_references,
             "n_species": self.n_species,
             "sampled": self.sampled,

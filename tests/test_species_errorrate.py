@@ -153,3 +153,43 @@ def test_a_validation_under_an_earlier_rule_revision_gives_no_error_rate(tmp_pat
     rate = json.loads(out.stdout)["error_rate"]
     assert rate["validated"] is False and rate["count"] == 0
     assert "has not been validated under this rule" in rate["statement"]
+
+
+@pytest.mark.parametrize("method_offset", [0, -1])
+def test_a_validation_made_with_earlier_species_statistics_gives_no_error_rate(
+    tmp_path, world, method_offset: int
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from custody.cli.main import app
+    from custody.species import bundled_data, reference_store, validation_key
+    from species_ref.profile import PROFILE_METHOD
+    from species_ref.rules import get_rule
+
+    runner = CliRunner()
+    assert (
+        runner.invoke(
+            app, ["ref", "import", "demo", str(bundled_data("demo_library.fasta"))]
+        ).exit_code
+        == 0
+    )
+    # The current rule revision, the statistics of this release or of the one before.
+    cells = {"present|COI-5P|500 bp or more|99.5 % or more|3 % or more|species": [50, 0]}
+    reference_store(world.store).attach(
+        "demo", 1, validation_key("default"),
+        {"rule": get_rule("default").to_dict(), "statistics_method": PROFILE_METHOD + method_offset,
+         "summary": {}, "call_cells": cells},
+    )  # fmt: skip
+    records = bundled_data("demo_queries.fasta").read_text().split(">")
+    query = tmp_path / "q.fasta"
+    query.write_text("".join(">" + r for r in records if r.startswith("demo_Panthera_tigris")))
+    out = runner.invoke(app, ["identify", str(query), "--library", "demo", "--json"])
+    assert out.exit_code == 0, out.output
+    rate = json.loads(out.stdout)["error_rate"]
+    if method_offset == 0:
+        assert rate["validated"] is True
+    else:
+        assert rate["validated"] is False and rate["count"] == 0
+        assert "has not been validated under this rule" in rate["statement"]
