@@ -39,7 +39,7 @@ import numpy as np
 
 from species_ref.index import KmerIndex
 from species_ref.matching import Matcher
-from species_ref.profile import LibraryProfile
+from species_ref.profile import FAR_PROBE_MIN, LibraryProfile
 from species_ref.vocab import ConflictKind, DecisionLevel
 
 SYNONYM = ConflictKind.SYNONYM
@@ -153,7 +153,10 @@ def _farthest_not_probed(
     first = np.full(len(index.species_names), n_refs, dtype=np.int64)
     np.minimum.at(first, index.species_ids.astype(np.int64), np.arange(n_refs, dtype=np.int64))
     probe_sp = index.species_ids[profile.nb_probe]
-    from_first = np.flatnonzero(profile.nb_probe == first[probe_sp])
+    # A farthest reference that was no probe lies within `FAR_PROBE_MIN` of the first.
+    from_first = np.flatnonzero(
+        (profile.nb_probe == first[probe_sp]) & (profile.nb_dist <= within + FAR_PROBE_MIN)
+    )
     if from_first.shape[0] == 0:
         return []
     # The first star: rows whose first reference is the species' first reference.

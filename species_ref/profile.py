@@ -57,9 +57,14 @@ PROFILE_FORMAT = 2
 #: each other marker (three at most), 16 candidates each (half the build time
 #: for a one-marker library at national scale, the decisions of the validation
 #: designs unchanged); 3 = as 2, the farthest reference probed only when it lies
-#: more than `_FAR_PROBE_MIN` % from the first (a third less build time at
+#: more than `FAR_PROBE_MIN` % from the first (a third less build time at
 #: national scale; docs/decision-rules.md has what it changes)
 PROFILE_METHOD = 3
+#: the farthest reference is a probe of its own only beyond this distance (%) from
+#: the first: nearer, it cannot be more than that much closer to another species
+#: than the first is (the triangle inequality), and on the validation designs such
+#: probes refused 35 right calls for one false call (docs/decision-rules.md)
+FAR_PROBE_MIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -353,11 +358,6 @@ class ProfileError(SpeciesRefError):
 _SPECIES_PER_TASK = 200
 _MAX_STAR = 30
 _MAX_PROBES = 3
-#: the farthest reference is a probe of its own only beyond this distance (%) from
-#: the first: nearer, it cannot be more than that much closer to another species
-#: than the first is (the triangle inequality), and on the validation designs such
-#: probes refused 35 right calls for one false call (docs/decision-rules.md)
-_FAR_PROBE_MIN = 2.0
 _NEIGHBOURS = 6
 _CANDIDATES = 16
 _CANDIDATES_PER_SPECIES = 2
@@ -414,7 +414,7 @@ def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows
 
     Spread: distances from the first reference of a sample of up to 31 to the
     others, then from the farthest of those to the rest. Probes: the first
-    reference, the farthest when it lies more than `_FAR_PROBE_MIN` % from the
+    reference, the farthest when it lies more than `FAR_PROBE_MIN` % from the
     first, then the first of each other marker of the sample (with no usable
     pair, the next reference), three at most.
     """
@@ -449,7 +449,7 @@ def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows
         c, f = int(centre[i]), int(far[i])
         mine = [c]
         if f >= 0:
-            if far_dist[i] > _FAR_PROBE_MIN:
+            if far_dist[i] > FAR_PROBE_MIN:
                 mine.append(f)
             rest = x[(x != f) & (x != c)]
             q2_parts.append(np.full(rest.shape[0], f))
