@@ -128,7 +128,8 @@ def test_identify_prints_and_stores_the_error_rate(tmp_path, world) -> None:  # 
     assert data["error_rate"]["count"] > 0
 
 
-def test_a_validation_under_an_earlier_rule_revision_gives_no_error_rate(tmp_path, world) -> None:  # type: ignore[no-untyped-def]
+def _tiger_error_rate_with(world, tmp_path, validation: dict) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """The error rate of a tiger query's call with `validation` stored for the demo library."""
     import json
 
     from typer.testing import CliRunner
@@ -139,56 +140,38 @@ def test_a_validation_under_an_earlier_rule_revision_gives_no_error_rate(tmp_pat
     runner = CliRunner()
     lib = bundled_data("demo_library.fasta")
     assert runner.invoke(app, ["ref", "import", "demo", str(lib)]).exit_code == 0
-    # A validation stored before the default rule's revision 2 (no revision recorded).
     cells = {"present|COI-5P|500 bp or more|99.5 % or more|3 % or more|species": [50, 0]}
     reference_store(world.store).attach(
-        "demo", 1, validation_key("default"),
-        {"rule": {"name": "default"}, "summary": {}, "call_cells": cells},
-    )  # fmt: skip
+        "demo", 1, validation_key("default"), {**validation, "summary": {}, "call_cells": cells}
+    )
     records = bundled_data("demo_queries.fasta").read_text().split(">")
     query = tmp_path / "q.fasta"
     query.write_text("".join(">" + r for r in records if r.startswith("demo_Panthera_tigris")))
     out = runner.invoke(app, ["identify", str(query), "--library", "demo", "--json"])
     assert out.exit_code == 0, out.output
-    rate = json.loads(out.stdout)["error_rate"]
-    assert rate["validated"] is False and rate["count"] == 0
-    assert "has not been validated under this rule" in rate["statement"]
+    rate: dict = json.loads(out.stdout)["error_rate"]  # type: ignore[type-arg]
+    return rate
 
 
-@pytest.mark.parametrize("method_offset", [0, -1])
-def test_a_validation_made_with_earlier_species_statistics_gives_no_error_rate(
-    tmp_path, world, method_offset: int
-) -> None:  # type: ignore[no-untyped-def]
-    import json
-
-    from typer.testing import CliRunner
-
-    from custody.cli.main import app
-    from custody.species import bundled_data, reference_store, validation_key
+@pytest.mark.parametrize(
+    "stale",
+    [
+        "rule revision 1 (none recorded)",
+        "statistics method before this release",
+        "neither: made by this release",
+    ],
+)
+def test_a_validation_of_earlier_calls_gives_no_error_rate(tmp_path, world, stale: str) -> None:  # type: ignore[no-untyped-def]
     from species_ref.profile import PROFILE_METHOD
     from species_ref.rules import get_rule
 
-    runner = CliRunner()
-    assert (
-        runner.invoke(
-            app, ["ref", "import", "demo", str(bundled_data("demo_library.fasta"))]
-        ).exit_code
-        == 0
-    )
-    # The current rule revision, the statistics of this release or of the one before.
-    cells = {"present|COI-5P|500 bp or more|99.5 % or more|3 % or more|species": [50, 0]}
-    reference_store(world.store).attach(
-        "demo", 1, validation_key("default"),
-        {"rule": get_rule("default").to_dict(), "statistics_method": PROFILE_METHOD + method_offset,
-         "summary": {}, "call_cells": cells},
-    )  # fmt: skip
-    records = bundled_data("demo_queries.fasta").read_text().split(">")
-    query = tmp_path / "q.fasta"
-    query.write_text("".join(">" + r for r in records if r.startswith("demo_Panthera_tigris")))
-    out = runner.invoke(app, ["identify", str(query), "--library", "demo", "--json"])
-    assert out.exit_code == 0, out.output
-    rate = json.loads(out.stdout)["error_rate"]
-    if method_offset == 0:
+    rule, method = get_rule("default").to_dict(), PROFILE_METHOD
+    if stale.startswith("rule"):
+        rule = {"name": "default"}
+    elif stale.startswith("statistics"):
+        method -= 1
+    rate = _tiger_error_rate_with(world, tmp_path, {"rule": rule, "statistics_method": method})
+    if stale.startswith("neither"):
         assert rate["validated"] is True
     else:
         assert rate["validated"] is False and rate["count"] == 0
