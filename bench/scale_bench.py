@@ -2,7 +2,7 @@
 
 Usage: python bench/scale_bench.py [--refs 100000,1000000] [--queries 1000]
        [--limit-gib 8] [--timeout 1800] [--out bench/out/scale] [--no-blast] [--repeat 3]
-       [--import-repeat 1]
+       [--import-repeat N]
 
 For each size, synthetic references with genus/species structure (650 bp COI-like
 sequences: family ancestors mutated per genus 12 %, per species 3-8 %, per
@@ -18,9 +18,9 @@ by a wrapper that reports wall time and peak RSS:
 and the size of the store's reference directory against the FASTA. The two
 searches run --repeat times, alternating, so that both meet the same machine
 (the page cache just after an import, other load on a noisy machine), and the
-import and makeblastdb --import-repeat times (each import into a new store; 5
-gives a steadier ratio at 100,000 references, where makeblastdb takes a
-second); the table reports each one's run of median time and its largest peak
+import and makeblastdb --import-repeat times (each import into a new store; by
+default 5 below 500,000 references, where makeblastdb takes a second or so and
+one run of it is too noisy for a ratio, and 1 from 500,000 up); the table reports each one's run of median time and its largest peak
 memory. Each
 process runs under an address-space (virtual memory) limit, --limit-gib, a
 guard for a shared machine: the issue's target is 4 GiB of peak RSS per
@@ -157,6 +157,14 @@ def du_mib(path: Path) -> float:
     return round(total / (1 << 20), 1)
 
 
+def import_runs(n_refs: int, asked: int) -> int:
+    """Imports (and makeblastdb runs) for a size: `asked`, or with 0 the default: 5 below
+    500,000 references, where makeblastdb takes about a second, 1 from there up."""
+    if asked:
+        return asked
+    return 5 if n_refs < 500_000 else 1
+
+
 def run_size(n_refs: int, args: argparse.Namespace) -> dict[str, object]:
     folder = args.out / f"refs{n_refs}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -186,7 +194,7 @@ def run_size(n_refs: int, args: argparse.Namespace) -> dict[str, object]:
     # Imports alternate with makeblastdb too (each import into a new store), and each
     # side is reported by its run of median time: one run of a second or so is noisy.
     builds: dict[str, list[dict[str, object]]] = {"ref_import": [], "makeblastdb": []}
-    for _ in range(args.import_repeat):
+    for _ in range(import_runs(n_refs, args.import_repeat)):
         shutil.rmtree(store, ignore_errors=True)
         store.mkdir()
         subprocess.run(
@@ -309,12 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--import-repeat",
         type=int,
-        default=1,
-        help="ref import / makeblastdb runs, alternating (median; each import into a new store)",
+        default=0,
+        help="ref import / makeblastdb runs, alternating (median; each import into a new store); "
+        "default 5 below 500,000 references, 1 from there up",
     )
     args = ap.parse_args(argv)
-    if args.repeat < 1 or args.import_repeat < 1:
-        ap.error("--repeat and --import-repeat must be at least 1")
+    if args.repeat < 1 or args.import_repeat < 0:
+        ap.error("--repeat must be at least 1 and --import-repeat at least 0 (0: the default)")
     subprocess.run(
         [str(CUSTODY.parent / "python"), "-m", "compileall", "-q", "custody", "species_ref", "labels"],
         cwd=ROOT, check=True,
