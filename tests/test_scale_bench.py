@@ -77,3 +77,13 @@ def test_imports_are_repeated_by_default_where_makeblastdb_takes_a_second(
     assert bench.import_runs(100_000, 0) == 5  # median of five: one run is too noisy
     assert bench.import_runs(1_000_000, 0) == 1  # minutes each
     assert bench.import_runs(100_000, 2) == 2 and bench.import_runs(1_000_000, 3) == 3
+
+
+def test_a_negative_repeat_count_is_refused_before_anything_runs(
+    bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--refs", "300", "--out", str(tmp_path / "scale"), "--import-repeat", "-1"])
+    assert stop.value.code == 2
+    assert "--import-repeat at least 0" in capsys.readouterr().err
+    assert not (tmp_path / "scale").exists()  # nothing generated
