@@ -3,8 +3,8 @@
 Usage: python bench/curate_refdata.py REFDATA_DIR [--out species_ref/data/curation/refdata.toml]
        [--markers coi,cytb,...] [--rule default]
 
-The evidence is cached per marker, rule and library content under --cache, so a
-re-run after a change of the proposal logic takes seconds. Re-identification
+The evidence is cached per marker, rule, species statistics method and library
+content under --cache, so a re-run after a change of the proposal logic takes seconds. Re-identification
 runs under `EVIDENCE_RULE` ("default-r1", revision 1 of the default rule, the
 one the shipped file was made with) unless --rule names a registered rule, so a
 later change of the default rule does not silently change the evidence.
@@ -39,6 +39,7 @@ from species_ref.curation import (  # noqa: E402
     propose_decisions,
 )
 from species_ref.identify import Engine  # noqa: E402
+from species_ref.profile import PROFILE_METHOD  # noqa: E402
 from species_ref.rules import RULES, Rule, get_rule  # noqa: E402
 
 from validate_refdata import MARKERS, load_version  # noqa: E402
@@ -256,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         t0 = time.time()
         version = load_version(path)
-        saved = args.cache / f"evidence-{marker}-{args.rule}-{version.content_hash[7:23]}.pkl"
+        # The conflicts come from the species statistics: their method is part of the key.
+        saved = (
+            args.cache
+            / f"evidence-{marker}-{args.rule}-m{PROFILE_METHOD}-{version.content_hash[7:23]}.pkl"
+        )
         if saved.exists():
             ev = pickle.loads(saved.read_bytes())
         else:
