@@ -143,9 +143,11 @@ def _farthest_not_probed(
     statistics do not hold: from the farthest reference of a species that was no
     probe of its own (it lies within 2 % of the species' first reference).
 
-    It is aligned, both ways round, against the neighbours its first reference
-    found within `within` plus the distance between the two: a neighbour farther
-    than that from the first reference cannot lie within `within` of the farthest.
+    It is aligned, both ways round, against the references (up to
+    `_FAR_CHECK_REFS`, evenly spread) of each neighbour species its first
+    reference found within `within` plus the distance between the two: a species
+    farther than that from the first reference cannot lie within `within` of the
+    farthest.
     """
     n_refs = index.n_refs
     if profile.pair_a.shape[0] == 0 or profile.nb_probe.shape[0] == 0:
@@ -180,16 +182,24 @@ def _farthest_not_probed(
         far = farthest[c]
         if far is None or float(profile.nb_dist[i]) > within + far[1]:
             continue
-        f, ref = far[0], int(profile.nb_ref[i])
-        raws = m.align_many(index.ref_mask(f), refs=np.array([ref, ref]), strands=np.array([1, -1]))
-        dists = [
-            100.0 - r.identity
-            for r in raws
-            if r is not None and r.columns >= 0.8 * min(int(lens[f]), int(lens[ref]))
-        ]
-        if dists and min(dists) <= within:
-            out.append((f, ref, min(dists)))
+        f = far[0]
+        refs = _species_refs(index, int(index.species_ids[profile.nb_ref[i]]))
+        if refs.shape[0] > _FAR_CHECK_REFS:
+            refs = refs[np.linspace(0, refs.shape[0] - 1, _FAR_CHECK_REFS).round().astype(np.int64)]
+        both = np.concatenate((refs, refs))
+        strands = np.repeat(np.array([1, -1]), refs.shape[0])
+        raws = m.align_many(index.ref_mask(f), refs=both, strands=strands)
+        best: dict[int, float] = {}
+        for ref, r in zip(both.tolist(), raws, strict=True):
+            if r is None or r.columns < 0.8 * min(int(lens[f]), int(lens[ref])):
+                continue
+            best[ref] = min(100.0 - r.identity, best.get(ref, 100.0))
+        out += [(f, ref, d) for ref, d in best.items() if d <= within]
     return out
+
+
+#: references of a neighbour species a farthest reference is checked against, at most
+_FAR_CHECK_REFS = 30
 
 
 def _identical_pairs(index: KmerIndex) -> list[tuple[int, int]]:
