@@ -37,9 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from species_ref.batchalign import search_probes
 from species_ref.index import KmerIndex
 from species_ref.matching import Matcher
-from species_ref.profile import FAR_PROBE_MIN, LibraryProfile
+from species_ref.profile import FAR_PROBE_MIN, NEIGHBOURS, LibraryProfile
 from species_ref.vocab import ConflictKind, DecisionLevel
 
 SYNONYM = ConflictKind.SYNONYM
@@ -145,9 +146,12 @@ def _farthest_not_probed(
 
     It is aligned, both ways round, against the references (up to
     `_FAR_CHECK_REFS`, evenly spread) of each neighbour species its first
-    reference found within `within` plus the distance between the two: a species
-    farther than that from the first reference cannot lie within `within` of the
-    farthest.
+    reference found within `within` plus the distance between the two plus
+    `FAR_PROBE_MIN` of slack: a species farther than that from the first
+    reference cannot lie within `within` of the farthest, were distances over
+    partial overlaps a true metric. When every neighbour the first reference
+    kept lies that close (a dense genus: species beyond them may lie in range
+    too), the farthest reference's own candidates are searched and aligned too.
     """
     n_refs = index.n_refs
     if profile.pair_a.shape[0] == 0 or profile.nb_probe.shape[0] == 0:
@@ -155,47 +159,69 @@ def _farthest_not_probed(
     first = np.full(len(index.species_names), n_refs, dtype=np.int64)
     np.minimum.at(first, index.species_ids.astype(np.int64), np.arange(n_refs, dtype=np.int64))
     probe_sp = index.species_ids[profile.nb_probe]
-    # A farthest reference that was no probe lies within `FAR_PROBE_MIN` of the first.
-    from_first = np.flatnonzero(
-        (profile.nb_probe == first[probe_sp]) & (profile.nb_dist <= within + FAR_PROBE_MIN)
-    )
-    if from_first.shape[0] == 0:
+    # A farthest reference that was no probe lies within `FAR_PROBE_MIN` of the first
+    # (and the reach below keeps as much again of slack).
+    reachable = profile.nb_dist <= within + 2 * FAR_PROBE_MIN
+    from_first = (profile.nb_probe == first[probe_sp]) & reachable
+    firsts = np.unique(profile.nb_probe[from_first])
+    if firsts.shape[0] == 0:
         return []
     # The first star: rows whose first reference is the species' first reference.
     order = np.argsort(profile.pair_a, kind="stable")
     sorted_a = profile.pair_a[order]
+    nb_order = np.argsort(profile.nb_probe, kind="stable")
+    sorted_probe = profile.nb_probe[nb_order]
     probed = set(profile.nb_probe.tolist())
-    farthest: dict[int, tuple[int, float] | None] = {}
-    lens = index.lengths
     out: list[tuple[int, int, float]] = []
-    for i in from_first.tolist():
-        c = int(profile.nb_probe[i])
-        if c not in farthest:
-            lo, hi = np.searchsorted(sorted_a, [c, c + 1])
-            rows = order[lo:hi]
-            if rows.shape[0] == 0:
-                farthest[c] = None
-            else:
-                j = rows[int(profile.pair_dist[rows].argmax())]
-                f = int(profile.pair_b[j])
-                farthest[c] = None if f in probed else (f, float(profile.pair_dist[j]))
-        far = farthest[c]
-        if far is None or float(profile.nb_dist[i]) > within + far[1]:
+    dense: list[int] = []
+    for c in firsts.tolist():
+        lo, hi = np.searchsorted(sorted_a, [c, c + 1])
+        rows = order[lo:hi]
+        if rows.shape[0] == 0:
             continue
-        f = far[0]
-        refs = _species_refs(index, int(index.species_ids[profile.nb_ref[i]]))
-        if refs.shape[0] > _FAR_CHECK_REFS:
-            refs = refs[np.linspace(0, refs.shape[0] - 1, _FAR_CHECK_REFS).round().astype(np.int64)]
-        both = np.concatenate((refs, refs))
-        strands = np.repeat(np.array([1, -1]), refs.shape[0])
-        raws = m.align_many(index.ref_mask(f), refs=both, strands=strands)
-        best: dict[int, float] = {}
-        for ref, r in zip(both.tolist(), raws, strict=True):
-            if r is None or r.columns < 0.8 * min(int(lens[f]), int(lens[ref])):
-                continue
-            best[ref] = min(100.0 - r.identity, best.get(ref, 100.0))
-        out += [(f, ref, d) for ref, d in best.items() if d <= within]
+        j = rows[int(profile.pair_dist[rows].argmax())]
+        # Distances over the partial overlaps of short records bend the triangle
+        # inequality by a percent or two: the reach keeps that much slack.
+        f = int(profile.pair_b[j])
+        reach = within + float(profile.pair_dist[j]) + FAR_PROBE_MIN
+        if f in probed:
+            continue
+        lo, hi = np.searchsorted(sorted_probe, [c, c + 1])
+        mine = nb_order[lo:hi]
+        near = mine[profile.nb_dist[mine] <= reach]
+        for sp in dict.fromkeys(index.species_ids[profile.nb_ref[near]].tolist()):
+            refs = _species_refs(index, int(sp))
+            if refs.shape[0] > _FAR_CHECK_REFS:
+                pick = np.linspace(0, refs.shape[0] - 1, _FAR_CHECK_REFS).round().astype(np.int64)
+                refs = refs[pick]
+            both = np.concatenate((refs, refs))
+            strands = np.repeat(np.array([1, -1]), refs.shape[0])
+            out += _within(m, f, both, strands, within=within)
+        if mine.shape[0] >= NEIGHBOURS and near.shape[0] == mine.shape[0]:
+            dense.append(f)
+    if dense:
+        found = search_probes(index, np.array(dense, dtype=np.int64), top_n=16, per_species=2)
+        for k, f in enumerate(dense):
+            sel = found.probe == k
+            out += _within(m, f, found.refs[sel], found.strands[sel], within=within)
     return out
+
+
+def _within(
+    m: Matcher, query: int, refs: np.ndarray, strands: np.ndarray, *, within: float
+) -> list[tuple[int, int, float]]:
+    """(query, reference, distance) for the references aligned to reference `query`
+    over at least 80 % of the shorter one, at most `within` % away (the nearer strand)."""
+    if refs.shape[0] == 0:
+        return []
+    lens = m.index.lengths
+    best: dict[int, float] = {}
+    raws = m.align_many(m.index.ref_mask(query), refs=refs, strands=strands)
+    for ref, r in zip(refs.tolist(), raws, strict=True):
+        if r is None or r.columns < 0.8 * min(int(lens[query]), int(lens[ref])):
+            continue
+        best[ref] = min(100.0 - r.identity, best.get(ref, 100.0))
+    return [(query, ref, d) for ref, d in best.items() if d <= within]
 
 
 #: references of a neighbour species a farthest reference is checked against, at most

@@ -358,7 +358,8 @@ class ProfileError(SpeciesRefError):
 _SPECIES_PER_TASK = 200
 _MAX_STAR = 30
 _MAX_PROBES = 3
-_NEIGHBOURS = 6
+#: neighbour species kept per probe (a species' probe rows: at most this many)
+NEIGHBOURS = 6
 _CANDIDATES = 16
 _CANDIDATES_PER_SPECIES = 2
 
@@ -497,7 +498,7 @@ def _neighbour_rows(
     """For each probe, the nearest reference of each of the closest other species.
 
     Returns (probe position, reference, distance) rows, probe by probe, nearest
-    first (ties by reference number), `_NEIGHBOURS` per probe at most.
+    first (ties by reference number), `NEIGHBOURS` per probe at most.
     """
     index = m.index
     cands = search_probes(index, probes, top_n=_CANDIDATES, per_species=_CANDIDATES_PER_SPECIES)
@@ -526,5 +527,5 @@ def _neighbour_rows(
     # ... then the closest species first, ties by reference number.
     order = np.lexsort((ref, dist, probe))
     probe, ref, dist = probe[order], ref[order], dist[order]
-    keep = rank_within(probe) < _NEIGHBOURS
+    keep = rank_within(probe) < NEIGHBOURS
     return probe[keep], ref[keep], dist[keep]
