@@ -37,10 +37,16 @@ from typing import Any
 
 import numpy as np
 
-from species_ref.batchalign import search_probes
 from species_ref.index import KmerIndex
 from species_ref.matching import Matcher
-from species_ref.profile import FAR_PROBE_MIN, NEIGHBOURS, LibraryProfile
+from species_ref.profile import (
+    FAR_PROBE_MIN,
+    NEIGHBOURS,
+    LibraryProfile,
+    neighbour_candidates,
+    star_sample,
+    usable,
+)
 from species_ref.vocab import ConflictKind, DecisionLevel
 
 SYNONYM = ConflictKind.SYNONYM
@@ -144,8 +150,8 @@ def _farthest_not_probed(
     statistics do not hold: from the farthest reference of a species that was no
     probe of its own (it lies within 2 % of the species' first reference).
 
-    It is aligned, both ways round, against the references (up to
-    `_FAR_CHECK_REFS`, evenly spread) of each neighbour species its first
+    It is aligned, both ways round, against the references (`star_sample`:
+    31 at most, evenly spread) of each neighbour species its first
     reference found within `within` plus the distance between the two plus
     `FAR_PROBE_MIN` of slack: a species farther than that from the first
     reference cannot lie within `within` of the farthest, were distances over
@@ -190,17 +196,14 @@ def _farthest_not_probed(
         mine = nb_order[lo:hi]
         near = mine[profile.nb_dist[mine] <= reach]
         for sp in dict.fromkeys(index.species_ids[profile.nb_ref[near]].tolist()):
-            refs = _species_refs(index, int(sp))
-            if refs.shape[0] > _FAR_CHECK_REFS:
-                pick = np.linspace(0, refs.shape[0] - 1, _FAR_CHECK_REFS).round().astype(np.int64)
-                refs = refs[pick]
+            refs = star_sample(_species_refs(index, int(sp)))
             both = np.concatenate((refs, refs))
             strands = np.repeat(np.array([1, -1]), refs.shape[0])
             out += _within(m, f, both, strands, within=within)
         if mine.shape[0] >= NEIGHBOURS and near.shape[0] == mine.shape[0]:
             dense.append(f)
     if dense:
-        found = search_probes(index, np.array(dense, dtype=np.int64), top_n=16, per_species=2)
+        found = neighbour_candidates(index, np.array(dense, dtype=np.int64))
         for k, f in enumerate(dense):
             sel = found.probe == k
             out += _within(m, f, found.refs[sel], found.strands[sel], within=within)
@@ -218,14 +221,10 @@ def _within(
     best: dict[int, float] = {}
     raws = m.align_many(m.index.ref_mask(query), refs=refs, strands=strands)
     for ref, r in zip(refs.tolist(), raws, strict=True):
-        if r is None or r.columns < 0.8 * min(int(lens[query]), int(lens[ref])):
+        if r is None or not usable(np.array(r.columns), lens[query], lens[ref]):
             continue
         best[ref] = min(100.0 - r.identity, best.get(ref, 100.0))
     return [(query, ref, d) for ref, d in best.items() if d <= within]
-
-
-#: references of a neighbour species a farthest reference is checked against, at most
-_FAR_CHECK_REFS = 30
 
 
 def _identical_pairs(index: KmerIndex) -> list[tuple[int, int]]:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from species_ref.batchalign import align_pairs, rank_within, search_probes
+from species_ref.batchalign import ProbeCandidates, align_pairs, rank_within, search_probes
 from species_ref.errors import SpeciesRefError
 from species_ref.index import (
     IntArray,
@@ -385,13 +385,14 @@ class _ProfileJob:
     groups: list[IntArray]  # references of each species id
 
 
-def _usable(columns: IntArray, len_a: IntArray, len_b: IntArray) -> BoolArray:
-    """Pairs aligned over at least 80 % of the shorter reference."""
+def usable(columns: IntArray, len_a: IntArray, len_b: IntArray) -> BoolArray:
+    """Pairs aligned over at least 80 % of the shorter reference (the statistics' rule)."""
     ok: BoolArray = columns >= 0.8 * np.minimum(len_a, len_b)
     return ok
 
 
-def _star_sample(members: IntArray) -> IntArray:
+def star_sample(members: IntArray) -> IntArray:
+    """At most 31 of a species' references, evenly spread, the first one included."""
     if members.shape[0] > _MAX_STAR + 1:
         pick = np.linspace(0, members.shape[0] - 1, _MAX_STAR + 1).round().astype(np.int64)
         sample: IntArray = members[pick]
@@ -407,7 +408,7 @@ def _distances(
         m, query=query, ref=ref, strand=np.ones(query.shape[0], dtype=np.int64), group=group
     )
     lens = m.index.lengths
-    return 100.0 - ident, _usable(cols, lens[query], lens[ref])
+    return 100.0 - ident, usable(cols, lens[query], lens[ref])
 
 
 def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows:
@@ -422,7 +423,7 @@ def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows
     m = job.matcher
     marker_codes = job.index.marker_codes
     species = list(range(*span))
-    samples = [_star_sample(job.groups[s]) for s in species]
+    samples = [star_sample(job.groups[s]) for s in species]
     centre = np.array([int(x[0]) for x in samples], dtype=np.int64)
     q1 = np.concatenate(
         [np.repeat(c, x.shape[0] - 1) for c, x in zip(centre, samples, strict=True)]
@@ -492,6 +493,11 @@ def _chunk_profile_rows(job: _ProfileJob, span: tuple[int, int]) -> _ProfileRows
     )
 
 
+def neighbour_candidates(index: KmerIndex, probes: IntArray) -> ProbeCandidates:
+    """The k-mer candidates the statistics align each probe with (its own species held out)."""
+    return search_probes(index, probes, top_n=_CANDIDATES, per_species=_CANDIDATES_PER_SPECIES)
+
+
 def _neighbour_rows(
     m: Matcher, probes: IntArray
 ) -> tuple[IntArray, IntArray, npt.NDArray[np.float64]]:
@@ -501,7 +507,7 @@ def _neighbour_rows(
     first (ties by reference number), `NEIGHBOURS` per probe at most.
     """
     index = m.index
-    cands = search_probes(index, probes, top_n=_CANDIDATES, per_species=_CANDIDATES_PER_SPECIES)
+    cands = neighbour_candidates(index, probes)
     empty = np.zeros(0, dtype=np.int64)
     if cands.refs.shape[0] == 0:
         return empty, empty, np.zeros(0, dtype=np.float64)
@@ -514,7 +520,7 @@ def _neighbour_rows(
         shared=cands.shared,
     )
     lens = index.lengths
-    ok = (cols > 0) & _usable(cols, lens[probes[cands.probe]], lens[cands.refs])
+    ok = (cols > 0) & usable(cols, lens[probes[cands.probe]], lens[cands.refs])
     at = np.flatnonzero(ok)
     probe, ref, dist = cands.probe[at], cands.refs[at], 100.0 - ident[at]
     sp = index.species_ids[ref].astype(np.int64)
