@@ -289,7 +289,7 @@ def _call(
             f"below the {rule.genus_floor:g} % genus floor)"
         )
         return _Call(DecisionLevel.NONE, None, None, [], statement, flag_cites=False), None, []
-    flags: list[Flag] = []
+    race, flags = _identical_short(race, rule=rule, query_length=query_length, library=library)
     if race.second_within_gap:
         closest = _join([g.species for g in race.ties[1:]])
         flags.append(
@@ -323,6 +323,44 @@ def _call(
     if dominant is not None:
         return _ambiguous(race), stats, flags
     return _genus_or_above(race, species_reached=True), stats, flags
+
+
+def _identical_short(
+    race: _Race, *, rule: Rule, query_length: int, library: LibraryView | None
+) -> tuple[_Race, list[Flag]]:
+    """The race of a short query identical to a reference of a species that the library
+    shows apart from its relatives: species a whole base further (`identical_short_gap_bases`)
+    no longer tie with it. Any other race is returned unchanged."""
+    need = rule.identical_short_gap_bases
+    if (
+        not need
+        or query_length >= rule.short_query_bp
+        or len(race.ties) < 2
+        or race.identity < 100.0 - 1e-9
+        or not (rule.use_library_stats and library is not None)
+    ):
+        return race, []
+    best = race.best
+    st = library.stats_of(best.species)
+    if st is None or st.nn_distance is None or st.nn_distance < rule.identical_short_min_nn:
+        return race, []
+    if any(_differing_columns(g) < need - 1e-6 for g in race.ties[1:]):
+        return race, []
+    nxt = race.ties[1]
+    bases = round(_differing_columns(nxt))
+    enough = "a whole base" if need == 1 else f"{need} whole bases"
+    flag = Flag(
+        FlagCode.SEPARATED_BY_BASE,
+        f"the query is identical to a reference of {best.species}; the next species, "
+        f"{nxt.species}, differs from it at {bases} of {nxt.aligned_length} aligned bases "
+        f"({100.0 - nxt.best_identity:.2f} %). On a query this short the rule otherwise needs a "
+        f"{rule.species_gap:g} % gap and {rule.min_gap_bases} differing bases, but {enough} "
+        f"suffices for a query identical to a species that lies {st.nn_distance:.2f} % from its "
+        f"nearest other species in the library ({st.nn_species}): the library shows that "
+        "species apart from its relatives",
+    )
+    narrowed = _Race(race.groups, best, race.second, [best], race.identity)
+    return narrowed, [flag]
 
 
 def _discount_read_errors(race: _Race, *, error_sites: ErrorSites) -> tuple[float, list[Flag]]:

@@ -112,6 +112,13 @@ class Rule:
     #: query, each a base closer than every reference of any other species.
     dominant_refs_short: int = 0
     dominant_short_gap_bases: int = 0
+    #: on short queries, a query identical to a reference of the best species needs
+    #: only `identical_short_gap_bases` whole bases to every other species (0:
+    #: `min_gap_bases`) when the best species' nearest other species in the library
+    #: is at least `identical_short_min_nn` % away: the library then shows the species
+    #: apart from its relatives, and the query carries its sequence exactly.
+    identical_short_gap_bases: int = 0
+    identical_short_min_nn: float = 0.0
     #: bumped whenever the values of a registered rule, or how the decision reads
     #: them, change, so a stored result or validation says which revision of the
     #: named rule it was made under. Revision 3 (2 of strict and mini-barcode):
@@ -122,6 +129,9 @@ class Rule:
     #: other species is a congener 2.5 % away (`few_refs_exact_min_nn`). Revision 5
     #: (default, conservative): on short queries, two references a base closer than any
     #: other species' carry a call (`dominant_refs_short`, `dominant_short_gap_bases`).
+    #: Revision 6 (default, conservative): a short query identical to a reference of a
+    #: species at least 1 % from every other species needs one base to the next species
+    #: instead of two (`identical_short_gap_bases`, `identical_short_min_nn`).
     revision: int = 1
     description: str = ""
 
@@ -133,10 +143,12 @@ class Rule:
 RULES: dict[str, Rule] = {
     "default": Rule(
         name="default",
-        revision=5,
+        revision=6,
         dominant_refs=3,
         dominant_refs_short=2,
         dominant_short_gap_bases=1,
+        identical_short_gap_bases=1,
+        identical_short_min_nn=1.0,
         nn_fraction=1.0,
         singleton_max_distance=0.5,
         discount_conserved_errors=True,
@@ -160,7 +172,10 @@ RULES: dict[str, Rule] = {
             "distance. A species "
             "with three references within 0.2 % of the query, each closer than any other "
             "species' reference by a whole base (on queries under 300 bp: two references, "
-            "each a base closer), is called despite another species within the gap."
+            "each a base closer), is called despite another species within the gap. On "
+            "queries under 300 bp, one base to the next species suffices instead of two "
+            "when the query is identical to a reference of a species at least 1 % from "
+            "every other species in the library."
         ),
     ),
     "strict": Rule(
@@ -203,10 +218,12 @@ RULES: dict[str, Rule] = {
     ),
     "conservative": Rule(
         name="conservative",
-        revision=5,
+        revision=6,
         dominant_refs=3,
         dominant_refs_short=2,
         dominant_short_gap_bases=1,
+        identical_short_gap_bases=1,
+        identical_short_min_nn=1.0,
         resolved_genus_max=0.35,
         resolved_min_nn=2.0,
         resolved_min_gap=1.5,

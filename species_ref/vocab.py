@@ -90,6 +90,7 @@ class FlagCode(StrEnum):
     GENUS_RESOLVED = "genus-resolved"  # few references, called: the marker separates the genus
     IDENTICAL_MATCH = "identical-match"  # few references, called: identical, congener separated
     DOMINANT_SUPPORT = "dominant-support"
+    SEPARATED_BY_BASE = "separated-by-base"  # short identical query, one base to the next species
     CITES_CALLED = "cites-called"
     CITES_WITHIN_GAP = "cites-within-gap"
     CITES_CANDIDATE = "cites-candidate"

@@ -552,7 +552,25 @@ def test_the_rule_in_words_names_the_exception_or_the_failed_condition(
         "flags": [identical_flag],
         "flag_codes": ["identical-match"],
     }
-    text = _record_and_build(world, tmp_path, dominant, genus, identical)
+    one_base_flag = (
+        "the query is identical to a reference of Sphyrna mokarran; the next species, Sphyrna "
+        "zygaena, differs from it at 1 of 100 aligned bases (1.00 %). On a query this short the "
+        "rule otherwise needs a 1 % gap and 2 differing bases, but a whole base suffices for a "
+        "query identical to a species that lies 3.10 % from its nearest other species in the "
+        "library (Sphyrna zygaena): the library shows that species apart from its relatives"
+    )
+    one_base = {
+        **MOKARRAN,
+        "query": "fin-6",
+        "next_species_distance": 1.0,
+        "hits": [
+            {**MOKARRAN["hits"][0], "aligned_length": 100},
+            {**MOKARRAN["hits"][1], "best_identity": 99.0, "aligned_length": 100},
+        ],
+        "flags": [one_base_flag],
+        "flag_codes": ["separated-by-base"],
+    }
+    text = _record_and_build(world, tmp_path, dominant, genus, identical, one_base)
     assert (
         "and the library checks passed through the exception the rule makes for a species "
         f"known from one or two references: {identical_flag}. The call is therefore at "
@@ -560,7 +578,13 @@ def test_the_rule_in_words_names_the_exception_or_the_failed_condition(
     ) in text
     assert (
         "condition (2) did not hold, since Sphyrna zygaena lies 0.50 percentage points behind, "
-        f"within the gap; the rule makes one exception, which applied: {dominant_flag}"
+        "within the gap; the rule makes an exception for a species matched by several "
+        f"references closer than any other species', which applied: {dominant_flag}"
+    ) in text
+    assert (
+        "Sphyrna zygaena lies 1.00 percentage points behind, closer than condition (2) allows "
+        "on a query this short; the rule makes an exception for a short query identical to a "
+        f"reference, which applied: {one_base_flag}"
     ) in text
     assert (
         "Here the best match, at 99.00 %, reached the species threshold, but condition (3) "

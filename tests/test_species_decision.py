@@ -505,6 +505,71 @@ def test_one_identical_reference_does_not_carry_a_short_query_past_a_sister() ->
         assert _one(seq3[0:150], three, rule=rule).level != "species", rule
 
 
+def _substituted(seq: str, sites: list[int]) -> str:
+    out = list(seq)
+    swap = {"A": "G", "G": "A", "C": "T", "T": "C"}
+    for i in sites:
+        out[i] = swap.get(out[i], out[i])
+    return "".join(out)
+
+
+def _one_base_library(beta_sites_outside: int) -> tuple[LibraryVersion, str]:
+    """Alpha: three references, one identical to the first 120 bases of the query; beta one
+    base off inside those 120 and `beta_sites_outside` bases off beyond them; gamma far."""
+    seq = next(r for r in _records("coi_panthera.fasta") if r.species == "Panthera leo").sequence
+    recs = [
+        RefRecord("A0", "Testgenus alpha", "COI-5P", seq),
+        # The other two alpha references differ inside the window, so no two references
+        # carry the short query past beta (that exception is tested above).
+        RefRecord("A1", "Testgenus alpha", "COI-5P", _substituted(seq, [30, 400])),
+        RefRecord("A2", "Testgenus alpha", "COI-5P", _substituted(seq, [31, 500])),
+        RefRecord(
+            "B0",
+            "Testgenus beta",
+            "COI-5P",
+            _substituted(seq, [60] + [150 + 40 * i for i in range(beta_sites_outside)]),
+        ),
+        RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)),
+    ]
+    return _version(recs, f"one-base-{beta_sites_outside}"), seq[0:120]
+
+
+def test_short_identical_query_is_called_one_base_from_a_sister_the_library_separates() -> None:
+    # Beta differs from alpha at 11 sites over the full barcode (1.70 %): the library
+    # shows the two apart, and the query is identical to alpha, one base from beta.
+    version, window = _one_base_library(beta_sites_outside=10)
+    res = _one(window, version)
+    assert res.level == "species" and res.taxon == "Testgenus alpha", res.statement
+    assert res.statement == "consistent with Testgenus alpha"
+    flag = next(f for f in res.flags if f.code is FlagCode.SEPARATED_BY_BASE)
+    assert flag.text.startswith(
+        "the query is identical to a reference of Testgenus alpha; the next species, "
+        "Testgenus beta, differs from it at 1 of 120 aligned bases (0.83 %)"
+    ), flag.text
+    assert "a species that lies 1.70 % from its nearest other species in the library (Testgenus beta)" in flag.text
+    assert not any(f.code is FlagCode.WITHIN_GAP for f in res.flags)
+    # Revision 5 asked for two bases on every short query.
+    r5 = dataclasses.replace(get_rule("default"), identical_short_gap_bases=0, revision=5)
+    assert _one(window, version, rule=r5).level == "ambiguous"
+    # The strict and mini-barcode rules keep their two or three bases.
+    for rule in ("strict", "mini-barcode"):
+        assert _one(window, version, rule=rule).level != "species", rule
+
+
+def test_one_base_is_not_enough_when_the_library_does_not_separate_the_sister() -> None:
+    # Beta only 4 bases from alpha over the full barcode (0.6 %): sisters that close
+    # may share the query's base, so the query stays ambiguous.
+    version, window = _one_base_library(beta_sites_outside=3)
+    res = _one(window, version)
+    assert res.level == "ambiguous" and res.taxon == "Testgenus", res.statement
+    assert not any(f.code is FlagCode.SEPARATED_BY_BASE for f in res.flags)
+    assert any(f.code is FlagCode.WITHIN_GAP for f in res.flags)
+    # A query one base from alpha (two from beta's nearest) is no identical match either.
+    separated, _ = _one_base_library(beta_sites_outside=10)
+    off = _one(_substituted(window, [90]), separated)
+    assert not any(f.code is FlagCode.SEPARATED_BY_BASE for f in off.flags)
+
+
 def test_dominance_never_asks_for_more_references_than_are_aligned() -> None:
     from species_ref.matching import Matcher
 

@@ -1455,8 +1455,9 @@ _FEW_REFERENCES_RELIEF = ("identical-match", "genus-resolved")
 
 def _species_held(r: AnalysisResult, *, species_id: str, gap: str, library: bool) -> str:
     """Why a species call's conditions held, including any exception the rule made (a sister
-    within the gap outweighed by many close references; a species known from few references
-    called because its genus is separated or the query is identical to a reference)."""
+    within the gap outweighed by many close references; a short query identical to a reference
+    one base from the next species; a species known from few references called because its
+    genus is separated or the query is identical to a reference)."""
     nxt = r.next_hit
     parts = [f"Here the best match, {r.taxon}, is at {_pct(r.identity)}"]
     discounted = r.flags_coded("read-errors")
@@ -1467,13 +1468,21 @@ def _species_held(r: AnalysisResult, *, species_id: str, gap: str, library: bool
             "rule allows"
         )
     dominant = r.flags_coded("dominant-support")
+    one_base = r.flags_coded("separated-by-base")
     within = r.next_species_distance is not None and r.next_species_distance < float(gap)
     if nxt is None:
         parts.append("no other species matched")
+    elif one_base:
+        parts.append(
+            f"{nxt.species} lies {_gap(r)} behind, closer than condition (2) allows on a "
+            "query this short; the rule makes an exception for a short query identical to a "
+            f"reference, which applied: {one_base[0]}"
+        )
     elif within and dominant:
         parts.append(
             f"condition (2) did not hold, since {nxt.species} lies {_gap(r)} behind, within "
-            f"the gap; the rule makes one exception, which applied: {dominant[0]}"
+            "the gap; the rule makes an exception for a species matched by several references "
+            f"closer than any other species', which applied: {dominant[0]}"
         )
     else:
         parts.append(f"the next species, {nxt.species}, matches {_gap(r)} less well")
