@@ -546,7 +546,10 @@ def test_short_identical_query_is_called_one_base_from_a_sister_the_library_sepa
         "the query is identical to a reference of Testgenus alpha; the next species, "
         "Testgenus beta, differs from it at 1 of 120 aligned bases (0.83 %)"
     ), flag.text
-    assert "a species that lies 1.70 % from its nearest other species in the library (Testgenus beta)" in flag.text
+    assert (
+        "a species that lies 1.70 % from its nearest other species in the library (Testgenus beta)"
+        in flag.text
+    )
     assert not any(f.code is FlagCode.WITHIN_GAP for f in res.flags)
     # Revision 5 asked for two bases on every short query.
     r5 = dataclasses.replace(get_rule("default"), identical_short_gap_bases=0, revision=5)
