@@ -213,7 +213,11 @@ class LibraryStore:
         return sorted(
             child.name
             for child in self.root.iterdir()
-            if child.is_dir() and _NAME.match(child.name) and self._version_numbers(child.name)
+            # Names starting with '.' are not libraries (the store keeps signatures there).
+            if child.is_dir()
+            and _NAME.match(child.name)
+            and not child.name.startswith(".")
+            and self._version_numbers(child.name)
         )
 
     def _require(self, name: str, version: int | None) -> int:

@@ -78,6 +78,22 @@ def test_identification_cites_the_signed_manifest(world: World, tmp_path: Path) 
     assert "manifest signed by wkamau" in shown.output and "intact" in shown.output
 
 
+def test_signed_libraries_are_listed_and_a_missing_one_is_named(
+    world: World, tmp_path: Path
+) -> None:
+    # The signatures live beside the libraries; they are not a library of their own.
+    _identified(world, tmp_path)
+    assert signature_path(world.store, BUNDLED_LIBRARY, 1).is_file()
+    listed = runner.invoke(app, ["ref", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "demo" in listed.output and ".signatures" not in listed.output
+    missing = runner.invoke(app, ["ref", "show", "nosuch"])
+    assert missing.exit_code == 1
+    assert f"Reference library 'nosuch' does not exist (available: {BUNDLED_LIBRARY})" in (
+        missing.output
+    )
+
+
 def test_relabelled_library_with_recomputed_hashes_is_a_finding(
     world: World, tmp_path: Path
 ) -> None:
