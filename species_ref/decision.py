@@ -335,6 +335,7 @@ def _identical_short(
     if (
         not need
         or query_length >= rule.short_query_bp
+        or query_length < rule.identical_short_min_bp
         or len(race.ties) < 2
         or race.identity < 100.0 - 1e-9
         or not (rule.use_library_stats and library is not None)
@@ -342,7 +343,11 @@ def _identical_short(
         return race, []
     best = race.best
     st = library.stats_of(best.species)
-    if st is None or st.nn_distance is None or st.nn_distance < rule.identical_short_min_nn:
+    # The species' nearest other species must lie `identical_short_min_nn` % away, and at
+    # least `need` bases over a stretch as long as the query: on a 40 bp fragment one base
+    # is 2.5 %, and a species 1.5 % from its sister shows less than one base there.
+    min_nn = max(rule.identical_short_min_nn, 100.0 * need / max(best.aligned_length, 1))
+    if st is None or st.nn_distance is None or st.nn_distance < min_nn - 1e-9:
         return race, []
     if any(_differing_columns(g) < need - 1e-6 for g in race.ties[1:]):
         return race, []

@@ -119,6 +119,10 @@ class Rule:
     #: apart from its relatives, and the query carries its sequence exactly.
     identical_short_gap_bases: int = 0
     identical_short_min_nn: float = 0.0
+    #: ... provided the query is at least `identical_short_min_bp` long (one base is then at
+    #: most 1.25 % of it) and the nearest other species differs by `identical_short_gap_bases`
+    #: bases over a stretch that long (its distance scaled to the query's length).
+    identical_short_min_bp: int = 0
     #: bumped whenever the values of a registered rule, or how the decision reads
     #: them, change, so a stored result or validation says which revision of the
     #: named rule it was made under. Revision 3 (2 of strict and mini-barcode):
@@ -149,6 +153,7 @@ RULES: dict[str, Rule] = {
         dominant_short_gap_bases=1,
         identical_short_gap_bases=1,
         identical_short_min_nn=1.0,
+        identical_short_min_bp=80,
         nn_fraction=1.0,
         singleton_max_distance=0.5,
         discount_conserved_errors=True,
@@ -174,8 +179,8 @@ RULES: dict[str, Rule] = {
             "species' reference by a whole base (on queries under 300 bp: two references, "
             "each a base closer), is called despite another species within the gap. On "
             "queries under 300 bp, one base to the next species suffices instead of two "
-            "when the query is identical to a reference of a species at least 1 % from "
-            "every other species in the library."
+            "when the query (80 bp or more) is identical to a reference of a species at least "
+            "1 % from every other species in the library."
         ),
     ),
     "strict": Rule(
@@ -224,6 +229,7 @@ RULES: dict[str, Rule] = {
         dominant_short_gap_bases=1,
         identical_short_gap_bases=1,
         identical_short_min_nn=1.0,
+        identical_short_min_bp=80,
         resolved_genus_max=0.35,
         resolved_min_nn=2.0,
         resolved_min_gap=1.5,

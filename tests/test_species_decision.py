@@ -573,6 +573,20 @@ def test_one_base_is_not_enough_when_the_library_does_not_separate_the_sister() 
     assert not any(f.code is FlagCode.SEPARATED_BY_BASE for f in off.flags)
 
 
+def test_one_base_needs_a_query_long_enough_to_show_the_species_apart() -> None:
+    # Beta 7 bases from alpha over the full barcode (1.08 %): on 120 bases that is more
+    # than a base, and one base carries the call; on 90 bases it is less than one (1.11 %
+    # would be needed), and under 80 bases the rule makes no exception at all.
+    version, window = _one_base_library(beta_sites_outside=6)
+    assert _one(window, version).taxon == "Testgenus alpha"
+    ninety = _one(window[:90], version)
+    assert ninety.level == "ambiguous", ninety.statement
+    separated, _ = _one_base_library(beta_sites_outside=10)
+    seventy = _one(window[:70], separated)
+    assert seventy.level == "ambiguous", seventy.statement
+    assert _one(window[:90], separated).taxon == "Testgenus alpha"
+
+
 def test_dominance_never_asks_for_more_references_than_are_aligned() -> None:
     from species_ref.matching import Matcher
 
