@@ -16,6 +16,7 @@ be added (`query_sequence` was, for the dossier's appendix).
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from custody.domain import EventType
 from custody.errors import InvalidInput
+from custody.files import read_text
 
 if TYPE_CHECKING:
     from custody.events import Recorded, Signer
@@ -594,11 +596,14 @@ def read_query_map(path: Path) -> dict[str, str]:
     """A `--map` file: CSV with the columns query and item, one row per query."""
     import csv
 
+    text = read_text(path, what="query map")
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error):
-        raise InvalidInput(f"The query map {path} cannot be read; check the path.") from None
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        raise InvalidInput(
+            f"The query map {path} is not a readable CSV ({e}); save it as CSV with the "
+            "header query,item."
+        ) from None
     mapping: dict[str, str] = {}
     for n, row in enumerate(rows, start=2):
         query, item = (row.get("query") or "").strip(), (row.get("item") or "").strip()

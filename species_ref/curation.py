@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from species_ref.errors import SpeciesRefError
+from species_ref.errors import InputFormatError, SpeciesRefError
+from species_ref.files import read_regular
 from species_ref.types import RefRecord
 from species_ref.vocab import ConflictKind
 
@@ -138,11 +139,9 @@ def read_decisions(path: str | Path) -> Decisions:
     """Read and check a decisions file; `CurationError` (one sentence) when it is unusable."""
     p = Path(path)
     try:
-        blob = p.read_bytes()
-    except OSError as e:
-        raise CurationError(
-            f"The decisions file {p} cannot be read ({e.strerror or e}); check the path."
-        ) from None
+        blob = read_regular(p, what="The decisions file", hint="give the path of a TOML file")
+    except InputFormatError as e:
+        raise CurationError(str(e)) from None
     try:
         data = tomllib.loads(blob.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:

@@ -372,13 +372,22 @@ def test_bad_input_is_one_sentence_and_changes_nothing(
         ["item", "import", CASE, "{fifo}", "--as", "aotieno"],
         ["item", "add", CASE, "--description", "x", "--photo", "{fifo}", "--as", "aotieno"],
         ["scan", "{fifo}"],
+        ["ref", "curate", "lib", "--decisions", "{fifo}", "--as", "wkamau"],
+        ["identify", "{query}", "--library", "lib", "--map", "{fifo}", "--as", "wkamau"],
     ],
-    ids=lambda a: " ".join(a[:2]),
+    ids=lambda a: " ".join(a[:2]) + (" " + a[-3] if "--as" in a and a[0] != "item" else ""),
 )
 def test_a_fifo_is_refused_without_blocking(
-    args: list[str], world: World, cli: CliRunner, fifo: Path
+    args: list[str], world: World, cli: CliRunner, fifo: Path, tmp_path: Path
 ) -> None:
-    line = assert_refused(cli, world, [str(fifo) if a == "{fifo}" else a for a in args])
+    if "{query}" in args or "curate" in args:
+        lib = tmp_path / "lib.fasta"
+        lib.write_text((DATA / "ref_pipe.fasta").read_text())
+        assert invoke(cli, ["ref", "import", "lib", str(lib)])[0] == 0
+    query = tmp_path / "q.fasta"
+    query.write_text(">q1\n" + "ACGT" * 40 + "\n")
+    given = {"{fifo}": str(fifo), "{query}": str(query)}
+    line = assert_refused(cli, world, [given.get(a, a) for a in args])
     assert "pipe" in line or "not a file" in line or "not a regular file" in line, line
 
 

@@ -224,7 +224,7 @@ def test_curate_refuses_a_folder_as_decisions(two_libraries: CliRunner, tmp_path
     assert (
         result.exit_code == 1
         and result.stderr.count("\n") == 1
-        and "cannot be read" in result.stderr
+        and "is a directory; give the path of a TOML file" in result.stderr
     )
     listed = two_libraries.invoke(app, ["ref", "list", "--json"])
     assert {v["version"] for v in json.loads(listed.stdout)} == {1}

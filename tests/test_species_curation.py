@@ -181,7 +181,7 @@ def test_curate_cli_reports_applied_and_skipped(world: World, tmp_path: Path) ->
     )
     assert runner.invoke(app, ["ref", "import", "lib", str(fasta)]).exit_code == 0
     missing = runner.invoke(app, ["ref", "curate", "lib", "--decisions", str(tmp_path / "no.toml")])
-    assert missing.exit_code == 1 and "cannot be read" in missing.stderr
+    assert missing.exit_code == 1 and "no.toml does not exist; check the path" in missing.stderr
     path = _decisions(tmp_path, GOOD)
     result = runner.invoke(app, ["ref", "curate", "lib", "--decisions", str(path)])
     assert result.exit_code == 0, result.output
