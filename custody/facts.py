@@ -65,6 +65,8 @@ FACT_FIELDS = (
     "disposal",
 )
 MAX_TEXT = 500
+#: No seizure is valued at a thousand trillion in any currency: larger is a typing error.
+MAX_VALUE = 1e15
 
 
 def check_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,6 +108,11 @@ def check_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
             if not math.isfinite(amount) or amount < 0:
                 raise InvalidInput(
                     f"The estimated value {raw} is not a positive amount; give an amount such as 125000."
+                )
+            if amount > MAX_VALUE:
+                raise InvalidInput(
+                    f"The estimated value {raw} is beyond any seizure's value (at most "
+                    f"{MAX_VALUE:,.0f}); check the amount."
                 )
             out[name] = amount
         elif name == "value_currency":

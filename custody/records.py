@@ -57,6 +57,9 @@ from custody.timeutil import now_utc, parse_time, to_utc_text
 from custody.units import check_unit
 
 MAX_COUNT = 10**9
+#: Largest weight or quantity in any unit (a trillion grams is a million tonnes):
+#: larger is a typing error.
+MAX_QUANTITY = 1e12
 CASE_NO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 AGENCY_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,15}$")
@@ -397,6 +400,11 @@ def _validated(spec: ItemCreate, *, where: str = "") -> tuple[ItemCreate, str, s
     if spec.weight is not None:
         if spec.weight < 0:
             raise InvalidInput(f"The weight {spec.weight}{at} is negative; give a positive weight.")
+        if spec.weight > MAX_QUANTITY:
+            raise InvalidInput(
+                f"The weight {spec.weight:g}{at} is beyond any seizure (at most {MAX_QUANTITY:g} "
+                "in any unit); check it."
+            )
         if not spec.unit:
             raise InvalidInput(
                 f"The weight {spec.weight}{at} has no unit; pass --unit (g, kg ...)."

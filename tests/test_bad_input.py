@@ -262,6 +262,45 @@ CASES: dict[str, Case] = {
         ],
         "unit 'stone'",
     ),
+    "weight of 1e300 kg": Case(
+        lambda t, i: [
+            "item",
+            "add",
+            CASE,
+            "--description",
+            "x",
+            "--weight",
+            "1e300",
+            "--unit",
+            "kg",
+            *AS,
+        ],
+        "beyond any seizure",
+    ),  # fmt: skip
+    "CSV weight of 1e300 kg": Case(
+        lambda t, i: [
+            "item",
+            "import",
+            CASE,
+            _csv(t, "description,weight,unit\nx,1e300,kg\n"),
+            *AS,
+        ],
+        "beyond any seizure",
+    ),  # fmt: skip
+    "reference import --max-ambiguous nan": Case(
+        lambda t, i: [
+            "ref",
+            "import",
+            "lib",
+            str(DATA / "ref_pipe.fasta"),
+            "--max-ambiguous",
+            "nan",
+        ],
+        "not a finite number",
+    ),
+    "ref conflicts --within nan": Case(
+        lambda t, i: ["ref", "conflicts", "lib", "--within", "nan"], "not a finite number"
+    ),
     "seal already on another item": Case(
         lambda t, i: ["item", "add", CASE, "--description", "x", "--seal", "S-1", *AS],
         "already recorded on item KWS-2026-0042/1",

@@ -58,6 +58,7 @@ def test_facts_recorded_then_changed_by_a_later_event(world: World) -> None:
         ({"value_currency": "dollars"}, "ISO 4217"),
         ({"value_amount": "lots"}, "not a number"),
         ({"value_amount": "-5"}, "positive"),
+        ({"value_amount": "1e300"}, "beyond any seizure's value"),
         ({"colour": "red"}, "not a seizure fact"),
         ({}, "No seizure fact"),
     ],

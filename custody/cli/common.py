@@ -136,6 +136,15 @@ MAX_INT = 2**63 - 1
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+def finite(value: float | None) -> float | None:
+    """Option callback: refuse nan and infinity, which pass any min/max range check."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number; give a number")
+    return value
+
+
 def one_line(message: object) -> str:
     """A message as one line: line breaks folded to spaces, control characters escaped."""
     return shown(" ".join(str(message).split()))

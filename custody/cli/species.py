@@ -13,6 +13,7 @@ from custody.cli.common import (
     MAX_INT,
     done,
     err,
+    finite,
     open_store,
     out,
     print_json,
@@ -84,6 +85,7 @@ def ref_import(
         1.0,
         min=0.0,
         max=20.0,
+        callback=finite,
         help="Largest share of ambiguous bases (IUPAC codes, N) a reference may have, in %.",
     ),
     actor: str | None = typer.Option(
@@ -241,7 +243,11 @@ def ref_conflicts(
         None, min=1, max=MAX_INT, help="Version number (default: latest)."
     ),
     within: float = typer.Option(
-        0.5, min=0.0, max=5.0, help="Report species with references at most this far apart, in %."
+        0.5,
+        min=0.0,
+        max=5.0,
+        callback=finite,
+        help="Report species with references at most this far apart, in %.",
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per pair, one per line."),
     reidentify: bool = typer.Option(
