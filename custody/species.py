@@ -95,6 +95,38 @@ def current_validation(
     return data
 
 
+def validation_sentence(rule_name: str, data: Mapping[str, Any]) -> str:
+    """A stored validation in words: its rates, what it measured, and whether calls made
+    now take their error rates from it."""
+    from species_ref.profile import PROFILE_METHOD
+    from species_ref.rules import RULES
+
+    recorded = data.get("rule")
+    revision = recorded.get("revision", 1) if isinstance(recorded, dict) else 1
+    summary = data.get("summary") or {}
+
+    def pct(key: str) -> str:
+        value = summary.get(key)
+        return f"{100 * value:.1f} %" if isinstance(value, int | float) else "not recorded"
+
+    text = (
+        f"validation under rule '{rule_name}' (revision {revision}): {pct('correct_species_rate')} "
+        f"correct and {pct('wrong_species_rate')} wrong species calls on "
+        f"{summary.get('n_present', '?')} queries of species in the library, "
+        f"{pct('false_species_rate_absent')} species calls on {summary.get('n_absent', '?')} "
+        "queries of species left out"
+    )
+    rule = RULES.get(rule_name)
+    if rule is not None and (
+        revision != rule.revision or data.get("statistics_method") != PROFILE_METHOD
+    ):
+        text += (
+            f"; made under an earlier revision of the rule or of the species statistics, so "
+            f"calls made now do not take error rates from it (run `custody ref validate` again)"
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class ReferenceImport:
     """A library version made by an import, and what the import refused."""

@@ -227,15 +227,31 @@ def test_ref_show_lists_every_stored_validation(
     world: World, runner: CliRunner, library: str
 ) -> None:
     from custody.species import reference_store, validation_key
+    from species_ref.profile import PROFILE_METHOD
+    from species_ref.rules import get_rule
 
     refs = reference_store(world.store)
     for rule, rate in (("fixed-98.5", 0.5), ("conservative", 0.25), ("default", 0.75)):
-        refs.attach(library, 1, validation_key(rule), {"rates": {"correct_species_rate": rate}})
+        # The conservative one was made under revision 1 of its rule.
+        revision = 1 if rule == "conservative" else get_rule(rule).revision
+        summary = {"correct_species_rate": rate, "wrong_species_rate": 0.01, "n_present": 200}
+        summary |= {"false_species_rate_absent": 0.02, "n_absent": 100}
+        doc = {"rule": {"name": rule, "revision": revision}, "summary": summary}
+        refs.attach(library, 1, validation_key(rule), doc | {"statistics_method": PROFILE_METHOD})
     shown = json.loads(runner.invoke(app, ["ref", "show", library, "--json"]).stdout)
     assert list(shown["validation"]) == ["default", "conservative", "fixed-98.5"]
-    text = runner.invoke(app, ["ref", "show", library]).stdout
-    assert "validation (conservative): correct_species_rate 0.25" in text
-    assert "validation (fixed-98.5): correct_species_rate 0.5" in text
+    text = " ".join(runner.invoke(app, ["ref", "show", library], terminal_width=400).stdout.split())
+    default = get_rule("default").revision
+    assert (
+        f"validation under rule 'default' (revision {default}): 75.0 % correct and 1.0 % wrong "
+        "species calls on 200 queries of species in the library, 2.0 % species calls on 100 "
+        "queries of species left out" in text
+    )
+    assert "validation under rule 'conservative' (revision 1): 25.0 % correct" in text
+    assert "calls made now do not take error rates from it" in text
+    assert "validation under rule 'fixed-98.5' (revision 1): 50.0 % correct" in text
+    assert text.count("do not take error rates") == 1
+    assert "correct_species_rate" not in text
 
 
 def _two_samples(tmp_path: Path) -> Path:

@@ -183,7 +183,7 @@ def ref_show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Show one library version: hash, sources, markers, rejected records and measured error rates."""
-    from custody.species import reference_store, reference_validations
+    from custody.species import reference_store, reference_validations, validation_sentence
 
     store = open_store()
     refs = reference_store(store)
@@ -229,11 +229,7 @@ def ref_show(
             f"records excluded, {len(cur.get('synonyms', {}))} accepted names with synonyms"
         )
     for rule, data in validations.items():
-        rates = data.get("rates", data)
-        out.print(
-            f"validation ({rule}): "
-            + ", ".join(f"{k} {v}" for k, v in rates.items() if not isinstance(v, dict | list))
-        )
+        out.print(validation_sentence(rule, data))
 
 
 @app.command("conflicts")
