@@ -121,8 +121,8 @@ def validation_sentence(rule_name: str, data: Mapping[str, Any]) -> str:
         revision != rule.revision or data.get("statistics_method") != PROFILE_METHOD
     ):
         text += (
-            f"; made under an earlier revision of the rule or of the species statistics, so "
-            f"calls made now do not take error rates from it (run `custody ref validate` again)"
+            "; made under an earlier revision of the rule or of the species statistics, so "
+            "calls made now do not take error rates from it (run `custody ref validate` again)"
         )
     return text
 
