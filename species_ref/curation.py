@@ -197,6 +197,9 @@ def _text(entry: Mapping[str, Any], key: str, where: str, *, required: bool = Tr
         raise CurationError(f"{where} has a '{key}' that is not text; quote it.")
     value = value.strip()
     if required and not value:
+        if key == "why":
+            allowed = " or ".join(repr(w) for w in EXCLUDE_WHY)
+            raise CurationError(f"{where} has no 'why'; give why = {allowed}.")
         raise CurationError(f"{where} has no '{key}'; every decision needs one.")
     return value
 

@@ -365,6 +365,11 @@ def _finish(
     bad = sorted(set(seq) - IUPAC_DNA)
     if bad:
         shown = "".join(c if c.isprintable() else "?" for c in bad[:8])
+        if set(bad) <= {"U"}:
+            raise InputFormatError(
+                f"{where} is RNA (it has U where DNA has T); give the DNA sequence, with T "
+                "for U (the barcode libraries hold DNA)."
+            )
         raise InputFormatError(
             f"{where} contains characters that are not DNA ({shown}); "
             "give a nucleotide sequence (IUPAC codes ACGTRYSWKMBDHVN), not protein."

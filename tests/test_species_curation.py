@@ -135,6 +135,10 @@ def test_curate_makes_a_new_version_listing_its_decisions(
         ),
         (f'[[exclude]]\nrecord = "X"\nwhy = "bored"\n{WHO}', "why = 'bored'"),
         (
+            f'[[exclude]]\nrecord = "X"\n{WHO}',
+            "has no 'why'; give why = 'misidentified' or 'low quality' or 'label in doubt'.",
+        ),
+        (
             f'[[exclude]]\nrecord = "X"\nwhy = "misidentified"\ncolour = "red"\n{WHO}',
             "unknown key 'colour'",
         ),
@@ -192,6 +196,17 @@ def test_curate_cli_reports_applied_and_skipped(world: World, tmp_path: Path) ->
     )
     again = runner.invoke(app, ["ref", "curate", "lib", "--decisions", str(path)])
     assert again.exit_code == 0 and "already holds these decisions" in again.output
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text(
+        '[[exclude]]\nrecord = "NOPE_1"\nwhy = "misidentified"\nreviewer = "A Reviewer"\n'
+        'reason = "identical to another genus"\nsource = "ref conflicts"\n'
+    )
+    skipped = runner.invoke(app, ["ref", "curate", "lib", "--decisions", str(elsewhere)])
+    assert skipped.exit_code == 0, skipped.output
+    assert (
+        "The decision is not about a record or name in lib version 2, so it was skipped and "
+        "no version was made." in " ".join(skipped.output.split())
+    )
     shown = runner.invoke(app, ["ref", "show", "lib", "--json"])
     assert json.loads(shown.stdout)["curation"]["decisions_file"] == "d.toml"
 

@@ -68,6 +68,13 @@ def test_protein_fasta_is_rejected_naming_the_record() -> None:
         read_queries(IO / "query_protein.fasta")
 
 
+def test_rna_query_is_named_as_rna(tmp_path: Path) -> None:
+    f = tmp_path / "rna.fasta"
+    f.write_text(">transcript\nACGUACGUUAGCAUGCAUGCAUCGAUCGAUCG\n")
+    with pytest.raises(InputFormatError, match=r"transcript.*is RNA .*give the DNA sequence"):
+        read_queries(f)
+
+
 def test_all_n_query_is_rejected(tmp_path: Path) -> None:
     f = tmp_path / "n.fasta"
     f.write_text(">nothing\nNNNNNNNNNNNNNNNNNNNN\n")

@@ -388,6 +388,15 @@ def ref_curate(
             progress=lambda d, t: bar.update(task, completed=d, total=t),
         )  # fmt: skip
     lib = cur.version
+    if not cur.created and cur.applied == 0:
+        which = (
+            "The decision is not" if cur.skipped == 1 else f"None of the {cur.skipped} decisions is"
+        )
+        done(
+            f"{which} about a record or name in {name} version {lib.version}, so "
+            f"{'it was' if cur.skipped == 1 else 'all were'} skipped and no version was made."
+        )
+        return
     if not cur.created:
         done(
             f"{name} version {lib.version} already holds these decisions; no version was made "
