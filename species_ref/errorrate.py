@@ -166,7 +166,7 @@ class ErrorRate:
     ci_low: float | None
     ci_high: float | None
     statement: str
-    conditions: str = ""  # the cell in words ("" when the library was not validated)
+    conditions: str = ""  # the conditions counted, in words ("" when not validated)
     validated: bool = True
     false_calls: int = 0  # calls like this one on queries of species held out of the library
     absent_queries: int = 0  # queries of held-out species in the validation
@@ -190,16 +190,28 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def _cell_words(key: str) -> str:
+def _cell_words(key: str, *, every_identity_and_gap: bool = False) -> str:
     marker, length, ident, gap, level = key.split("|")
+    if every_identity_and_gap:
+        return f"{level} calls on {marker}, queries {length}, any identity and gap"
+    return f"{level} calls on {marker}, queries {length}, {_identity_and_gap_words(key)}"
+
+
+def _identity_and_gap_words(key: str) -> str:
+    _marker, _length, ident, gap, _level = key.split("|")
     gap_words = NO_OTHER if gap == NO_OTHER else f"next species {gap} away"
-    return f"{level} calls on {marker}, queries {length}, identity {ident}, {gap_words}"
+    return f"identity {ident}, {gap_words}"
 
 
 def error_rate_of(
     validation: Mapping[str, Any] | None, call: _Call, *, query_length: int, marker: str | None
 ) -> ErrorRate:
-    """The measured error rate of calls like `call` in a stored validation report."""
+    """The measured error rate of calls like `call` in a stored validation report.
+
+    The statement names the conditions the calls were counted under; when none had
+    the call's identity and gap, those are the marker, length class and level only,
+    and a separate sentence says that no call had the call's identity and gap.
+    """
     if call.level is DecisionLevel.NONE:
         return ErrorRate(
             0,
@@ -228,15 +240,21 @@ def error_rate_of(
         gap=call.next_species_distance, level=call.level,
     )  # fmt: skip
     words = _cell_words(key)
+    like = f"like this one ({words})"
     n, wrong = _count(cells, PRESENT + key)
     m, _ = _count(cells, ABSENT + key)
-    widened = ""
+    narrower = ""
     if n == 0:
         prefix = "|".join(key.split("|")[:2]) + "|"
         suffix = "|" + str(call.level)
         n, wrong = _sum(cells, lambda k: k.startswith(PRESENT + prefix) and k.endswith(suffix))
         m, _ = _sum(cells, lambda k: k.startswith(ABSENT + prefix) and k.endswith(suffix))
-        widened = " (none had the same identity and gap; counted over every identity and gap)"
+        words = _cell_words(key, every_identity_and_gap=True)
+        like = f"with this call's marker, query length and level ({words})"
+        narrower = (
+            " No validation call on a species in the library had this call's identity and gap "
+            f"({_identity_and_gap_words(key)})."
+        )
     assert validation is not None  # it holds call cells
     absent_n = _absent_queries(validation)
     held_out = (
@@ -246,8 +264,8 @@ def error_rate_of(
     if n == 0:
         return ErrorRate(
             0, 0, None, None, None,
-            f"No validation call on a species in the library was made under the same conditions "
-            f"({words}), so the error rate of this call is unknown." + held_out,
+            f"No validation call on a species in the library was made {like}, so the error "
+            "rate of this call is unknown." + held_out,
             conditions=words, false_calls=m, absent_queries=absent_n,
         )  # fmt: skip
     low, high = clopper_pearson(wrong, n)
@@ -255,8 +273,10 @@ def error_rate_of(
     calls = "call" if n == 1 else "calls"
     was = "was" if wrong == 1 else "were"
     statement = (
-        f"Of {n} validation {calls} like this one ({words}) on species in the library{widened}, "
-        f"{wrong} {was} wrong: {_pct(rate)} %, 95 % CI {_pct(low)}-{_pct(high)} %." + held_out
+        f"Of {n} validation {calls} {like} on species in the library, "
+        f"{wrong} {was} wrong: {_pct(rate)} %, 95 % CI {_pct(low)}-{_pct(high)} %."
+        + held_out
+        + narrower
     )
     return ErrorRate(
         n, wrong, round(rate, 4), round(low, 4), round(high, 4), statement,

@@ -680,6 +680,43 @@ def test_a_combined_finding_and_the_error_rate_of_each_call_are_printed(
     )
 
 
+def test_a_combined_finding_whose_markers_disagree_reads_as_a_disagreement(
+    world: World, tmp_path: Path
+) -> None:
+    conflicts = [
+        "cytb calls Sphyrna lewini, which contradicts Sphyrna mokarran",
+        "COI-5P calls Sphyrna mokarran, which contradicts Sphyrna lewini",
+    ]
+    combined = {
+        **_combined(("fin-1", "COI-5P", "Sphyrna mokarran"), ("fin-1c", "cytb", "Sphyrna lewini")),
+        "level": "genus",
+        "taxon": "Sphyrna",
+        "statement": "The markers of sample S1 disagree: " + "; ".join(conflicts) + ". They "
+        "agree on genus Sphyrna only.",
+        "conflicts": conflicts,
+    }  # fmt: skip
+    # The best alignments of the COI query include references labelled "COI" as well.
+    coi_hits = [MOKARRAN["top_hits"][0], {**MOKARRAN["top_hits"][0], "marker": "COI"}]
+    coi = {**MOKARRAN, "top_hits": coi_hits, "combined": combined}
+    cytb = {
+        **MOKARRAN,
+        "query": "fin-1c",
+        "taxon": "Sphyrna lewini",
+        "statement": "consistent with Sphyrna lewini",
+        "top_hits": [{**MOKARRAN["top_hits"][0], "marker": "cytb"}],
+        "combined": combined,
+    }
+    text = _record_and_build(world, tmp_path, coi, cytb)
+    start = text.index("Each analysed sample's own finding")
+    summary = text[start : text.index("2. Item", start)]
+    assert (
+        "Sphyrna (genus only): the markers disagree on the species (COI-5P calls Sphyrna "
+        "mokarran, cytb calls Sphyrna lewini)"
+    ) in summary
+    assert "combined over" not in summary and " agree:" not in summary
+    assert "COI," not in summary  # markers by the name of each marker's call, once each
+
+
 def test_a_call_of_an_accepted_name_names_the_other_names_it_covers(
     world: World, tmp_path: Path
 ) -> None:

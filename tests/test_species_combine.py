@@ -137,6 +137,40 @@ def test_identify_combine_states_conflicts(two_libraries: CliRunner, tmp_path: P
     assert "conflict:" in result.stdout and "disagree" in result.stdout
 
 
+def test_dossier_summary_states_a_conflict_between_markers(
+    two_libraries: CliRunner, world: World, tmp_path: Path
+) -> None:
+    import re
+
+    from pypdf import PdfReader
+
+    from custody.dossier.build import build_dossier
+    from tests.conftest import CASE
+
+    coi, s12 = tmp_path / "coi_q.fasta", tmp_path / "s12_q.fasta"
+    coi.write_text(f">q\n{_demo_sequence('demo_Panthera_tigris_COI-5P')}\n")
+    s12.write_text(f">q\n{_demo_sequence('demo_Manis_pentadactyla_12S-V5')}\n")
+    item = world.hand_to_lab(world.item(description="Skin"))
+    args = ["--item", item, "--as", "wkamau"]
+    both = ["identify", str(coi), str(s12), "--library", "coi", "--library", "mt12s"]
+    recorded = two_libraries.invoke(app, [*both, "--combine", "S2", *args])
+    assert recorded.exit_code == 0, recorded.output
+    # The COI query on its own as well: its call must not stand for the sample.
+    alone = two_libraries.invoke(app, ["identify", str(coi), "--library", "coi", *args])
+    assert alone.exit_code == 0, alone.output
+    out = tmp_path / "dossier.pdf"
+    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
+    start = text.index("Each analysed sample's own finding")
+    row = text[text.index(item, start) : text.index(f"2. Item {item}", start)]
+    assert (
+        "1: no combined identification: the markers disagree (COI-5P calls Panthera tigris, "
+        "12S-V5 calls Manis pentadactyla)"
+    ) in row
+    assert "The markers of this sample disagree: no single finding." in row
+    assert "combined over" not in row and "Not every analysis identifies" not in row
+
+
 def test_several_libraries_need_combine(two_libraries: CliRunner, tmp_path: Path) -> None:
     q = tmp_path / "a.fasta"
     q.write_text(f">q\n{_demo_sequence('demo_Panthera_tigris_COI-5P')}\n")

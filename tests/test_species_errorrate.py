@@ -42,9 +42,26 @@ def test_statement_counts_validation_calls_under_the_same_conditions() -> None:
     wider = error_rate_of(
         validation, Call(DecisionLevel.SPECIES, 98.7, 1.2), query_length=640, marker="COI-5P"
     )
-    assert wider.count == 214 and "counted over every identity and gap" in wider.statement
+    assert wider.count == 214
+    # The conditions named are those counted; the call's own bins only as not found.
+    assert wider.statement.startswith(
+        "Of 214 validation calls with this call's marker, query length and level (species "
+        "calls on COI-5P, queries 500 bp or more, any identity and gap) on species in the "
+        "library, 2 were wrong: 0.9 %, 95 % CI 0.1-3.3 %."
+    )
+    assert wider.statement.endswith(
+        " No validation call on a species in the library had this call's identity and gap "
+        "(identity 98-99 %, next species 1-3 % away)."
+    )
+    assert wider.statement.count("identity 98-99 %") == 1
+    assert (
+        wider.conditions == "species calls on COI-5P, queries 500 bp or more, any identity and gap"
+    )
     other = error_rate_of(validation, call, query_length=120, marker="COI-5P")
     assert other.count == 0 and "unknown" in other.statement
+    assert "(species calls on COI-5P, queries under 150 bp, any identity and gap)" in (
+        other.statement
+    )
 
 
 def test_false_calls_on_held_out_species_are_stated_beside_the_rate() -> None:

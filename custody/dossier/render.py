@@ -22,7 +22,10 @@ Invariants:
   voided items, never as evidence (no summary row, no section).
 - A finding belongs to the sample it was run on: an item's summary row lists each
   analysed sample's own findings and names a finding for the item only when they
-  agree. CITES listings are shown, dated, only for the species called or tied.
+  agree. A combined finding whose markers contradict each other is stated as that
+  disagreement, each marker's call named once, and never counts as agreement or as
+  one analysis' identification. CITES listings are shown, dated, only for the species
+  called or tied.
 - Error rates and limitations are printed once per library version, in words
   true for it (validated or not); rule settings and alignments go to Appendix B.
 - Case entities are listed with their signed facts and item links; their personal
@@ -65,6 +68,7 @@ from custody.analysis import (
     Analysis,
     AnalysisResult,
     CitesListing,
+    CombinedFinding,
     DecisionRule,
     Level,
     LibraryValidation,
@@ -736,11 +740,12 @@ class _Unit:
     short: str  # the finding in a few words
     level_text: str
     taxon: str | None
+    conflict: bool = False  # a combined finding whose markers contradict each other
 
 
 def _units(found: Sequence[Analysis]) -> list[_Unit]:
     units: list[_Unit] = []
-    groups: dict[tuple[str, str, str, str], list[str]] = {}
+    groups: dict[tuple[str, str, str, str], tuple[CombinedFinding, list[str]]] = {}
     for a in found:
         r, c = a.result, a.result.combined
         if c is None:
@@ -751,20 +756,51 @@ def _units(found: Sequence[Analysis]) -> list[_Unit]:
             continue
         key = (c.sample, c.level_text, c.taxon or "", c.statement)
         if key not in groups:
-            groups[key] = []
+            groups[key] = (c, [])
             units.append(_Unit("", "", c.level_text, c.taxon))
-        groups[key] += [m for m in r.markers if m not in groups[key]]
+        seen = groups[key][1]
+        seen += [m for m in r.markers if m not in seen]
     combined = iter(groups.values())
-    out = []
-    for u in units:
-        if not u.text:
-            markers = next(combined)
-            words = level_words(u.level_text).lower()
-            short = f"{u.taxon} ({words})" if u.taxon else words
-            text = f"{short}, combined over {_join(markers) or 'its markers'}"
-            u = _Unit(text, short, u.level_text, u.taxon)
-        out.append(u)
-    return out
+    return [_combined_unit(*next(combined)) if not u.text else u for u in units]
+
+
+def _combined_unit(c: CombinedFinding, hit_markers: Sequence[str]) -> _Unit:
+    """A sample's combined finding in a few words; a contradiction between its markers
+    is stated, never read as a finding they share.
+
+    Markers are named as each marker's call recorded them, once each; the markers of
+    the analyses' best alignments stand in only for a record that names none.
+    """
+    markers = list(dict.fromkeys(m.marker for m in c.markers if m.marker)) or list(hit_markers)
+    words = level_words(c.level_text).lower()
+    if c.conflicts:
+        calls = ", ".join(dict.fromkeys(_marker_call(m) for m in c.markers))
+        if not calls:
+            calls = ", ".join(c.conflicts)
+        if c.level_text == Level.GENUS and c.taxon:
+            short = f"{c.taxon} ({words})"
+            text = f"{short}: the markers disagree on the species ({calls})"
+            return _Unit(text, short, c.level_text, c.taxon, conflict=True)
+        short = "no combined identification"
+        text = f"{short}: the markers disagree ({calls})"
+        return _Unit(text, short, Level.NONE, None, conflict=True)
+    short = f"{c.taxon} ({words})" if c.taxon else words
+    text = f"{short}, combined over {_join(markers) or 'its markers'}"
+    return _Unit(text, short, c.level_text, c.taxon)
+
+
+def _marker_call(m: MarkerFinding) -> str:
+    """What one marker called, in a few words ("cytb calls genus Cyprinus")."""
+    marker = m.marker or "a marker without hits"
+    if m.level_text == Level.SPECIES and m.taxon:
+        return f"{marker} calls {m.taxon}"
+    if m.level_text == Level.GENUS and m.taxon:
+        return f"{marker} calls genus {m.taxon}"
+    if m.level_text == Level.AMBIGUOUS and m.candidates:
+        return f"{marker} is ambiguous between {_join(list(m.candidates))}"
+    if m.taxon:
+        return f"{marker} calls {m.taxon} ({m.level_words.lower()})"
+    return f"{marker} makes no identification"
 
 
 def _item_finding(samples: Sequence[ItemEntry]) -> tuple[str, str]:
@@ -802,6 +838,12 @@ def _agreement(units: Sequence[_Unit], *, samples: int) -> list[str]:
     """Whether the counted findings agree, in one plain sentence (none for a lone one)."""
     if not units:
         return ["No finding counts: every analysis was withdrawn."]
+    if any(u.conflict for u in units):
+        if len(units) == 1:
+            return []  # the finding itself says that its markers disagree
+        if samples > 1:
+            return ["The markers of a sample disagree: no finding for the item as a whole."]
+        return ["The markers of this sample disagree: no single finding."]
     identified = [u for u in units if u.taxon]
     taxa = {(u.level_text, u.taxon) for u in identified}
     if len(taxa) > 1:
