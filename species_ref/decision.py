@@ -232,6 +232,8 @@ class _Race(NamedTuple):
     second: SpeciesHits | None
     ties: list[SpeciesHits]  # the best species first, then those within the gap
     identity: float  # best identity as measured
+    #: the ties were narrowed by a whole base on a short identical query (`_identical_short`)
+    separated: bool = False
 
     @classmethod
     def of(cls, groups: list[SpeciesHits], *, rule: Rule, query_length: int) -> _Race:
@@ -364,7 +366,7 @@ def _identical_short(
         f"nearest other species in the library ({st.nn_species}): the library shows that "
         "species apart from its relatives",
     )
-    narrowed = _Race(race.groups, best, race.second, [best], race.identity)
+    narrowed = _Race(race.groups, best, race.second, [best], race.identity, separated=True)
     return narrowed, [flag]
 
 
@@ -410,6 +412,10 @@ def _library_check(
     if reason is None:
         second = race.second
         next_dist = (identity - second.best_identity) if second is not None else None
+        waived = _base_stands_for_gap(race, st, rule=rule)
+        if waived is not None:
+            next_dist = None
+            flags.append(waived)
         reason, relief = _few_references(
             dist,
             st,
@@ -420,6 +426,32 @@ def _library_check(
         )
         flags += relief
     return st, reason, flags
+
+
+def _base_stands_for_gap(race: _Race, st: SpeciesStats, *, rule: Rule) -> Flag | None:
+    """For a species known from few references, whether the whole base of a short identical
+    query (`_identical_short`) stands for the next-species gap the few-references tests ask
+    for (the tests of its nearest other species still apply); None when it does not.
+
+    Not when the next species is a congener but the species' nearest measured species is
+    not: the library then has not measured how far the species lies from its genus."""
+    second = race.second
+    if not (race.separated and rule.identical_short_few_refs and second is not None):
+        return None
+    if st.n_refs > rule.few_refs:
+        return None
+    genus = _genus(race.best.species)
+    if _genus(second.species) == genus and (
+        st.nn_species is None or _genus(st.nn_species) != genus
+    ):
+        return None
+    return Flag(
+        FlagCode.SEPARATED_BY_BASE,
+        f"{race.best.species} is known from {_refs(st.n_refs)} only; for such a species the "
+        f"rule otherwise asks the next species to match {rule.few_refs_min_gap:g} % less well, "
+        "but the whole base stands for that here, as the query is identical to its reference "
+        "(the test of its nearest other species in the library still applies)",
+    )
 
 
 def _genus_unresolved(species: str, *, rule: Rule, library: LibraryView) -> Flag | None:

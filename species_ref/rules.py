@@ -123,6 +123,11 @@ class Rule:
     #: most 1.25 % of it) and the nearest other species differs by `identical_short_gap_bases`
     #: bases over a stretch that long (its distance scaled to the query's length).
     identical_short_min_bp: int = 0
+    #: ... and for a species known from `few_refs` references or fewer, that base also
+    #: stands for the next-species gap the few-references tests ask for (their tests of the
+    #: species' nearest other species still apply), unless the next species is a congener
+    #: and the species' nearest measured species is not.
+    identical_short_few_refs: bool = False
     #: bumped whenever the values of a registered rule, or how the decision reads
     #: them, change, so a stored result or validation says which revision of the
     #: named rule it was made under. Revision 3 (2 of strict and mini-barcode):
@@ -154,6 +159,7 @@ RULES: dict[str, Rule] = {
         identical_short_gap_bases=1,
         identical_short_min_nn=1.0,
         identical_short_min_bp=80,
+        identical_short_few_refs=True,
         nn_fraction=1.0,
         singleton_max_distance=0.5,
         discount_conserved_errors=True,
@@ -230,6 +236,7 @@ RULES: dict[str, Rule] = {
         identical_short_gap_bases=1,
         identical_short_min_nn=1.0,
         identical_short_min_bp=80,
+        identical_short_few_refs=True,
         resolved_genus_max=0.35,
         resolved_min_nn=2.0,
         resolved_min_gap=1.5,

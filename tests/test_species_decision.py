@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from Bio import SeqIO
 
-from species_ref.decision import decide
+from species_ref.decision import SpeciesHits, decide
 from species_ref.errors import SpeciesRefError
 from species_ref.identify import Engine, Identification, identify
 from species_ref.matching import Hit
@@ -585,6 +585,60 @@ def test_one_base_needs_a_query_long_enough_to_show_the_species_apart() -> None:
     seventy = _one(window[:70], separated)
     assert seventy.level == "ambiguous", seventy.statement
     assert _one(window[:90], separated).taxon == "Testgenus alpha"
+
+
+def _singleton_one_base_library(beta: str) -> tuple[LibraryVersion, str]:
+    """Alpha from one reference; `beta` one base off inside the first 120 bases and 30
+    bases off beyond them (4.8 % over the full barcode); gamma far."""
+    seq = next(r for r in _records("coi_panthera.fasta") if r.species == "Panthera leo").sequence
+    recs = [
+        RefRecord("A0", "Testgenus alpha", "COI-5P", seq),
+        RefRecord(
+            "B0", beta, "COI-5P", _substituted(seq, [60] + [150 + 15 * i for i in range(30)])
+        ),
+        RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)),
+    ]
+    return _version(recs, f"singleton-one-base-{beta}"), seq[0:120]
+
+
+@pytest.mark.parametrize("beta", ["Othergenus beta", "Testgenus beta"])
+def test_one_base_stands_for_the_gap_of_a_species_known_from_one_reference(beta: str) -> None:
+    # Alpha is known from one reference, 4.8 % from every other species: the few-references
+    # tests pass on its nearest species, and the whole base stands for the 2 % they ask
+    # between the query's best and next species.
+    version, window = _singleton_one_base_library(beta)
+    res = _one(window, version)
+    assert res.level == "species" and res.taxon == "Testgenus alpha", res.statement
+    texts = [f.text for f in res.flags if f.code is FlagCode.SEPARATED_BY_BASE]
+    assert len(texts) == 2
+    assert texts[1].startswith(
+        "Testgenus alpha is known from 1 reference only; for such a species the rule otherwise "
+        "asks the next species to match 2 % less well, but the whole base stands for that here"
+    )
+    without = dataclasses.replace(get_rule("default"), identical_short_few_refs=False)
+    refused = _one(window, version, rule=without)
+    assert refused.level == "genus"
+    assert any(f.code is FlagCode.FEW_REFERENCES for f in refused.flags)
+
+
+def test_one_base_does_not_stand_for_the_gap_when_the_genus_was_not_measured() -> None:
+    from species_ref.decision import _base_stands_for_gap, _Race
+    from species_ref.profile import SpeciesStats
+
+    def hits(species: str, identity: float) -> SpeciesHits:
+        return SpeciesHits(species, identity, 100, 100.0, 0, 1, 1, ("x",), "+")
+
+    best, nxt = hits("Testgenus alpha", 100.0), hits("Testgenus beta", 99.0)
+    race = _Race([best, nxt], best, nxt, [best], 100.0, separated=True)
+    rule = get_rule("default")
+    # The nearest species measured is in another genus: the library has not measured how
+    # far alpha lies from beta, its congener one base away on this query.
+    elsewhere = SpeciesStats("Testgenus alpha", 1, 0, None, None, 6.0, "Othergenus delta")
+    assert _base_stands_for_gap(race, elsewhere, rule=rule) is None
+    measured = SpeciesStats("Testgenus alpha", 1, 0, None, None, 3.0, "Testgenus beta")
+    assert _base_stands_for_gap(race, measured, rule=rule) is not None
+    # Not for a race the exception did not narrow.
+    assert _base_stands_for_gap(race._replace(separated=False), measured, rule=rule) is None
 
 
 def test_dominance_never_asks_for_more_references_than_are_aligned() -> None:
