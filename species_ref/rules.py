@@ -140,7 +140,9 @@ class Rule:
     #: other species' carry a call (`dominant_refs_short`, `dominant_short_gap_bases`).
     #: Revision 6 (default, conservative): a short query identical to a reference of a
     #: species at least 1 % from every other species needs one base to the next species
-    #: instead of two (`identical_short_gap_bases`, `identical_short_min_nn`).
+    #: instead of two (`identical_short_gap_bases`, `identical_short_min_nn`,
+    #: `identical_short_min_bp`), and for a species known from few references that base
+    #: stands for the next-species gap (`identical_short_few_refs`).
     revision: int = 1
     description: str = ""
 
@@ -186,7 +188,8 @@ RULES: dict[str, Rule] = {
             "each a base closer), is called despite another species within the gap. On "
             "queries under 300 bp, one base to the next species suffices instead of two "
             "when the query (80 bp or more) is identical to a reference of a species at least "
-            "1 % from every other species in the library."
+            "1 % from every other species in the library; for a species known from one or two "
+            "references that base also stands for the 2 % to the next species."
         ),
     ),
     "strict": Rule(
