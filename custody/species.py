@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -564,39 +565,69 @@ def record_identifications(
     return record_item_events(store, acts=acts, signer=signer, at=at)
 
 
-#: Read-direction suffixes of one marker's forward and reverse Sanger reads.
-_READ_SUFFIX = re.compile(r"([_.\-](?:F|R|FWD|REV|FORWARD|REVERSE|[12]))$", re.IGNORECASE)
+#: How a name marks one direction of a sample's reads: a separator, an optional read
+#: number, then F, R, Fwd, Rev, Forward or Reverse (S9_F, S9-R, S9.F, S9_1_F, S9_2_R);
+#: F or R right after a digit (AT-HV1F, M13R); or, in a query's name only, a bare 1 or 2
+#: (S9_1, S9_2).
+_READ_DIRECTION = re.compile(
+    r"(?:[_.\-](?:[12][_.\-])?(?P<word>F|R|FWD|REV|FORWARD|REVERSE)"
+    r"|(?<=\d)(?P<glued>[FR])|[_.\-](?P<number>[12]))$",
+    re.IGNORECASE,
+)
+#: The plate well and run number a sequencer appends to the sample name (_C01_011, -H12).
+_PLATE_WELL = re.compile(r"[_\-][A-P]\d{1,2}(?:[_\-]\d{1,4})?$")
 
 
-def _read_stem(query: Query) -> tuple[str, str]:
-    """(sample stem, direction suffix) of a read, from its name or, if named by it, its file."""
-    name = query.name
-    if name == Path(query.path).name:
-        name = Path(query.path).stem
-    m = _READ_SUFFIX.search(name)
-    return (name[: m.start()], m.group(1).lstrip("_.-").upper()) if m else (name, "")
+def _read_direction(name: str, *, numbers: bool) -> tuple[str, str] | None:
+    """(sample stem, "F" or "R") of a read's name, or None if the name marks no direction."""
+    for candidate in (name, _PLATE_WELL.sub("", name)):
+        m = _READ_DIRECTION.search(candidate)
+        if m is None or m.start() == 0 or (m.group("number") and not numbers):
+            continue
+        mark = (m.group("word") or m.group("glued") or m.group("number")).upper()
+        return candidate[: m.start()], "F" if mark in ("F", "FWD", "FORWARD", "1") else "R"
+    return None
+
+
+def read_pairs(reads: Sequence[tuple[str, str]]) -> list[tuple[int, int, str]]:
+    """The forward and reverse reads of one sample among reads given as (name, file name):
+    (index of the forward read, index of the reverse read, sample stem) per pair.
+
+    Two reads pair when their file names mark them as the two directions of one stem
+    (each file holding only that read), whatever the sample names inside the traces;
+    failing that, when their names do. A stem with more than two reads pairs none.
+    """
+    per_file = Counter(file for _name, file in reads)
+    paired: set[int] = set()
+    out: list[tuple[int, int, str]] = []
+    for by_file in (True, False):
+        stems: dict[str, list[tuple[int, str]]] = {}
+        for i, (name, file) in enumerate(reads):
+            if i in paired or (by_file and per_file[file] > 1):
+                continue
+            if by_file or name == file:  # a query named after its file: the file's stem
+                name = Path(file).stem
+            found = _read_direction(name, numbers=not by_file)
+            if found is not None:
+                stems.setdefault(found[0], []).append((i, found[1]))
+        for stem, members in stems.items():
+            if len(members) == 2 and {d for _i, d in members} == {"F", "R"}:
+                (f, _), (r, _) = sorted(members, key=lambda m: m[1])
+                out.append((f, r, stem))
+                paired |= {f, r}
+    return sorted(out)
 
 
 def assemble_read_pairs(queries: Sequence[Query]) -> list[Query]:
-    """Forward and reverse reads of one sample (names differing only by F/R, 1/2 ...) as one
-    assembled query when they overlap; every other query as it is, in order."""
+    """Forward and reverse reads of one sample (`read_pairs`) as one assembled query
+    when they overlap; every other query as it is, in order."""
     from species_ref.combine import assemble_reads
 
-    stems: dict[str, list[int]] = {}
-    for i, q in enumerate(queries):
-        stem, suffix = _read_stem(q)
-        if suffix:
-            stems.setdefault(stem, []).append(i)
     replace: dict[int, Query | None] = {}
-    for members in stems.values():
-        if len(members) != 2:
-            continue
-        a, b = (queries[i] for i in members)
-        if _read_stem(a)[1] == _read_stem(b)[1]:
-            continue
-        contig = assemble_reads(a, b)
+    for f, r, stem in read_pairs([(q.name, Path(q.path).name) for q in queries]):
+        contig = assemble_reads(queries[f], queries[r], stem=stem)
         if contig is not None:
-            replace[members[0]], replace[members[1]] = contig, None
+            replace[min(f, r)], replace[max(f, r)] = contig, None
     out: list[Query] = []
     for i, q in enumerate(queries):
         if i not in replace:
@@ -614,14 +645,14 @@ def marker_of(result: SpeciesAnalysis) -> str | None:
 
 def one_sample(results: Sequence[SpeciesAnalysis]) -> bool:
     """True when the queries can be one sample's: each on another marker, or the
-    forward and reverse reads of one marker (names differing only by F/R)."""
+    forward and reverse reads of one sample (`read_pairs`)."""
     if len(results) <= 1:
         return True
     found = [marker_of(r) for r in results]
     if None not in found and len(set(found)) == len(found):
         return True
-    stems = {_READ_SUFFIX.sub("", r.identification.query) for r in results}
-    return len(stems) == 1 and len(results) == 2
+    reads = [(r.identification.query, r.source.file) for r in results]
+    return len(results) == 2 and bool(read_pairs(reads))
 
 
 def read_query_map(path: Path) -> dict[str, str]:
@@ -667,7 +698,13 @@ def assign_to_items(
     if item is None:
         return {}
     if not one_sample(results):
-        shown = ", ".join(r.identification.query for r in results[:4])
+        several_files = len({r.source.file for r in results}) > 1
+        shown = ", ".join(
+            f"{r.identification.query} in {r.source.file}"
+            if several_files and r.identification.query != r.source.file
+            else r.identification.query
+            for r in results[:4]
+        )
         raise InvalidInput(
             f"The query files hold {len(results)} queries ({shown}{', ...' if len(results) > 4 else ''}) "
             f"that are not one sample's markers or forward/reverse reads; record each on its own "
@@ -732,12 +769,19 @@ def identify_sample(
 ) -> SampleAnalysis:
     """Identify one sample's marker queries, each in the library its hits fit best, and combine.
 
-    Two reads matched in one library on one marker are assembled into one
-    contig when they overlap (forward and reverse reads); if they do not,
-    both are kept and must agree like two markers.
+    Reads whose names mark them as a sample's forward and reverse reads
+    (`read_pairs`) are assembled into one contig when they overlap, and so are
+    any other two reads matched in one library on one marker. Reads of one marker
+    that do not assemble are kept, and count once in the combined call.
     """
     from species_ref.cites import bundled_index, lookup_cites, walk_synonyms
-    from species_ref.combine import MarkerCall, assemble_reads, combine_calls, unique_names
+    from species_ref.combine import (
+        NO_MARKER,
+        MarkerCall,
+        assemble_reads,
+        combine_calls,
+        unique_names,
+    )
     from species_ref.identify import Engine, identify
     from species_ref.reading import read_queries
     from species_ref.rules import get_rule
@@ -749,7 +793,9 @@ def identify_sample(
     if not libraries:
         raise InvalidInput("Name at least one library with --library.")
     chosen_rule = get_rule(rule)
-    queries = unique_names([q for path in files for q in read_queries(path)])
+    # Reads named as one sample's forward and reverse reads are assembled before any
+    # search, whichever marker their hits fall on.
+    queries = assemble_read_pairs(unique_names([q for path in files for q in read_queries(path)]))
     refs = reference_store(store)
     engines: dict[str, Engine] = {}
     validations: dict[str, ValidationDoc | None] = {}
@@ -797,7 +843,7 @@ def identify_sample(
         calls.append(
             MarkerCall(
                 query=res.query,
-                marker=res.top_hits[0].marker if res.top_hits else "no marker (no hits)",
+                marker=res.top_hits[0].marker if res.top_hits else NO_MARKER,
                 library=f"{lib.name} v{lib.version}",
                 level=res.level,
                 taxon=res.taxon,

@@ -11,6 +11,9 @@ Owns:
   Species only when at least one marker calls the species and no marker
   contradicts it (another species or genus, or an ambiguous call without it);
   every contradiction is stated. Markers without an identification add nothing.
+  Several reads of one marker (forward and reverse reads that did not assemble)
+  are one marker's evidence: they count once, and reads of it that contradict
+  each other are a conflict within the marker.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from species_ref.reading import _qc_flags
 from species_ref.types import Query, QueryQC
 from species_ref.vocab import DecisionLevel
 
+#: The marker of a query without hits; two such queries are never taken for one marker's reads.
+NO_MARKER = "no marker (no hits)"
 MIN_OVERLAP = 40
 MIN_OVERLAP_IDENTITY = 95.0
 _COMP = str.maketrans("ACGTRYSWKMBDHVN", "TGCAYRSWMKVHDBN")
@@ -100,11 +105,12 @@ def find_overlap(a: str, b: str) -> Overlap | None:
     return best
 
 
-def assemble_reads(a: Query, b: Query) -> Query | None:
+def assemble_reads(a: Query, b: Query, *, stem: str | None = None) -> Query | None:
     """One contig from two reads of one marker (forward and reverse), or None if they do not overlap.
 
     The contig is a's bases before the overlap, the overlap (N where the two
-    reads disagree, a gap column taken from a), then b's bases after it.
+    reads disagree, a gap column taken from a), then b's bases after it. It is
+    named "`stem` (F+R)"; without a stem, after what the two reads' names share.
     """
     ov = find_overlap(a.sequence, b.sequence)
     if ov is None:
@@ -143,7 +149,7 @@ def assemble_reads(a: Query, b: Query) -> Query | None:
         "disagreements": str(middle.count("N") - a_part.count("N")),
     }
     return Query(
-        name=f"{_stem(a.name, b.name)} (F+R)",
+        name=f"{stem or _stem(a.name, b.name)} (F+R)",
         sequence=contig,
         source_format=a.source_format,
         file_sha256=a.file_sha256,
@@ -195,14 +201,23 @@ class MarkerCall:
             "candidates": list(self.candidates),
         }
 
-    def words(self) -> str:
+    def words(self, subject: str | None = None) -> str:
+        """The call as a clause whose subject is the marker (or `subject`)."""
+        who = subject or self.marker
         if self.level is DecisionLevel.SPECIES:
-            return f"{self.marker} calls {self.taxon}"
+            return f"{who} calls {self.taxon}"
         if self.level is DecisionLevel.GENUS:
-            return f"{self.marker} calls genus {self.taxon}"
+            return f"{who} calls genus {self.taxon}"
         if self.level is DecisionLevel.AMBIGUOUS:
-            return f"{self.marker} is ambiguous between {', '.join(self.candidates)}"
-        return f"{self.marker} makes no identification"
+            return f"{who} is ambiguous between {', '.join(self.candidates)}"
+        return f"{who} makes no identification"
+
+    def same_call(self, other: MarkerCall) -> bool:
+        return (self.level, self.taxon, self.candidates) == (
+            other.level,
+            other.taxon,
+            other.candidates,
+        )
 
 
 @dataclass(frozen=True)
@@ -242,10 +257,40 @@ def _consistent(call: MarkerCall, species: str) -> bool:
     return True
 
 
+def _by_marker(calls: Sequence[MarkerCall]) -> dict[str, list[MarkerCall]]:
+    """The calls grouped by marker, in the order the markers first appear."""
+    groups: dict[str, list[MarkerCall]] = {}
+    for i, c in enumerate(calls):
+        groups.setdefault(c.marker if c.marker != NO_MARKER else f"{NO_MARKER} {i}", []).append(c)
+    return groups
+
+
+def _marker_words(reads: Sequence[MarkerCall]) -> str:
+    """What one marker's reads call: once when they agree ("COI-5P (2 reads) calls ..."),
+    read by read when they do not."""
+    first = reads[0]
+    if len(reads) == 1:
+        return first.words()
+    if all(first.same_call(r) for r in reads):
+        return first.words(f"{first.marker} ({len(reads)} reads)")
+    return "; ".join(r.words(f"{r.marker} read {r.query}") for r in reads)
+
+
+def _read_conflict(reads: Sequence[MarkerCall]) -> str | None:
+    """How the reads of one marker contradict each other, if they do."""
+    named = {r.taxon for r in reads if r.level is DecisionLevel.SPECIES and r.taxon}
+    informative = [r for r in reads if r.level is not DecisionLevel.NONE]
+    if not any(not _consistent(r, sp) for sp in named for r in informative):
+        return None
+    said = [r.words(f"read {r.query}") for r in reads]
+    return f"within {reads[0].marker}, {', '.join(said[:-1])} but {said[-1]}"
+
+
 def combine_calls(sample: str, calls: Sequence[MarkerCall]) -> CombinedCall:
     """One finding from one sample's marker calls (rule in the module docstring)."""
     informative = [c for c in calls if c.level is not DecisionLevel.NONE]
-    said = "; ".join(c.words() for c in calls)
+    markers = _by_marker(calls)
+    said = "; ".join(_marker_words(reads) for reads in markers.values())
     species_named = sorted(
         {c.taxon for c in informative if c.level is DecisionLevel.SPECIES and c.taxon}
     )
@@ -259,15 +304,29 @@ def combine_calls(sample: str, calls: Sequence[MarkerCall]) -> CombinedCall:
             tuple(calls),
             (),
         )
+    split = {m: found for m, reads in markers.items() if (found := _read_conflict(reads))}
+    conflicts += split.values()
     for sp in species_named:
-        against = [c for c in informative if not _consistent(c, sp)]
-        conflicts += [f"{c.words()}, which contradicts {sp}" for c in against]
+        for marker, reads in markers.items():
+            against = [
+                c for c in reads if c.level is not DecisionLevel.NONE and not _consistent(c, sp)
+            ]
+            if against and marker not in split:  # a marker at odds with itself is stated once
+                said_against = (
+                    _marker_words(against)
+                    if len(against) == len(reads)
+                    else "; ".join(c.words(f"{c.marker} read {c.query}") for c in against)
+                )
+                conflicts.append(f"{said_against}, which contradicts {sp}")
     if len(species_named) == 1 and not conflicts:
         sp = species_named[0]
-        n = sum(1 for c in informative if c.level is DecisionLevel.SPECIES)
+        n = sum(
+            1 for reads in markers.values() if any(c.level is DecisionLevel.SPECIES for c in reads)
+        )
+        total = f"{len(markers)} marker{'s' if len(markers) != 1 else ''}"
         return CombinedCall(
             sample, DecisionLevel.SPECIES, sp,
-            f"Sample {sample}: {sp}, called by {n} of {len(calls)} markers and contradicted by none ({said}).",
+            f"Sample {sample}: {sp}, called by {n} of {total} and contradicted by none ({said}).",
             tuple(calls), (),
         )  # fmt: skip
     # No agreed species: the candidates every informative marker allows.
@@ -281,7 +340,8 @@ def combine_calls(sample: str, calls: Sequence[MarkerCall]) -> CombinedCall:
         _genus(s) for c in informative for s in c.candidates
     }
     if conflicts:
-        statement = f"The markers of sample {sample} disagree: " + "; ".join(conflicts) + "."
+        who = "reads" if len(split) == len(conflicts) else "markers"
+        statement = f"The {who} of sample {sample} disagree: " + "; ".join(conflicts) + "."
         level, taxon = DecisionLevel.NONE, None
         if len(genera) == 1:
             (g,) = genera

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -105,12 +106,14 @@ def test_identify_combine_across_libraries(
     args = ["identify", str(coi), str(s12), "--library", "coi", "--library", "mt12s"]
     result = runner.invoke(app, [*args, "--combine", "S1", "--json"])
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    *rows, last = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["query"] for r in rows] == ["coi_q.fasta", "s12_q.fasta"]
     assert {r["library_name"] for r in rows} == {"coi", "mt12s"}
     combined = rows[0]["combined"]
     assert combined["level"] == "species" and combined["taxon"] == "Manis pentadactyla"
     assert len(combined["markers"]) == 2 and not combined["conflicts"]
+    # The sample's finding is also a line of its own, after the per-query lines.
+    assert last == {"combined": combined}
     # Recorded on the item: one analyse event per marker, each with the combined finding.
     item = world.item(description="Scale")
     world.hand_to_lab(item)
@@ -207,10 +210,10 @@ def test_identify_combine_assembles_forward_and_reverse(
         ],
     )
     assert result.exit_code == 0, result.output
-    (row,) = [json.loads(line) for line in result.stdout.splitlines()]
+    row, last = [json.loads(line) for line in result.stdout.splitlines()]
     assert row["query"] == "S9 (F+R)" and row["query_length"] == len(seq)
     assert "assembled_from" in row["source"]["details"]
-    assert row["combined"]["taxon"] == row["taxon"]
+    assert row["combined"]["taxon"] == row["taxon"] == last["combined"]["taxon"]
 
 
 def test_combine_bad_input_changes_nothing(
@@ -280,3 +283,115 @@ def test_identify_uses_forward_and_reverse_reads_together(
     assert row["query"] == "fin7 (F+R)" and row["query_length"] == len(seq)
     con = sqlite3.connect(world.db_path)
     assert con.execute("SELECT count(*) FROM events WHERE type = 'analyse'").fetchone()[0] == 1
+
+
+TRACES = Path(__file__).parent / "data" / "traces"
+
+
+@pytest.mark.parametrize(
+    ("reads", "pairs"),
+    [
+        # Names inside the traces are run numbers; the file names mark the pair.
+        (
+            [("4264268", "Achl_ACHLO006-09_1_F.ab1"), ("4264362", "Achl_ACHLO006-09_2_R.ab1")],
+            [(0, 1, "Achl_ACHLO006-09")],
+        ),
+        # F/R glued to the sample name, then the plate well and run; reverse given first.
+        (
+            [("AT-HV1R", "AT-HV1R_D01_009.ab1"), ("AT-HV1F", "AT-HV1F_C01_011.ab1")],
+            [(1, 0, "AT-HV1")],
+        ),
+        ([("a", "fin-F.ab1"), ("b", "fin-R.ab1")], [(0, 1, "fin")]),
+        ([("a", "fin.F.ab1"), ("b", "fin.R.ab1")], [(0, 1, "fin")]),
+        ([("a", "fin_fwd.ab1"), ("b", "fin_rev.ab1")], [(0, 1, "fin")]),
+        # Named by their reads when their files do not tell (one FASTA file of both).
+        ([("fin_F", "reads.fasta"), ("fin_R", "reads.fasta")], [(0, 1, "fin")]),
+        # Not pairs: two samples, two forward reads, three reads of one stem, a bare
+        # number in a file name (a sample number as often as a read number).
+        ([("a", "S1_F.ab1"), ("b", "S2_R.ab1")], []),
+        ([("a", "S1_1_F.ab1"), ("b", "S1_2_F.ab1")], []),
+        ([("a", "S1_F.ab1"), ("b", "S1_R.ab1"), ("c", "S1-R.ab1")], []),
+        ([("a", "CASE-1.ab1"), ("b", "CASE-2.ab1")], []),
+    ],
+)
+def test_forward_and_reverse_reads_are_paired_by_file_or_read_name(
+    reads: list[tuple[str, str]], pairs: list[tuple[int, int, str]]
+) -> None:
+    from custody.species import read_pairs
+
+    assert read_pairs(reads) == pairs
+
+
+def test_traces_paired_by_file_name_are_assembled_and_recorded_on_one_item(
+    two_libraries: CliRunner, world: World, tmp_path: Path
+) -> None:
+    fwd, rev = TRACES / "Dmel_TDWGB557-10_1_F.ab1", TRACES / "Dmel_TDWGB557-10_2_R.ab1"
+    item = world.item(description="Fly")
+    world.hand_to_lab(item)
+    args = ["--library", "coi", "--item", item, "--as", "wkamau", "--json"]
+    result = two_libraries.invoke(app, ["identify", str(fwd), str(rev), *args])
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert row["query"] == "Dmel_TDWGB557-10 (F+R)"
+    assert row["source"]["details"]["assembled_from"] == (
+        "6511753 (Dmel_TDWGB557-10_1_F.ab1) + 6511945 (Dmel_TDWGB557-10_2_R.ab1)"
+    )
+    con = sqlite3.connect(world.db_path)
+    assert con.execute("SELECT count(*) FROM events WHERE type = 'analyse'").fetchone()[0] == 1
+    # The same read under another sample's name is no pair: two samples, refused.
+    other = tmp_path / "Dmel_TDWGB558-10_2_R.ab1"
+    other.write_bytes(rev.read_bytes())
+    refused = two_libraries.invoke(app, ["identify", str(fwd), str(other), *args])
+    assert refused.exit_code == 1 and "not one sample's" in refused.stderr
+    assert "(6511753 in Dmel_TDWGB557-10_1_F.ab1, 6511945 in Dmel_TDWGB558-10_2_R.ab1)" in (
+        refused.stderr
+    )
+    assert con.execute("SELECT count(*) FROM events WHERE type = 'analyse'").fetchone()[0] == 1
+
+
+def test_reads_of_one_marker_count_once() -> None:
+    f, r = (MarkerCall(q, "COI-5P", "lib v1", S, "Sarda sarda", ()) for q in ("s_F", "s_R"))
+    got = combine_calls("NO", [f, r])
+    assert got.level is S and got.taxon == "Sarda sarda"
+    assert "called by 1 of 1 marker and" in got.statement
+    assert "(COI-5P (2 reads) calls Sarda sarda)" in got.statement
+    with_cytb = combine_calls("NO", [f, r, call("cytb", S, "Sarda sarda")])
+    assert "called by 2 of 2 markers" in with_cytb.statement
+    one_silent = combine_calls("NO", [f, dataclasses.replace(r, level=N, taxon=None)])
+    assert one_silent.level is S and "called by 1 of 1 marker" in one_silent.statement
+    assert "COI-5P read s_R makes no identification" in one_silent.statement
+    # Queries without hits are no marker's reads: each stays on its own.
+    lost = [MarkerCall(q, "no marker (no hits)", "lib v1", N, None, ()) for q in ("x", "y")]
+    assert "called by 1 of 3 markers" in combine_calls("NO", [f, *lost]).statement
+
+
+def test_reads_of_one_marker_that_disagree_are_a_conflict() -> None:
+    f = MarkerCall("s_F", "COI-5P", "lib v1", S, "Sarda sarda", ())
+    r = MarkerCall("s_R", "COI-5P", "lib v1", S, "Sarda orientalis", ())
+    got = combine_calls("NO", [f, r])
+    assert got.level is G and got.taxon == "Sarda"
+    assert got.conflicts == (
+        "within COI-5P, read s_F calls Sarda sarda but read s_R calls Sarda orientalis",
+    )
+    assert got.statement.startswith("The reads of sample NO disagree: within COI-5P")
+    # With a marker that agrees with one read, the marker's own disagreement is still stated.
+    more = combine_calls("NO", [f, r, call("cytb", S, "Sarda sarda")])
+    assert more.level is G and len(more.conflicts) == 2
+    assert more.conflicts[0].startswith("within COI-5P")
+
+
+def test_identify_combine_counts_unassembled_reads_as_one_marker(
+    two_libraries: CliRunner, tmp_path: Path
+) -> None:
+    seq = _demo_sequence("demo_Panthera_tigris_COI-5P")
+    reads = tmp_path / "skin.fasta"  # the two ends of the barcode: no overlap
+    reads.write_text(f">skin_F\n{seq[:300]}\n>skin_R\n{revcomp(seq[-300:])}\n")
+    args = ["identify", str(reads), "--library", "coi", "--library", "mt12s", "--combine", "S9"]
+    result = two_libraries.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    *rows, last = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["query"] for r in rows] == ["skin_F", "skin_R"]
+    combined = last["combined"]
+    assert combined["taxon"] == "Panthera tigris" and len(combined["markers"]) == 2
+    assert "called by 1 of 1 marker and" in combined["statement"]
+    assert "COI-5P (2 reads) calls Panthera tigris" in combined["statement"]

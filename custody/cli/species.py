@@ -459,7 +459,11 @@ def identify(
         help="Treat every query as this sample's markers (or forward/reverse reads): each is searched in the library its hits fit, and one combined call is made.",
     ),
     actor: str | None = AS,
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per query, one per line."),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help='One JSON object per query, one per line; with --combine, then one {"combined": ...} line with the sample\'s finding.',
+    ),
 ) -> None:
     """Identify the species of DNA barcode queries; with --item, record the result on the item."""
 
@@ -549,6 +553,9 @@ def _identify_sample(
     if as_json:
         for r in results:
             print_json_line(r.to_dict())
+        # The sample's finding on a last line of its own, under the key the per-query
+        # lines already carry it in, so the lines before it keep their shape.
+        print_json_line({"combined": found.combined.to_dict()})
         return
     for r in results:
         _print_identification(r)
