@@ -138,6 +138,12 @@ def test_identify_prints_and_stores_the_error_rate(tmp_path, world) -> None:  # 
     after = runner.invoke(app, ["identify", str(query), "--library", "demo"])
     assert after.exit_code == 0, after.output
     assert "error rate: Of " in after.stdout and "95 % CI" in after.stdout
+    # A query that identifies nothing says why no error rate applies, as the dossier does.
+    nothing = tmp_path / "nothing.fasta"
+    nothing.write_text(">nothing\n" + "ACGTTGCAAGCTTCGA" * 25 + "\n")
+    none = runner.invoke(app, ["identify", str(nothing), "--library", "demo"])
+    assert none.exit_code == 0, none.output
+    assert "error rate: No identification was made, so no error rate applies." in none.stdout
     data = json.loads(
         runner.invoke(app, ["identify", str(query), "--library", "demo", "--json"]).stdout
     )

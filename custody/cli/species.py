@@ -606,7 +606,7 @@ def _print_identification(analysis: SpeciesAnalysis) -> None:
         appendix = "not listed" if c.appendix == "not listed" else f"Appendix {c.appendix}"
         dated = f" (listing of {c.snapshot})" if c.snapshot else ""
         out.print(f"  CITES: {c.species}: {appendix}{dated}")
-    if r.error_rate is not None and r.level != "none":
+    if r.error_rate is not None:
         out.print(f"  error rate: {r.error_rate.statement}")
     out.print(
         f"  library {r.library_name} v{r.library_version_number} {r.library_version[:23]}…  rule {r.rule.name}"
