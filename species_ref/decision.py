@@ -293,13 +293,7 @@ def _call(
         return _Call(DecisionLevel.NONE, None, None, [], statement, flag_cites=False), None, []
     race, flags = _identical_short(race, rule=rule, query_length=query_length, library=library)
     if race.second_within_gap:
-        closest = _join([g.species for g in race.ties[1:]])
-        flags.append(
-            Flag(
-                FlagCode.WITHIN_GAP,
-                f"closest other species within the {rule.species_gap:g} % gap: {closest}",
-            )
-        )
+        flags.append(_within_gap_flag(race, rule=rule))
     # A species matched by many of its references closer than any other species
     # may still be called with a sister within the gap (provisionally: the
     # library tests below must pass, else the query stays ambiguous).
@@ -310,6 +304,18 @@ def _call(
     )
     if race.identity >= rule.species_identity and len(race.ties) > 1 and dominant is None:
         return _ambiguous(race), None, flags
+    if query_length < rule.min_species_bp and race.identity >= rule.species_identity:
+        flags.append(
+            Flag(
+                FlagCode.TOO_SHORT_FOR_SPECIES,
+                f"the query is {query_length} bp long; this rule makes no species call on a "
+                f"query under {rule.min_species_bp} bp, where a base or two is all that tells "
+                "sister species apart",
+            )
+        )
+        if len(race.ties) > 1:
+            return _ambiguous(race), None, flags
+        return _genus_or_above(race, species_reached=True), None, flags
     identity = race.identity
     if rule.discount_conserved_errors and error_sites is not None and len(race.ties) == 1:
         identity, discounted = _discount_read_errors(race, error_sites=error_sites)
@@ -322,9 +328,30 @@ def _call(
         call, support = _species_call(race, dominant=dominant, rule=rule)
         return call, stats, flags + support
     flags.append(reason)
+    # The one-base exception did not carry a call: its flags would say it had.
+    flags = [f for f in flags if f.code is not FlagCode.SEPARATED_BY_BASE]
     if dominant is not None:
         return _ambiguous(race), stats, flags
     return _genus_or_above(race, species_reached=True), stats, flags
+
+
+def _within_gap_flag(race: _Race, *, rule: Rule) -> Flag:
+    """The flag of a race whose next species ties with the best: within the gap, or (on a
+    short query) within the whole bases the rule asks for."""
+    closest = _join([g.species for g in race.ties[1:]])
+    second = race.second
+    if second is None or second.best_identity >= race.identity - rule.species_gap - 1e-9:
+        return Flag(
+            FlagCode.WITHIN_GAP,
+            f"closest other species within the {rule.species_gap:g} % gap: {closest}",
+        )
+    bases = max(0, round(_differing_columns(second) - _differing_columns(race.best)))
+    return Flag(
+        FlagCode.WITHIN_GAP,
+        f"closest other species only {bases} base{'s' if bases != 1 else ''} further "
+        f"({race.identity - second.best_identity:.2f} %): {closest}; on a query under "
+        f"{rule.short_query_bp} bp this rule needs {rule.min_gap_bases} differing bases",
+    )
 
 
 def _identical_short(
@@ -362,9 +389,9 @@ def _identical_short(
         f"{nxt.species}, differs from it at {bases} of {nxt.aligned_length} aligned bases "
         f"({100.0 - nxt.best_identity:.2f} %). On a query this short the rule otherwise needs a "
         f"{rule.species_gap:g} % gap and {rule.min_gap_bases} differing bases, but {enough} "
-        f"suffices for a query identical to a species that lies {st.nn_distance:.2f} % from its "
-        f"nearest other species in the library ({st.nn_species}): the library shows that "
-        "species apart from its relatives",
+        f"suffices for a query identical to a reference of a species whose nearest other "
+        f"species in the library, {st.nn_species}, lies {st.nn_distance:.2f} % from it "
+        f"(at least {rule.identical_short_min_nn:g} % is needed)",
     )
     narrowed = _Race(race.groups, best, race.second, [best], race.identity, separated=True)
     return narrowed, [flag]
@@ -576,6 +603,10 @@ def _discount_outliers(
         far = _far_count(g, rule)
         if far >= rule.outlier_far_refs and close < far and close <= 2:
             dropped.append(g)
+    # Never the species that matches best: setting it aside would move the call to a
+    # species that matches the query less well.
+    kept_best = max((g.best_identity for g in window if g not in dropped), default=0.0)
+    dropped = [g for g in dropped if g.best_identity <= kept_best + 1e-9]
     if not dropped or len(dropped) == len(window):
         return groups, []
     flags = [

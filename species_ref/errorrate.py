@@ -259,7 +259,13 @@ def error_rate_of(
     absent_n = _absent_queries(validation)
     held_out = (
         f" Queries of species held out of the library received {m} such "
-        f"{'call' if m == 1 else 'calls'} in the same validation (of {absent_n} held-out queries)."
+        f"{'call' if m == 1 else 'calls'} in the same validation (of {absent_n} held-out queries)"
+        + (
+            f"; {'it was a false call' if m == 1 else 'each was a false call'}, since the "
+            "query's species was not in the library."
+            if m
+            else "."
+        )
     )
     if n == 0:
         return ErrorRate(

@@ -58,6 +58,9 @@ class Rule:
     #: of another species: the marker does not separate species in that genus,
     #: so an unsampled congener may share the query's sequence (1.0 disables).
     genus_unresolved_max: float = 1.0
+    #: no species call for a query shorter than this (0 disables): on a 40 bp fragment two
+    #: bases are 5 %, and sister species often share such a stretch; the genus is still given.
+    min_species_bp: int = 0
     #: mismatches at sites conserved in every related reference count as probable
     #: read errors when testing the species threshold and library statistics.
     discount_conserved_errors: bool = False
@@ -142,7 +145,8 @@ class Rule:
     #: species at least 1 % from every other species needs one base to the next species
     #: instead of two (`identical_short_gap_bases`, `identical_short_min_nn`,
     #: `identical_short_min_bp`), and for a species known from few references that base
-    #: stands for the next-species gap (`identical_short_few_refs`).
+    #: stands for the next-species gap (`identical_short_few_refs`); no species call on a
+    #: query under 80 bp (`min_species_bp`).
     revision: int = 1
     description: str = ""
 
@@ -162,6 +166,7 @@ RULES: dict[str, Rule] = {
         identical_short_min_nn=1.0,
         identical_short_min_bp=80,
         identical_short_few_refs=True,
+        min_species_bp=80,
         nn_fraction=1.0,
         singleton_max_distance=0.5,
         discount_conserved_errors=True,
@@ -189,7 +194,8 @@ RULES: dict[str, Rule] = {
             "queries under 300 bp, one base to the next species suffices instead of two "
             "when the query (80 bp or more) is identical to a reference of a species at least "
             "1 % from every other species in the library; for a species known from one or two "
-            "references that base also stands for the 2 % to the next species."
+            "references that base also stands for the 2 % to the next species. No species call "
+            "on a query under 80 bp."
         ),
     ),
     "strict": Rule(
@@ -240,6 +246,7 @@ RULES: dict[str, Rule] = {
         identical_short_min_nn=1.0,
         identical_short_min_bp=80,
         identical_short_few_refs=True,
+        min_species_bp=80,
         resolved_genus_max=0.35,
         resolved_min_nn=2.0,
         resolved_min_gap=1.5,

@@ -76,6 +76,7 @@ class FlagCode(StrEnum):
     """What a flag on a decision reports."""
 
     SHORT_QUERY = "short-query"
+    TOO_SHORT_FOR_SPECIES = "too-short-for-species"  # under the rule's minimum for a species call
     LOW_QUALITY = "low-quality"
     QUERY_QC = "query-qc"
     NO_USABLE_OVERLAP = "no-usable-overlap"

@@ -556,8 +556,8 @@ def test_the_rule_in_words_names_the_exception_or_the_failed_condition(
         "the query is identical to a reference of Sphyrna mokarran; the next species, Sphyrna "
         "zygaena, differs from it at 1 of 100 aligned bases (1.00 %). On a query this short the "
         "rule otherwise needs a 1 % gap and 2 differing bases, but a whole base suffices for a "
-        "query identical to a species that lies 3.10 % from its nearest other species in the "
-        "library (Sphyrna zygaena): the library shows that species apart from its relatives"
+        "query identical to a reference of a species whose nearest other species in the "
+        "library, Sphyrna zygaena, lies 3.10 % from it (at least 1 % is needed)"
     )
     one_base = {
         **MOKARRAN,
@@ -570,7 +570,23 @@ def test_the_rule_in_words_names_the_exception_or_the_failed_condition(
         "flags": [one_base_flag],
         "flag_codes": ["separated-by-base"],
     }
-    text = _record_and_build(world, tmp_path, dominant, genus, identical, one_base)
+    short_tie = {
+        **MOKARRAN,
+        "query": "fin-7",
+        "level": "ambiguous",
+        "taxon": "Sphyrna",
+        "rank": "genus",
+        "statement": "ambiguous between Sphyrna mokarran and Sphyrna zygaena; reported at genus level Sphyrna",
+        "candidates": [{"species": "Sphyrna mokarran"}, {"species": "Sphyrna zygaena"}],
+        "next_species_distance": 2.5,
+        "rule": {**MOKARRAN["rule"], "min_gap_bases": 2},
+    }
+    text = _record_and_build(world, tmp_path, dominant, genus, identical, one_base, short_tie)
+    assert (
+        "Here condition (2) failed: Sphyrna mokarran and Sphyrna zygaena match within 2.50 "
+        "percentage points of the best match (100.00 %), fewer than the 2 differing bases the "
+        "rule asks for on a query this short, so the marker does not tell them apart"
+    ) in text
     assert (
         "and the library checks passed through the exception the rule makes for a species "
         f"known from one or two references: {identical_flag}. The call is therefore at "

@@ -547,8 +547,8 @@ def test_short_identical_query_is_called_one_base_from_a_sister_the_library_sepa
         "Testgenus beta, differs from it at 1 of 120 aligned bases (0.83 %)"
     ), flag.text
     assert (
-        "a species that lies 1.70 % from its nearest other species in the library (Testgenus beta)"
-        in flag.text
+        "whose nearest other species in the library, Testgenus beta, lies 1.70 % from it "
+        "(at least 1 % is needed)" in flag.text
     )
     assert not any(f.code is FlagCode.WITHIN_GAP for f in res.flags)
     # Revision 5 asked for two bases on every short query.
@@ -587,18 +587,18 @@ def test_one_base_needs_a_query_long_enough_to_show_the_species_apart() -> None:
     assert _one(window[:90], separated).taxon == "Testgenus alpha"
 
 
-def _singleton_one_base_library(beta: str) -> tuple[LibraryVersion, str]:
-    """Alpha from one reference; `beta` one base off inside the first 120 bases and 30
-    bases off beyond them (4.8 % over the full barcode); gamma far."""
+def _singleton_one_base_library(beta: str, outside: int = 30) -> tuple[LibraryVersion, str]:
+    """Alpha from one reference; `beta` one base off inside the first 120 bases and
+    `outside` bases off beyond them (30: 4.8 % over the full barcode); gamma far."""
     seq = next(r for r in _records("coi_panthera.fasta") if r.species == "Panthera leo").sequence
     recs = [
         RefRecord("A0", "Testgenus alpha", "COI-5P", seq),
         RefRecord(
-            "B0", beta, "COI-5P", _substituted(seq, [60] + [150 + 15 * i for i in range(30)])
+            "B0", beta, "COI-5P", _substituted(seq, [60] + [150 + 15 * i for i in range(outside)])
         ),
         RefRecord("G1", "Testgenus gamma", "COI-5P", _diverged(seq, every=9)),
     ]
-    return _version(recs, f"singleton-one-base-{beta}"), seq[0:120]
+    return _version(recs, f"singleton-one-base-{beta}-{outside}"), seq[0:120]
 
 
 @pytest.mark.parametrize("beta", ["Othergenus beta", "Testgenus beta"])
@@ -621,6 +621,33 @@ def test_one_base_stands_for_the_gap_of_a_species_known_from_one_reference(beta:
     assert any(f.code is FlagCode.FEW_REFERENCES for f in refused.flags)
 
 
+def test_a_refused_call_does_not_claim_the_one_base_exception() -> None:
+    # Beta, a congener, lies 1.54 % from alpha (known from one reference): too close for
+    # the few-references tests, so the query stays at genus level, and no flag may say
+    # that the whole base carried a call.
+    version, window = _singleton_one_base_library("Testgenus beta", outside=9)
+    res = _one(window, version)
+    assert res.level == "genus", res.statement
+    assert any(f.code is FlagCode.FEW_REFERENCES for f in res.flags)
+    assert not any(f.code is FlagCode.SEPARATED_BY_BASE for f in res.flags)
+
+
+def test_a_tie_in_whole_bases_is_not_called_within_the_percent_gap() -> None:
+    # 40 columns: one base is 2.5 %, beyond the 1 % gap but short of the two bases a
+    # short query needs.
+    best, second = (
+        dataclasses.replace(_mini_hit(name, columns=40, differing=n), query_coverage=100.0)
+        for name, n in (("Testgenus alpha", 0), ("Testgenus beta", 1))
+    )
+    res = decide([best, second], query_length=40, rule=get_rule("default"))
+    assert res.level is DecisionLevel.AMBIGUOUS
+    flag = next(f for f in res.flags if f.code is FlagCode.WITHIN_GAP)
+    assert flag.text == (
+        "closest other species only 1 base further (2.50 %): Testgenus beta; on a query under "
+        "300 bp this rule needs 2 differing bases"
+    )
+
+
 def test_one_base_does_not_stand_for_the_gap_when_the_genus_was_not_measured() -> None:
     from species_ref.decision import _base_stands_for_gap, _Race
     from species_ref.profile import SpeciesStats
@@ -639,6 +666,62 @@ def test_one_base_does_not_stand_for_the_gap_when_the_genus_was_not_measured() -
     assert _base_stands_for_gap(race, measured, rule=rule) is not None
     # Not for a race the exception did not narrow.
     assert _base_stands_for_gap(race._replace(separated=False), measured, rule=rule) is None
+
+
+def test_no_species_call_on_a_query_under_80_bp() -> None:
+    recs = _records("coi_panthera.fasta")
+    version = _version(recs, "coi")
+    leo = next(r for r in recs if r.species == "Panthera leo").sequence
+    short = _one(leo[100:179], version)
+    assert short.level == "genus" and short.taxon == "Panthera", short.statement
+    flag = next(f for f in short.flags if f.code is FlagCode.TOO_SHORT_FOR_SPECIES)
+    assert flag.text.startswith(
+        "the query is 79 bp long; this rule makes no species call on a query under 80 bp"
+    )
+    assert _one(leo[100:180], version).taxon == "Panthera leo"
+    # The common lab rule has no such floor.
+    assert _one(leo[100:179], version, rule="fixed-98.5").taxon == "Panthera leo"
+
+
+def _hits(species: str, identities: list[float], columns: int = 600) -> list[Hit]:
+    return [
+        Hit(
+            ref_index=i,
+            seq_id=f"{species.split()[1]}{i}",
+            species=species,
+            marker="COI-5P",
+            identity=x,
+            aligned_length=columns,
+            query_coverage=100.0,
+            mismatches=round((100 - x) * columns / 100),
+            gaps=0,
+            strand="+",
+            query_start=0,
+            query_end=columns,
+            ref_start=0,
+            ref_end=columns,
+            shared_kmers=50,
+            method="ungapped",
+        )  # fmt: skip
+        for i, x in enumerate(identities)
+    ]
+
+
+def test_the_best_matching_species_is_never_set_aside_as_misidentified_records() -> None:
+    # Alpha matches the query exactly through one reference, its three others lie 4 %
+    # away; beta matches at 99.2 % through three. Setting alpha aside would call beta,
+    # a species that matches the query less well than alpha does.
+    alpha = _hits("Testgenus alpha", [100.0, 96.0, 96.0, 96.0])
+    beta = _hits("Testgenus beta", [99.2, 99.2, 99.2])
+    res = decide(alpha + beta, query_length=600, rule=get_rule("default"))
+    assert res.level is DecisionLevel.AMBIGUOUS, res.statement
+    assert {c.species for c in res.candidates} == {"Testgenus alpha", "Testgenus beta"}
+    assert not any(f.code is FlagCode.OUTLIER_RECORDS for f in res.flags)
+    # A species that only ties with the best one is still set aside as before.
+    tied = _hits("Testgenus alpha", [99.2, 96.0, 96.0, 96.0])
+    res = decide(tied + beta, query_length=600, rule=get_rule("default"))
+    assert res.taxon == "Testgenus beta"
+    assert any(f.code is FlagCode.OUTLIER_RECORDS for f in res.flags)
 
 
 def test_dominance_never_asks_for_more_references_than_are_aligned() -> None:

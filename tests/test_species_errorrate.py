@@ -80,7 +80,8 @@ def test_false_calls_on_held_out_species_are_stated_beside_the_rate() -> None:
     assert (rate.count, rate.wrong, rate.false_calls, rate.absent_queries) == (20, 0, 3, 400)
     assert "0 were wrong: 0.0 %, 95 % CI 0.0-16.8 %." in rate.statement
     assert (
-        "received 3 such calls in the same validation (of 400 held-out queries)" in rate.statement
+        "received 3 such calls in the same validation (of 400 held-out queries); each was a "
+        "false call, since the query's species was not in the library." in rate.statement
     )
 
 

@@ -1443,10 +1443,21 @@ def _rule_words(r: AnalysisResult) -> str:
         return f"{species_needs} {held}"
     if r.level is Level.AMBIGUOUS:
         names = _join([c.species for c in r.candidates])
+        within = f"all match within {gap} percentage points of the best match ({identity})"
+        bases = _num(rule.number("min_gap_bases"), 0)
+        if (
+            r.next_species_distance is not None
+            and r.next_species_distance >= float(gap)
+            and bases not in ("", "0")
+        ):
+            within = (
+                f"match within {r.next_species_distance:.2f} percentage points of the best "
+                f"match ({identity}), fewer than the {bases} differing bases the rule asks for "
+                "on a query this short"
+            )
         return (
-            f"{species_needs} Here condition (2) failed: {names} all match within {gap} "
-            f"percentage points of the best match ({identity}), so the marker does not tell "
-            "them apart for this query. "
+            f"{species_needs} Here condition (2) failed: {names} {within}, so the marker does "
+            "not tell them apart for this query. "
             + (
                 f"They share the genus {r.taxon}, which is reported."
                 if r.taxon
