@@ -164,10 +164,15 @@ def decide(
         return Decision(
             DecisionLevel.NONE, None, None, [], [], None, None, None, flags, "no identification"
         )
-    if rule.discount_outlier_records:
-        groups, set_aside = _discount_outliers(groups, rule=rule)
-        flags += set_aside
     race = _Race.of(groups, rule=rule, query_length=query_length)
+    if rule.discount_outlier_records:
+        kept, set_aside = _discount_outliers(groups, rule=rule)
+        narrowed = _Race.of(kept, rule=rule, query_length=query_length) if set_aside else race
+        # Only when setting them aside resolves the tie: a query that stays ambiguous
+        # names every species that ties with the best one.
+        if set_aside and len(narrowed.ties) == 1:
+            groups, race = kept, narrowed
+            flags += set_aside
     if race.best.strand == "-":
         flags.append(
             Flag(
@@ -244,10 +249,9 @@ class _Race(NamedTuple):
         if rule.min_gap_bases and query_length < rule.short_query_bp and second is not None:
             # On a 100 bp query one base is 1 %: require whole bases of separation,
             # counted as the differing columns of each species' best alignment (the
-            # two may align over a column or two more or less).
-            gap_bases = _differing_columns(second) - _differing_columns(best)
-            if gap_bases < rule.min_gap_bases - 1e-6 and second not in ties:
-                ties.append(second)
+            # two may align over a column or two more or less), from every other species.
+            floor = _differing_columns(best) + rule.min_gap_bases - 1e-6
+            ties += [g for g in groups[1:] if g not in ties and _differing_columns(g) < floor]
         return cls(groups, best, second, ties, i1)
 
     @property

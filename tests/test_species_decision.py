@@ -717,7 +717,18 @@ def test_the_best_matching_species_is_never_set_aside_as_misidentified_records()
     assert res.level is DecisionLevel.AMBIGUOUS, res.statement
     assert {c.species for c in res.candidates} == {"Testgenus alpha", "Testgenus beta"}
     assert not any(f.code is FlagCode.OUTLIER_RECORDS for f in res.flags)
-    # A species that only ties with the best one is still set aside as before.
+    # Nor one that ties with it when the query stays ambiguous anyway: the ambiguity then
+    # names every species that ties.
+    gamma = _hits("Testgenus gamma", [99.6, 99.6, 99.6])
+    exact = _hits("Testgenus beta", [100.0, 100.0, 100.0])
+    res = decide(alpha + exact + gamma, query_length=600, rule=get_rule("default"))
+    assert res.level is DecisionLevel.AMBIGUOUS, res.statement
+    assert {c.species for c in res.candidates} == {
+        "Testgenus alpha", "Testgenus beta", "Testgenus gamma"
+    }  # fmt: skip
+    assert not any(f.code is FlagCode.OUTLIER_RECORDS for f in res.flags)
+    # A species that only ties with the best one is still set aside when that resolves
+    # the tie, as before.
     tied = _hits("Testgenus alpha", [99.2, 96.0, 96.0, 96.0])
     res = decide(tied + beta, query_length=600, rule=get_rule("default"))
     assert res.taxon == "Testgenus beta"
