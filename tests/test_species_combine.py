@@ -592,3 +592,16 @@ def test_dossier_summary_states_that_reads_of_one_marker_disagree(
         "Panthera tigris but read skin_R calls Panthera leo)"
     ) in row
     assert "the markers disagree" not in row
+
+
+def test_dossier_summary_carries_the_flag_of_a_combined_finding() -> None:
+    from custody.analysis import CombinedFinding
+    from custody.dossier.render import _combined_unit
+
+    data = combine_calls(
+        "Z", [call("COI-5P", S, "Sarda sarda")], flags=["the reads' names point to 2 samples"]
+    ).to_dict()
+    unit = _combined_unit(CombinedFinding.from_data(data), [])
+    assert unit.text == (
+        "Sarda sarda (species), combined over COI-5P (flag: the reads' names point to 2 samples)"
+    )

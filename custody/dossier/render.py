@@ -36,7 +36,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -776,6 +776,14 @@ def _combined_unit(c: CombinedFinding, hit_markers: Sequence[str]) -> _Unit:
     one gene ("COI", "COI-5P") as that gene; the markers of the analyses' best
     alignments stand in only for a record that names none.
     """
+    unit = _combined_words(c, hit_markers)
+    if not c.flags:
+        return unit
+    flagged = f"{unit.text} (flag: {'; '.join(c.flags)})"
+    return replace(unit, text=flagged)
+
+
+def _combined_words(c: CombinedFinding, hit_markers: Sequence[str]) -> _Unit:
     markers = _gene_groups([m.marker for m in c.markers if m.marker]) or list(hit_markers)
     words = level_words(c.level_text).lower()
     if c.conflicts:
