@@ -326,6 +326,7 @@ class CombinedFinding:
     statement: str
     markers: tuple[MarkerFinding, ...] = ()
     conflicts: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()  # recorded since reads named after other samples are flagged
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> CombinedFinding:
@@ -337,6 +338,7 @@ class CombinedFinding:
             statement=_text(data.get("statement")),
             markers=tuple(MarkerFinding.from_data(m) for m in _records(data.get("markers"))),
             conflicts=_sentences(data.get("conflicts")),
+            flags=_sentences(data.get("flags")),
         )
 
     @property

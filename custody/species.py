@@ -461,11 +461,13 @@ def identify_files(
     rule: str = "default",
     analyst: Signer | None = None,
     progress: ProgressFn | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> list[SpeciesAnalysis]:
     """Read, QC and identify every query in `files`; one typed result per query.
 
     With `analyst` (who will record the results), an actor who may not record
-    analyses is refused before any file is read.
+    analyses is refused before any file is read. Forward and reverse reads are
+    assembled (`assemble_read_pairs`; `notify` hears of pairs that do not overlap).
     """
     from species_ref.cites import bundled_index, lookup_cites, walk_synonyms
     from species_ref.combine import unique_names
@@ -478,7 +480,9 @@ def identify_files(
 
         check_permission(analyst.actor, EventType.ANALYSE)
     chosen_rule = get_rule(rule)
-    queries = assemble_read_pairs(unique_names([q for path in files for q in read_queries(path)]))
+    queries = assemble_read_pairs(
+        unique_names([q for path in files for q in read_queries(path)]), notify=notify
+    )
     refs = reference_store(store)
     lib = refs.open(library, version)  # records are read only if the index must be built
     validation = current_validation(refs, library=lib.name, version=lib.version, rule=chosen_rule)
@@ -567,26 +571,32 @@ def record_identifications(
 
 #: How a name marks one direction of a sample's reads: a separator, an optional read
 #: number, then F, R, Fwd, Rev, Forward or Reverse (S9_F, S9-R, S9.F, S9_1_F, S9_2_R);
-#: F or R right after a digit (AT-HV1F, M13R); or, in a query's name only, a bare 1 or 2
-#: (S9_1, S9_2).
+#: or F or R right after a digit (AT-HV1F, M13R). A bare number (S9_1, coi2) marks no
+#: direction: it numbers samples, replicates or regions as often as reads.
 _READ_DIRECTION = re.compile(
-    r"(?:[_.\-](?:[12][_.\-])?(?P<word>F|R|FWD|REV|FORWARD|REVERSE)"
-    r"|(?<=\d)(?P<glued>[FR])|[_.\-](?P<number>[12]))$",
+    r"(?:[_.\-](?:[12][_.\-])?(?P<word>F|R|FWD|REV|FORWARD|REVERSE)|(?<=\d)(?P<glued>[FR]))$",
     re.IGNORECASE,
 )
 #: The plate well and run number a sequencer appends to the sample name (_C01_011, -H12).
 _PLATE_WELL = re.compile(r"[_\-][A-P]\d{1,2}(?:[_\-]\d{1,4})?$")
 
 
-def _read_direction(name: str, *, numbers: bool) -> tuple[str, str] | None:
+def _read_direction(name: str) -> tuple[str, str] | None:
     """(sample stem, "F" or "R") of a read's name, or None if the name marks no direction."""
     for candidate in (name, _PLATE_WELL.sub("", name)):
         m = _READ_DIRECTION.search(candidate)
-        if m is None or m.start() == 0 or (m.group("number") and not numbers):
+        if m is None or m.start() == 0:
             continue
-        mark = (m.group("word") or m.group("glued") or m.group("number")).upper()
-        return candidate[: m.start()], "F" if mark in ("F", "FWD", "FORWARD", "1") else "R"
+        mark = (m.group("word") or m.group("glued")).upper()
+        return candidate[: m.start()], "F" if mark in ("F", "FWD", "FORWARD") else "R"
     return None
+
+
+def _read_stem(name: str, file: str, *, by_file: bool) -> tuple[str, str] | None:
+    """(sample stem, direction) a read's file name (`by_file`) or name marks, if any."""
+    if by_file or name == file:  # a query named after its file: the file's stem
+        name = Path(file).stem
+    return _read_direction(name)
 
 
 def read_pairs(reads: Sequence[tuple[str, str]]) -> list[tuple[int, int, str]]:
@@ -605,9 +615,7 @@ def read_pairs(reads: Sequence[tuple[str, str]]) -> list[tuple[int, int, str]]:
         for i, (name, file) in enumerate(reads):
             if i in paired or (by_file and per_file[file] > 1):
                 continue
-            if by_file or name == file:  # a query named after its file: the file's stem
-                name = Path(file).stem
-            found = _read_direction(name, numbers=not by_file)
+            found = _read_stem(name, file, by_file=by_file)
             if found is not None:
                 stems.setdefault(found[0], []).append((i, found[1]))
         for stem, members in stems.items():
@@ -618,16 +626,67 @@ def read_pairs(reads: Sequence[tuple[str, str]]) -> list[tuple[int, int, str]]:
     return sorted(out)
 
 
-def assemble_read_pairs(queries: Sequence[Query]) -> list[Query]:
+def read_samples(reads: Sequence[tuple[str, str]]) -> list[str]:
+    """The samples that reads given as (name, file name) are named after, in order: the stems
+    of those whose file name (each file holding one read) or name marks a read direction.
+
+    A marker name ending the stem (S9_COI_F, S9_cytb_R) names the read's marker, not
+    its sample, so it is left out.
+    """
+    from species_ref.markers import without_marker
+
+    per_file = Counter(file for _name, file in reads)
+    samples: dict[str, None] = {}
+    for name, file in reads:
+        found = _read_stem(name, file, by_file=per_file[file] == 1)
+        if found is not None:
+            samples[without_marker(found[0])] = None
+    return list(samples)
+
+
+def assemble_read_pairs(
+    queries: Sequence[Query], *, notify: Callable[[str], None] | None = None
+) -> list[Query]:
     """Forward and reverse reads of one sample (`read_pairs`) as one assembled query
-    when they overlap; every other query as it is, in order."""
+    when they overlap; every other query as it is, in order.
+
+    Reads named as a pair that do not overlap stay two queries, each with a QC
+    warning that says so (and `notify` is told, in one sentence). Each is then named
+    by its file when the reads' own names (a trace's run number) do not mark them as
+    the pair.
+    """
+    import dataclasses
+
     from species_ref.combine import assemble_reads
+    from species_ref.vocab import QcCode, QcFlag
 
     replace: dict[int, Query | None] = {}
     for f, r, stem in read_pairs([(q.name, Path(q.path).name) for q in queries]):
-        contig = assemble_reads(queries[f], queries[r], stem=stem)
+        a, b = queries[f], queries[r]
+        contig = assemble_reads(a, b, stem=stem)
         if contig is not None:
             replace[min(f, r)], replace[max(f, r)] = contig, None
+            continue
+        files = (Path(a.path).name, Path(b.path).name)
+        fn, rn = (_read_direction(q.name) for q in (a, b))
+        # Run numbers or one shared sample name inside the traces tell the reads apart
+        # from nothing: the file names, which made the pair, name them.
+        by_file = not (fn and rn and fn[0] == rn[0] and fn[1] != rn[1])
+        flag = QcFlag(
+            QcCode.READS_NOT_ASSEMBLED,
+            f"forward and reverse reads of {stem} do not overlap ({files[0]} and {files[1]}); "
+            "identified separately",
+        )
+        for i, q in ((f, a), (r, b)):
+            qc = dataclasses.replace(q.qc, flags=(*q.qc.flags, flag))
+            name = Path(q.path).stem if by_file else q.name
+            replace[i] = dataclasses.replace(q, name=name, qc=qc)
+        if notify is not None:
+            notify(
+                f"{files[0]} and {files[1]} are named as the forward and reverse reads of "
+                f"{stem} but do not overlap, so they were not assembled; each is identified "
+                "on its own."
+            )
     out: list[Query] = []
     for i, q in enumerate(queries):
         if i not in replace:
@@ -644,12 +703,15 @@ def marker_of(result: SpeciesAnalysis) -> str | None:
 
 
 def one_sample(results: Sequence[SpeciesAnalysis]) -> bool:
-    """True when the queries can be one sample's: each on another marker, or the
-    forward and reverse reads of one sample (`read_pairs`)."""
+    """True when the queries can be one sample's: each on another gene (`gene_key`), or
+    the forward and reverse reads of one sample (`read_pairs`)."""
+    from species_ref.markers import gene_key
+
     if len(results) <= 1:
         return True
     found = [marker_of(r) for r in results]
-    if None not in found and len(set(found)) == len(found):
+    genes = [gene_key(m) for m in found if m is not None]
+    if len(genes) == len(found) and len(set(genes)) == len(genes):
         return True
     reads = [(r.identification.query, r.source.file) for r in results]
     return len(results) == 2 and bool(read_pairs(reads))
@@ -766,22 +828,19 @@ def identify_sample(
     rule: str = "default",
     analyst: Signer | None = None,
     progress: ProgressFn | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> SampleAnalysis:
     """Identify one sample's marker queries, each in the library its hits fit best, and combine.
 
-    Reads whose names mark them as a sample's forward and reverse reads
-    (`read_pairs`) are assembled into one contig when they overlap, and so are
-    any other two reads matched in one library on one marker. Reads of one marker
-    that do not assemble are kept, and count once in the combined call.
+    Only reads whose names mark them as a sample's forward and reverse reads
+    (`read_pairs`) are assembled, when they overlap (`assemble_read_pairs`, which
+    warns through `notify` when they do not). Other queries of one gene are kept,
+    and count once in the combined call. The caller says that the queries are one
+    sample's; when the reads' names point to several samples (`read_samples`), the
+    combined finding carries a flag that says so, and `notify` is told.
     """
     from species_ref.cites import bundled_index, lookup_cites, walk_synonyms
-    from species_ref.combine import (
-        NO_MARKER,
-        MarkerCall,
-        assemble_reads,
-        combine_calls,
-        unique_names,
-    )
+    from species_ref.combine import NO_MARKER, MarkerCall, combine_calls, unique_names
     from species_ref.identify import Engine, identify
     from species_ref.reading import read_queries
     from species_ref.rules import get_rule
@@ -795,7 +854,21 @@ def identify_sample(
     chosen_rule = get_rule(rule)
     # Reads named as one sample's forward and reverse reads are assembled before any
     # search, whichever marker their hits fall on.
-    queries = assemble_read_pairs(unique_names([q for path in files for q in read_queries(path)]))
+    read = unique_names([q for path in files for q in read_queries(path)])
+    named = read_samples([(q.name, Path(q.path).name) for q in read])
+    flags: list[str] = []
+    if len(named) > 1:
+        flags.append(
+            f"the reads' names point to {len(named)} different samples ({', '.join(named)}); "
+            f"they were combined as sample {sample} because they were given as one sample"
+        )
+        if notify is not None:
+            notify(
+                f"The reads' names point to {len(named)} different samples ({', '.join(named)}), "
+                f"but they are combined as one sample, {sample}, as asked; check that they "
+                "are one sample's reads."
+            )
+    queries = assemble_read_pairs(read, notify=notify)
     refs = reference_store(store)
     engines: dict[str, Engine] = {}
     validations: dict[str, ValidationDoc | None] = {}
@@ -815,25 +888,10 @@ def identify_sample(
         )  # fmt: skip
 
     per_lib = {name: run(name, queries) for name in engines}
-    placed: list[tuple[str, Query, Identification]] = []
+    final: list[tuple[str, Query, Identification]] = []
     for i, q in enumerate(queries):
         name = max(engines, key=lambda n: _best_score(per_lib[n][i]))
-        placed.append((name, q, per_lib[name][i]))
-    # Reads of one marker in one library: assemble pairs that overlap.
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, (name, _q, res) in enumerate(placed):
-        marker = res.top_hits[0].marker if res.top_hits else f"unmatched {i}"
-        groups.setdefault((name, marker), []).append(i)
-    final: list[tuple[str, Query, Identification]] = []
-    for (name, _marker), members in groups.items():
-        if len(members) == 2:
-            a, b = (placed[j][1] for j in members)
-            contig = assemble_reads(a, b)
-            if contig is not None:
-                (res,) = run(name, [contig])
-                final.append((name, contig, res))
-                continue
-        final.extend(placed[j] for j in members)
+        final.append((name, q, per_lib[name][i]))
     results: list[SpeciesAnalysis] = []
     calls: list[MarkerCall] = []
     for name, q, res in final:
@@ -850,4 +908,5 @@ def identify_sample(
                 candidates=tuple(c.species for c in res.candidates),
             )
         )
-    return SampleAnalysis(sample=sample, results=results, combined=combine_calls(sample, calls))
+    combined = combine_calls(sample, calls, flags=flags)
+    return SampleAnalysis(sample=sample, results=results, combined=combined)

@@ -11,9 +11,12 @@ Owns:
   Species only when at least one marker calls the species and no marker
   contradicts it (another species or genus, or an ambiguous call without it);
   every contradiction is stated. Markers without an identification add nothing.
-  Several reads of one marker (forward and reverse reads that did not assemble)
-  are one marker's evidence: they count once, and reads of it that contradict
-  each other are a conflict within the marker.
+  Several queries of one gene (forward and reverse reads that did not assemble,
+  or queries whose hits name the gene differently, "COI" and "COI-5P":
+  `species_ref.markers.gene_key`) are one marker's evidence: they count once,
+  and queries of it that contradict each other are a conflict within the marker.
+  `flags` carry what the caller knows about the sample beyond the calls (reads
+  whose names point to different samples); they never change the call.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from species_ref.markers import gene_key, gene_name, group_label
 from species_ref.reading import _qc_flags
 from species_ref.types import Query, QueryQC
 from species_ref.vocab import DecisionLevel
@@ -191,10 +195,16 @@ class MarkerCall:
     taxon: str | None
     candidates: tuple[str, ...]
 
+    @property
+    def gene(self) -> str | None:
+        """The gene of the marker ("COI" for COI-5P), None for a query without hits."""
+        return None if self.marker == NO_MARKER else gene_name(self.marker)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "marker": self.marker,
+            "gene": self.gene,
             "library": self.library,
             "level": str(self.level),
             "taxon": self.taxon,
@@ -230,6 +240,7 @@ class CombinedCall:
     statement: str
     markers: tuple[MarkerCall, ...]
     conflicts: tuple[str, ...]
+    flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -239,6 +250,7 @@ class CombinedCall:
             "statement": self.statement,
             "markers": [m.to_dict() for m in self.markers],
             "conflicts": list(self.conflicts),
+            "flags": list(self.flags),
         }
 
 
@@ -258,36 +270,104 @@ def _consistent(call: MarkerCall, species: str) -> bool:
 
 
 def _by_marker(calls: Sequence[MarkerCall]) -> dict[str, list[MarkerCall]]:
-    """The calls grouped by marker, in the order the markers first appear."""
+    """The calls grouped by gene (`gene_key`), in the order the genes first appear."""
     groups: dict[str, list[MarkerCall]] = {}
     for i, c in enumerate(calls):
-        groups.setdefault(c.marker if c.marker != NO_MARKER else f"{NO_MARKER} {i}", []).append(c)
+        groups.setdefault(
+            gene_key(c.marker) if c.marker != NO_MARKER else f"{NO_MARKER} {i}", []
+        ).append(c)
     return groups
 
 
+def _one_name(reads: Sequence[MarkerCall]) -> bool:
+    return len({r.marker for r in reads}) == 1
+
+
+def _read_subject(r: MarkerCall, reads: Sequence[MarkerCall]) -> str:
+    """One query of a gene as the subject of a clause ("COI-5P read s_F")."""
+    return f"{r.marker} {'read' if _one_name(reads) else 'query'} {r.query}"
+
+
 def _marker_words(reads: Sequence[MarkerCall]) -> str:
-    """What one marker's reads call: once when they agree ("COI-5P (2 reads) calls ..."),
-    read by read when they do not."""
+    """What one gene's queries call: once when they agree ("COI-5P (2 reads) calls ...",
+    "COI (2 queries: COI, COI-5P) calls ..."), query by query when they do not."""
     first = reads[0]
     if len(reads) == 1:
         return first.words()
     if all(first.same_call(r) for r in reads):
-        return first.words(f"{first.marker} ({len(reads)} reads)")
-    return "; ".join(r.words(f"{r.marker} read {r.query}") for r in reads)
+        return first.words(group_label([r.marker for r in reads]))
+    return "; ".join(r.words(_read_subject(r, reads)) for r in reads)
 
 
 def _read_conflict(reads: Sequence[MarkerCall]) -> str | None:
-    """How the reads of one marker contradict each other, if they do."""
+    """How the queries of one gene contradict each other, if they do."""
     named = {r.taxon for r in reads if r.level is DecisionLevel.SPECIES and r.taxon}
     informative = [r for r in reads if r.level is not DecisionLevel.NONE]
     if not any(not _consistent(r, sp) for sp in named for r in informative):
         return None
-    said = [r.words(f"read {r.query}") for r in reads]
-    return f"within {reads[0].marker}, {', '.join(said[:-1])} but {said[-1]}"
+    if _one_name(reads):
+        said = [r.words(f"read {r.query}") for r in reads]
+        where = reads[0].marker
+    else:
+        said = [r.words(f"query {r.query} ({r.marker})") for r in reads]
+        where = (
+            f"{gene_name(reads[0].marker)} ({', '.join(dict.fromkeys(r.marker for r in reads))})"
+        )
+    return f"within {where}, {', '.join(said[:-1])} but {said[-1]}"
 
 
-def combine_calls(sample: str, calls: Sequence[MarkerCall]) -> CombinedCall:
-    """One finding from one sample's marker calls (rule in the module docstring)."""
+def combine_calls(
+    sample: str, calls: Sequence[MarkerCall], *, flags: Sequence[str] = ()
+) -> CombinedCall:
+    """One finding from one sample's marker calls (rule in the module docstring), with `flags`."""
+    return dataclasses.replace(_combine(sample, calls), flags=tuple(flags))
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """How the calls of one sample contradict each other."""
+
+    who: str  # "reads" (of one marker), "queries of one gene" or "markers"
+    conflicts: tuple[str, ...]  # each contradiction, as the finding states it
+    calls: tuple[str, ...]  # what each gene's queries call; a gene split within as its split
+
+    @property
+    def subject(self) -> str:
+        """Who disagrees, for a reader without the statement ("the reads of one marker")."""
+        return "reads of one marker" if self.who == "reads" else self.who
+
+
+def disagreement(calls: Sequence[MarkerCall]) -> Disagreement | None:
+    """The contradictions among one sample's calls (rule in the module docstring), if any."""
+    markers = _by_marker(calls)
+    species_named = sorted({c.taxon for c in calls if c.level is DecisionLevel.SPECIES and c.taxon})
+    split = {m: found for m, reads in markers.items() if (found := _read_conflict(reads))}
+    conflicts = list(split.values())
+    for sp in species_named:
+        for marker, reads in markers.items():
+            against = [
+                c for c in reads if c.level is not DecisionLevel.NONE and not _consistent(c, sp)
+            ]
+            if against and marker not in split:  # a marker at odds with itself is stated once
+                said_against = (
+                    _marker_words(against)
+                    if len(against) == len(reads)
+                    else "; ".join(c.words(_read_subject(c, reads)) for c in against)
+                )
+                conflicts.append(f"{said_against}, which contradicts {sp}")
+    if not conflicts:
+        return None
+    if len(split) < len(conflicts):
+        who = "markers"
+    elif all(_one_name(markers[m]) for m in split):
+        who = "reads"
+    else:
+        who = "queries of one gene"
+    said = tuple(split.get(m) or _marker_words(reads) for m, reads in markers.items())
+    return Disagreement(who, tuple(conflicts), said)
+
+
+def _combine(sample: str, calls: Sequence[MarkerCall]) -> CombinedCall:
     informative = [c for c in calls if c.level is not DecisionLevel.NONE]
     markers = _by_marker(calls)
     said = "; ".join(_marker_words(reads) for reads in markers.values())
@@ -304,20 +384,8 @@ def combine_calls(sample: str, calls: Sequence[MarkerCall]) -> CombinedCall:
             tuple(calls),
             (),
         )
-    split = {m: found for m, reads in markers.items() if (found := _read_conflict(reads))}
-    conflicts += split.values()
-    for sp in species_named:
-        for marker, reads in markers.items():
-            against = [
-                c for c in reads if c.level is not DecisionLevel.NONE and not _consistent(c, sp)
-            ]
-            if against and marker not in split:  # a marker at odds with itself is stated once
-                said_against = (
-                    _marker_words(against)
-                    if len(against) == len(reads)
-                    else "; ".join(c.words(f"{c.marker} read {c.query}") for c in against)
-                )
-                conflicts.append(f"{said_against}, which contradicts {sp}")
+    found = disagreement(calls)
+    conflicts += found.conflicts if found else ()
     if len(species_named) == 1 and not conflicts:
         sp = species_named[0]
         n = sum(
@@ -339,9 +407,8 @@ def combine_calls(sample: str, calls: Sequence[MarkerCall]) -> CombinedCall:
     genera = {_genus(c.taxon) for c in informative if c.taxon} | {
         _genus(s) for c in informative for s in c.candidates
     }
-    if conflicts:
-        who = "reads" if len(split) == len(conflicts) else "markers"
-        statement = f"The {who} of sample {sample} disagree: " + "; ".join(conflicts) + "."
+    if found:
+        statement = f"The {found.who} of sample {sample} disagree: " + "; ".join(conflicts) + "."
         level, taxon = DecisionLevel.NONE, None
         if len(genera) == 1:
             (g,) = genera

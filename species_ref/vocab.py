@@ -57,6 +57,8 @@ class QcCode(StrEnum):
     AMBIGUOUS_BASES = "ambiguous-bases"
     LOW_QUALITY = "low-quality"  # mean phred below the threshold
     NOT_TRIMMED = "not-trimmed"  # qualities present, trimming switched off
+    #: named as one sample's forward and reverse reads, but they do not overlap
+    READS_NOT_ASSEMBLED = "reads-not-assembled"
 
     @property
     def is_quality(self) -> bool:

@@ -395,3 +395,213 @@ def test_identify_combine_counts_unassembled_reads_as_one_marker(
     assert combined["taxon"] == "Panthera tigris" and len(combined["markers"]) == 2
     assert "called by 1 of 1 marker and" in combined["statement"]
     assert "COI-5P (2 reads) calls Panthera tigris" in combined["statement"]
+
+
+def _library_record(seq_id: str) -> str:
+    records = bundled_data("demo_library.fasta").read_text().split(">")
+    (rec,) = [r for r in records if r.startswith(seq_id + "|")]
+    return "".join(rec.splitlines()[1:])
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("COI", "COI-5P", True),
+        ("COI-3P", "CO1", True),
+        ("COX1", "coi-mini", True),
+        ("12S", "12S-V5", True),
+        ("12S-MiFish", "12s", True),
+        ("cytb", "cytb-mini", True),
+        ("COI-5P", "cytb", False),
+        ("12S", "16S", False),
+        ("ITS1", "ITS2", False),
+        ("trnH-psbA", "trnH", False),  # a spacer between two genes is no region of either
+        ("D-loop", "D", False),
+    ],
+)
+def test_marker_names_of_one_gene(a: str, b: str, same: bool) -> None:
+    from species_ref.markers import gene_key
+
+    assert (gene_key(a) == gene_key(b)) is same
+
+
+def test_queries_of_one_gene_are_one_marker() -> None:
+    whole = MarkerCall("SL_whole", "COI", "lib v1", S, "Sphyrna lewini", ())
+    part = MarkerCall("SL_coi", "COI-5P", "lib v1", S, "Sphyrna lewini", ())
+    got = combine_calls("W", [whole, part])
+    assert got.level is S
+    assert got.statement == (
+        "Sample W: Sphyrna lewini, called by 1 of 1 marker and contradicted by none "
+        "(COI (2 queries: COI, COI-5P) calls Sphyrna lewini)."
+    )
+    assert [m["gene"] for m in got.to_dict()["markers"]] == ["COI", "COI"]
+    with_cytb = combine_calls("W", [whole, part, call("cytb-mini", S, "Sphyrna lewini")])
+    assert "called by 2 of 2 markers" in with_cytb.statement
+    split = combine_calls("W", [whole, dataclasses.replace(part, taxon="Sphyrna mokarran")])
+    assert split.level is G and split.conflicts == (
+        "within COI (COI, COI-5P), query SL_whole (COI) calls Sphyrna lewini but query "
+        "SL_coi (COI-5P) calls Sphyrna mokarran",
+    )
+    assert split.statement.startswith("The queries of one gene of sample W disagree")
+
+
+def test_identify_combine_counts_coi_and_coi_5p_once(
+    two_libraries: CliRunner, tmp_path: Path
+) -> None:
+    whole, part = tmp_path / "wolf_coi.fasta", tmp_path / "wolf_barcode.fasta"
+    whole.write_text(f">wolf_coi\n{_library_record('MK948871_COI')}\n")
+    part.write_text(f">wolf_barcode\n{_library_record('JF342892')}\n")
+    args = ["identify", str(whole), str(part), "--library", "coi", "--library", "mt12s"]
+    result = two_libraries.invoke(app, [*args, "--combine", "W", "--json"])
+    assert result.exit_code == 0, result.output
+    *rows, last = [json.loads(line) for line in result.stdout.splitlines()]
+    combined = last["combined"]
+    assert [m["marker"] for m in combined["markers"]] == ["COI", "COI-5P"]
+    assert "called by 1 of 1 marker" in combined["statement"]
+    assert "COI (2 queries: COI, COI-5P) calls Canis lupus" in combined["statement"]
+    # Per-query lines carry the combined finding as they did before the last line was added.
+    assert all(r["combined"] == combined for r in rows)
+
+
+@pytest.mark.parametrize(
+    "reads",
+    [
+        [("SL_coi", "SL_coi.fasta"), ("SL_coi2", "SL_coi2.fasta")],
+        [("a", "SL_coi.ab1"), ("b", "SL_coi2.ab1")],
+        [("S9_1", "reads.fasta"), ("S9_2", "reads.fasta")],
+    ],
+)
+def test_a_bare_number_marks_no_read_direction(reads: list[tuple[str, str]]) -> None:
+    from custody.species import read_pairs
+
+    assert read_pairs(reads) == []
+
+
+def test_identify_combine_never_merges_reads_not_named_forward_and_reverse(
+    two_libraries: CliRunner, tmp_path: Path
+) -> None:
+    seq = _demo_sequence("demo_Sphyrna_lewini_COI-5P")
+    one, two = tmp_path / "SL_coi.fasta", tmp_path / "SL_coi2.fasta"
+    one.write_text(f">SL_coi\n{seq[:400]}\n")
+    two.write_text(f">SL_coi2\n{seq[150:]}\n")  # overlaps the first, same direction
+    args = ["identify", str(one), str(two), "--library", "coi", "--library", "mt12s"]
+    result = two_libraries.invoke(app, [*args, "--combine", "D", "--json"])
+    assert result.exit_code == 0, result.output
+    *rows, last = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["query"] for r in rows] == ["SL_coi", "SL_coi2"]
+    assert not any("(F+R)" in r["query"] for r in rows)
+    assert "COI-5P (2 reads)" in last["combined"]["statement"]
+
+
+def _traces(tmp_path: Path, **names: str) -> list[Path]:
+    """Copies of fixture traces under other file names (name -> fixture file)."""
+    out = []
+    for name, fixture in names.items():
+        path = tmp_path / f"{name}.ab1"
+        path.write_bytes((TRACES / fixture).read_bytes())
+        out.append(path)
+    return out
+
+
+def test_forward_and_reverse_reads_that_do_not_overlap_are_named_and_flagged(
+    two_libraries: CliRunner, world: World, tmp_path: Path
+) -> None:
+    # A fly's forward read and another organism's read, named as one sample's pair.
+    reads = _traces(tmp_path, X_F="Dmel_TDWGB557-10_1_F.ab1", X_R="mismatch_base_calls.ab1")
+    item = world.hand_to_lab(world.item(description="Skin"))
+    args = ["identify", *map(str, reads), "--library", "coi", "--item", item, "--as", "wkamau"]
+    result = two_libraries.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: X_F.ab1 and X_R.ab1 are named as the forward and reverse reads of X but do "
+        "not overlap, so they were not assembled; each is identified on its own."
+    ) in result.stderr
+    assert result.stdout.startswith("X_F ") and "\nX_R " in result.stdout
+    flag = (
+        "forward and reverse reads of X do not overlap (X_F.ab1 and X_R.ab1); identified separately"
+    )
+    assert result.stdout.count(f"flag: query QC: {flag}") == 2
+    con = sqlite3.connect(world.db_path)
+    stored = [
+        json.loads(d) for (d,) in con.execute("SELECT data FROM events WHERE type = 'analyse'")
+    ]
+    assert [s["query"] for s in stored] == ["X_F", "X_R"]
+    assert all(flag in s["qc"]["warnings"] for s in stored)
+    assert all("reads-not-assembled" in s["qc"]["warning_codes"] for s in stored)
+
+
+def test_combine_states_that_read_names_point_to_other_samples(
+    two_libraries: CliRunner, world: World, tmp_path: Path
+) -> None:
+    reads = _traces(
+        tmp_path,
+        Dmel_TDWGB557_1_F="Dmel_TDWGB557-10_1_F.ab1",
+        Achl_ACHLO006_2_R="Dmel_TDWGB557-10_2_R.ab1",
+    )
+    item = world.hand_to_lab(world.item(description="Skin"))
+    base = ["identify", *map(str, reads), "--library", "coi", "--item", item, "--as", "wkamau"]
+    refused = two_libraries.invoke(app, base)
+    assert refused.exit_code == 1 and "not one sample's" in refused.stderr
+    result = two_libraries.invoke(app, [*base, "--library", "mt12s", "--combine", "Z"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: The reads' names point to 2 different samples (Dmel_TDWGB557, "
+        "Achl_ACHLO006), but they are combined as one sample, Z, as asked"
+    ) in result.stderr
+    flag = (
+        "the reads' names point to 2 different samples (Dmel_TDWGB557, Achl_ACHLO006); they "
+        "were combined as sample Z because they were given as one sample"
+    )
+    assert f"flag: {flag}" in result.stdout
+    con = sqlite3.connect(world.db_path)
+    stored = [
+        json.loads(d) for (d,) in con.execute("SELECT data FROM events WHERE type = 'analyse'")
+    ]
+    assert len(stored) == 2 and all(s["combined"]["flags"] == [flag] for s in stored)
+    # Markers of one sample named by marker are no sign of two samples.
+    from custody.species import read_samples
+
+    assert read_samples([("a", "S9_COI_F.ab1"), ("b", "S9_cytb_R.ab1"), ("c", "x.fasta")]) == ["S9"]
+
+
+def test_dossier_summary_states_that_reads_of_one_marker_disagree(
+    two_libraries: CliRunner, world: World, tmp_path: Path
+) -> None:
+    import re
+
+    from pypdf import PdfReader
+
+    from custody.dossier.build import build_dossier
+    from tests.conftest import CASE
+
+    tiger, lion = _demo_sequence("demo_Panthera_tigris_COI-5P"), _library_record("JQ904290")
+    reads = tmp_path / "skin.fasta"  # two reads of one marker that do not overlap
+    reads.write_text(f">skin_F\n{tiger[:300]}\n>skin_R\n{revcomp(lion[-300:])}\n")
+    item = world.hand_to_lab(world.item(description="Skin"))
+    args = ["identify", str(reads), "--library", "coi", "--library", "mt12s", "--combine", "S9"]
+    recorded = two_libraries.invoke(app, [*args, "--item", item, "--as", "wkamau"])
+    assert recorded.exit_code == 0, recorded.output
+    assert "The reads of sample S9 disagree: within COI-5P" in recorded.stdout
+    out = tmp_path / "dossier.pdf"
+    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
+    start = text.index("Each analysed sample's own finding")
+    row = text[text.index(item, start) : text.index(f"2. Item {item}", start)]
+    assert (
+        "the reads of one marker disagree on the species (within COI-5P, read skin_F calls "
+        "Panthera tigris but read skin_R calls Panthera leo)"
+    ) in row
+    assert "the markers disagree" not in row
+
+
+def test_dossier_summary_carries_the_flag_of_a_combined_finding() -> None:
+    from custody.analysis import CombinedFinding
+    from custody.dossier.render import _combined_unit
+
+    data = combine_calls(
+        "Z", [call("COI-5P", S, "Sarda sarda")], flags=["the reads' names point to 2 samples"]
+    ).to_dict()
+    unit = _combined_unit(CombinedFinding.from_data(data), [])
+    assert unit.text == (
+        "Sarda sarda (species), combined over COI-5P (flag: the reads' names point to 2 samples)"
+    )

@@ -456,7 +456,7 @@ def identify(
     combine: str | None = typer.Option(
         None,
         "--combine",
-        help="Treat every query as this sample's markers (or forward/reverse reads): each is searched in the library its hits fit, and one combined call is made.",
+        help="Treat every query as this sample's markers (or forward/reverse reads): each is searched in the library its hits fit, and one combined call is made; queries of one gene (COI, COI-5P) count as one marker. Reads whose names point to other samples are combined too, with a warning and a flag on the finding.",
     ),
     actor: str | None = AS,
     as_json: bool = typer.Option(
@@ -490,12 +490,14 @@ def identify(
 
         assert who is not None
         check_can_record(store, item_id=target, kind=EventType.ANALYSE, actor=who.actor)
+    warnings: list[str] = []
     with _progress_bar("identifying") as bar:
         task = bar.add_task("identify", total=None)
         results = identify_files(
             store, files=query_files, library=library[0], version=version, rule=rule, analyst=who,
-            progress=lambda d, t: bar.update(task, completed=d, total=t),
+            progress=lambda d, t: bar.update(task, completed=d, total=t), notify=warnings.append,
         )  # fmt: skip
+    _print_warnings(warnings)
     plan = assign_to_items(results, item=item, mapping=mapping)
     if plan and who is not None:
         from custody.species import record_identifications
@@ -539,12 +541,14 @@ def _identify_sample(
     if item:
         assert who is not None
         check_can_record(store, item_id=item, kind=EventType.ANALYSE, actor=who.actor)
+    warnings: list[str] = []
     with _progress_bar("identifying") as bar:
         task = bar.add_task("identify", total=None)
         found = identify_sample(
             store, files=query_files, libraries=libraries, sample=sample, rule=rule, analyst=who,
-            progress=lambda d, t: bar.update(task, completed=d, total=t),
+            progress=lambda d, t: bar.update(task, completed=d, total=t), notify=warnings.append,
         )  # fmt: skip
+    _print_warnings(warnings)
     results = found.event_results()
     if item and who is not None:
         recorded = record_identifications(store, plan={item: results}, signer=who)
@@ -570,6 +574,14 @@ def _identify_sample(
     )
     for conflict in c.conflicts:
         out.print(styled(("  conflict:", "red"), f" {conflict}"))
+    for flag in c.flags:
+        out.print(styled(("  flag:", "yellow"), f" {flag}"))
+
+
+def _print_warnings(warnings: Sequence[str]) -> None:
+    """What the reads' names promised and the reads did not keep, on stderr (JSON stays clean)."""
+    for warning in warnings:
+        err.print(styled(("warning:", "yellow"), f" {warning}"))
 
 
 #: colour of each decision level's tag in `identify` output.

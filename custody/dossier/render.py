@@ -36,7 +36,7 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,7 +89,9 @@ from custody.dossier.case import (
 from custody.dossier.fasttable import Cell, FastTable
 from custody.entities import KINDS, NOMINAL_FIELDS, Entity
 from labels.fonts import draw_string, markup
-from species_ref.vocab import level_words
+from species_ref.combine import NO_MARKER, MarkerCall, disagreement
+from species_ref.markers import gene_key, gene_name
+from species_ref.vocab import DecisionLevel, level_words
 
 if TYPE_CHECKING:
     from custody.findings import Finding, VerifyReport
@@ -741,6 +743,7 @@ class _Unit:
     level_text: str
     taxon: str | None
     conflict: bool = False  # a combined finding whose markers contradict each other
+    disagreeing: str = "markers"  # who contradicts whom: "markers", "reads of one marker" ...
 
 
 def _units(found: Sequence[Analysis]) -> list[_Unit]:
@@ -766,27 +769,62 @@ def _units(found: Sequence[Analysis]) -> list[_Unit]:
 
 def _combined_unit(c: CombinedFinding, hit_markers: Sequence[str]) -> _Unit:
     """A sample's combined finding in a few words; a contradiction between its markers
-    is stated, never read as a finding they share.
+    (or between the reads of one marker) is stated as the CLI states it, never read as
+    a finding they share.
 
-    Markers are named as each marker's call recorded them, once each; the markers of
-    the analyses' best alignments stand in only for a record that names none.
+    Markers are named as each marker's call recorded them, once each, and queries of
+    one gene ("COI", "COI-5P") as that gene; the markers of the analyses' best
+    alignments stand in only for a record that names none.
     """
-    markers = list(dict.fromkeys(m.marker for m in c.markers if m.marker)) or list(hit_markers)
+    unit = _combined_words(c, hit_markers)
+    if not c.flags:
+        return unit
+    flagged = f"{unit.text} (flag: {'; '.join(c.flags)})"
+    return replace(unit, text=flagged)
+
+
+def _combined_words(c: CombinedFinding, hit_markers: Sequence[str]) -> _Unit:
+    markers = _gene_groups([m.marker for m in c.markers if m.marker]) or list(hit_markers)
     words = level_words(c.level_text).lower()
     if c.conflicts:
-        calls = ", ".join(dict.fromkeys(_marker_call(m) for m in c.markers))
+        found = disagreement([_marker_call_of(m) for m in c.markers])
+        who = found.subject if found else "markers"
+        if found:
+            sep = "; " if found.who != "markers" else ", "
+            calls = sep.join(found.calls)
+        else:
+            calls = ", ".join(dict.fromkeys(_marker_call(m) for m in c.markers))
         if not calls:
             calls = ", ".join(c.conflicts)
         if c.level_text == Level.GENUS and c.taxon:
             short = f"{c.taxon} ({words})"
-            text = f"{short}: the markers disagree on the species ({calls})"
-            return _Unit(text, short, c.level_text, c.taxon, conflict=True)
+            text = f"{short}: the {who} disagree on the species ({calls})"
+            return _Unit(text, short, c.level_text, c.taxon, conflict=True, disagreeing=who)
         short = "no combined identification"
-        text = f"{short}: the markers disagree ({calls})"
-        return _Unit(text, short, Level.NONE, None, conflict=True)
+        text = f"{short}: the {who} disagree ({calls})"
+        return _Unit(text, short, Level.NONE, None, conflict=True, disagreeing=who)
     short = f"{c.taxon} ({words})" if c.taxon else words
     text = f"{short}, combined over {_join(markers) or 'its markers'}"
     return _Unit(text, short, c.level_text, c.taxon)
+
+
+def _gene_groups(markers: Sequence[str]) -> list[str]:
+    """Marker names, once each, those of one gene as the gene ("COI (COI, COI-5P)")."""
+    groups: dict[str, list[str]] = {}
+    for m in dict.fromkeys(markers):
+        groups.setdefault(gene_key(m), []).append(m)
+    return [
+        names[0] if len(names) == 1 else f"{gene_name(names[0])} ({', '.join(names)})"
+        for names in groups.values()
+    ]
+
+
+def _marker_call_of(m: MarkerFinding) -> MarkerCall:
+    """A recorded marker's call as combining reads it (an unknown level as none)."""
+    level = m.level_text if m.level_text in set(DecisionLevel) else DecisionLevel.NONE
+    return MarkerCall(
+        m.query, m.marker or NO_MARKER, m.library, DecisionLevel(level), m.taxon, m.candidates
+    )
 
 
 def _marker_call(m: MarkerFinding) -> str:
@@ -841,9 +879,11 @@ def _agreement(units: Sequence[_Unit], *, samples: int) -> list[str]:
     if any(u.conflict for u in units):
         if len(units) == 1:
             return []  # the finding itself says that its markers disagree
+        said = {u.disagreeing for u in units if u.conflict}
+        who = said.pop() if len(said) == 1 else "markers"
         if samples > 1:
-            return ["The markers of a sample disagree: no finding for the item as a whole."]
-        return ["The markers of this sample disagree: no single finding."]
+            return [f"The {who} of a sample disagree: no finding for the item as a whole."]
+        return [f"The {who} of this sample disagree: no single finding."]
     identified = [u for u in units if u.taxon]
     taxa = {(u.level_text, u.taxon) for u in identified}
     if len(taxa) > 1:
