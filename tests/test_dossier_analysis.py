@@ -759,7 +759,7 @@ def test_the_library_section_states_a_curated_versions_curation(
     section = text[text.index("Reference libraries, error rates and limitations Library") :]
     v3 = section[section.index("Library demo-barcodes version 3") :]
     v3 = v3[: v3.index("Limitations Mitochondrial")]
-    assert "No signed manifest is cited by the analyses" in v3
+    assert "Not signed: the analyses cite no signed manifest" in v3
     assert (
         "Curation Curated version: made from version 2 of demo-barcodes by applying a reviewed "
         "decisions file, not imported from source files." in v3
@@ -777,7 +777,7 @@ def test_the_library_section_states_a_curated_versions_curation(
     assert "{" not in v3 and "records_excluded" not in v3
     v1 = section[section.index("Library demo-barcodes version 1") :]
     assert "Curation None: imported from its source files." in v1[: v1.index("Limitations")]
-    assert "No signed manifest is cited by the analyses" in v1[: v1.index("Limitations")]
+    assert "Not signed: the analyses cite no signed manifest" in v1[: v1.index("Limitations")]
     old = section[section.index("Library older-lib version 1") :]
     assert "Curation Not recorded with the analyses" in old[: old.index("Limitations")]
 

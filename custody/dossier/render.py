@@ -1847,13 +1847,7 @@ def _manifest_rows(content: DossierContent, lib: LibraryUse) -> list[tuple[str, 
     """Who signed the version's manifest, as the analyses cite it."""
     signer = lib.manifest.get("signed_by")
     if not signer:
-        return [
-            (
-                "Manifest signed by",
-                "No signed manifest is cited by the analyses: the version cannot be tied to "
-                "the actor who imported or curated it.",
-            )
-        ]
+        return [("Manifest signed by", "Not signed: the analyses cite no signed manifest.")]
     return [
         ("Manifest signed by", _actor(content, str(signer))),
         ("Signer's key fingerprint", (str(lib.manifest.get("key") or "?"), "mono")),
