@@ -731,7 +731,7 @@ def test_a_call_of_an_accepted_name_names_the_other_names_it_covers(
 
 CURATION: dict[str, Any] = {
     "curated_from": {"version": 2, "content_hash": "sha256:" + "e" * 64},
-    "decisions_file": "review-2026.toml",
+    "decisions_file": "decisions-2026.toml",
     "decisions_sha256": "sha256:" + "f" * 64,
     "applied": 12,
     "skipped": 3,
@@ -761,11 +761,11 @@ def test_the_library_section_states_a_curated_versions_curation(
     v3 = v3[: v3.index("Limitations Mitochondrial")]
     assert "Not signed: the analyses cite no signed manifest" in v3
     assert (
-        "Curation Curated version: made from version 2 of demo-barcodes by applying a reviewed "
+        "Curation Curated version: made from version 2 of demo-barcodes by applying a curation "
         "decisions file, not imported from source files." in v3
     )
     assert f"Content hash of version 2 sha256:{'e' * 64}" in v3
-    assert "Decisions file review-2026.toml" in v3
+    assert "Decisions file decisions-2026.toml" in v3
     assert f"Decisions file SHA-256 sha256:{'f' * 64}" in v3
     assert (
         "Decisions 12 decisions applied; 3 skipped (about records or names not in version 2)" in v3

@@ -483,7 +483,7 @@ def test_a_dossier_states_the_curation_of_the_library_version_used(
         "".join(f">{r.seq_id}|{r.species}|{r.marker}\n{r.sequence}\n" for r in _records())
     )
     import_reference(world.store, name="lib", files=[fasta], signer=world.analyst)
-    decisions = _decisions(tmp_path, GOOD, name="review-2026.toml")
+    decisions = _decisions(tmp_path, GOOD, name="decisions-2026.toml")
     curate_reference(world.store, name="lib", decisions=decisions, signer=world.custodian)
     query = tmp_path / "q.fasta"
     query.write_text(f">q1\n{_records()[9].sequence}\n")  # a Manis pentadactyla record
@@ -504,10 +504,10 @@ def test_a_dossier_states_the_curation_of_the_library_version_used(
     fingerprint = world.custodian.key.fingerprint
     assert f"Manifest signed by jmwangi Signer's key fingerprint {fingerprint}" in v2
     assert (
-        "Curation Curated version: made from version 1 of lib by applying a reviewed decisions "
+        "Curation Curated version: made from version 1 of lib by applying a curation decisions "
         "file, not imported from source files." in v2
     )
-    assert "Decisions file review-2026.toml" in v2
+    assert "Decisions file decisions-2026.toml" in v2
     assert sha in v2.replace(" ", "")
     assert "Decisions 3 decisions applied; 1 skipped" in v2
     assert "Records excluded 1" in v2

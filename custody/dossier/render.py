@@ -1872,7 +1872,7 @@ def _curation_rows(lib: LibraryUse) -> list[tuple[str, CellValue]]:
         (
             "Curation",
             f"Curated version: made from version {_known(cur.curated_from)} of {lib.name} by "
-            "applying a reviewed decisions file, not imported from source files.",
+            "applying a curation decisions file, not imported from source files.",
         ),
         (f"Content hash of version {_known(cur.curated_from)}", (cur.curated_from_hash, "mono")),
         ("Decisions file", cur.decisions_file or "(name not recorded)"),
