@@ -219,6 +219,133 @@ class ReferenceCuration:
     synonyms: dict[str, list[str]]
 
 
+@dataclass(frozen=True)
+class EarlierCuration:
+    """A curation behind the version a curated version was made from."""
+
+    version: int | None
+    decisions_file: str
+    decisions_sha256: str
+    applied: int | None
+
+
+@dataclass(frozen=True)
+class LibraryCurationRecord:
+    """How a curated library version was made, as an identification records it.
+
+    Counts only: the decisions themselves (reviewer, reason, source) are in the
+    version's manifest, which the identification cites by hash. `from_data` reads
+    a stored record and never raises (a missing or mistyped value reads as None or "").
+    """
+
+    curated_from: int | None
+    curated_from_hash: str
+    decisions_file: str
+    decisions_sha256: str
+    applied: int | None
+    skipped: int | None
+    records_excluded: int | None
+    names_merged: int | None
+    accepted_names: int | None
+    earlier: tuple[EarlierCuration, ...] = ()
+
+    @classmethod
+    def of_manifest(cls, manifest: Mapping[str, Any]) -> LibraryCurationRecord | None:
+        """The curation a version's manifest lists; None for a version imported from files."""
+        cur = manifest.get("curation")
+        if not isinstance(cur, Mapping):
+            return None
+        synonyms = cur.get("synonyms")
+        synonyms = synonyms if isinstance(synonyms, Mapping) else {}
+        applied = cur.get("applied")
+        return cls.from_data(
+            {
+                "curated_from": cur.get("curated_from"),
+                "decisions_file": cur.get("decisions_file"),
+                "decisions_sha256": cur.get("decisions_sha256"),
+                "applied": len(applied) if isinstance(applied, list) else None,
+                "skipped": cur.get("skipped_count"),
+                "records_excluded": cur.get("records_removed"),
+                "names_merged": sum(len(v) for v in synonyms.values() if isinstance(v, list)),
+                "accepted_names": len(synonyms),
+                "earlier": [
+                    {**e, "applied": e.get("applied_count")}
+                    for e in cur.get("earlier") or []
+                    if isinstance(e, Mapping)
+                ],
+            }
+        )
+
+    @classmethod
+    def from_data(cls, data: object) -> LibraryCurationRecord | None:
+        if not isinstance(data, Mapping):
+            return None
+        base = data.get("curated_from")
+        base = base if isinstance(base, Mapping) else {}
+        earlier = data.get("earlier")
+        return cls(
+            curated_from=_whole(base.get("version")),
+            curated_from_hash=_str(base.get("content_hash")),
+            decisions_file=_str(data.get("decisions_file")),
+            decisions_sha256=_str(data.get("decisions_sha256")),
+            applied=_whole(data.get("applied")),
+            skipped=_whole(data.get("skipped")),
+            records_excluded=_whole(data.get("records_excluded")),
+            names_merged=_whole(data.get("names_merged")),
+            accepted_names=_whole(data.get("accepted_names")),
+            earlier=tuple(
+                EarlierCuration(
+                    version=_whole(e.get("version")),
+                    decisions_file=_str(e.get("decisions_file")),
+                    decisions_sha256=_str(e.get("decisions_sha256")),
+                    applied=_whole(e.get("applied")),
+                )
+                for e in (earlier if isinstance(earlier, list) else [])
+                if isinstance(e, Mapping)
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "curated_from": {"version": self.curated_from, "content_hash": self.curated_from_hash},
+            "decisions_file": self.decisions_file,
+            "decisions_sha256": self.decisions_sha256,
+            "applied": self.applied,
+            "skipped": self.skipped,
+            "records_excluded": self.records_excluded,
+            "names_merged": self.names_merged,
+            "accepted_names": self.accepted_names,
+            "earlier": [
+                {
+                    "version": e.version,
+                    "decisions_file": e.decisions_file,
+                    "decisions_sha256": e.decisions_sha256,
+                    "applied": e.applied,
+                }
+                for e in self.earlier
+            ],
+        }
+
+
+#: The key of an identification's event data that holds its library's curation:
+#: a `LibraryCurationRecord`, or null for a version imported from files (absent in
+#: identifications recorded before it was kept).
+LIBRARY_CURATION = "library_curation"
+
+
+def recorded_library_curation(data: Mapping[str, Any]) -> tuple[bool, LibraryCurationRecord | None]:
+    """(whether the identification recorded its library's curation, the curation or None)."""
+    return LIBRARY_CURATION in data, LibraryCurationRecord.from_data(data.get(LIBRARY_CURATION))
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def curate_reference(
     store: Store,
     *,
@@ -553,13 +680,33 @@ def record_identifications(
     (`assign_to_items`), all in one transaction."""
     from custody.events import ItemAct, record_item_events
     from custody.libsign import citation
+    from species_ref.errors import SpeciesRefError
+
+    refs = reference_store(store)
+    curations: dict[tuple[str, int], dict[str, Any]] = {}
+
+    def curation(name: str, version: int) -> dict[str, Any]:
+        """{LIBRARY_CURATION: the version's curation or None}; {} when its manifest is unread."""
+        if (name, version) not in curations:
+            try:
+                record = LibraryCurationRecord.of_manifest(refs.manifest(name, version))
+            except SpeciesRefError:
+                curations[name, version] = {}
+            else:
+                curations[name, version] = {LIBRARY_CURATION: record.to_dict() if record else None}
+        return curations[name, version]
 
     def cited(r: SpeciesAnalysis) -> dict[str, Any]:
         ident = r.identification
         cite = citation(
             store, name=ident.library_name, version=ident.library_version_number
         )  # the signed manifest the identification relied on
-        return {**r.event_data(), **({"library_manifest": cite} if cite else {})}
+        return {
+            **r.event_data(),
+            **({"library_manifest": cite} if cite else {}),
+            # how a curated version was made, so a dossier can say it without the library
+            **curation(ident.library_name, ident.library_version_number),
+        }
 
     acts = [
         ItemAct(item_id, EventType.ANALYSE, cited(r))

@@ -743,3 +743,73 @@ def test_a_call_of_an_accepted_name_names_the_other_names_it_covers(
     assert "The library files Sphyrna ligo under Sphyrna mokarran" in text
     assert "so this call covers it as well" in text
     assert "reviewer, reason and source, is in the manifest of" in text
+
+
+CURATION: dict[str, Any] = {
+    "curated_from": {"version": 2, "content_hash": "sha256:" + "e" * 64},
+    "decisions_file": "decisions-2026.toml",
+    "decisions_sha256": "sha256:" + "f" * 64,
+    "applied": 12,
+    "skipped": 3,
+    "records_excluded": 9,
+    "names_merged": 2,
+    "accepted_names": 1,
+    "earlier": [
+        {"version": 2, "decisions_file": "first.toml", "decisions_sha256": "sha256:1", "applied": 1}
+    ],
+}
+
+
+def test_the_library_section_states_a_curated_versions_curation(
+    world: World, tmp_path: Path
+) -> None:
+    curated = {
+        **MOKARRAN,
+        "library_version_number": 3,
+        "library_version": "sha256:" + "d" * 64,
+        "library_curation": CURATION,
+    }  # its signer: test_species_curation, with a signed library the verification checks
+    imported = {**MOKARRAN, "query": "fin-2", "library_curation": None}
+    older = {**MOKARRAN, "query": "fin-3", "library_name": "older-lib"}  # before it was kept
+    text = _record_and_build(world, tmp_path, curated, imported, older)
+    section = text[text.index("Reference libraries, error rates and limitations Library") :]
+    v3 = section[section.index("Library demo-barcodes version 3") :]
+    v3 = v3[: v3.index("Limitations Mitochondrial")]
+    assert "Not signed: the analyses cite no signed manifest" in v3
+    assert (
+        "Curation Curated version: made from version 2 of demo-barcodes by applying a curation "
+        "decisions file, not imported from source files." in v3
+    )
+    assert f"Content hash of version 2 sha256:{'e' * 64}" in v3
+    assert "Decisions file decisions-2026.toml" in v3
+    assert f"Decisions file SHA-256 sha256:{'f' * 64}" in v3
+    assert (
+        "Decisions 12 decisions applied; 3 skipped (about records or names not in version 2)" in v3
+    )
+    assert "Records excluded 9" in v3
+    assert "Synonyms 2 names merged as synonyms under 1 accepted name" in v3
+    assert "Earlier curation Version 2 made with first.toml (SHA-256 sha256:1): 1 decision" in v3
+    assert "its content hash must equal the one above" in v3
+    assert "{" not in v3 and "records_excluded" not in v3
+    v1 = section[section.index("Library demo-barcodes version 1") :]
+    assert "Curation None: imported from its source files." in v1[: v1.index("Limitations")]
+    assert "Not signed: the analyses cite no signed manifest" in v1[: v1.index("Limitations")]
+    old = section[section.index("Library older-lib version 1") :]
+    assert "Curation Not recorded with the analyses" in old[: old.index("Limitations")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(sorted(CURATION)),
+        st.none() | st.integers() | st.text() | st.lists(st.integers()) | st.booleans(),
+    )
+)
+def test_a_recorded_curation_of_any_shape_reads_without_error(data: dict[str, Any]) -> None:
+    from custody.species import LibraryCurationRecord
+
+    record = LibraryCurationRecord.from_data(data)
+    assert record is not None and record.to_dict()["decisions_file"] in (
+        "",
+        data.get("decisions_file"),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -362,7 +363,7 @@ def test_ref_show_names_the_curation(world: World, tmp_path: Path) -> None:
     assert runner.invoke(app, ["ref", "curate", "lib", "--decisions", str(path)]).exit_code == 0
     shown = runner.invoke(app, ["ref", "show", "lib"])
     assert "curated from version 1 with d.toml" in shown.stdout
-    assert "3 decisions applied, 1 skipped, 1 records excluded" in shown.stdout
+    assert "3 decisions applied, 1 skipped, 1 record excluded" in shown.stdout
 
 
 def test_shipped_refdata_decisions_are_complete() -> None:
@@ -399,3 +400,119 @@ def test_out_of_memory_is_one_sentence(
     result = CliRunner().invoke(app, ["ref", "import", "big", str(fasta)])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
     assert "too large to import" in result.stderr and "Nothing was imported" in result.stderr
+
+
+def _import_with_rejections(runner: CliRunner, tmp_path: Path) -> None:
+    fasta = tmp_path / "refs.fasta"
+    fasta.write_text(
+        "".join(f">{r.seq_id}|{r.species}|{r.marker}\n{r.sequence}\n" for r in _records())
+        + ">SHORT1|Alpha one|COI-5P\nACGTACGT\n"
+        + f">GEN1|Alpha|COI-5P\n{_records()[0].sequence}\n"
+    )
+    imported = runner.invoke(app, ["ref", "import", "lib", str(fasta)])
+    assert imported.exit_code == 0, imported.output
+
+
+def test_ref_show_prints_markers_and_rejections_in_words(world: World, tmp_path: Path) -> None:
+    runner = CliRunner()
+    _import_with_rejections(runner, tmp_path)
+    shown = runner.invoke(app, ["ref", "show", "lib"], terminal_width=400)
+    assert shown.exit_code == 0, shown.output
+    assert "markers: COI-5P 13\n" in shown.stdout
+    assert "2 records rejected: 1 no species-level name, 1 too short" in shown.stdout
+    assert "{" not in shown.stdout and "'" not in shown.stdout
+    assert "curated" not in shown.stdout and "not imported" not in shown.stdout
+    # --json keeps the manifest's shapes
+    data = json.loads(runner.invoke(app, ["ref", "show", "lib", "--json"]).stdout)
+    assert data["markers"] == {"COI-5P": 13}
+    assert data["rejected"] == {"no species-level name": 1, "too short": 1}
+
+
+def test_ref_show_of_a_curated_version_names_the_version_its_sources_were_imported_as(
+    world: World, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    _import_with_rejections(runner, tmp_path)
+    path = _decisions(tmp_path, GOOD)
+    assert runner.invoke(app, ["ref", "curate", "lib", "--decisions", str(path)]).exit_code == 0
+    again = tmp_path / "again.toml"
+    again.write_text(f'[[exclude]]\nrecord = "A3"\nwhy = "low quality"\n{WHO}')
+    assert runner.invoke(app, ["ref", "curate", "lib", "--decisions", str(again)]).exit_code == 0
+    text = runner.invoke(app, ["ref", "show", "lib"], terminal_width=400).stdout
+    lines = text.splitlines()
+    assert lines[2:4] == ["11 sequences, 5 species", "markers: COI-5P 11"]
+    assert (
+        "curated from version 2 with again.toml (sha256:" in text
+        # the synonyms are those the version carries, version 2's included
+        and "1 decision applied, 0 skipped, 1 record excluded, 1 name merged as a synonym "
+        "under 1 accepted name"
+        in text
+    )
+    assert "  earlier curation: version 2 with d.toml (sha256:" in text
+    assert "3 decisions applied" in text
+    # The sources are version 1's, and said to be: version 3 was made from no file.
+    said = lines.index(
+        "not imported from files: its records come from version 1, imported from these sources:"
+    )
+    assert lines[said + 1].startswith("  source refs.fasta  sha256:")
+    assert "2 records rejected at the import of version 1: 1 no species-level name" in text
+    first = runner.invoke(app, ["ref", "show", "lib", "--version", "2"], terminal_width=400)
+    assert "1 name merged as a synonym under 1 accepted name" in first.stdout
+    assert "its records come from version 1" in first.stdout
+
+
+def test_a_dossier_states_the_curation_of_the_library_version_used(
+    world: World, tmp_path: Path
+) -> None:
+    import re
+
+    from pypdf import PdfReader
+
+    from custody.dossier.build import build_dossier, verify_dossier
+    from custody.records import record_sample
+    from custody.species import (
+        curate_reference,
+        identify_files,
+        import_reference,
+        record_identifications,
+    )
+    from tests.conftest import CASE
+
+    fasta = tmp_path / "refs.fasta"
+    fasta.write_text(
+        "".join(f">{r.seq_id}|{r.species}|{r.marker}\n{r.sequence}\n" for r in _records())
+    )
+    import_reference(world.store, name="lib", files=[fasta], signer=world.analyst)
+    decisions = _decisions(tmp_path, GOOD, name="decisions-2026.toml")
+    curate_reference(world.store, name="lib", decisions=decisions, signer=world.custodian)
+    query = tmp_path / "q.fasta"
+    query.write_text(f">q1\n{_records()[9].sequence}\n")  # a Manis pentadactyla record
+    item = world.hand_to_lab(world.item())
+    child = record_sample(world.store, item_id=item, signer=world.analyst, description="scale")
+    curated = identify_files(world.store, files=[query], library="lib")
+    imported = identify_files(world.store, files=[query], library="lib", version=1)
+    plan = {child.id: [*curated, *imported]}
+    record_identifications(world.store, plan=plan, signer=world.analyst)
+    out = tmp_path / "dossier.pdf"
+    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
+    assert verify_dossier(out).valid
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
+    section = text[text.index("Reference libraries, error rates and limitations Library") :]
+    v2 = section[section.index("Library lib version 2") : section.index("Library lib version 1")]
+    sha = "sha256:" + hashlib.sha256(decisions.read_bytes()).hexdigest()
+    # the curator signed version 2; a signer named nowhere else in the case by handle and key
+    fingerprint = world.custodian.key.fingerprint
+    assert f"Manifest signed by jmwangi Signer's key fingerprint {fingerprint}" in v2
+    assert (
+        "Curation Curated version: made from version 1 of lib by applying a curation decisions "
+        "file, not imported from source files." in v2
+    )
+    assert "Decisions file decisions-2026.toml" in v2
+    assert sha in v2.replace(" ", "")
+    assert "Decisions 3 decisions applied; 1 skipped" in v2
+    assert "Records excluded 1" in v2
+    assert "Synonyms 1 name merged as a synonym under 1 accepted name" in v2
+    assert "{" not in v2 and "'applied'" not in v2
+    v1 = section[section.index("Library lib version 1") :]
+    assert "Curation None: imported from its source files." in v1
+    assert "Manifest signed by Dr Wanjiru Kamau (wkamau)" in v1

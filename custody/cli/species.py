@@ -24,7 +24,7 @@ from custody.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from custody.species import SpeciesAnalysis
+    from custody.species import LibraryCurationRecord, SpeciesAnalysis
 
 app = typer.Typer(
     help="Reference libraries of DNA barcodes: import, list, show, conflicts, curate, export, validate.",
@@ -183,7 +183,12 @@ def ref_show(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Show one library version: hash, sources, markers, rejected records and measured error rates."""
-    from custody.species import reference_store, reference_validations, validation_sentence
+    from custody.species import (
+        LibraryCurationRecord,
+        reference_store,
+        reference_validations,
+        validation_sentence,
+    )
 
     store = open_store()
     refs = reference_store(store)
@@ -204,32 +209,109 @@ def ref_show(
         f"content hash {manifest.get('content_hash')}  ({'intact' if not problems else '; '.join(problems)})"
     )
     out.print(
-        f"{manifest.get('record_count')} sequences, {manifest.get('species_count')} species; markers {manifest.get('markers')}"
+        f"{_count(manifest.get('record_count'))} sequences, {_count(manifest.get('species_count'))} species"
     )
+    out.print(f"markers: {_counted(manifest.get('markers'))}")
     out.print(
         f"manifest signed by {signed.get('signer')} (key {str(signed.get('key'))[:16]}…)"
         if signed
         else "manifest not signed (import with --as to sign it)"
     )
+    cur = LibraryCurationRecord.of_manifest(manifest)
+    origin = number
+    if cur is not None:
+        for line in _curation_lines(cur):
+            out.print(line)
+        origin = _imported_version(refs, name, manifest)
+        which = f"version {origin}" if origin is not None else "the version it derives from"
+        if manifest.get("sources"):
+            out.print(
+                f"not imported from files: its records come from {which}, "
+                "imported from these sources:"
+            )
     for src in manifest.get("sources", []):
         out.print(
-            f"  source {src.get('file')}  {src.get('sha256', '')[:23]}…  {src.get('records')} kept, {src.get('rejected')} rejected"
+            f"  source {src.get('file')}  {src.get('sha256', '')[:23]}…  "
+            f"{_count(src.get('records'))} kept, {_count(src.get('rejected'))} rejected"
         )
     if manifest.get("rejected"):
-        out.print(f"rejected: {manifest['rejected']}")
+        at = "" if origin == number else f" at the import of version {origin}"
+        reasons = manifest["rejected"]
+        total = (
+            sum(n for n in reasons.values() if isinstance(n, int))
+            if isinstance(reasons, dict)
+            else 0
+        )
+        out.print(
+            f"{_plural(total, 'record', 'records')} rejected{at}: "
+            f"{_counted(reasons, count_first=True)}"
+        )
     if manifest.get("note"):
         out.print(f"note: {manifest['note']}")
-    cur = manifest.get("curation")
-    if isinstance(cur, dict):
-        base = cur.get("curated_from", {})
-        out.print(
-            f"curated from version {base.get('version')} with {cur.get('decisions_file')} "
-            f"({str(cur.get('decisions_sha256', ''))[:23]}…): {len(cur.get('applied', []))} decisions "
-            f"applied, {cur.get('skipped_count', 0)} skipped, {cur.get('records_removed', 0)} "
-            f"records excluded, {len(cur.get('synonyms', {}))} accepted names with synonyms"
-        )
     for rule, data in validations.items():
         out.print(validation_sentence(rule, data))
+
+
+def _count(value: object) -> str:
+    """A count with thousands separators; anything else as stored."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def _counted(counts: object, *, count_first: bool = False) -> str:
+    """{'12S': 2604, ...} as "12S 2,604, ..." (or "2 duplicate ID, ..." with count_first)."""
+    if not isinstance(counts, dict) or not counts:
+        return "none" if isinstance(counts, dict) else str(counts)
+    if count_first:
+        return ", ".join(f"{_count(n)} {what}" for what, n in counts.items())
+    return ", ".join(f"{what} {_count(n)}" for what, n in counts.items())
+
+
+def _known(n: int | None) -> str:
+    return "?" if n is None else f"{n:,}"
+
+
+def _plural(n: int | None, one: str, many: str) -> str:
+    return f"{_known(n)} {one if n == 1 else many}"
+
+
+def _curation_lines(cur: LibraryCurationRecord) -> list[str]:
+    """A curated version's curation in words: from which version, with which decisions."""
+    lines = [
+        f"curated from version {_known(cur.curated_from)} with {cur.decisions_file} "
+        f"({cur.decisions_sha256[:23]}…): "
+        f"{_plural(cur.applied, 'decision', 'decisions')} applied, "
+        f"{_known(cur.skipped)} skipped, "
+        f"{_plural(cur.records_excluded, 'record', 'records')} excluded, "
+        f"{_plural(cur.names_merged, 'name', 'names')} merged as "
+        f"{'a synonym' if cur.names_merged == 1 else 'synonyms'} under "
+        f"{_plural(cur.accepted_names, 'accepted name', 'accepted names')}"
+    ]
+    lines += [
+        f"  earlier curation: version {_known(e.version)} with {e.decisions_file} "
+        f"({e.decisions_sha256[:23]}…), {_plural(e.applied, 'decision', 'decisions')} applied"
+        for e in cur.earlier
+    ]
+    return lines
+
+
+def _imported_version(refs: Any, name: str, manifest: dict[str, Any]) -> int | None:
+    """The version a curated version's records were imported as, following its curation
+    back (None when a version on the way cannot be read)."""
+    from species_ref.errors import SpeciesRefError
+
+    seen: set[object] = set()
+    while isinstance(cur := manifest.get("curation"), dict):
+        base = cur.get("curated_from")
+        number = base.get("version") if isinstance(base, dict) else None
+        if not isinstance(number, int) or number in seen:
+            return None
+        seen.add(number)
+        try:
+            manifest = refs.manifest(name, number)
+        except SpeciesRefError:
+            return None
+    number = manifest.get("version")
+    return number if isinstance(number, int) else None
 
 
 @app.command("conflicts")

@@ -88,6 +88,7 @@ from custody.dossier.case import (
 )
 from custody.dossier.fasttable import Cell, FastTable
 from custody.entities import KINDS, NOMINAL_FIELDS, Entity
+from custody.species import LibraryCurationRecord, recorded_library_curation
 from labels.fonts import draw_string, markup
 from species_ref.combine import NO_MARKER, MarkerCall, disagreement
 from species_ref.markers import gene_key, gene_name
@@ -510,7 +511,7 @@ def render_dossier(content: DossierContent, out: Path) -> int:
         story.extend(_entity_section(content, number=number))
         number += 1
     if libraries:
-        story.extend(_library_section(libraries, number=number))
+        story.extend(_library_section(content, libraries, number=number))
         number += 1
     story.extend(_sign_off(content, number=number))
     story.extend(_integrity_appendix(content, last=appendices == 1))
@@ -1816,6 +1817,10 @@ class LibraryUse:
     content_hash: str
     events: tuple[int, ...]
     validations: tuple[tuple[str, LibraryValidation | None], ...]  # (rule, validation)
+    #: whether the analyses recorded how the version was made (older ones did not)
+    curation_recorded: bool = False
+    curation: LibraryCurationRecord | None = None  # None: imported from files (or not recorded)
+    manifest: Mapping[str, Any] = field(default_factory=dict)  # the signed manifest cited
 
 
 def _libraries(entries: Sequence[ItemEntry]) -> list[LibraryUse]:
@@ -1828,6 +1833,12 @@ def _libraries(entries: Sequence[ItemEntry]) -> list[LibraryUse]:
             use = found.setdefault(key, {"events": [], "validations": {}})
             use["events"].append(a.event.id)
             use["validations"].setdefault(r.rule.name, r.validation)
+            recorded, curation = recorded_library_curation(a.event.data)
+            if recorded and "curation_recorded" not in use:
+                use |= {"curation_recorded": True, "curation": curation}
+            cited = a.event.data.get("library_manifest")
+            if isinstance(cited, Mapping) and "manifest" not in use:
+                use["manifest"] = cited
     return [
         LibraryUse(
             name=k[0],
@@ -1835,12 +1846,17 @@ def _libraries(entries: Sequence[ItemEntry]) -> list[LibraryUse]:
             content_hash=k[2],
             events=tuple(v["events"]),
             validations=tuple(v["validations"].items()),
+            curation_recorded=v.get("curation_recorded", False),
+            curation=v.get("curation"),
+            manifest=v.get("manifest", {}),
         )
         for k, v in found.items()
     ]
 
 
-def _library_section(libraries: Sequence[LibraryUse], *, number: int) -> list[Flowable]:
+def _library_section(
+    content: DossierContent, libraries: Sequence[LibraryUse], *, number: int
+) -> list[Flowable]:
     out: list[Flowable] = [
         CondPageBreak(60 * mm),
         heading(f"{number}. Reference libraries, error rates and limitations", 0, "libraries"),
@@ -1851,10 +1867,14 @@ def _library_section(libraries: Sequence[LibraryUse], *, number: int) -> list[Fl
             kv_table(
                 [
                     ("Content hash", (lib.content_hash, "mono")),
+                    *_manifest_rows(content, lib),
+                    *_curation_rows(lib),
                     ("Used by analyses", ", ".join(f"event {n}" for n in lib.events)),
                 ]
             ),
         ]
+        if lib.curation is not None:
+            out.append(P(_curation_note(lib.curation), "small"))
         validated = False
         for rule, validation in lib.validations:
             out.append(Paragraph(markup(f"Measured error rates under rule '{rule}'"), S["h3"]))
@@ -1872,6 +1892,82 @@ def _library_section(libraries: Sequence[LibraryUse], *, number: int) -> list[Fl
                 out.append(kv_table(_rate_rows(validation)))
         out += [Paragraph("Limitations", S["h3"]), P(_limitations(validated), "small")]
     return out
+
+
+def _manifest_rows(content: DossierContent, lib: LibraryUse) -> list[tuple[str, CellValue]]:
+    """Who signed the version's manifest, as the analyses cite it."""
+    signer = lib.manifest.get("signed_by")
+    if not signer:
+        return [("Manifest signed by", "Not signed: the analyses cite no signed manifest.")]
+    return [
+        ("Manifest signed by", _actor(content, str(signer))),
+        ("Signer's key fingerprint", (str(lib.manifest.get("key") or "?"), "mono")),
+        ("Manifest SHA-256", (str(lib.manifest.get("manifest_sha256") or "?"), "mono")),
+    ]
+
+
+def _curation_rows(lib: LibraryUse) -> list[tuple[str, CellValue]]:
+    """How the version was made: imported from its sources, or curated from another version."""
+    cur = lib.curation
+    if cur is None:
+        return [
+            (
+                "Curation",
+                "None: imported from its source files."
+                if lib.curation_recorded
+                else "Not recorded with the analyses; the version's manifest states whether "
+                "it was curated.",
+            )
+        ]
+    rows: list[tuple[str, CellValue]] = [
+        (
+            "Curation",
+            f"Curated version: made from version {_known(cur.curated_from)} of {lib.name} by "
+            "applying a curation decisions file, not imported from source files.",
+        ),
+        (f"Content hash of version {_known(cur.curated_from)}", (cur.curated_from_hash, "mono")),
+        ("Decisions file", cur.decisions_file or "(name not recorded)"),
+        ("Decisions file SHA-256", (cur.decisions_sha256 or "?", "mono")),
+        (
+            "Decisions",
+            f"{_counted(cur.applied, 'decision', 'decisions')} applied; "
+            f"{_known(cur.skipped)} skipped (about records or names not in version "
+            f"{_known(cur.curated_from)})",
+        ),
+        ("Records excluded", _known(cur.records_excluded)),
+        (
+            "Synonyms",
+            f"{_counted(cur.names_merged, 'name', 'names')} merged as "
+            f"{'a synonym' if cur.names_merged == 1 else 'synonyms'} under "
+            f"{_counted(cur.accepted_names, 'accepted name', 'accepted names')}",
+        ),
+    ]
+    if cur.earlier:
+        rows.append(
+            (
+                "Earlier curation",
+                "\n".join(
+                    f"Version {_known(e.version)} made with {e.decisions_file or '?'} "
+                    f"(SHA-256 {e.decisions_sha256 or '?'}): "
+                    f"{_counted(e.applied, 'decision', 'decisions')} applied"
+                    for e in cur.earlier
+                ),
+            )
+        )
+    return rows
+
+
+def _counted(n: int | None, one: str, many: str) -> str:
+    return f"{_known(n)} {one if n == 1 else many}"
+
+
+def _curation_note(cur: LibraryCurationRecord) -> str:
+    return (
+        "Each decision (a record excluded, names filed as synonyms, records split off a name), "
+        "with its reviewer, reason and source, is listed in this version's manifest, whose "
+        f"SHA-256 is given above. Applying the decisions file to version {_known(cur.curated_from)} "
+        "re-makes this version: its content hash must equal the one above."
+    )
 
 
 def _limitations(validated: bool) -> str:
