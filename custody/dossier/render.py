@@ -2273,10 +2273,11 @@ def _sign_off(content: DossierContent, *, number: int) -> list[Flowable]:
     blocks.append(
         _signature_block(content, title="Authorised and issued by", handle=content.report.issued_by)
     )
+    # The section stays on one page: a signature block alone on a page could be taken
+    # for, or swapped with, another report's.
     return [
         CondPageBreak(70 * mm),
-        heading(f"{number}. Analyst and authoriser", 0, "signoff"),
-        *blocks,
+        KeepTogether([heading(f"{number}. Analyst and authoriser", 0, "signoff"), *blocks]),
     ]
 
 
