@@ -140,9 +140,8 @@ def test_identify_combine_states_conflicts(two_libraries: CliRunner, tmp_path: P
     assert "conflict:" in result.stdout and "disagree" in result.stdout
 
 
-def test_dossier_summary_states_a_conflict_between_markers(
-    two_libraries: CliRunner, world: World, tmp_path: Path
-) -> None:
+def _summary_row(world: World, tmp_path: Path, item: str) -> str:
+    """The dossier summary's row of `item`, as one line of text."""
     import re
 
     from pypdf import PdfReader
@@ -150,6 +149,16 @@ def test_dossier_summary_states_a_conflict_between_markers(
     from custody.dossier.build import build_dossier
     from tests.conftest import CASE
 
+    out = tmp_path / "dossier.pdf"
+    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
+    text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
+    start = text.index("Each analysed sample's own finding")
+    return text[text.index(item, start) : text.index(f"2. Item {item}", start)]
+
+
+def test_dossier_summary_states_a_conflict_between_markers(
+    two_libraries: CliRunner, world: World, tmp_path: Path
+) -> None:
     coi, s12 = tmp_path / "coi_q.fasta", tmp_path / "s12_q.fasta"
     coi.write_text(f">q\n{_demo_sequence('demo_Panthera_tigris_COI-5P')}\n")
     s12.write_text(f">q\n{_demo_sequence('demo_Manis_pentadactyla_12S-V5')}\n")
@@ -161,11 +170,7 @@ def test_dossier_summary_states_a_conflict_between_markers(
     # The COI query on its own as well: its call must not stand for the sample.
     alone = two_libraries.invoke(app, ["identify", str(coi), "--library", "coi", *args])
     assert alone.exit_code == 0, alone.output
-    out = tmp_path / "dossier.pdf"
-    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
-    text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
-    start = text.index("Each analysed sample's own finding")
-    row = text[text.index(item, start) : text.index(f"2. Item {item}", start)]
+    row = _summary_row(world, tmp_path, item)
     assert (
         "1: no combined identification: the markers disagree (COI-5P calls Panthera tigris, "
         "12S-V5 calls Manis pentadactyla)"
@@ -567,13 +572,6 @@ def test_combine_states_that_read_names_point_to_other_samples(
 def test_dossier_summary_states_that_reads_of_one_marker_disagree(
     two_libraries: CliRunner, world: World, tmp_path: Path
 ) -> None:
-    import re
-
-    from pypdf import PdfReader
-
-    from custody.dossier.build import build_dossier
-    from tests.conftest import CASE
-
     tiger, lion = _demo_sequence("demo_Panthera_tigris_COI-5P"), _library_record("JQ904290")
     reads = tmp_path / "skin.fasta"  # two reads of one marker that do not overlap
     reads.write_text(f">skin_F\n{tiger[:300]}\n>skin_R\n{revcomp(lion[-300:])}\n")
@@ -582,11 +580,7 @@ def test_dossier_summary_states_that_reads_of_one_marker_disagree(
     recorded = two_libraries.invoke(app, [*args, "--item", item, "--as", "wkamau"])
     assert recorded.exit_code == 0, recorded.output
     assert "The reads of sample S9 disagree: within COI-5P" in recorded.stdout
-    out = tmp_path / "dossier.pdf"
-    build_dossier(world.store, case_no=CASE, out=out, signer=world.prosecutor)
-    text = re.sub(r"\s+", " ", " ".join(p.extract_text() or "" for p in PdfReader(out).pages))
-    start = text.index("Each analysed sample's own finding")
-    row = text[text.index(item, start) : text.index(f"2. Item {item}", start)]
+    row = _summary_row(world, tmp_path, item)
     assert (
         "the reads of one marker disagree on the species (within COI-5P, read skin_F calls "
         "Panthera tigris but read skin_R calls Panthera leo)"
