@@ -833,6 +833,14 @@ def _cites_flags(call: _Call, listed: dict[str, str], *, domestic: set[str]) -> 
         return _join([f"{sp} (Appendix {listed[sp]})" for sp in species])
 
     if call.level is not DecisionLevel.SPECIES:
+        if len(call.candidates) <= 1:
+            return [
+                Flag(
+                    FlagCode.CITES_CANDIDATE,
+                    f"CITES-listed nearest species: {named(list(listed))}; the call names no "
+                    "species, so this is not the listing of the item's species",
+                )
+            ]
         return [
             Flag(
                 FlagCode.CITES_CANDIDATE,

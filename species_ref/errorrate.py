@@ -263,8 +263,13 @@ def error_rate_of(
         + (
             f"; {'it was a false call' if m == 1 else 'each was a false call'}, since the "
             "query's species was not in the library."
-            if m
-            else "."
+            if m and call.level is not DecisionLevel.GENUS
+            else (
+                "; their species was not in the library, but a species of its genus was, so a "
+                "genus call on them is right when it names that genus."
+                if m
+                else "."
+            )
         )
     )
     if n == 0:

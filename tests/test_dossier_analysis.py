@@ -606,6 +606,13 @@ def test_the_rule_in_words_names_the_exception_or_the_failed_condition(
         "Here the best match, at 99.00 %, reached the species threshold, but condition (3) "
         f"failed: {outside}; the closest species all belong to Sphyrna"
     ) in text
+    # The genus call gives its nearest species' listing as that, not as the item's.
+    assert "CITES listing of the nearest species (no species called)" in text
+    assert (
+        "The call names no species (consistent with genus Sphyrna; species not determined). "
+        "The listing above is that of the species the query matched best, given for the "
+        "reader's information: it is not the listing of the item's species"
+    ) in text
 
 
 def test_a_dossier_issued_before_these_changes_still_verifies() -> None:

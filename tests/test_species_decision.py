@@ -707,6 +707,19 @@ def _hits(species: str, identities: list[float], columns: int = 600) -> list[Hit
     ]
 
 
+def test_a_genus_call_does_not_give_its_nearest_species_listing_as_a_tie() -> None:
+    # 97 % from alpha, 8 % from beta: a genus call, with no species tied.
+    hits = _hits("Testgenus alpha", [97.0]) + _hits("Testgenus beta", [92.0])
+    res = decide(hits, query_length=600, rule=get_rule("default"), cites=lambda sp: "I")
+    assert res.level is DecisionLevel.GENUS and res.taxon == "Testgenus"
+    (flag,) = [f for f in res.flags if f.code is FlagCode.CITES_CANDIDATE]
+    assert flag.text == (
+        "CITES-listed nearest species: Testgenus alpha (Appendix I); the call names no "
+        "species, so this is not the listing of the item's species"
+    )
+    assert "among ties" not in flag.text
+
+
 def test_the_best_matching_species_is_never_set_aside_as_misidentified_records() -> None:
     # Alpha matches the query exactly through one reference, its three others lie 4 %
     # away; beta matches at 99.2 % through three. Setting alpha aside would call beta,

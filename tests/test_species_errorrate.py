@@ -83,6 +83,22 @@ def test_false_calls_on_held_out_species_are_stated_beside_the_rate() -> None:
         "received 3 such calls in the same validation (of 400 held-out queries); each was a "
         "false call, since the query's species was not in the library." in rate.statement
     )
+    # A genus call on a held-out species can be right: its genus is still in the library.
+    genus_key = conditions(
+        marker="cytb", query_length=1100, identity=97.0, gap=5.0, level=DecisionLevel.GENUS
+    )
+    cells.add(genus_key, wrong=False)
+    cells.add(genus_key, wrong=False, absent=True)
+    validation = {"call_cells": cells.to_dict(), "absent": {"overall": {"n": 400}}}
+    genus = error_rate_of(
+        validation, Call(DecisionLevel.GENUS, 97.0, 6.0), query_length=1140, marker="cytb"
+    )
+    assert "false call" not in genus.statement
+    assert (
+        "received 1 such call in the same validation (of 400 held-out queries); their species "
+        "was not in the library, but a species of its genus was, so a genus call on them is "
+        "right when it names that genus." in genus.statement
+    )
 
 
 def test_unvalidated_library_is_said_plainly() -> None:

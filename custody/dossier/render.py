@@ -1757,6 +1757,9 @@ def stale_snapshots(listings: Iterable[CitesListing], *, at: str) -> list[str]:
 def _cites_listings(r: AnalysisResult, *, at: str) -> list[Flowable]:
     title = Paragraph("CITES listing of the called species and tied candidates", S["h3"])
     listings = r.relevant_listings
+    nearest_only = r.level is not Level.SPECIES and len(r.candidates) <= 1 and bool(listings)
+    if nearest_only:
+        title = Paragraph("CITES listing of the nearest species (no species called)", S["h3"])
     if not listings:
         return [
             title,
@@ -1783,6 +1786,15 @@ def _cites_listings(r: AnalysisResult, *, at: str) -> list[Flowable]:
             [18, 10, 13, 17, 42],
         ),
     ]
+    if nearest_only:
+        out.append(
+            P(
+                f"The call names no species ({r.statement}). The listing above is that of the "
+                "species the query matched best, given for the reader's information: it is not "
+                "the listing of the item's species, which the analysis did not determine.",
+                "body",
+            )
+        )
     stale = stale_snapshots(listings, at=at)
     if stale:
         out.append(
