@@ -693,6 +693,11 @@ def test_a_combined_finding_and_the_error_rate_of_each_call_are_printed(
     assert "Sphyrna mokarran (species), combined over COI-5P and 12S" in text
     assert "disagree" not in text
     assert "Combined finding for sample S1" in text
+    assert (
+        "A combined finding has no measured error rate of its own: validations measure the "
+        "calls of one marker at a time. Each marker's call states its own error rate in its "
+        "section; the one given in this section is that of query fin-1 alone."
+    ) in text
     assert "COI-5P (fin-1, lib v1): Sphyrna mokarran (species)" in text
     assert "12S (fin-1b, lib v1): Sphyrna (genus only)" in text
     # Each call states its measured error rate, or why there is none.

@@ -1356,6 +1356,12 @@ def _combined_finding(r: AnalysisResult) -> list[Flowable]:
         Paragraph(markup(f"Combined finding for sample {c.sample}"), S["h3"]),
         P(c.statement, "body"),
         P("Per marker:\n" + "\n".join(lines), "small") if lines else Spacer(1, 0),
+        P(
+            "A combined finding has no measured error rate of its own: validations measure "
+            "the calls of one marker at a time. Each marker's call states its own error rate "
+            f"in its section; the one given in this section is that of query {r.query} alone.",
+            "body",
+        ),
     ]
 
 
