@@ -1044,7 +1044,11 @@ def identify_sample(
     for name, q, res in final:
         lib = engines[name].version
         lookup = walk_synonyms(lookup_cites, lib.synonyms_of) if lib.synonyms else lookup_cites
-        results.append(SpeciesAnalysis(res, _cites_statuses(res, lookup), QuerySource.of(q)))
+        results.append(
+            SpeciesAnalysis(
+                res, _cites_statuses(res, lookup), QuerySource.of(q), sequence=q.sequence
+            )
+        )
         calls.append(
             MarkerCall(
                 query=res.query,

@@ -126,6 +126,11 @@ def test_identify_combine_across_libraries(
     ]
     assert len(stored) == 2 and all(s["combined"]["sample"] == "S1" for s in stored)
     assert all("library_version" in s and "source" in s for s in stored)
+    # Each query's sequence is kept with its call, so the defence can run it again.
+    assert [s["query_sequence"] for s in stored] == [
+        _demo_sequence("demo_Manis_pentadactyla_COI-5P"),
+        _demo_sequence("demo_Manis_pentadactyla_12S-V5"),
+    ]
 
 
 def test_identify_combine_states_conflicts(two_libraries: CliRunner, tmp_path: Path) -> None:
