@@ -1710,10 +1710,11 @@ def _hits(r: AnalysisResult) -> list[Flowable]:
     ]
     return [
         Paragraph("Hits grouped by species (best per species)", S["h3"]),
-        table(header, rows, [18, 8, 8, 9, 5, 9, 25, 18]),
+        table(header, rows, [17, 8, 8, 9, 5, 11, 24, 18]),
         P(
-            "CITES is shown only for the species called or tied with the call; the other "
-            "species matched less well and are not candidates.",
+            "CITES is shown only for the species called or tied with the call (for a call "
+            "that names no species, the species matched best); the other species matched "
+            "less well and are not candidates.",
             "small",
         ),
     ]
